@@ -1,1 +1,93 @@
-fn main() {}
+//! `cargo xtask <cmd>`: set up what this machine lacks, then build, run or test l7trace.
+//!
+//! Every command first runs the idempotent set-up of `setup.rs`, so a fresh Debian
+//! machine gets from a clone to a running tracer with one command.
+
+mod proc;
+mod run;
+mod setup;
+mod test;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+  build             set up what is missing, build l7trace (release)
+  run -- ARGS...    set up, build, run target/release/l7trace ARGS as root
+  test              set up, build, run every test (unit and real-kernel; needs root)
+  bench             not yet implemented
+  vm-test           not yet implemented
+";
+
+fn main() -> ExitCode {
+    match try_main() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn try_main() -> Result<ExitCode> {
+    let mut args = std::env::args().skip(1);
+    let Some(cmd) = args.next() else {
+        eprint!("{USAGE}");
+        return Ok(ExitCode::from(2));
+    };
+    let rest: Vec<String> = args.collect();
+    match cmd.as_str() {
+        "build" => {
+            setup::run()?;
+            build_release()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        "run" => run::run(&rest),
+        "test" => test::run(),
+        "bench" | "vm-test" => {
+            eprintln!("xtask: `{cmd}` is not yet implemented");
+            Ok(ExitCode::from(2))
+        }
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        other => {
+            eprint!("xtask: unknown command `{other}`\n{USAGE}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// `cargo build --release -p tracer`; tracer's build.rs compiles the eBPF crate too.
+pub fn build_release() -> Result<()> {
+    eprintln!("xtask: building l7trace (cargo build --release -p tracer)");
+    let status = proc::cargo()
+        .args(["build", "--release", "-p", "tracer"])
+        .current_dir(workspace_root())
+        .status()?;
+    if !status.success() {
+        bail!("cargo build --release -p tracer failed ({status})");
+    }
+    Ok(())
+}
+
+/// Whether the effective uid is 0, read from /proc (keeps xtask free of libc).
+pub fn is_root() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|ids| ids.split_whitespace().nth(1))
+        .is_some_and(|euid| euid == "0")
+}
