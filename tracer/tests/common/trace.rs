@@ -1,0 +1,179 @@
+//! Runs the l7trace binary under test and collects what it prints.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+const START_DEADLINE: Duration = Duration::from_secs(30);
+const STOP_DEADLINE: Duration = Duration::from_secs(30);
+/// Time for the last events to travel from the kernel before SIGINT.
+const SETTLE: Duration = Duration::from_millis(300);
+const READY_PREFIX: &str = "l7trace: tracing";
+
+/// A running l7trace; `stop` ends it with SIGINT and returns its records.
+pub struct Trace {
+    child: Child,
+    args: Vec<String>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    stderr_reader: Option<JoinHandle<()>>,
+    stdout_reader: Option<JoinHandle<Vec<String>>>,
+    /// Wall-clock time when l7trace said it was tracing.
+    pub started_at: SystemTime,
+}
+
+/// What a stopped l7trace printed.
+pub struct Stopped {
+    pub records: Vec<Value>,
+    pub stderr: Vec<String>,
+    pub status: ExitStatus,
+}
+
+impl Trace {
+    /// `l7trace --json ARGS`, returned once it prints `l7trace: tracing` on stderr.
+    pub fn start(args: &[&str]) -> Trace {
+        let mut all = vec!["--json".to_owned()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_l7trace"))
+            .args(&all)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start l7trace {all:?}: {e}"));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let err_pipe = child.stderr.take().expect("stderr piped");
+        let sink = Arc::clone(&stderr);
+        let stderr_reader = std::thread::spawn(move || {
+            for line in BufReader::new(err_pipe).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let out_pipe = child.stdout.take().expect("stdout piped");
+        let stdout_reader = std::thread::spawn(move || {
+            BufReader::new(out_pipe)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<String>>()
+        });
+        let mut trace = Trace {
+            child,
+            args: all,
+            stderr,
+            stderr_reader: Some(stderr_reader),
+            stdout_reader: Some(stdout_reader),
+            started_at: SystemTime::now(),
+        };
+        trace.wait_ready();
+        trace.started_at = SystemTime::now();
+        trace
+    }
+
+    /// `l7trace --json --port PORT EXTRA`.
+    pub fn on_port(port: u16, extra: &[&str]) -> Trace {
+        let port = port.to_string();
+        let mut args = vec!["--port", port.as_str()];
+        args.extend_from_slice(extra);
+        Trace::start(&args)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The stderr lines seen so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if self.stderr_lines().iter().any(|l| l.starts_with(READY_PREFIX)) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                // Let the reader catch the last lines.
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "l7trace {:?} exited ({status}) before tracing; stderr:\n{}",
+                    self.args,
+                    self.stderr_lines().join("\n")
+                );
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "l7trace {:?} did not print `{READY_PREFIX}` within {START_DEADLINE:?}; stderr:\n{}",
+                    self.args,
+                    self.stderr_lines().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGINT, wait for exit 0, and parse every stdout line as JSON.
+    pub fn stop(self) -> Vec<Value> {
+        self.stop_full().records
+    }
+
+    pub fn stop_full(mut self) -> Stopped {
+        std::thread::sleep(SETTLE);
+        // SAFETY: kill has no memory preconditions; the pid is our own child's.
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        assert_eq!(rc, 0, "kill(SIGINT) l7trace");
+        let deadline = Instant::now() + STOP_DEADLINE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait l7trace") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "l7trace did not exit within {STOP_DEADLINE:?} of SIGINT; stderr:\n{}",
+                    self.stderr_lines().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let lines = self.stdout_reader.take().expect("stdout reader").join().unwrap();
+        self.stderr_reader.take().expect("stderr reader").join().unwrap();
+        let stderr = self.stderr_lines();
+        assert!(
+            status.success(),
+            "l7trace {:?} exited with {status} after SIGINT; stderr:\n{}",
+            self.args,
+            stderr.join("\n")
+        );
+        assert!(
+            !stderr.iter().any(|l| l.contains("panicked")),
+            "l7trace panicked; stderr:\n{}",
+            stderr.join("\n")
+        );
+        let records = lines
+            .iter()
+            .map(|line| {
+                serde_json::from_str::<Value>(line)
+                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}"))
+            })
+            .collect::<Vec<Value>>();
+        for r in &records {
+            assert!(r.is_object(), "record is not a JSON object: {r}");
+        }
+        Stopped { records, stderr, status }
+    }
+}
+
+impl Drop for Trace {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
