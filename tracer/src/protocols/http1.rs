@@ -1,0 +1,177 @@
+//! Sans-IO HTTP/1.0 and 1.1: segments of both directions in, paired exchanges out.
+//!
+//! Each direction is a `StreamBuf` (order by byte position, gaps from positions) feeding
+//! a parser (`side`) that frames messages with httparse; `pairing` matches responses to
+//! requests.
+//!
+//! # Pairing rule
+//! While neither stream has lost bytes, responses pair with requests strictly in order
+//! (the timestamps are not consulted: they may be taken at syscall exit, where a read can
+//! finish before the write that caused it returns). Interim 1xx responses are skipped.
+//! A response that arrives before any unanswered request has been parsed waits (its
+//! bytes are held) until a request arrives, the reorder timeout passes, the buffer bound
+//! is hit or the connection closes; then it is an orphan.
+//!
+//! After a gap the timestamps decide, with `t` the first byte of the response:
+//! - requests may have been lost just before the next unanswered request `Q` (gap in
+//!   the request stream, or an unparseable request): the response pairs with `Q` only if
+//!   `t >= Q.first_ts`; otherwise it answered a lost request and is dropped as an orphan.
+//! - responses may have been lost (gap in the response stream): once the request stream
+//!   has been read past `t`, the candidates are the unanswered requests that started at
+//!   or before `t`. None: orphan. One: pair. Several: on a connection never seen
+//!   pipelining, and when every candidate but the first started after the gap began
+//!   (each waited for a response lost in the gap), the response pairs with the latest
+//!   candidate and the earlier ones are emitted alone with `Note::Gap`; otherwise the
+//!   pairing is ambiguous and all candidates are emitted alone with `Note::Gap` while
+//!   the response is dropped as an orphan.
+//!
+//! Orphans (and late responses to requests already reported as timed out) are counted by
+//! `orphan_responses`. The residual risk is pipelined requests lost just before a
+//! surviving one: no timestamp can tell those apart.
+//!
+//! # Notes
+//! `Note::Gap` when lost bytes touched either message or its response was lost;
+//! `Note::Closed` when the connection closed mid-message or before the response;
+//! `Note::ResponseTimeout`; `Note::ParseError` when the response head (or a chunked body)
+//! could not be parsed; `Note::Upgrade` on the exchange whose 101 (or successful CONNECT)
+//! ended HTTP parsing on the connection.
+
+mod head;
+mod marks;
+mod pairing;
+mod side;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_gaps;
+
+use self::pairing::{Frontier, Pairing};
+use self::side::{Cx, Side, Stats};
+use crate::protocols::{Direction, Exchange, Limits, Role};
+use crate::reassembly::Segment;
+
+/// Bytes that failed to parse, on a connection where nothing parsed yet, after which the
+/// connection is declared not HTTP.
+pub const NOT_HTTP_AFTER: u64 = 8192;
+
+/// One traced connection.
+pub struct Http1Conn {
+    role: Role,
+    limits: Limits,
+    req: Side,
+    resp: Side,
+    pairing: Pairing,
+    stats: Stats,
+    closed: bool,
+    not_http: bool,
+    last_ts: u64,
+}
+
+impl Http1Conn {
+    pub fn new(role: Role, limits: Limits) -> Self {
+        Http1Conn {
+            role,
+            limits,
+            req: Side::new(true, limits.max_body),
+            resp: Side::new(false, limits.max_body),
+            pairing: Pairing::default(),
+            stats: Stats::default(),
+            closed: false,
+            not_http: false,
+            last_ts: 0,
+        }
+    }
+
+    pub fn on_data(&mut self, dir: Direction, pos: u64, len: u64, data: &[u8], ts_ns: u64, tid: u32) {
+        self.last_ts = self.last_ts.max(ts_ns);
+        if self.is_done() {
+            return;
+        }
+        let seg = Segment::new(pos, len, data, ts_ns, tid);
+        let mut cx = Cx { pairing: &mut self.pairing, limits: &self.limits, stats: &mut self.stats };
+        if dir == self.role.request_direction() {
+            self.req.on_segment(seg, &mut cx);
+            cx.pairing.frontier = self.req.frontier();
+            self.resp.resume(false, &mut cx);
+        } else {
+            self.resp.on_segment(seg, &mut cx);
+        }
+        self.after_step();
+    }
+
+    pub fn on_close(&mut self, ts_ns: u64) {
+        self.last_ts = self.last_ts.max(ts_ns);
+        if self.closed {
+            return;
+        }
+        let mut cx = Cx { pairing: &mut self.pairing, limits: &self.limits, stats: &mut self.stats };
+        if !self.not_http {
+            self.req.close(&mut cx);
+            cx.pairing.frontier = Frontier::closed();
+            self.resp.close(&mut cx);
+        }
+        cx.pairing.close();
+        self.closed = true;
+        self.req.clear();
+        self.resp.clear();
+    }
+
+    pub fn on_tick(&mut self, now_ns: u64) {
+        if self.is_done() {
+            return;
+        }
+        let mut cx = Cx { pairing: &mut self.pairing, limits: &self.limits, stats: &mut self.stats };
+        self.req.tick(now_ns, &mut cx);
+        cx.pairing.frontier = self.req.frontier();
+        self.resp.resume(false, &mut cx);
+        self.resp.tick(now_ns, &mut cx);
+        if self.resp.at_boundary() && !cx.stats.upgraded {
+            cx.pairing.timeouts(now_ns, cx.limits.response_timeout_ns);
+        }
+        self.after_step();
+    }
+
+    pub fn drain(&mut self, out: &mut Vec<Exchange>) {
+        self.pairing.drain(out);
+    }
+
+    pub fn buffered_bytes(&self) -> usize {
+        self.req.buffered() + self.resp.buffered()
+    }
+
+    pub fn dropped_bytes(&self) -> u64 {
+        self.stats.dropped
+    }
+
+    /// Bytes known lost (gaps), whether or not inside a reported message.
+    pub fn lost_bytes(&self) -> u64 {
+        self.stats.lost
+    }
+
+    /// Responses dropped because no request could be paired with them safely, plus late
+    /// responses to requests already reported as timed out.
+    pub fn orphan_responses(&self) -> u64 {
+        self.pairing.orphans()
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.closed || self.not_http || self.stats.upgraded
+    }
+
+    pub fn last_ts_ns(&self) -> u64 {
+        self.last_ts
+    }
+
+    fn after_step(&mut self) {
+        if self.stats.upgraded {
+            self.req.clear();
+            self.resp.clear();
+        }
+        if !self.stats.parsed_any && self.stats.unparsed >= NOT_HTTP_AFTER {
+            self.not_http = true;
+            self.req.clear();
+            self.resp.clear();
+        }
+        self.pairing.flush();
+    }
+}

@@ -1,0 +1,291 @@
+//! Message heads: httparse into owned start lines and headers, and the body framing
+//! rules of RFC 9112 section 6.
+
+use std::mem::MaybeUninit;
+
+use httparse::{Header, ParserConfig, Status};
+
+use crate::protocols::StartLine;
+
+/// Headers per head; more is a parse error (resync), never an allocation.
+pub(super) const MAX_HEADERS: usize = 128;
+
+pub(super) type Headers = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// How the body of a message ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    Empty,
+    Length(u64),
+    Chunked,
+    UntilClose,
+    /// The connection stops being HTTP after this head (101, successful CONNECT).
+    Upgrade,
+}
+
+/// What of the request method the response framing depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum MethodKind {
+    Head,
+    Connect,
+    Other,
+}
+
+impl MethodKind {
+    fn of(method: &str) -> Self {
+        match method {
+            "HEAD" => MethodKind::Head,
+            "CONNECT" => MethodKind::Connect,
+            _ => MethodKind::Other,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(super) enum HeadError {
+    #[error("malformed head: {0}")]
+    Syntax(httparse::Error),
+    #[error("invalid or conflicting Content-Length")]
+    ContentLength,
+    #[error("request Transfer-Encoding without final chunked")]
+    RequestEncoding,
+}
+
+pub(super) enum Parsed<T> {
+    Partial,
+    Complete { len: usize, head: T },
+}
+
+/// The method-independent framing headers.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct BodyHeaders {
+    chunked: bool,
+    other_encoding: bool,
+    length: Option<u64>,
+}
+
+pub(super) struct RequestHead {
+    pub start: StartLine,
+    pub headers: Headers,
+    pub method: MethodKind,
+    pub framing: Framing,
+}
+
+pub(super) struct ResponseHead {
+    pub start: StartLine,
+    pub headers: Headers,
+    pub status: u16,
+    pub body: BodyHeaders,
+}
+
+impl ResponseHead {
+    /// 1xx other than 101: not the response, the final one follows.
+    pub fn is_interim(&self) -> bool {
+        (100..200).contains(&self.status) && self.status != 101
+    }
+}
+
+pub(super) fn parse_request(buf: &[u8]) -> Result<Parsed<RequestHead>, HeadError> {
+    let mut slots = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, &mut slots) {
+        Ok(Status::Complete(len)) => len,
+        Ok(Status::Partial) => return Ok(Parsed::Partial),
+        Err(e) => return Err(HeadError::Syntax(e)),
+    };
+    let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(HeadError::Syntax(httparse::Error::Token));
+    };
+    let body = body_headers(req.headers)?;
+    let framing = if body.chunked {
+        Framing::Chunked
+    } else if body.other_encoding {
+        return Err(HeadError::RequestEncoding);
+    } else {
+        match body.length {
+            Some(0) | None => Framing::Empty,
+            Some(n) => Framing::Length(n),
+        }
+    };
+    let head = RequestHead {
+        start: StartLine::Request { method: method.to_owned(), target: path.as_bytes().to_vec(), version },
+        headers: owned(req.headers),
+        method: MethodKind::of(method),
+        framing,
+    };
+    Ok(Parsed::Complete { len, head })
+}
+
+pub(super) fn parse_response(buf: &[u8]) -> Result<Parsed<ResponseHead>, HeadError> {
+    let mut slots = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut []);
+    let len = match ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut slots) {
+        Ok(Status::Complete(len)) => len,
+        Ok(Status::Partial) => return Ok(Parsed::Partial),
+        Err(e) => return Err(HeadError::Syntax(e)),
+    };
+    let (Some(version), Some(status)) = (resp.version, resp.code) else {
+        return Err(HeadError::Syntax(httparse::Error::Status));
+    };
+    let head = ResponseHead {
+        start: StartLine::Response {
+            version,
+            status,
+            reason: resp.reason.unwrap_or("").as_bytes().to_vec(),
+        },
+        headers: owned(resp.headers),
+        status,
+        body: body_headers(resp.headers)?,
+    };
+    Ok(Parsed::Complete { len, head })
+}
+
+/// RFC 9112 6.3, in its order: HEAD and 1xx/204/304 have no body, a successful CONNECT
+/// and 101 leave HTTP, chunked wins over Content-Length, and without either the body runs
+/// to the close.
+pub(super) fn response_framing(status: u16, method: MethodKind, body: &BodyHeaders) -> Framing {
+    if status == 101 || (method == MethodKind::Connect && (200..300).contains(&status)) {
+        return Framing::Upgrade;
+    }
+    if method == MethodKind::Head || (100..200).contains(&status) || status == 204 || status == 304 {
+        return Framing::Empty;
+    }
+    if body.chunked {
+        Framing::Chunked
+    } else if body.other_encoding {
+        Framing::UntilClose
+    } else {
+        match body.length {
+            Some(0) => Framing::Empty,
+            Some(n) => Framing::Length(n),
+            None => Framing::UntilClose,
+        }
+    }
+}
+
+fn body_headers(headers: &[Header<'_>]) -> Result<BodyHeaders, HeadError> {
+    let mut out = BodyHeaders::default();
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            // Only the last coding frames the message; an earlier "chunked" is not final.
+            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or(b"");
+            let chunked = trim(last).eq_ignore_ascii_case(b"chunked");
+            out.chunked = chunked;
+            out.other_encoding = !chunked;
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            let n = parse_length(h.value).ok_or(HeadError::ContentLength)?;
+            if out.length.is_some_and(|old| old != n) {
+                return Err(HeadError::ContentLength);
+            }
+            out.length = Some(n);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_length(value: &[u8]) -> Option<u64> {
+    let v = trim(value);
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    v.iter().try_fold(0u64, |acc, &d| acc.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
+fn trim(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(v.len());
+    let end = v.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &v[start..end]
+}
+
+fn owned(headers: &[Header<'_>]) -> Headers {
+    headers.iter().map(|h| (h.name.as_bytes().to_vec(), h.value.to_vec())).collect()
+}
+
+/// Where a plausible message start is, when resynchronising after a gap.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Candidate {
+    /// A full start token at this offset.
+    At(usize),
+    /// The buffer ends with a prefix of a start token beginning here.
+    Prefix(usize),
+    None,
+}
+
+const REQUEST_TOKENS: [&[u8]; 9] = [
+    b"GET ", b"POST ", b"PUT ", b"DELETE ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ",
+];
+const RESPONSE_TOKENS: [&[u8]; 1] = [b"HTTP/1."];
+
+pub(super) fn find_candidate(request: bool, buf: &[u8]) -> Candidate {
+    let tokens: &[&[u8]] = if request { &REQUEST_TOKENS } else { &RESPONSE_TOKENS };
+    for (i, &b) in buf.iter().enumerate() {
+        if !tokens.iter().any(|t| t[0] == b) {
+            continue;
+        }
+        let rest = &buf[i..];
+        for t in tokens {
+            if rest.starts_with(t) {
+                return Candidate::At(i);
+            }
+            if t.starts_with(rest) {
+                return Candidate::Prefix(i);
+            }
+        }
+    }
+    Candidate::None
+}
+
+/// Offset just past the first empty line ("\n\n" or "\n\r\n"), the end of a head or of
+/// a trailer section.
+pub(super) fn find_blank_line(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while let Some(nl) = buf[i..].iter().position(|&b| b == b'\n') {
+        let at = i + nl + 1;
+        match buf.get(at..) {
+            Some([b'\n', ..]) => return Some(at + 1),
+            Some([b'\r', b'\n', ..]) => return Some(at + 2),
+            _ => i = at,
+        }
+        if i >= buf.len() {
+            break;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn framing_rules() {
+        let cl = BodyHeaders { length: Some(5), ..Default::default() };
+        assert_eq!(response_framing(200, MethodKind::Other, &cl), Framing::Length(5));
+        assert_eq!(response_framing(200, MethodKind::Head, &cl), Framing::Empty);
+        assert_eq!(response_framing(304, MethodKind::Other, &cl), Framing::Empty);
+        assert_eq!(response_framing(200, MethodKind::Connect, &cl), Framing::Upgrade);
+        assert_eq!(response_framing(200, MethodKind::Other, &BodyHeaders::default()), Framing::UntilClose);
+    }
+
+    #[test]
+    fn candidates() {
+        assert_eq!(find_candidate(true, b"xxGET / HTTP/1.1"), Candidate::At(2));
+        assert_eq!(find_candidate(true, b"xxPO"), Candidate::Prefix(2));
+        assert_eq!(find_candidate(false, b"\x00\x01HTTP/1.1 200"), Candidate::At(2));
+        assert_eq!(find_candidate(false, b"zzz"), Candidate::None);
+    }
+
+    #[test]
+    fn blank_lines() {
+        assert_eq!(find_blank_line(b"a\r\n\r\nb"), Some(5));
+        assert_eq!(find_blank_line(b"a\n\nb"), Some(3));
+        assert_eq!(find_blank_line(b"a\r\nb\r\n"), None);
+    }
+
+    #[test]
+    fn lengths() {
+        assert_eq!(parse_length(b" 42 "), Some(42));
+        assert_eq!(parse_length(b"-1"), None);
+        assert_eq!(parse_length(b"99999999999999999999"), None);
+    }
+}

@@ -1,0 +1,342 @@
+//! Request/response pairing: strict order while both streams are intact, timestamps
+//! after gaps (the rule is spelled out in the module comment of `http1`).
+
+use std::collections::VecDeque;
+
+use super::head::MethodKind;
+use crate::protocols::{Exchange, Message, Note};
+
+/// Requests waiting for emission or for a late response; beyond this the oldest is given
+/// up (emitted alone), so a peer that never answers cannot grow memory.
+const MAX_SLOTS: usize = 1024;
+
+#[derive(Debug)]
+enum Resp {
+    Awaiting,
+    /// A head (interim or final) was seen; the request keeps waiting past the timeout.
+    Started,
+    Done(Message),
+    Missing,
+    /// Moved into an emitted exchange.
+    Taken,
+}
+
+#[derive(Debug)]
+struct Slot {
+    first_ts: u64,
+    method: MethodKind,
+    /// Unknown requests may have been lost just before this one.
+    after_gap: bool,
+    req: Option<Message>,
+    req_last_ts: u64,
+    resp: Resp,
+    resp_ts: Option<u64>,
+    note: Option<Note>,
+    /// Already reported (timed out); still here so its late response is not misread.
+    emitted: bool,
+}
+
+impl Slot {
+    fn resolved(&self) -> bool {
+        matches!(self.resp, Resp::Done(_) | Resp::Missing | Resp::Taken)
+    }
+    fn add_note(&mut self, note: Option<Note>) {
+        if self.note.is_none() || self.note == Some(Note::Upgrade) {
+            self.note = note.or(self.note);
+        }
+    }
+}
+
+/// How far the request stream has been read, to tell whether a request that started
+/// before a given instant may still be on its way.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Frontier {
+    pub seen_ts: u64,
+    pub waiting_bytes: bool,
+    pub partial_head_ts: Option<u64>,
+}
+
+impl Frontier {
+    pub fn closed() -> Self {
+        Frontier { seen_ts: u64::MAX, waiting_bytes: false, partial_head_ts: None }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Decision {
+    Pair(u64),
+    Orphan,
+    Wait,
+}
+
+#[derive(Debug, Default)]
+pub(super) struct Pairing {
+    slots: VecDeque<Slot>,
+    front_seq: u64,
+    /// Sequence number of the first request with no response decided yet.
+    cursor: u64,
+    /// Responses may have been lost since this timestamp (last response byte before).
+    resp_gap: Option<u64>,
+    pipelined: bool,
+    pub frontier: Frontier,
+    ready: Vec<Exchange>,
+    orphans: u64,
+}
+
+impl Pairing {
+    pub fn orphans(&self) -> u64 {
+        self.orphans
+    }
+
+    pub fn drain(&mut self, out: &mut Vec<Exchange>) {
+        out.append(&mut self.ready);
+    }
+
+    fn idx(&self, seq: u64) -> Option<usize> {
+        seq.checked_sub(self.front_seq).and_then(|i| usize::try_from(i).ok()).filter(|&i| i < self.slots.len())
+    }
+
+    fn unanswered_start(&self) -> usize {
+        usize::try_from(self.cursor - self.front_seq).unwrap_or(usize::MAX).min(self.slots.len())
+    }
+
+    pub fn push_request(&mut self, first_ts: u64, method: MethodKind, after_gap: bool) -> u64 {
+        if self.slots.len() >= MAX_SLOTS {
+            self.give_up_oldest();
+        }
+        if let Some(rt) = self.slots.back().and_then(|s| s.resp_ts) {
+            if first_ts < rt {
+                self.pipelined = true;
+            }
+        }
+        self.slots.push_back(Slot {
+            first_ts,
+            method,
+            after_gap,
+            req: None,
+            req_last_ts: first_ts,
+            resp: Resp::Awaiting,
+            resp_ts: None,
+            note: None,
+            emitted: false,
+        });
+        self.front_seq + self.slots.len() as u64 - 1
+    }
+
+    fn give_up_oldest(&mut self) {
+        if let Some(mut s) = self.slots.pop_front() {
+            self.front_seq += 1;
+            if !s.emitted && s.req.is_some() {
+                s.add_note(Some(Note::Gap));
+                self.emit(s);
+            }
+            if self.cursor < self.front_seq {
+                self.cursor = self.front_seq;
+                self.response_gap(0);
+            }
+        }
+    }
+
+    pub fn request_done(&mut self, seq: u64, msg: Message, note: Option<Note>) {
+        if let Some(i) = self.idx(seq) {
+            let s = &mut self.slots[i];
+            s.req_last_ts = msg.last_ts_ns;
+            s.req = Some(msg);
+            s.add_note(note);
+        }
+    }
+
+    pub fn method(&self, seq: u64) -> MethodKind {
+        self.idx(seq).map_or(MethodKind::Other, |i| self.slots[i].method)
+    }
+
+    /// An interim (1xx) head: the response to the first unanswered request has started.
+    pub fn interim(&mut self) {
+        let i = self.unanswered_start();
+        if let Some(s) = self.slots.get_mut(i) {
+            if matches!(s.resp, Resp::Awaiting) {
+                s.resp = Resp::Started;
+            }
+        }
+    }
+
+    fn caught_up(&self, t: u64, start: usize) -> bool {
+        let f = &self.frontier;
+        self.slots.range(start..).any(|s| s.first_ts > t)
+            || (f.seen_ts >= t && !f.waiting_bytes && f.partial_head_ts.is_none_or(|p| p > t))
+    }
+
+    /// Which request the final response whose first byte is at `t` answers.
+    pub fn decide(&mut self, t: u64, force: bool) -> Decision {
+        let start = self.unanswered_start();
+        if start == self.slots.len() {
+            return if force { self.orphan() } else { Decision::Wait };
+        }
+        let Some(gap_ts) = self.resp_gap else {
+            let q = &self.slots[start];
+            return if !q.after_gap || t >= q.first_ts { self.pair(start, t) } else { self.orphan() };
+        };
+        if !force && !self.caught_up(t, start) {
+            return Decision::Wait;
+        }
+        let k = self.slots.range(start..).take_while(|s| s.first_ts <= t).count();
+        let later_after_gap = self.slots.range(start + 1..start + k).all(|s| s.first_ts > gap_ts);
+        match k {
+            0 => self.orphan(),
+            1 => {
+                self.resp_gap = None;
+                self.pair(start, t)
+            }
+            _ if !self.pipelined && later_after_gap => {
+                (start..start + k - 1).for_each(|i| self.miss(i, Note::Gap));
+                self.resp_gap = None;
+                self.pair(start + k - 1, t)
+            }
+            _ => {
+                (start..start + k).for_each(|i| self.miss(i, Note::Gap));
+                self.orphan()
+            }
+        }
+    }
+
+    fn orphan(&mut self) -> Decision {
+        self.orphans += 1;
+        Decision::Orphan
+    }
+
+    fn miss(&mut self, i: usize, note: Note) {
+        let s = &mut self.slots[i];
+        s.resp = Resp::Missing;
+        s.add_note(Some(note));
+        self.cursor = self.cursor.max(self.front_seq + i as u64 + 1);
+    }
+
+    fn pair(&mut self, i: usize, t: u64) -> Decision {
+        if self.slots.get(i + 1).is_some_and(|n| n.first_ts < t) {
+            self.pipelined = true;
+        }
+        let s = &mut self.slots[i];
+        s.resp = Resp::Started;
+        s.resp_ts = Some(t);
+        self.cursor = self.front_seq + i as u64 + 1;
+        Decision::Pair(self.cursor - 1)
+    }
+
+    pub fn response_done(&mut self, seq: u64, msg: Message, note: Option<Note>) {
+        let Some(i) = self.idx(seq) else { return };
+        let s = &mut self.slots[i];
+        if s.emitted {
+            // Late answer to a request already reported as timed out.
+            s.resp = Resp::Taken;
+            self.orphans += 1;
+            return;
+        }
+        s.resp = Resp::Done(msg);
+        s.add_note(note);
+    }
+
+    /// Responses may have been lost after the last response byte at `ts`.
+    pub fn response_gap(&mut self, ts: u64) {
+        self.resp_gap.get_or_insert(ts);
+    }
+
+    /// A response head failed to parse at a message boundary: it was the answer to the
+    /// first unanswered request, if the response stream was intact.
+    pub fn response_parse_error(&mut self, ts: u64) {
+        let start = self.unanswered_start();
+        if self.resp_gap.is_none() && start < self.slots.len() {
+            self.miss(start, Note::ParseError);
+        }
+        self.response_gap(ts);
+    }
+
+    /// After a 101 or CONNECT: later "requests" were not HTTP.
+    pub fn upgrade(&mut self, seq: u64) {
+        if let Some(i) = self.idx(seq) {
+            self.slots.truncate(i + 1);
+            self.slots[i].add_note(Some(Note::Upgrade));
+        }
+    }
+
+    /// Emits requests whose response has not started within `limit` of their end.
+    pub fn timeouts(&mut self, now: u64, limit: u64) {
+        let start = self.unanswered_start();
+        if self.slots.range(..start).any(|s| !s.emitted) {
+            return;
+        }
+        for i in start..self.slots.len() {
+            let s = &mut self.slots[i];
+            if s.emitted {
+                continue;
+            }
+            let waited = now.saturating_sub(s.req_last_ts);
+            if s.req.is_none() || !matches!(s.resp, Resp::Awaiting) || waited <= limit {
+                break;
+            }
+            let req = s.req.take();
+            s.emitted = true;
+            if let Some(request) = req {
+                self.ready.push(Exchange { request, response: None, note: Some(Note::ResponseTimeout) });
+            }
+        }
+    }
+
+    /// Connection closed: whatever did not get a response never will.
+    pub fn close(&mut self) {
+        for s in self.slots.iter_mut() {
+            if matches!(s.resp, Resp::Awaiting | Resp::Started) {
+                s.resp = Resp::Missing;
+                s.add_note(Some(Note::Closed));
+            }
+        }
+        self.flush();
+        for s in self.slots.drain(..) {
+            if let (false, Some(request)) = (s.emitted, s.req) {
+                self.ready.push(Exchange { request, response: None, note: s.note.or(Some(Note::Closed)) });
+            }
+        }
+        self.front_seq = self.cursor.max(self.front_seq);
+        self.cursor = self.front_seq;
+    }
+
+    /// Moves exchanges that are finished into the output, in request order.
+    pub fn flush(&mut self) {
+        let mut i = 0;
+        while i < self.slots.len() {
+            let s = &mut self.slots[i];
+            i += 1;
+            if s.emitted {
+                continue;
+            }
+            if s.req.is_none() || !matches!(s.resp, Resp::Done(_) | Resp::Missing) {
+                break;
+            }
+            s.emitted = true;
+            let request = s.req.take();
+            let resp = std::mem::replace(&mut s.resp, Resp::Taken);
+            let note = s.note;
+            if let Some(request) = request {
+                let response = match resp {
+                    Resp::Done(m) => Some(m),
+                    _ => None,
+                };
+                self.ready.push(Exchange { request, response, note });
+            }
+        }
+        while self.slots.front().is_some_and(|s| s.emitted && s.resolved()) {
+            self.slots.pop_front();
+            self.front_seq += 1;
+        }
+        self.cursor = self.cursor.max(self.front_seq);
+    }
+
+    fn emit(&mut self, mut s: Slot) {
+        if let Some(request) = s.req.take() {
+            let response = match std::mem::replace(&mut s.resp, Resp::Taken) {
+                Resp::Done(m) => Some(m),
+                _ => None,
+            };
+            self.ready.push(Exchange { request, response, note: s.note });
+        }
+    }
+}

@@ -1,0 +1,607 @@
+//! One direction of an HTTP/1 connection: in-order bytes in, messages out.
+//!
+//! Bytes are parsed in place from the segment whenever nothing is held; only an
+//! unfinished unit (a head, a chunk-size line, a trailer section) is copied into `held`
+//! and completed by the next segments. A response head that cannot be paired yet pauses
+//! this side: its bytes stay in `held`, later segments stay in the `StreamBuf`.
+
+use super::head::{self, Candidate, Framing, MethodKind, Parsed};
+use super::marks::Marks;
+use super::pairing::{Decision, Frontier, Pairing};
+use crate::protocols::{Limits, Message, Note};
+use crate::reassembly::{Segment, StreamBuf, MAX_STORED_SEGMENTS};
+
+/// Longest chunk-size line (with extensions) accepted before calling it garbage.
+const MAX_CHUNK_LINE: usize = 8192;
+/// Below this many held bytes, re-parsing is cheaper than looking for a terminator.
+const RESCAN_BELOW: usize = 64;
+
+#[derive(Debug, Default)]
+pub(super) struct Stats {
+    pub dropped: u64,
+    pub lost: u64,
+    pub unparsed: u64,
+    pub parsed_any: bool,
+    pub upgraded: bool,
+}
+
+pub(super) struct Cx<'a> {
+    pub pairing: &'a mut Pairing,
+    pub limits: &'a Limits,
+    pub stats: &'a mut Stats,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Head,
+    Length(u64),
+    UntilClose,
+    ChunkSize,
+    ChunkData(u64),
+    ChunkCrlf,
+    Trailer,
+}
+
+struct Building {
+    msg: Message,
+    slot: Option<u64>,
+    note: Option<Note>,
+}
+
+pub(super) struct Side {
+    request: bool,
+    max_body: usize,
+    stream: StreamBuf,
+    held: Vec<u8>,
+    held_pos: u64,
+    /// Held bytes already known not to contain the current unit's terminator.
+    scan_from: usize,
+    marks: Marks,
+    state: State,
+    cur: Option<Building>,
+    resync: bool,
+    /// Request side: requests may have been lost before the next one.
+    gap_before_next: bool,
+    paused: bool,
+    force_decide: bool,
+    last_ts: u64,
+    seen_ts: u64,
+}
+
+impl Side {
+    pub fn new(request: bool, max_body: usize) -> Self {
+        Side {
+            request,
+            max_body,
+            stream: StreamBuf::new(),
+            held: Vec::new(),
+            held_pos: 0,
+            scan_from: 0,
+            marks: Marks::default(),
+            state: State::Head,
+            cur: None,
+            resync: false,
+            gap_before_next: false,
+            paused: false,
+            force_decide: false,
+            last_ts: 0,
+            seen_ts: 0,
+        }
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.held.len() + self.stream.stored_bytes()
+    }
+
+    /// Between messages, not waiting for a pairing decision.
+    pub fn at_boundary(&self) -> bool {
+        self.state == State::Head && !self.paused
+    }
+
+    pub fn frontier(&self) -> Frontier {
+        Frontier {
+            seen_ts: self.seen_ts,
+            waiting_bytes: self.stream.has_stored(),
+            partial_head_ts: (!self.held.is_empty()).then(|| self.marks.at(self.held_pos).0),
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.held = Vec::new();
+        self.stream.clear();
+    }
+
+    pub fn on_segment(&mut self, seg: Segment<'_>, cx: &mut Cx<'_>) {
+        self.seen_ts = self.seen_ts.max(seg.ts_ns);
+        let Some(seg) = self.stream.trim(seg) else { return };
+        if !self.paused && self.stream.is_next(&seg) {
+            self.consume(seg, cx);
+        } else {
+            self.stream.store(seg);
+        }
+        self.pump(cx);
+        self.enforce_bound(cx);
+    }
+
+    fn pump(&mut self, cx: &mut Cx<'_>) {
+        while !self.paused && !cx.stats.upgraded {
+            let Some(seg) = self.stream.pop_contiguous() else { break };
+            self.consume(seg.as_segment(), cx);
+        }
+    }
+
+    fn consume(&mut self, seg: Segment<'_>, cx: &mut Cx<'_>) {
+        self.marks.push(seg.pos, seg.ts_ns, seg.tid);
+        self.last_ts = seg.ts_ns;
+        let data_end = seg.pos + seg.data.len() as u64;
+        if !seg.data.is_empty() {
+            if self.held.is_empty() {
+                let n = self.run(seg.data, seg.pos, cx);
+                if n < seg.data.len() && !cx.stats.upgraded {
+                    self.held.extend_from_slice(&seg.data[n..]);
+                    self.held_pos = seg.pos + n as u64;
+                    self.scan_from = if self.paused { 0 } else { self.held.len() };
+                }
+            } else {
+                self.held.extend_from_slice(seg.data);
+                if self.may_progress() {
+                    self.run_held(cx);
+                } else {
+                    self.scan_from = self.held.len();
+                }
+            }
+        }
+        self.stream.advance_to(data_end);
+        let uncaptured = seg.uncaptured();
+        if uncaptured > 0 && !cx.stats.upgraded {
+            if self.paused {
+                // Keep the count in order behind the paused head.
+                self.stream.store(Segment::new(data_end, uncaptured, &[], seg.ts_ns, seg.tid));
+            } else {
+                self.stream.advance_to(seg.end());
+                self.skip(uncaptured, false, cx);
+            }
+        }
+        let keep_from = if self.held.is_empty() { self.stream.next_pos() } else { self.held_pos };
+        self.marks.prune(keep_from);
+    }
+
+    fn run_held(&mut self, cx: &mut Cx<'_>) {
+        let held = std::mem::take(&mut self.held);
+        let n = self.run(&held, self.held_pos, cx);
+        self.held = held;
+        if cx.stats.upgraded {
+            self.held.clear();
+            return;
+        }
+        self.held.drain(..n);
+        self.held_pos += n as u64;
+        self.scan_from = if self.paused { 0 } else { self.held.len() };
+    }
+
+    /// Whether the held unit may now be complete; avoids re-parsing a growing head once
+    /// per tiny segment (quadratic).
+    fn may_progress(&self) -> bool {
+        if self.held.len() < RESCAN_BELOW {
+            return true;
+        }
+        let hay = &self.held[self.scan_from.saturating_sub(3)..];
+        match self.state {
+            State::ChunkSize | State::ChunkCrlf => hay.contains(&b'\n'),
+            _ => head::find_blank_line(hay).is_some(),
+        }
+    }
+
+    /// Parses as much of `input` (stream bytes from `base`) as possible; returns how many
+    /// bytes were consumed. The rest is an unfinished unit or a paused head.
+    fn run(&mut self, input: &[u8], base: u64, cx: &mut Cx<'_>) -> usize {
+        let mut off = 0;
+        while off < input.len() && !self.paused && !cx.stats.upgraded {
+            let pos = base + off as u64;
+            let rest = &input[off..];
+            let step = match self.state {
+                State::Head => self.step_head(rest, pos, cx),
+                State::Length(rem) | State::ChunkData(rem) => Some(self.step_data(rem, rest, pos, cx)),
+                State::UntilClose => {
+                    self.take_body(rest, pos);
+                    Some(rest.len())
+                }
+                State::ChunkSize => self.step_chunk_size(rest, pos, cx),
+                State::ChunkCrlf => self.step_chunk_crlf(rest, pos, cx),
+                State::Trailer => self.step_trailer(rest, pos, cx),
+            };
+            match step {
+                Some(n) => off += n,
+                None => break,
+            }
+        }
+        off
+    }
+
+    fn step_head(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
+        if self.resync {
+            match head::find_candidate(self.request, rest) {
+                Candidate::At(0) => {}
+                Candidate::Prefix(0) => return None,
+                Candidate::At(i) | Candidate::Prefix(i) => return Some(self.unparsed(i, cx)),
+                Candidate::None => return Some(self.unparsed(rest.len(), cx)),
+            }
+        }
+        if self.request {
+            self.request_head(rest, pos, cx)
+        } else {
+            self.response_head(rest, pos, cx)
+        }
+    }
+
+    fn unparsed(&mut self, n: usize, cx: &mut Cx<'_>) -> usize {
+        cx.stats.unparsed += n as u64;
+        n
+    }
+
+    fn request_head(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
+        let (len, h) = match head::parse_request(rest) {
+            Ok(Parsed::Complete { len, head }) => (len, head),
+            Ok(Parsed::Partial) => return self.partial_head(rest.len(), cx),
+            Err(_) => return Some(self.head_error(1, cx)),
+        };
+        let (ts, _) = self.marks.at(pos);
+        let after_gap = std::mem::take(&mut self.gap_before_next);
+        let slot = cx.pairing.push_request(ts, h.method, after_gap);
+        let msg = self.new_message(h.start, h.headers, pos, len, cx);
+        self.cur = Some(Building { msg, slot: Some(slot), note: None });
+        self.enter_body(h.framing, cx);
+        Some(len)
+    }
+
+    fn response_head(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
+        let (len, h) = match head::parse_response(rest) {
+            Ok(Parsed::Complete { len, head }) => (len, head),
+            Ok(Parsed::Partial) => return self.partial_head(rest.len(), cx),
+            Err(_) => return Some(self.head_error(1, cx)),
+        };
+        let (ts, _) = self.marks.at(pos);
+        if h.is_interim() {
+            cx.pairing.interim();
+            cx.stats.parsed_any = true;
+            self.resync = false;
+            return Some(len);
+        }
+        let slot = match cx.pairing.decide(ts, self.force_decide) {
+            Decision::Wait => {
+                self.paused = true;
+                return None;
+            }
+            Decision::Orphan => None,
+            Decision::Pair(seq) => Some(seq),
+        };
+        let method = slot.map_or(MethodKind::Other, |s| cx.pairing.method(s));
+        let framing = head::response_framing(h.status, method, &h.body);
+        let msg = self.new_message(h.start, h.headers, pos, len, cx);
+        self.cur = Some(Building { msg, slot, note: None });
+        if framing == Framing::Upgrade {
+            if let Some(seq) = slot {
+                cx.pairing.upgrade(seq);
+            }
+            self.finish(cx);
+            cx.stats.upgraded = true;
+            return Some(len);
+        }
+        self.enter_body(framing, cx);
+        Some(len)
+    }
+
+    fn new_message(
+        &mut self,
+        start: crate::protocols::StartLine,
+        headers: head::Headers,
+        pos: u64,
+        len: usize,
+        cx: &mut Cx<'_>,
+    ) -> Message {
+        cx.stats.parsed_any = true;
+        self.resync = false;
+        let (first_ts, tid) = self.marks.at(pos);
+        Message {
+            start,
+            headers,
+            body_size: 0,
+            body: Vec::new(),
+            body_truncated: false,
+            first_ts_ns: first_ts,
+            last_ts_ns: self.marks.at(pos + len as u64 - 1).0,
+            tid,
+            complete: true,
+            lost_bytes: 0,
+        }
+    }
+
+    fn partial_head(&mut self, have: usize, cx: &mut Cx<'_>) -> Option<usize> {
+        if have < cx.limits.max_buffer {
+            return None;
+        }
+        cx.stats.dropped += have as u64;
+        let n = self.head_error(have, cx);
+        cx.stats.unparsed -= have as u64;
+        Some(n)
+    }
+
+    /// A head that cannot be HTTP: report it once, then look for the next message start.
+    fn head_error(&mut self, skip: usize, cx: &mut Cx<'_>) -> usize {
+        if !self.resync {
+            self.resync = true;
+            if self.request {
+                self.gap_before_next = true;
+            } else {
+                cx.pairing.response_parse_error(self.last_ts);
+            }
+        }
+        self.unparsed(skip, cx)
+    }
+
+    fn enter_body(&mut self, framing: Framing, cx: &mut Cx<'_>) {
+        self.state = match framing {
+            Framing::Empty | Framing::Length(0) | Framing::Upgrade => {
+                self.finish(cx);
+                State::Head
+            }
+            Framing::Length(n) => State::Length(n),
+            Framing::Chunked => State::ChunkSize,
+            Framing::UntilClose => State::UntilClose,
+        };
+    }
+
+    fn step_data(&mut self, rem: u64, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> usize {
+        let k = usize::try_from(rem).unwrap_or(usize::MAX).min(rest.len());
+        self.take_body(&rest[..k], pos);
+        self.data_taken(rem - k as u64, cx);
+        k
+    }
+
+    /// `left` body (or chunk) bytes remain after some were taken.
+    fn data_taken(&mut self, left: u64, cx: &mut Cx<'_>) {
+        self.state = match (self.state, left) {
+            (State::Length(_), 0) => {
+                self.finish(cx);
+                State::Head
+            }
+            (State::Length(_), n) => State::Length(n),
+            (State::ChunkData(_), 0) => State::ChunkCrlf,
+            (State::ChunkData(_), n) => State::ChunkData(n),
+            (s, _) => s,
+        };
+    }
+
+    fn take_body(&mut self, bytes: &[u8], pos: u64) {
+        if bytes.is_empty() {
+            return;
+        }
+        let ts = self.marks.at(pos + bytes.len() as u64 - 1).0;
+        if let Some(b) = self.cur.as_mut() {
+            let room = self.max_body.saturating_sub(b.msg.body.len());
+            b.msg.body.extend_from_slice(&bytes[..room.min(bytes.len())]);
+            b.msg.body_size += bytes.len() as u64;
+            b.msg.last_ts_ns = ts;
+        }
+    }
+
+    fn touch(&mut self, last_pos: u64) {
+        let ts = self.marks.at(last_pos).0;
+        if let Some(b) = self.cur.as_mut() {
+            b.msg.last_ts_ns = ts;
+        }
+    }
+
+    fn step_chunk_size(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
+        match httparse::parse_chunk_size(rest) {
+            Ok(httparse::Status::Complete((n, size))) => {
+                self.touch(pos + n as u64 - 1);
+                self.state = if size == 0 { State::Trailer } else { State::ChunkData(size) };
+                Some(n)
+            }
+            Ok(httparse::Status::Partial) if rest.len() <= MAX_CHUNK_LINE => None,
+            _ => Some(self.framing_error(cx)),
+        }
+    }
+
+    fn step_chunk_crlf(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
+        let n = match rest {
+            [b'\r', b'\n', ..] => 2,
+            [b'\n', ..] => 1,
+            [b'\r'] => return None,
+            _ => return Some(self.framing_error(cx)),
+        };
+        self.touch(pos + n as u64 - 1);
+        self.state = State::ChunkSize;
+        Some(n)
+    }
+
+    /// Trailer fields are consumed, not reported.
+    fn step_trailer(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
+        let n = match rest {
+            [b'\r', b'\n', ..] => 2,
+            [b'\n', ..] => 1,
+            [b'\r'] => return None,
+            _ => match head::find_blank_line(rest) {
+                Some(n) => n,
+                None if rest.len() < cx.limits.max_buffer => return None,
+                None => return Some(self.framing_error(cx)),
+            },
+        };
+        self.touch(pos + n as u64 - 1);
+        self.finish(cx);
+        self.state = State::Head;
+        Some(n)
+    }
+
+    /// The body framing broke: the message ends here, incomplete, and parsing restarts at
+    /// the next plausible message start.
+    fn framing_error(&mut self, cx: &mut Cx<'_>) -> usize {
+        if let Some(b) = self.cur.as_mut() {
+            b.msg.complete = false;
+            b.note.get_or_insert(Note::ParseError);
+        }
+        self.finish(cx);
+        self.lose_sync(cx);
+        0
+    }
+
+    fn lose_sync(&mut self, cx: &mut Cx<'_>) {
+        self.state = State::Head;
+        self.resync = true;
+        if self.request {
+            self.gap_before_next = true;
+        } else {
+            cx.pairing.response_gap(self.last_ts);
+        }
+    }
+
+    /// `n` stream bytes at the current position are not available: lost (`lost`) or
+    /// counted but not captured. Inside a body of known length they are just counted;
+    /// anywhere else the framing is unknown and this is a gap.
+    pub fn skip(&mut self, mut n: u64, lost: bool, cx: &mut Cx<'_>) {
+        while n > 0 {
+            match self.state {
+                State::Length(rem) | State::ChunkData(rem) if self.held.is_empty() => {
+                    let k = n.min(rem);
+                    self.body_skipped(k, lost, cx);
+                    n -= k;
+                    self.data_taken(rem - k, cx);
+                }
+                State::UntilClose => {
+                    self.body_skipped(n, lost, cx);
+                    n = 0;
+                }
+                _ => {
+                    self.framing_lost(n, cx);
+                    n = 0;
+                }
+            }
+        }
+    }
+
+    fn body_skipped(&mut self, k: u64, lost: bool, cx: &mut Cx<'_>) {
+        let ts = self.last_ts;
+        if let Some(b) = self.cur.as_mut() {
+            b.msg.body_size += k;
+            b.msg.last_ts_ns = ts;
+            if lost {
+                b.msg.lost_bytes += k;
+                b.msg.complete = false;
+                b.note.get_or_insert(Note::Gap);
+            }
+        }
+        if lost {
+            cx.stats.lost += k;
+        }
+    }
+
+    fn framing_lost(&mut self, n: u64, cx: &mut Cx<'_>) {
+        cx.stats.lost += n;
+        if let Some(b) = self.cur.as_mut() {
+            b.msg.complete = false;
+            b.msg.lost_bytes += n;
+            b.note.get_or_insert(Note::Gap);
+        }
+        self.finish(cx);
+        if !self.held.is_empty() {
+            cx.stats.unparsed += self.held.len() as u64;
+            self.held.clear();
+        }
+        self.lose_sync(cx);
+    }
+
+    fn finish(&mut self, cx: &mut Cx<'_>) {
+        let Some(mut b) = self.cur.take() else { return };
+        b.msg.body_truncated = (b.msg.body.len() as u64) < b.msg.body_size;
+        match (self.request, b.slot) {
+            (true, Some(seq)) => cx.pairing.request_done(seq, b.msg, b.note),
+            (false, Some(seq)) => cx.pairing.response_done(seq, b.msg, b.note),
+            // An orphan response: framed to stay in sync, then dropped (already counted).
+            (_, None) => {}
+        }
+    }
+
+    /// Lets a paused response head be decided again (after request-side progress, or
+    /// forced on timeout, memory bound or close).
+    pub fn resume(&mut self, force: bool, cx: &mut Cx<'_>) {
+        if !self.paused {
+            return;
+        }
+        self.paused = false;
+        self.force_decide = force;
+        if !self.held.is_empty() {
+            self.run_held(cx);
+        }
+        self.force_decide = false;
+        self.pump(cx);
+    }
+
+    /// Declares gaps for bytes that out-of-order segments waited on too long.
+    pub fn tick(&mut self, now: u64, cx: &mut Cx<'_>) {
+        if self.paused {
+            let head_ts = self.marks.at(self.held_pos).0;
+            if now.saturating_sub(head_ts) > cx.limits.reorder_timeout_ns {
+                self.resume(true, cx);
+            }
+        }
+        while !self.paused && !cx.stats.upgraded {
+            match self.stream.gap_ahead() {
+                Some((_, ts)) if now.saturating_sub(ts) > cx.limits.reorder_timeout_ns => {}
+                _ => break,
+            }
+            self.declare_gap(cx);
+        }
+    }
+
+    fn declare_gap(&mut self, cx: &mut Cx<'_>) -> Option<u64> {
+        let len = self.stream.skip_gap()?;
+        self.skip(len, true, cx);
+        self.pump(cx);
+        Some(len)
+    }
+
+    /// Keeps held plus stored bytes under `max_buffer`: decide a paused head, give up on
+    /// missing ranges early, or drop an oversized unfinished unit.
+    fn enforce_bound(&mut self, cx: &mut Cx<'_>) {
+        loop {
+            let over = self.buffered() > cx.limits.max_buffer
+                || self.stream.stored_segments() > MAX_STORED_SEGMENTS;
+            if !over || cx.stats.upgraded {
+                return;
+            }
+            if self.paused {
+                self.resume(true, cx);
+            } else if let Some(len) = self.declare_gap(cx) {
+                cx.stats.dropped += len;
+            } else if !self.held.is_empty() {
+                cx.stats.dropped += self.held.len() as u64;
+                self.framing_lost(0, cx);
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// Connection closed: everything stored is processed, missing ranges become gaps,
+    /// and the message in progress ends (complete only if close-delimited).
+    pub fn close(&mut self, cx: &mut Cx<'_>) {
+        while !cx.stats.upgraded {
+            if self.paused {
+                self.resume(true, cx);
+            } else if self.declare_gap(cx).is_none() {
+                break;
+            }
+        }
+        if self.state != State::UntilClose {
+            if let Some(b) = self.cur.as_mut() {
+                b.msg.complete = false;
+                b.note.get_or_insert(Note::Closed);
+            }
+        }
+        self.finish(cx);
+        cx.stats.unparsed += self.held.len() as u64;
+        self.held.clear();
+        self.state = State::Head;
+    }
+}
