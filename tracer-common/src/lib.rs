@@ -1,1 +1,144 @@
+//! Types shared by the kernel programs and userspace. Integers and byte arrays only, with
+//! explicit padding, and a size assertion on each, so both sides agree on the layout.
 #![no_std]
+
+/// Most payload bytes one event carries. The kernel copies at most this much per syscall;
+/// the rest is counted (`len - cap`).
+pub const MAX_CAPTURE: usize = 16384;
+/// iovecs walked per readv/writev/recvmsg/sendmsg; bytes in further iovecs are counted.
+pub const MAX_IOV: usize = 16;
+
+/// Map names, as the loader finds them.
+pub mod maps {
+    pub const EVENTS_RINGBUF: &str = "EVENTS_RB";
+    pub const EVENTS_PERF: &str = "EVENTS_PERF";
+    pub const CONNS: &str = "CONNS";
+    pub const FILTER_PIDS: &str = "FILTER_PIDS";
+    pub const FILTER_PORTS: &str = "FILTER_PORTS";
+    pub const SCRATCH: &str = "SCRATCH";
+    pub const COUNTERS: &str = "COUNTERS";
+}
+
+/// Global settings the loader writes before loading.
+pub mod globals {
+    pub const USE_RINGBUF: &str = "USE_RINGBUF";
+    pub const MAX_CAPTURE: &str = "CFG_MAX_CAPTURE";
+    pub const FILTER_PID_ON: &str = "FILTER_PID_ON";
+    pub const FILTER_PORT_ON: &str = "FILTER_PORT_ON";
+    pub const SELF_PID: &str = "SELF_PID";
+}
+
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// Bytes of a stream (`cap` of them follow the header; `len - cap` more were not copied).
+    Data = 1,
+    /// The traced process closed the connection.
+    Close = 2,
+}
+
+/// `EventHeader::dir`
+pub const DIR_EGRESS: u8 = 0;
+pub const DIR_INGRESS: u8 = 1;
+/// `EventHeader::role` / `ConnInfo::role`
+pub const ROLE_UNKNOWN: u8 = 0;
+pub const ROLE_CLIENT: u8 = 1;
+pub const ROLE_SERVER: u8 = 2;
+/// `EventHeader::flags`: the bytes were sent by sendfile (never in user memory).
+pub const FLAG_SENDFILE: u32 = 1;
+/// `EventHeader::flags`: the connection existed before tracing started (role inferred).
+pub const FLAG_PREEXISTING: u32 = 2;
+
+pub const AF_INET: u16 = 2;
+pub const AF_INET6: u16 = 10;
+
+/// Every event starts with this header.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct EventHeader {
+    pub kind: u32,
+    pub flags: u32,
+    /// CLOCK_MONOTONIC ns (bpf_ktime_get_ns) at the syscall's exit.
+    pub ts_ns: u64,
+    /// Unique per connection: monotonic ns when the kernel side first knew it.
+    pub conn_id: u64,
+    /// Stream offset of this event's first byte, per direction.
+    pub pos: u64,
+    /// Stream bytes this event covers.
+    pub len: u32,
+    /// Bytes captured and following this header (`cap <= len`).
+    pub cap: u32,
+    pub pid: u32,
+    pub tid: u32,
+    pub fd: u32,
+    pub family: u16,
+    pub role: u8,
+    pub dir: u8,
+    /// Local and remote port, host byte order.
+    pub lport: u16,
+    pub rport: u16,
+    pub _pad: u32,
+    /// IPv4 in the first 4 bytes, or IPv6 (v4-mapped possible).
+    pub laddr: [u8; 16],
+    pub raddr: [u8; 16],
+    pub comm: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 112);
+
+pub const HEADER_SIZE: usize = core::mem::size_of::<EventHeader>();
+
+/// A data event as built in the kernel's scratch slot. The data area is twice the cap so
+/// that the verifier can prove `off + n` in bounds with masks only.
+#[repr(C)]
+pub struct DataEvent {
+    pub hdr: EventHeader,
+    pub data: [u8; 2 * MAX_CAPTURE],
+}
+
+/// Per-connection state in the kernel, keyed by `(tgid << 32) | fd`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    pub conn_id: u64,
+    /// Bytes seen so far per direction (`DIR_EGRESS`, `DIR_INGRESS`).
+    pub pos: [u64; 2],
+    pub family: u16,
+    pub lport: u16,
+    pub rport: u16,
+    pub role: u8,
+    /// `PROTO_*`
+    pub proto: u8,
+    /// Addresses filled from the socket on first data.
+    pub addr_known: u8,
+    /// An event of this connection reached userspace (so a close is worth sending).
+    pub emitted: u8,
+    pub flags: u16,
+    pub _pad: u32,
+    pub laddr: [u8; 16],
+    pub raddr: [u8; 16],
+}
+const _: () = assert!(core::mem::size_of::<ConnInfo>() == 72);
+
+pub const PROTO_UNKNOWN: u8 = 0;
+pub const PROTO_HTTP: u8 = 1;
+/// Not HTTP, or filtered out by port: send nothing.
+pub const PROTO_IGNORED: u8 = 2;
+
+/// Indexes of the per-CPU `COUNTERS` array.
+pub mod counters {
+    /// Events the ring/perf buffer refused (full).
+    pub const LOST_EVENTS: u32 = 0;
+    /// Bytes in those refused events' range.
+    pub const LOST_BYTES: u32 = 1;
+    /// Bytes counted but not copied (cap, iovec limit, sendfile).
+    pub const UNCAPTURED_BYTES: u32 = 2;
+    /// Connection-table insertions that failed.
+    pub const CONN_TABLE_FULL: u32 = 3;
+    pub const COUNT: u32 = 4;
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: plain-old-data: integers and byte arrays, explicit padding, no pointers.
+    unsafe impl aya::Pod for super::ConnInfo {}
+}

@@ -1,4 +1,12 @@
-//! l7trace: the pure core (reassembly, protocols) and the pieces the binary wires together.
+//! l7trace: the pure core (reassembly, protocols, pipeline) and the pieces the binary wires
+//! together (loader, output).
 
+pub mod cli;
+pub mod events;
+pub mod loader;
+pub mod output;
+pub mod pipeline;
+pub mod privileges;
 pub mod protocols;
 pub mod reassembly;
+pub mod run;

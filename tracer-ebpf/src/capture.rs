@@ -1,0 +1,337 @@
+//! Building events: connection lookup and HTTP detection, addresses from the socket,
+//! payload copy into the per-CPU scratch slot, output to the ring or perf buffer.
+use core::ffi::c_void;
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user,
+        generated::{bpf_get_smp_processor_id, bpf_probe_read_user as read_user_raw},
+    },
+    programs::TracePointContext,
+};
+use tracer_common::{
+    counters, ConnInfo, DataEvent, EventHeader, EventKind, AF_INET6, DIR_EGRESS, FLAG_PREEXISTING,
+    FLAG_SENDFILE, HEADER_SIZE, MAX_CAPTURE, MAX_IOV, PROTO_HTTP, PROTO_IGNORED, PROTO_UNKNOWN,
+    ROLE_CLIENT, ROLE_SERVER,
+};
+
+use crate::{
+    config::{CFG_MAX_CAPTURE, FILTER_PORT_ON, USE_RINGBUF},
+    maps::{
+        count, SyscallArgs, ARG_BUF, ARG_IOV, ARG_MSG, ARG_SENDFILE, CONNS, EVENTS_PERF,
+        EVENTS_RB, FILTER_PORTS, SCRATCH,
+    },
+    probes::conn_key,
+};
+
+/// What the first bytes of a stream say.
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum FirstBytes {
+    Request,
+    Response,
+    Other,
+}
+
+#[inline(always)]
+pub fn on_payload(ctx: &TracePointContext, args: &SyscallArgs, dir: u8, ret: u64, tgid: u32, tid: u32) {
+    let key = conn_key(tgid, args.fd);
+    let conn = match CONNS.get_ptr_mut(&key) {
+        Some(c) => c,
+        None => match adopt(args, dir, key) {
+            Some(c) => c,
+            None => return,
+        },
+    };
+    // SAFETY: map value pointer; this thread is the one in the syscall on this fd.
+    let conn = unsafe { &mut *conn };
+    if conn.addr_known == 0 {
+        read_addrs(conn, args.sk);
+        if FILTER_PORT_ON.load() != 0 && !port_selected(conn) {
+            conn.proto = PROTO_IGNORED;
+        }
+    }
+    if conn.proto == PROTO_UNKNOWN {
+        conn.proto = if args.kind != ARG_SENDFILE && first_bytes(args, ret, true) != FirstBytes::Other {
+            PROTO_HTTP
+        } else {
+            PROTO_IGNORED
+        };
+    }
+    if conn.proto != PROTO_HTTP {
+        return;
+    }
+    emit_data(ctx, conn, args, dir, ret, tgid, tid);
+    conn.pos[(dir & 1) as usize] += ret;
+}
+
+/// A connection the kernel side never saw open (it predates tracing, or the fd came from
+/// another process): adopt it when its first bytes here start an HTTP message.
+#[inline(always)]
+fn adopt(args: &SyscallArgs, dir: u8, key: u64) -> Option<*mut ConnInfo> {
+    if args.kind == ARG_SENDFILE {
+        return None;
+    }
+    let role = match (first_bytes(args, 8, false), dir == DIR_EGRESS) {
+        (FirstBytes::Other, _) => return None,
+        (FirstBytes::Request, true) | (FirstBytes::Response, false) => ROLE_CLIENT,
+        _ => ROLE_SERVER,
+    };
+    let conn = ConnInfo {
+        // SAFETY: helper without preconditions.
+        conn_id: unsafe { bpf_ktime_get_ns() },
+        pos: [0, 0],
+        family: 0,
+        lport: 0,
+        rport: 0,
+        role,
+        proto: PROTO_HTTP,
+        addr_known: 0,
+        emitted: 0,
+        flags: FLAG_PREEXISTING as u16,
+        _pad: 0,
+        laddr: [0; 16],
+        raddr: [0; 16],
+    };
+    if CONNS.insert(&key, &conn, 0).is_err() {
+        count(counters::CONN_TABLE_FULL, 1);
+        return None;
+    }
+    CONNS.get_ptr_mut(&key)
+}
+
+/// The first user buffer of the syscall.
+#[inline(always)]
+fn first_buf(args: &SyscallArgs) -> Option<(u64, u64)> {
+    match args.kind {
+        ARG_BUF => Some((args.ptr, u64::MAX)),
+        ARG_IOV => read_iov(args.ptr, 0),
+        ARG_MSG => {
+            let (iov, _) = read_msg_iov(args.ptr)?;
+            read_iov(iov, 0)
+        }
+        _ => None,
+    }
+}
+
+/// Compares the first bytes with HTTP method names and "HTTP". With `prefix_ok`, fewer
+/// than four bytes may match a prefix (requests written a byte at a time).
+#[inline(always)]
+fn first_bytes(args: &SyscallArgs, avail: u64, prefix_ok: bool) -> FirstBytes {
+    let Some((ptr, len)) = first_buf(args) else {
+        return FirstBytes::Other;
+    };
+    let n = if len < avail { len } else { avail };
+    if n == 0 || (n < 4 && !prefix_ok) {
+        return FirstBytes::Other;
+    }
+    // SAFETY: user pointer read through the checking helper.
+    let Ok(word) = (unsafe { bpf_probe_read_user(ptr as *const [u8; 4]) }).map(u32::from_le_bytes)
+    else {
+        // Fewer than 4 readable bytes: read one at a time is not worth it; be permissive.
+        return FirstBytes::Other;
+    };
+    let mask: u32 = if n >= 4 { u32::MAX } else { (1u32 << (8 * n as u32)) - 1 };
+    const METHODS: [&[u8; 4]; 9] = [
+        b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"PATC", b"OPTI", b"CONN", b"TRAC",
+    ];
+    if word & mask == u32::from_le_bytes(*b"HTTP") & mask && n >= 4 {
+        return FirstBytes::Response;
+    }
+    for m in METHODS {
+        if word & mask == u32::from_le_bytes(*m) & mask {
+            return FirstBytes::Request;
+        }
+    }
+    FirstBytes::Other
+}
+
+#[inline(always)]
+fn read_iov(iov_array: u64, i: u64) -> Option<(u64, u64)> {
+    // SAFETY: struct iovec { void *base; size_t len; } read from user memory.
+    let iov = unsafe { bpf_probe_read_user((iov_array + 16 * i) as *const [u64; 2]) }.ok()?;
+    Some((iov[0], iov[1]))
+}
+
+#[inline(always)]
+fn read_msg_iov(msg: u64) -> Option<(u64, u64)> {
+    // SAFETY: struct user_msghdr: msg_iov @16, msg_iovlen @24.
+    let v = unsafe { bpf_probe_read_user((msg + 16) as *const [u64; 2]) }.ok()?;
+    Some((v[0], v[1]))
+}
+
+/// Addresses from `struct sock_common`, whose leading fields have kept their offsets
+/// across the kernels we support: daddr @0, rcv_saddr @4, dport @12 (be16), num @14,
+/// family @16, v6_daddr @56, v6_rcv_saddr @72.
+#[inline(always)]
+fn read_addrs(conn: &mut ConnInfo, sk: u64) {
+    let base = sk as *const u8;
+    // SAFETY: kernel reads through the checking helper.
+    unsafe {
+        let Ok(head) = bpf_probe_read_kernel(base as *const [u8; 20]) else {
+            return;
+        };
+        let family = u16::from_le_bytes([head[16], head[17]]);
+        conn.family = family;
+        conn.rport = u16::from_be_bytes([head[12], head[13]]);
+        conn.lport = u16::from_le_bytes([head[14], head[15]]);
+        if family == AF_INET6 {
+            if let Ok(v) = bpf_probe_read_kernel(base.add(56) as *const [u8; 32]) {
+                conn.raddr.copy_from_slice(&v[..16]);
+                conn.laddr.copy_from_slice(&v[16..]);
+            }
+        } else {
+            conn.raddr[..4].copy_from_slice(&head[0..4]);
+            conn.laddr[..4].copy_from_slice(&head[4..8]);
+        }
+    }
+    conn.addr_known = 1;
+}
+
+#[inline(always)]
+fn port_selected(conn: &ConnInfo) -> bool {
+    // SAFETY: presence test only.
+    unsafe { FILTER_PORTS.get(&conn.lport).is_some() || FILTER_PORTS.get(&conn.rport).is_some() }
+}
+
+#[inline(always)]
+fn fill_header(hdr: &mut EventHeader, conn: &ConnInfo, kind: EventKind, tgid: u32, tid: u32, fd: u32) {
+    hdr.kind = kind as u32;
+    hdr.flags = conn.flags as u32;
+    // SAFETY: helper without preconditions.
+    hdr.ts_ns = unsafe { bpf_ktime_get_ns() };
+    hdr.conn_id = conn.conn_id;
+    hdr.pid = tgid;
+    hdr.tid = tid;
+    hdr.fd = fd;
+    hdr.family = conn.family;
+    hdr.role = conn.role;
+    hdr.lport = conn.lport;
+    hdr.rport = conn.rport;
+    hdr._pad = 0;
+    hdr.laddr = conn.laddr;
+    hdr.raddr = conn.raddr;
+    hdr.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+}
+
+#[inline(always)]
+fn scratch() -> Option<&'static mut DataEvent> {
+    // SAFETY: helper without preconditions; the slot is this CPU's and the program is not
+    // preempted while it runs.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    SCRATCH.get_ptr_mut(cpu).map(|p| unsafe { &mut *p })
+}
+
+#[inline(always)]
+fn emit_data(ctx: &TracePointContext, conn: &mut ConnInfo, args: &SyscallArgs, dir: u8, ret: u64, tgid: u32, tid: u32) {
+    let Some(ev) = scratch() else {
+        return;
+    };
+    fill_header(&mut ev.hdr, conn, EventKind::Data, tgid, tid, args.fd);
+    ev.hdr.dir = dir;
+    ev.hdr.pos = conn.pos[(dir & 1) as usize];
+    ev.hdr.len = ret as u32;
+    let mut cap = CFG_MAX_CAPTURE.load() as u64;
+    if cap > MAX_CAPTURE as u64 {
+        cap = MAX_CAPTURE as u64;
+    }
+    if cap > ret {
+        cap = ret;
+    }
+    let captured = match args.kind {
+        ARG_BUF => copy(ev, 0, args.ptr, cap),
+        ARG_IOV => copy_iov(ev, args.ptr, args.count, cap),
+        ARG_MSG => match read_msg_iov(args.ptr) {
+            Some((iov, n)) => copy_iov(ev, iov, n, cap),
+            None => 0,
+        },
+        _ => {
+            ev.hdr.flags |= FLAG_SENDFILE;
+            0
+        }
+    };
+    ev.hdr.cap = captured as u32;
+    if captured < ret {
+        count(counters::UNCAPTURED_BYTES, ret - captured);
+    }
+    let size = (HEADER_SIZE as u64 + captured) as usize;
+    if output(ctx, ev as *const DataEvent as *const u8, size) {
+        conn.emitted = 1;
+    } else {
+        count(counters::LOST_EVENTS, 1);
+        count(counters::LOST_BYTES, ret);
+        // The gap shows userspace the loss through the next event's position.
+        conn.emitted = 1;
+    }
+}
+
+/// Copies `n` user bytes to `data[off..]`; returns the bytes copied (0 on fault).
+#[inline(always)]
+fn copy(ev: &mut DataEvent, off: u64, src: u64, n: u64) -> u64 {
+    // Bounds the verifier can follow: off < MAX_CAPTURE and n <= MAX_CAPTURE keep the copy
+    // inside the 2 * MAX_CAPTURE data area.
+    let off = off & (MAX_CAPTURE as u64 - 1);
+    let mut n = n;
+    if n > MAX_CAPTURE as u64 {
+        n = MAX_CAPTURE as u64;
+    }
+    // SAFETY: dst stays in the scratch value (see bounds above); src checked by the helper.
+    let r = unsafe {
+        read_user_raw(
+            ev.data.as_mut_ptr().add(off as usize) as *mut c_void,
+            n as u32,
+            src as *const c_void,
+        )
+    };
+    if r == 0 { n } else { 0 }
+}
+
+#[inline(always)]
+fn copy_iov(ev: &mut DataEvent, iov: u64, iovcnt: u64, cap: u64) -> u64 {
+    let mut off = 0u64;
+    for i in 0..MAX_IOV as u64 {
+        if i >= iovcnt || off >= cap {
+            break;
+        }
+        let Some((base, len)) = read_iov(iov, i) else {
+            break;
+        };
+        let want = if len < cap - off { len } else { cap - off };
+        let got = copy(ev, off, base, want);
+        off += got;
+        // A short copy ends the captured prefix: what follows must stay contiguous.
+        if got < len {
+            break;
+        }
+    }
+    off
+}
+
+#[inline(always)]
+fn output(ctx: &TracePointContext, data: *const u8, size: usize) -> bool {
+    let mut size = size;
+    if size > HEADER_SIZE + MAX_CAPTURE {
+        size = HEADER_SIZE + MAX_CAPTURE;
+    }
+    // SAFETY: `data` points at a scratch value at least `size` bytes long.
+    let bytes = unsafe { core::slice::from_raw_parts(data, size) };
+    if USE_RINGBUF.load() != 0 {
+        EVENTS_RB.output::<[u8]>(bytes, 0).is_ok()
+    } else {
+        EVENTS_PERF.output(ctx, bytes, 0);
+        true
+    }
+}
+
+pub fn emit_close(ctx: &TracePointContext, conn: &ConnInfo, tgid: u32, tid: u32, fd: u32) {
+    let Some(ev) = scratch() else {
+        return;
+    };
+    fill_header(&mut ev.hdr, conn, EventKind::Close, tgid, tid, fd);
+    ev.hdr.dir = 0;
+    ev.hdr.pos = 0;
+    ev.hdr.len = 0;
+    ev.hdr.cap = 0;
+    if !output(ctx, ev as *const DataEvent as *const u8, HEADER_SIZE) {
+        count(counters::LOST_EVENTS, 1);
+    }
+}

@@ -1,0 +1,65 @@
+//! Every map of the kernel side. Sizes here are defaults; the loader may resize.
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, PerfEventByteArray, RingBuf},
+};
+use tracer_common::{counters, ConnInfo, DataEvent};
+
+/// Arguments of a syscall in flight, saved at enter for the exit probe.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SyscallArgs {
+    /// `ARG_*`
+    pub kind: u32,
+    pub fd: u32,
+    /// Buffer, iovec array, or msghdr, depending on `kind`; sockaddr for connect.
+    pub ptr: u64,
+    /// iovec count where `ptr` is an iovec array.
+    pub count: u64,
+    /// The socket, as the `sock_*_length` tracepoints report it; 0: not an inet TCP socket.
+    pub sk: u64,
+    /// The read only peeked (MSG_PEEK): bytes stay queued, do not count them.
+    pub peek: u32,
+    pub _pad: u32,
+}
+
+pub const ARG_BUF: u32 = 1;
+pub const ARG_IOV: u32 = 2;
+pub const ARG_MSG: u32 = 3;
+pub const ARG_SENDFILE: u32 = 4;
+pub const ARG_CONNECT: u32 = 5;
+pub const ARG_ACCEPT: u32 = 6;
+
+#[map(name = "EVENTS_RB")]
+pub static EVENTS_RB: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
+
+#[map(name = "EVENTS_PERF")]
+pub static EVENTS_PERF: PerfEventByteArray = PerfEventByteArray::new(0);
+
+#[map(name = "ARGS")]
+pub static ARGS: HashMap<u64, SyscallArgs> = HashMap::with_max_entries(16384, 0);
+
+#[map(name = "CONNS")]
+pub static CONNS: LruHashMap<u64, ConnInfo> = LruHashMap::with_max_entries(65536, 0);
+
+#[map(name = "FILTER_PIDS")]
+pub static FILTER_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
+
+#[map(name = "FILTER_PORTS")]
+pub static FILTER_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
+
+/// One event under construction per CPU. A plain array indexed by CPU id, because a
+/// per-CPU array value may not exceed 32 KiB and this one does.
+#[map(name = "SCRATCH")]
+pub static SCRATCH: Array<DataEvent> = Array::with_max_entries(256, 0);
+
+#[map(name = "COUNTERS")]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);
+
+#[inline(always)]
+pub fn count(index: u32, n: u64) {
+    if let Some(c) = COUNTERS.get_ptr_mut(index) {
+        // SAFETY: per-CPU slot, and the program is not preempted while it runs.
+        unsafe { *c += n };
+    }
+}

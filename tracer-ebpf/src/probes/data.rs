@@ -1,0 +1,85 @@
+//! Payload syscalls: enter saves the arguments; exit, once the byte count is known,
+//! copies the payload of inet TCP sockets (marked by `probes::sock`) into an event.
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use tracer_common::{DIR_EGRESS, DIR_INGRESS};
+
+use super::{current, sys_arg, sys_ret, traced};
+use crate::{
+    capture::on_payload,
+    maps::{SyscallArgs, ARGS, ARG_BUF, ARG_IOV, ARG_MSG, ARG_SENDFILE},
+};
+
+macro_rules! enter {
+    ($name:ident, $kind:expr, $ptr_arg:expr, $count_arg:expr) => {
+        #[tracepoint]
+        pub fn $name(ctx: TracePointContext) -> u32 {
+            save(&ctx, $kind, $ptr_arg, $count_arg);
+            0
+        }
+    };
+}
+
+macro_rules! exit {
+    ($name:ident, $dir:expr) => {
+        #[tracepoint]
+        pub fn $name(ctx: TracePointContext) -> u32 {
+            finish(&ctx, $dir);
+            0
+        }
+    };
+}
+
+// (fd, buf, count) / (fd, iov, iovcnt) / (fd, msghdr, flags)
+enter!(sys_enter_read, ARG_BUF, 1, 2);
+enter!(sys_enter_recvfrom, ARG_BUF, 1, 2);
+enter!(sys_enter_readv, ARG_IOV, 1, 2);
+enter!(sys_enter_recvmsg, ARG_MSG, 1, 2);
+enter!(sys_enter_write, ARG_BUF, 1, 2);
+enter!(sys_enter_sendto, ARG_BUF, 1, 2);
+enter!(sys_enter_writev, ARG_IOV, 1, 2);
+enter!(sys_enter_sendmsg, ARG_MSG, 1, 2);
+// sendfile64(out_fd, in_fd, offset, count): the bytes never pass through user memory.
+enter!(sys_enter_sendfile64, ARG_SENDFILE, 1, 3);
+
+exit!(sys_exit_read, DIR_INGRESS);
+exit!(sys_exit_recvfrom, DIR_INGRESS);
+exit!(sys_exit_readv, DIR_INGRESS);
+exit!(sys_exit_recvmsg, DIR_INGRESS);
+exit!(sys_exit_write, DIR_EGRESS);
+exit!(sys_exit_sendto, DIR_EGRESS);
+exit!(sys_exit_writev, DIR_EGRESS);
+exit!(sys_exit_sendmsg, DIR_EGRESS);
+exit!(sys_exit_sendfile64, DIR_EGRESS);
+
+#[inline(always)]
+fn save(ctx: &TracePointContext, kind: u32, ptr_arg: usize, count_arg: usize) {
+    let (id, tgid, _) = current();
+    if !traced(tgid) {
+        return;
+    }
+    let args = SyscallArgs {
+        kind,
+        fd: sys_arg(ctx, 0) as u32,
+        ptr: sys_arg(ctx, ptr_arg),
+        count: sys_arg(ctx, count_arg),
+        sk: 0,
+        peek: 0,
+        _pad: 0,
+    };
+    let _ = ARGS.insert(&id, &args, 0);
+}
+
+#[inline(always)]
+fn finish(ctx: &TracePointContext, dir: u8) {
+    let (id, tgid, tid) = current();
+    // SAFETY: copied out at once.
+    let Some(args) = (unsafe { ARGS.get(&id) }).copied() else {
+        return;
+    };
+    let _ = ARGS.remove(&id);
+    let ret = sys_ret(ctx);
+    if ret <= 0 || args.sk == 0 || args.peek != 0 {
+        return;
+    }
+    on_payload(ctx, &args, dir, ret as u64, tgid, tid);
+}

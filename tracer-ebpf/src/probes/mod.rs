@@ -1,0 +1,49 @@
+//! Probe entry points, one file per hooked area.
+pub mod conns;
+pub mod data;
+pub mod sock;
+
+use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::TracePointContext, EbpfContext};
+
+use crate::{
+    config::{FILTER_PID_ON, SELF_PID},
+    maps::FILTER_PIDS,
+};
+
+/// Argument `n` of a `syscalls/sys_enter_*` tracepoint.
+#[inline(always)]
+pub fn sys_arg(ctx: &TracePointContext, n: usize) -> u64 {
+    // SAFETY: syscall tracepoint records hold six 8-byte arguments from offset 16.
+    unsafe { *(ctx.as_ptr().add(16 + 8 * n) as *const u64) }
+}
+
+/// Return value of a `syscalls/sys_exit_*` tracepoint.
+#[inline(always)]
+pub fn sys_ret(ctx: &TracePointContext) -> i64 {
+    // SAFETY: the return value is the 8-byte field at offset 16 of sys_exit records.
+    unsafe { *(ctx.as_ptr().add(16) as *const i64) }
+}
+
+/// Whether this process is traced: not l7trace itself, and in `--pid` when given.
+#[inline(always)]
+pub fn traced(tgid: u32) -> bool {
+    if tgid == SELF_PID.load() {
+        return false;
+    }
+    if FILTER_PID_ON.load() != 0 {
+        // SAFETY: the value is only tested for presence.
+        return unsafe { FILTER_PIDS.get(&tgid) }.is_some();
+    }
+    true
+}
+
+#[inline(always)]
+pub fn current() -> (u64, u32, u32) {
+    let id = bpf_get_current_pid_tgid();
+    (id, (id >> 32) as u32, id as u32)
+}
+
+#[inline(always)]
+pub fn conn_key(tgid: u32, fd: u32) -> u64 {
+    ((tgid as u64) << 32) | fd as u64
+}

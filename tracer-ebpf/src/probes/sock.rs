@@ -1,0 +1,50 @@
+//! `sock/sock_{send,recv}_length` fire inside the syscall, in the caller's context, with the
+//! socket: they tell the exit probe that the fd is an inet TCP socket, and which one.
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext, EbpfContext};
+
+use super::current;
+use crate::maps::ARGS;
+
+const IPPROTO_TCP: u16 = 6;
+const MSG_PEEK: i32 = 2;
+
+#[tracepoint]
+pub fn sock_send_length(ctx: TracePointContext) -> u32 {
+    on_length(&ctx, false);
+    0
+}
+
+#[tracepoint]
+pub fn sock_recv_length(ctx: TracePointContext) -> u32 {
+    on_length(&ctx, true);
+    0
+}
+
+#[inline(always)]
+fn on_length(ctx: &TracePointContext, recv: bool) {
+    let (id, _, _) = current();
+    let Some(args) = ARGS.get_ptr_mut(id) else {
+        return;
+    };
+    let p = ctx.as_ptr() as *const u8;
+    // SAFETY: field offsets from the tracepoint's format file (stable since 6.5):
+    // sk @8, family @16, protocol @18, ret @20, flags @24.
+    let (sk, family, protocol, flags) = unsafe {
+        (
+            *(p.add(8) as *const u64),
+            *(p.add(16) as *const u16),
+            *(p.add(18) as *const u16),
+            *(p.add(24) as *const i32),
+        )
+    };
+    if protocol != IPPROTO_TCP || (family != tracer_common::AF_INET && family != tracer_common::AF_INET6) {
+        return;
+    }
+    // SAFETY: the entry belongs to this thread, which is inside the syscall.
+    unsafe {
+        (*args).sk = sk;
+        if recv && flags & MSG_PEEK != 0 {
+            (*args).peek = 1;
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! Command-line arguments.
+use clap::Parser;
+
+use crate::loader::BufferKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    Client,
+    Server,
+}
+
+/// Trace HTTP/1.x exchanges of this machine's processes with eBPF.
+#[derive(Debug, Parser)]
+#[command(name = "l7trace", version, about)]
+pub struct Cli {
+    /// NDJSON stream on stdout, one exchange per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Only these processes (repeatable; filtered in the kernel).
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Only connections with this local or remote port (repeatable; filtered in the kernel).
+    #[arg(long = "port", value_name = "PORT")]
+    pub ports: Vec<u16>,
+    /// Only processes with this command name (repeatable).
+    #[arg(long = "comm", value_name = "NAME")]
+    pub comms: Vec<String>,
+    /// Only exchanges seen from this side.
+    #[arg(long, value_enum)]
+    pub role: Option<RoleArg>,
+    /// Kernel-to-user transport.
+    #[arg(long, value_enum, default_value_t = BufferKind::Auto)]
+    pub buffer: BufferKind,
+    /// Payload bytes copied per syscall (at most 16384); the rest is counted.
+    #[arg(long, default_value_t = 16384, value_name = "BYTES")]
+    pub max_capture: u32,
+    /// Body bytes kept per message in the record.
+    #[arg(long, default_value_t = 4096, value_name = "BYTES")]
+    pub max_body: usize,
+    /// Emit a request without its response after this many seconds.
+    #[arg(long, default_value_t = 10.0, value_name = "SECS")]
+    pub response_timeout: f64,
+    /// Forget a connection with no traffic for this many seconds.
+    #[arg(long, default_value_t = 300.0, value_name = "SECS")]
+    pub idle_timeout: f64,
+    /// Tracked connections at most; the least recently active are evicted.
+    #[arg(long, default_value_t = 65536, value_name = "N")]
+    pub max_conns: usize,
+    /// Unparsed bytes buffered per connection direction at most.
+    #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
+    pub max_conn_buffer: usize,
+}
+
+pub fn secs_to_ns(s: f64) -> u64 {
+    (s.max(0.0) * 1e9) as u64
+}

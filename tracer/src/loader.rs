@@ -1,0 +1,229 @@
+//! Load, configure and attach the kernel programs; hand out the event sources.
+//! Knows aya, knows no protocol.
+use std::{os::fd::AsRawFd, path::Path};
+
+use aya::{
+    maps::{HashMap, MapData, PerCpuArray, PerfEventArray, RingBuf},
+    programs::TracePoint,
+    Ebpf, EbpfLoader,
+};
+use thiserror::Error;
+use tracer_common::{counters, globals, maps, MAX_CAPTURE};
+
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("tracefs is not mounted at /sys/kernel/tracing and mounting it failed ({0}); run: mount -t tracefs tracefs /sys/kernel/tracing")]
+    Tracefs(std::io::Error),
+    #[error("loading the eBPF programs failed: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("program {0} is missing from the object")]
+    MissingProgram(String),
+    #[error("program {name}: {source}")]
+    Program { name: String, source: aya::programs::ProgramError },
+    #[error("map {0} is missing from the object")]
+    MissingMap(&'static str),
+    #[error("map {name}: {source}")]
+    Map { name: &'static str, source: aya::maps::MapError },
+    #[error("perf buffer: {0}")]
+    Perf(#[from] aya::maps::perf::PerfBufferError),
+    #[error("the kernel has no BPF ring buffer (needs 5.8); use --buffer perf or auto")]
+    NoRingbuf,
+    #[error("listing CPUs: {0}")]
+    Cpus(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BufferKind {
+    Auto,
+    Ringbuf,
+    Perf,
+}
+
+pub struct Options {
+    pub buffer: BufferKind,
+    pub max_capture: u32,
+    pub pids: Vec<u32>,
+    pub ports: Vec<u16>,
+}
+
+/// Where events come from.
+pub enum Source {
+    Ring(RingBuf<MapData>),
+    Perf(Vec<aya::maps::perf::PerfEventArrayBuffer<MapData>>),
+}
+
+impl Source {
+    pub fn fds(&self) -> Vec<i32> {
+        match self {
+            Source::Ring(r) => vec![r.as_raw_fd()],
+            Source::Perf(bufs) => bufs.iter().map(|b| b.as_raw_fd()).collect(),
+        }
+    }
+}
+
+pub struct Tracer {
+    /// Holds the programs and links; dropping it detaches everything.
+    _ebpf: Ebpf,
+    pub source: Source,
+    pub counters: PerCpuArray<MapData, u64>,
+    pub buffer: BufferKind,
+}
+
+/// The tracepoints the programs attach to: (category, program and event name).
+const TRACEPOINTS: &[(&str, &str)] = &[
+    ("sock", "sock_send_length"),
+    ("sock", "sock_recv_length"),
+    ("syscalls", "sys_enter_accept"),
+    ("syscalls", "sys_exit_accept"),
+    ("syscalls", "sys_enter_accept4"),
+    ("syscalls", "sys_exit_accept4"),
+    ("syscalls", "sys_enter_connect"),
+    ("syscalls", "sys_exit_connect"),
+    ("syscalls", "sys_enter_close"),
+    ("syscalls", "sys_enter_read"),
+    ("syscalls", "sys_exit_read"),
+    ("syscalls", "sys_enter_readv"),
+    ("syscalls", "sys_exit_readv"),
+    ("syscalls", "sys_enter_recvfrom"),
+    ("syscalls", "sys_exit_recvfrom"),
+    ("syscalls", "sys_enter_recvmsg"),
+    ("syscalls", "sys_exit_recvmsg"),
+    ("syscalls", "sys_enter_write"),
+    ("syscalls", "sys_exit_write"),
+    ("syscalls", "sys_enter_writev"),
+    ("syscalls", "sys_exit_writev"),
+    ("syscalls", "sys_enter_sendto"),
+    ("syscalls", "sys_exit_sendto"),
+    ("syscalls", "sys_enter_sendmsg"),
+    ("syscalls", "sys_exit_sendmsg"),
+    ("syscalls", "sys_enter_sendfile64"),
+    ("syscalls", "sys_exit_sendfile64"),
+];
+
+const RINGBUF_BYTES: u32 = 8 << 20;
+const PERF_PAGES_PER_CPU: usize = 256;
+
+pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
+    raise_memlock();
+    ensure_tracefs()?;
+    let ringbuf_ok = aya::sys::is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(false);
+    let buffer = match (opts.buffer, ringbuf_ok) {
+        (BufferKind::Ringbuf, false) => return Err(LoadError::NoRingbuf),
+        (BufferKind::Auto, true) | (BufferKind::Ringbuf, true) => BufferKind::Ringbuf,
+        _ => BufferKind::Perf,
+    };
+    let use_ringbuf: u8 = (buffer == BufferKind::Ringbuf) as u8;
+    let max_capture = opts.max_capture.min(MAX_CAPTURE as u32);
+    let pid_on = (!opts.pids.is_empty()) as u8;
+    let port_on = (!opts.ports.is_empty()) as u8;
+    let self_pid = std::process::id();
+    let nr_cpus = aya::util::nr_cpus().map_err(|(s, e)| LoadError::Cpus(format!("{s}: {e}")))?;
+    let mut loader = EbpfLoader::new();
+    loader
+        .override_global(globals::USE_RINGBUF, &use_ringbuf, true)
+        .override_global(globals::MAX_CAPTURE, &max_capture, true)
+        .override_global(globals::FILTER_PID_ON, &pid_on, true)
+        .override_global(globals::FILTER_PORT_ON, &port_on, true)
+        .override_global(globals::SELF_PID, &self_pid, true)
+        .map_max_entries(maps::SCRATCH, nr_cpus as u32);
+    if buffer != BufferKind::Ringbuf {
+        // The ring buffer map still exists in the object; keep it at its minimum.
+        loader.map_max_entries(maps::EVENTS_RINGBUF, page_size() as u32);
+    } else {
+        loader.map_max_entries(maps::EVENTS_RINGBUF, RINGBUF_BYTES);
+    }
+    let mut ebpf = loader.load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer")))?;
+
+    fill_filters(&mut ebpf, opts)?;
+    for (category, name) in TRACEPOINTS {
+        let prog: &mut TracePoint = ebpf
+            .program_mut(name)
+            .ok_or_else(|| LoadError::MissingProgram((*name).into()))?
+            .try_into()
+            .map_err(|source| LoadError::Program { name: (*name).into(), source })?;
+        prog.load().map_err(|source| LoadError::Program { name: (*name).into(), source })?;
+        prog.attach(category, name).map_err(|source| LoadError::Program { name: (*name).into(), source })?;
+    }
+    let counters = PerCpuArray::try_from(take(&mut ebpf, maps::COUNTERS)?)
+        .map_err(|source| LoadError::Map { name: maps::COUNTERS, source })?;
+    let source = if buffer == BufferKind::Ringbuf {
+        let rb = RingBuf::try_from(take(&mut ebpf, maps::EVENTS_RINGBUF)?)
+            .map_err(|source| LoadError::Map { name: maps::EVENTS_RINGBUF, source })?;
+        Source::Ring(rb)
+    } else {
+        let mut perf = PerfEventArray::try_from(take(&mut ebpf, maps::EVENTS_PERF)?)
+            .map_err(|source| LoadError::Map { name: maps::EVENTS_PERF, source })?;
+        let cpus = aya::util::online_cpus().map_err(|(s, e)| LoadError::Cpus(format!("{s}: {e}")))?;
+        let mut bufs = Vec::with_capacity(cpus.len());
+        for cpu in cpus {
+            bufs.push(perf.open(cpu, Some(PERF_PAGES_PER_CPU))?);
+        }
+        Source::Perf(bufs)
+    };
+    Ok(Tracer { _ebpf: ebpf, source, counters, buffer })
+}
+
+fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {
+    ebpf.take_map(name).ok_or(LoadError::MissingMap(name))
+}
+
+fn fill_filters(ebpf: &mut Ebpf, opts: &Options) -> Result<(), LoadError> {
+    let map = |source| LoadError::Map { name: maps::FILTER_PIDS, source };
+    let mut pids: HashMap<_, u32, u8> =
+        HashMap::try_from(ebpf.map_mut(maps::FILTER_PIDS).ok_or(LoadError::MissingMap(maps::FILTER_PIDS))?)
+            .map_err(map)?;
+    for pid in &opts.pids {
+        pids.insert(pid, 1, 0).map_err(map)?;
+    }
+    let map = |source| LoadError::Map { name: maps::FILTER_PORTS, source };
+    let mut ports: HashMap<_, u16, u8> =
+        HashMap::try_from(ebpf.map_mut(maps::FILTER_PORTS).ok_or(LoadError::MissingMap(maps::FILTER_PORTS))?)
+            .map_err(map)?;
+    for port in &opts.ports {
+        ports.insert(port, 1, 0).map_err(map)?;
+    }
+    Ok(())
+}
+
+impl Tracer {
+    /// Kernel-side counters summed over CPUs, indexed by `tracer_common::counters`.
+    pub fn kernel_counters(&self) -> [u64; counters::COUNT as usize] {
+        let mut out = [0u64; counters::COUNT as usize];
+        for (i, slot) in out.iter_mut().enumerate() {
+            if let Ok(values) = self.counters.get(&(i as u32), 0) {
+                *slot = values.iter().sum();
+            }
+        }
+        out
+    }
+}
+
+fn raise_memlock() {
+    let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: plain syscall with a valid pointer.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) } != 0 {
+        // Kernels >= 5.11 charge BPF memory to the cgroup; the limit does not matter there.
+        tracing::debug!("setrlimit(RLIMIT_MEMLOCK) failed; relying on memcg accounting");
+    }
+}
+
+fn ensure_tracefs() -> Result<(), LoadError> {
+    if Path::new("/sys/kernel/tracing/events").exists()
+        || Path::new("/sys/kernel/debug/tracing/events").exists()
+    {
+        return Ok(());
+    }
+    let r = std::process::Command::new("mount")
+        .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
+        .status();
+    match r {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(LoadError::Tracefs(std::io::Error::other(format!("mount exited with {s}")))),
+        Err(e) => Err(LoadError::Tracefs(e)),
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}

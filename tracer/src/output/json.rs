@@ -1,0 +1,145 @@
+//! NDJSON: one object per exchange per line, flushed per line.
+use std::io::{self, Write};
+
+use base64::Engine as _;
+use serde::Serialize;
+
+use super::{rfc3339, Clock};
+use crate::{
+    pipeline::{comm_str, Record},
+    protocols::{Message, Role, StartLine},
+};
+
+#[derive(Serialize)]
+struct JsonExchange<'a> {
+    ts: String,
+    source: &'static str,
+    role: &'static str,
+    pid: u32,
+    tid: u32,
+    comm: String,
+    src: String,
+    dst: String,
+    request: JsonMessage<'a>,
+    response: Option<JsonMessage<'a>>,
+    latency_us: Option<u64>,
+    ttfb_us: Option<u64>,
+    complete: bool,
+    lost_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct JsonMessage<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
+    version: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    headers: Vec<(String, String)>,
+    body_size: u64,
+    body: String,
+    body_truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_encoding: Option<&'static str>,
+}
+
+fn version(v: u8) -> &'static str {
+    match v {
+        0 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn message(m: &Message) -> JsonMessage<'_> {
+    let (body, body_encoding) = match std::str::from_utf8(&m.body) {
+        Ok(s) => (s.to_owned(), None),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(&m.body), Some("base64")),
+    };
+    let headers = m.headers.iter().map(|(n, v)| (text(n), text(v))).collect();
+    let mut out = JsonMessage {
+        method: None,
+        target: None,
+        version: "HTTP/1.1",
+        status: None,
+        reason: None,
+        headers,
+        body_size: m.body_size,
+        body,
+        body_truncated: m.body_truncated,
+        body_encoding,
+    };
+    match &m.start {
+        StartLine::Request { method, target, version: v } => {
+            out.method = Some(method.as_str());
+            out.target = Some(text(target));
+            out.version = version(*v);
+        }
+        StartLine::Response { version: v, status, reason } => {
+            out.version = version(*v);
+            out.status = Some(*status);
+            out.reason = Some(text(reason));
+        }
+    }
+    out
+}
+
+/// The JSON line for a record, without the newline.
+pub fn to_line(r: &Record, clock: &Clock) -> String {
+    let ex = &r.exchange;
+    let req = &ex.request;
+    let (client, server) = match r.role {
+        Role::Client => (r.meta.local, r.meta.remote),
+        Role::Server => (r.meta.remote, r.meta.local),
+    };
+    let resp = ex.response.as_ref();
+    let j = JsonExchange {
+        ts: rfc3339(clock.wall(req.first_ts_ns)),
+        source: "syscall",
+        role: match r.role {
+            Role::Client => "client",
+            Role::Server => "server",
+        },
+        pid: r.meta.key.pid,
+        tid: r.meta.tid,
+        comm: text(comm_str(&r.meta.comm)),
+        src: client.to_string(),
+        dst: server.to_string(),
+        request: message(req),
+        response: resp.map(message),
+        latency_us: resp.map(|m| m.last_ts_ns.saturating_sub(req.first_ts_ns) / 1000),
+        ttfb_us: resp.map(|m| m.first_ts_ns.saturating_sub(req.first_ts_ns) / 1000),
+        complete: ex.complete(),
+        lost_bytes: ex.lost_bytes(),
+        note: ex.note.map(|n| n.as_str()),
+    };
+    serde_json::to_string(&j).unwrap_or_else(|e| format!("{{\"error\":\"serialising: {e}\"}}"))
+}
+
+pub struct JsonSink<W: Write> {
+    out: W,
+    clock: Clock,
+}
+
+impl<W: Write> JsonSink<W> {
+    pub fn new(out: W, clock: Clock) -> Self {
+        JsonSink { out, clock }
+    }
+
+    /// Writes and flushes one line. An error (EPIPE when the reader went away) ends output.
+    pub fn write(&mut self, r: &Record) -> io::Result<()> {
+        let mut line = to_line(r, &self.clock);
+        line.push('\n');
+        self.out.write_all(line.as_bytes())?;
+        self.out.flush()
+    }
+}

@@ -1,0 +1,217 @@
+//! Recorded kernel events -> exchanges: routes events to per-connection parsers, applies the
+//! userspace filters, bounds the connection table. No aya, no terminal.
+use std::collections::HashMap;
+
+use crate::{
+    events::{self, ConnKey, ConnMeta, Event},
+    protocols::{http1::Http1Conn, Exchange, Limits, Role},
+};
+
+/// An exchange with the connection and process it belongs to.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub meta: ConnMeta,
+    pub role: Role,
+    pub exchange: Exchange,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only these command names (exact, as the kernel reports them: at most 15 bytes).
+    pub comms: Vec<Vec<u8>>,
+    pub role: Option<Role>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    pub limits: Limits,
+    pub max_conns: usize,
+    pub idle_timeout_ns: u64,
+}
+
+/// Counters that the summary and the live view show.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub events: u64,
+    pub decode_errors: u64,
+    pub exchanges: u64,
+    pub incomplete: u64,
+    /// Bytes lost inside reported exchanges.
+    pub lost_bytes: u64,
+    /// Bytes dropped by the per-connection buffer limit.
+    pub dropped_bytes: u64,
+    pub evicted_conns: u64,
+}
+
+struct Conn {
+    meta: ConnMeta,
+    role: Role,
+    /// None: filtered out, events are ignored until the connection closes.
+    parser: Option<Http1Conn>,
+    last_ns: u64,
+}
+
+pub struct Pipeline {
+    cfg: Config,
+    filter: Filter,
+    conns: HashMap<ConnKey, Conn>,
+    drained: Vec<Exchange>,
+    pub stats: Stats,
+}
+
+impl Pipeline {
+    pub fn new(cfg: Config, filter: Filter) -> Self {
+        Pipeline { cfg, filter, conns: HashMap::new(), drained: Vec::new(), stats: Stats::default() }
+    }
+
+    pub fn active_conns(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// One raw record from the kernel.
+    pub fn on_raw(&mut self, raw: &[u8], sink: &mut impl FnMut(Record)) {
+        self.stats.events += 1;
+        match events::decode(raw) {
+            Ok(ev) => self.on_event(ev, sink),
+            Err(e) => {
+                self.stats.decode_errors += 1;
+                tracing::debug!("dropping kernel record: {e}");
+            }
+        }
+    }
+
+    pub fn on_event(&mut self, ev: Event<'_>, sink: &mut impl FnMut(Record)) {
+        match ev {
+            Event::Data { meta, ts_ns, dir, pos, len, data, .. } => {
+                if !self.conns.contains_key(&meta.key) {
+                    self.make_room(sink);
+                    let conn = self.new_conn(meta, ts_ns);
+                    self.conns.insert(meta.key, conn);
+                }
+                let Some(conn) = self.conns.get_mut(&meta.key) else { return };
+                conn.last_ns = ts_ns;
+                if let Some(p) = conn.parser.as_mut() {
+                    if !p.is_done() {
+                        p.on_data(dir, pos, len, data, ts_ns, meta.tid);
+                    }
+                }
+                self.drain(meta.key, sink);
+            }
+            Event::Close { meta, ts_ns } => {
+                if let Some(mut conn) = self.conns.remove(&meta.key) {
+                    if let Some(p) = conn.parser.as_mut() {
+                        p.on_close(ts_ns);
+                    }
+                    self.emit_conn(&mut conn, sink);
+                }
+            }
+        }
+    }
+
+    /// Periodic work: response timeouts, reorder timeouts, idle eviction.
+    pub fn tick(&mut self, now_ns: u64, sink: &mut impl FnMut(Record)) {
+        let idle = self.cfg.idle_timeout_ns;
+        let mut idle_keys = Vec::new();
+        for (key, conn) in self.conns.iter_mut() {
+            if let Some(p) = conn.parser.as_mut() {
+                p.on_tick(now_ns);
+            }
+            if now_ns.saturating_sub(conn.last_ns) > idle {
+                idle_keys.push(*key);
+            }
+        }
+        for conn in self.conns.values_mut() {
+            emit(conn, &mut self.drained, &mut self.stats, sink);
+        }
+        for key in idle_keys {
+            self.evict(key, now_ns, sink);
+        }
+    }
+
+    /// Everything pending is emitted (exit).
+    pub fn flush(&mut self, now_ns: u64, sink: &mut impl FnMut(Record)) {
+        let keys: Vec<ConnKey> = self.conns.keys().copied().collect();
+        for key in keys {
+            if let Some(mut conn) = self.conns.remove(&key) {
+                if let Some(p) = conn.parser.as_mut() {
+                    p.on_tick(now_ns);
+                    p.on_close(now_ns);
+                }
+                self.emit_conn(&mut conn, sink);
+            }
+        }
+    }
+
+    fn new_conn(&self, meta: ConnMeta, ts_ns: u64) -> Conn {
+        let role = meta.role.unwrap_or(Role::Client);
+        tracing::debug!(
+            pid = meta.key.pid, fd = meta.key.fd, ?role, local = %meta.local, remote = %meta.remote,
+            comm = %String::from_utf8_lossy(comm_str(&meta.comm)), preexisting = meta.preexisting,
+            "new connection"
+        );
+        let comm_ok = self.filter.comms.is_empty() || self.filter.comms.iter().any(|c| c.as_slice() == comm_str(&meta.comm));
+        let role_ok = self.filter.role.is_none_or(|r| r == role);
+        let parser = (comm_ok && role_ok).then(|| Http1Conn::new(role, self.cfg.limits));
+        Conn { meta, role, parser, last_ns: ts_ns }
+    }
+
+    fn make_room(&mut self, sink: &mut impl FnMut(Record)) {
+        if self.conns.len() < self.cfg.max_conns {
+            return;
+        }
+        // Evict the least recently active eighth at once, so the scan is paid rarely.
+        let mut by_age: Vec<(u64, ConnKey)> = self.conns.iter().map(|(k, c)| (c.last_ns, *k)).collect();
+        let n = (self.cfg.max_conns / 8).max(1);
+        let last = by_age.len() - 1;
+        by_age.select_nth_unstable(n.min(last));
+        for (last, key) in by_age.into_iter().take(n) {
+            self.evict(key, last, sink);
+        }
+    }
+
+    fn evict(&mut self, key: ConnKey, now_ns: u64, sink: &mut impl FnMut(Record)) {
+        if let Some(mut conn) = self.conns.remove(&key) {
+            self.stats.evicted_conns += 1;
+            if let Some(p) = conn.parser.as_mut() {
+                p.on_close(now_ns);
+            }
+            self.emit_conn(&mut conn, sink);
+        }
+    }
+
+    fn drain(&mut self, key: ConnKey, sink: &mut impl FnMut(Record)) {
+        if let Some(conn) = self.conns.get_mut(&key) {
+            emit(conn, &mut self.drained, &mut self.stats, sink);
+        }
+    }
+
+    /// Emits what a connection that is going away still holds, and counts its drops.
+    fn emit_conn(&mut self, conn: &mut Conn, sink: &mut impl FnMut(Record)) {
+        emit(conn, &mut self.drained, &mut self.stats, sink);
+        if let Some(p) = conn.parser.as_ref() {
+            self.stats.dropped_bytes += p.dropped_bytes();
+        }
+    }
+
+}
+
+fn emit(conn: &mut Conn, drained: &mut Vec<Exchange>, stats: &mut Stats, sink: &mut impl FnMut(Record)) {
+    let Some(p) = conn.parser.as_mut() else { return };
+    p.drain(drained);
+    for exchange in drained.drain(..) {
+        stats.exchanges += 1;
+        if !exchange.complete() {
+            stats.incomplete += 1;
+        }
+        stats.lost_bytes += exchange.lost_bytes();
+        let mut meta = conn.meta;
+        meta.tid = exchange.request.tid;
+        sink(Record { meta, role: conn.role, exchange });
+    }
+}
+
+/// The command name up to its NUL.
+pub fn comm_str(comm: &[u8; 16]) -> &[u8] {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    &comm[..end]
+}

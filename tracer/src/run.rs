@@ -1,0 +1,192 @@
+//! The event loop: kernel buffers -> pipeline -> sink, ticks, signals, summary.
+use std::{
+    io,
+    sync::atomic::{AtomicBool, Ordering},
+};
+
+use anyhow::Context as _;
+use aya::maps::perf::PerfEvent;
+use tracer_common::counters;
+
+use crate::{
+    cli::{secs_to_ns, Cli, RoleArg},
+    loader::{self, BufferKind, Source, Tracer},
+    output::{json::JsonSink, monotonic_ns, Clock},
+    pipeline::{Config, Filter, Pipeline, Record},
+    protocols::{Limits, Role},
+};
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+fn install_signals() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    }
+}
+
+const TICK_NS: u64 = 100_000_000;
+const WARN_EVERY_NS: u64 = 5_000_000_000;
+
+pub fn run(cli: &Cli) -> anyhow::Result<()> {
+    install_signals();
+    let tracer = loader::load(&loader::Options {
+        buffer: cli.buffer,
+        max_capture: cli.max_capture,
+        pids: cli.pids.clone(),
+        ports: cli.ports.clone(),
+    })
+    .context("setting up the kernel side")?;
+    eprintln!(
+        "l7trace: tracing (buffer={}, hooks=tracepoint, max_capture={})",
+        match tracer.buffer {
+            BufferKind::Perf => "perf",
+            _ => "ringbuf",
+        },
+        cli.max_capture.min(tracer_common::MAX_CAPTURE as u32)
+    );
+    let mut pipeline = Pipeline::new(config(cli), filter(cli));
+    let mut sink = JsonSink::new(io::stdout().lock(), Clock::new());
+    let mut output_closed = false;
+    let mut emit = |r: Record| {
+        if output_closed {
+            return;
+        }
+        if sink.write(&r).is_err() {
+            // The reader went away (`| head -1`): finish quietly.
+            output_closed = true;
+            STOP.store(true, Ordering::Relaxed);
+        }
+    };
+    event_loop(tracer, &mut pipeline, &mut emit)
+}
+
+fn config(cli: &Cli) -> Config {
+    Config {
+        limits: Limits {
+            max_body: cli.max_body,
+            max_buffer: cli.max_conn_buffer,
+            response_timeout_ns: secs_to_ns(cli.response_timeout),
+            ..Limits::default()
+        },
+        max_conns: cli.max_conns.max(1),
+        idle_timeout_ns: secs_to_ns(cli.idle_timeout),
+    }
+}
+
+fn filter(cli: &Cli) -> Filter {
+    Filter {
+        comms: cli.comms.iter().map(|c| c.as_bytes()[..c.len().min(15)].to_vec()).collect(),
+        role: cli.role.map(|r| match r {
+            RoleArg::Client => Role::Client,
+            RoleArg::Server => Role::Server,
+        }),
+    }
+}
+
+fn event_loop(mut tracer: Tracer, pipeline: &mut Pipeline, emit: &mut impl FnMut(Record)) -> anyhow::Result<()> {
+    let epoll = Epoll::new(&tracer.source.fds()).context("epoll")?;
+    let mut perf_lost = 0u64;
+    let mut scratch = Vec::new();
+    let mut last_tick = monotonic_ns();
+    let mut last_warn = (last_tick, 0u64);
+    loop {
+        let stopping = STOP.load(Ordering::Relaxed);
+        if !stopping {
+            epoll.wait(100);
+        }
+        drain(&mut tracer.source, pipeline, emit, &mut perf_lost, &mut scratch);
+        let now = monotonic_ns();
+        if stopping {
+            pipeline.flush(now, emit);
+            break;
+        }
+        if now - last_tick >= TICK_NS {
+            pipeline.tick(now, emit);
+            last_tick = now;
+        }
+        if now - last_warn.0 >= WARN_EVERY_NS {
+            let lost = tracer.kernel_counters()[counters::LOST_EVENTS as usize] + perf_lost;
+            if lost > last_warn.1 {
+                eprintln!("l7trace: warning: {} events lost so far (kernel buffer full)", lost);
+            }
+            last_warn = (now, lost);
+        }
+    }
+    let k = tracer.kernel_counters();
+    let s = pipeline.stats;
+    eprintln!(
+        "l7trace: summary: exchanges={} incomplete={} lost_events={} lost_bytes={} dropped_bytes={} uncaptured_bytes={} evicted_conns={} decode_errors={} events={}",
+        s.exchanges,
+        s.incomplete,
+        k[counters::LOST_EVENTS as usize] + perf_lost,
+        s.lost_bytes,
+        s.dropped_bytes,
+        k[counters::UNCAPTURED_BYTES as usize],
+        s.evicted_conns,
+        s.decode_errors,
+        s.events,
+    );
+    Ok(())
+}
+
+fn drain(source: &mut Source, pipeline: &mut Pipeline, emit: &mut impl FnMut(Record), perf_lost: &mut u64, scratch: &mut Vec<u8>) {
+    match source {
+        Source::Ring(rb) => {
+            while let Some(item) = rb.next() {
+                pipeline.on_raw(&item, emit);
+            }
+        }
+        Source::Perf(bufs) => {
+            for buf in bufs.iter_mut() {
+                buf.for_each(|ev| match ev {
+                    PerfEvent::Sample { head, tail } if tail.is_empty() => pipeline.on_raw(head, emit),
+                    PerfEvent::Sample { head, tail } => {
+                        scratch.clear();
+                        scratch.extend_from_slice(head);
+                        scratch.extend_from_slice(tail);
+                        pipeline.on_raw(scratch, emit);
+                    }
+                    PerfEvent::Lost { count } => *perf_lost += count,
+                });
+            }
+        }
+    }
+}
+
+/// A minimal epoll set over the buffers' fds.
+struct Epoll(i32);
+
+impl Epoll {
+    fn new(fds: &[i32]) -> io::Result<Self> {
+        // SAFETY: plain syscalls; the fds outlive the set (both live in event_loop).
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        for &fd in fds {
+            let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: fd as u64 };
+            if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(Epoll(ep))
+    }
+
+    fn wait(&self, timeout_ms: i32) {
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 16];
+        // SAFETY: valid buffer; EINTR (a signal) just returns early, which is what we want.
+        unsafe { libc::epoll_wait(self.0, evs.as_mut_ptr(), evs.len() as i32, timeout_ms) };
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        // SAFETY: our own fd.
+        unsafe { libc::close(self.0) };
+    }
+}
