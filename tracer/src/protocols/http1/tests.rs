@@ -1,1 +1,334 @@
+//! Table-driven fixtures, fed whole, split at every byte offset, and one byte per segment.
 
+use super::Http1Conn;
+use crate::protocols::{Direction, Exchange, Limits, Note, Role, StartLine};
+
+/// Feeds a client-side connection: requests are Egress, responses Ingress. Every segment
+/// gets the next timestamp, so the order of calls is the order of time.
+pub(super) struct Harness {
+    pub conn: Http1Conn,
+    pub req_pos: u64,
+    pub resp_pos: u64,
+    pub ts: u64,
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self::with_limits(Limits::default())
+    }
+
+    pub fn with_limits(limits: Limits) -> Self {
+        Harness { conn: Http1Conn::new(Role::Client, limits), req_pos: 0, resp_pos: 0, ts: 1000 }
+    }
+
+    fn tick_ts(&mut self) -> u64 {
+        self.ts += 10;
+        self.ts
+    }
+
+    pub fn req(&mut self, data: &[u8]) {
+        let ts = self.tick_ts();
+        self.conn.on_data(Direction::Egress, self.req_pos, data.len() as u64, data, ts, 7);
+        self.req_pos += data.len() as u64;
+    }
+
+    pub fn resp(&mut self, data: &[u8]) {
+        let ts = self.tick_ts();
+        self.conn.on_data(Direction::Ingress, self.resp_pos, data.len() as u64, data, ts, 8);
+        self.resp_pos += data.len() as u64;
+    }
+
+    /// A response segment of `len` stream bytes of which only `data` was captured.
+    pub fn resp_partial(&mut self, len: u64, data: &[u8]) {
+        let ts = self.tick_ts();
+        self.conn.on_data(Direction::Ingress, self.resp_pos, len, data, ts, 8);
+        self.resp_pos += len;
+    }
+
+    /// Bytes that were sent but whose events were lost.
+    pub fn lose_req(&mut self, n: usize) {
+        self.tick_ts();
+        self.req_pos += n as u64;
+    }
+
+    pub fn lose_resp(&mut self, n: usize) {
+        self.tick_ts();
+        self.resp_pos += n as u64;
+    }
+
+    pub fn close(&mut self) {
+        let ts = self.tick_ts();
+        self.conn.on_close(ts);
+    }
+
+    pub fn drain(&mut self) -> Vec<Exchange> {
+        let mut out = Vec::new();
+        self.conn.drain(&mut out);
+        out
+    }
+}
+
+/// What a fixture expects of one exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Sum {
+    pub method: String,
+    pub target: String,
+    pub req_body: Vec<u8>,
+    pub status: Option<u16>,
+    pub resp_body: Vec<u8>,
+    pub resp_size: u64,
+    pub complete: bool,
+    pub note: Option<Note>,
+}
+
+pub(super) fn sum(x: &Exchange) -> Sum {
+    let (method, target) = match &x.request.start {
+        StartLine::Request { method, target, .. } => (method.clone(), String::from_utf8_lossy(target).into_owned()),
+        StartLine::Response { .. } => panic!("request holds a response start line"),
+    };
+    let status = x.response.as_ref().map(|r| match r.start {
+        StartLine::Response { status, .. } => status,
+        StartLine::Request { .. } => panic!("response holds a request start line"),
+    });
+    Sum {
+        method,
+        target,
+        req_body: x.request.body.clone(),
+        status,
+        resp_body: x.response.as_ref().map_or(Vec::new(), |r| r.body.clone()),
+        resp_size: x.response.as_ref().map_or(0, |r| r.body_size),
+        complete: x.complete(),
+        note: x.note,
+    }
+}
+
+pub(super) fn ok(method: &str, target: &str, req_body: &[u8], status: u16, resp_body: &[u8]) -> Sum {
+    Sum {
+        method: method.into(),
+        target: target.into(),
+        req_body: req_body.to_vec(),
+        status: Some(status),
+        resp_body: resp_body.to_vec(),
+        resp_size: resp_body.len() as u64,
+        complete: true,
+        note: None,
+    }
+}
+
+struct Fixture {
+    name: &'static str,
+    req: Vec<u8>,
+    resp: Vec<u8>,
+    expect: Vec<Sum>,
+}
+
+fn get(target: &str) -> Vec<u8> {
+    format!("GET {target} HTTP/1.1\r\nHost: example.test\r\nUser-Agent: t/1\r\n\r\n").into_bytes()
+}
+
+fn ok_resp(body: &str) -> Vec<u8> {
+    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+}
+
+fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+fn fixtures() -> Vec<Fixture> {
+    let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+5;name=value\r\nhello\r\n6 ; x=\"y\"\r\n world\r\n0\r\nX-Trailer: t\r\nX-Other: u\r\n\r\n";
+    let upgrade_req = b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello";
+    let mut upgraded = ok("GET", "/ws", b"", 101, b"");
+    upgraded.note = Some(Note::Upgrade);
+    let many = |n: usize| -> (Vec<u8>, Vec<u8>, Vec<Sum>) {
+        let targets: Vec<String> = (0..n).map(|i| format!("/item/{i}")).collect();
+        let req = targets.iter().flat_map(|t| get(t)).collect();
+        let resp = targets.iter().flat_map(|t| ok_resp(t)).collect();
+        let expect = targets.iter().map(|t| ok("GET", t, b"", 200, t.as_bytes())).collect();
+        (req, resp, expect)
+    };
+    let (pipe_req, pipe_resp, pipe_expect) = many(3);
+    let (ka_req, ka_resp, ka_expect) = many(5);
+    vec![
+        Fixture {
+            name: "get with content-length",
+            req: get("/index.html"),
+            resp: ok_resp("hello"),
+            expect: vec![ok("GET", "/index.html", b"", 200, b"hello")],
+        },
+        Fixture {
+            name: "post with body",
+            req: b"POST /submit HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world".to_vec(),
+            resp: b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok".to_vec(),
+            expect: vec![ok("POST", "/submit", b"hello world", 201, b"ok")],
+        },
+        Fixture {
+            name: "chunked with extensions and trailers",
+            req: get("/chunked"),
+            resp: chunked.to_vec(),
+            expect: vec![ok("GET", "/chunked", b"", 200, b"hello world")],
+        },
+        Fixture {
+            name: "head response has no body",
+            req: cat(&[b"HEAD /big HTTP/1.1\r\nHost: a\r\n\r\n", &get("/next")]),
+            resp: cat(&[b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n", &ok_resp("n")]),
+            expect: vec![ok("HEAD", "/big", b"", 200, b""), ok("GET", "/next", b"", 200, b"n")],
+        },
+        Fixture {
+            name: "204",
+            req: cat(&[b"DELETE /x HTTP/1.1\r\n\r\n", &get("/next")]),
+            resp: cat(&[b"HTTP/1.1 204 No Content\r\n\r\n", &ok_resp("n")]),
+            expect: vec![ok("DELETE", "/x", b"", 204, b""), ok("GET", "/next", b"", 200, b"n")],
+        },
+        Fixture {
+            name: "304 ignores content-length",
+            req: cat(&[&get("/cached"), &get("/next")]),
+            resp: cat(&[b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", &ok_resp("n")]),
+            expect: vec![ok("GET", "/cached", b"", 304, b""), ok("GET", "/next", b"", 200, b"n")],
+        },
+        Fixture {
+            name: "100-continue then 200",
+            req: b"POST /up HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\ndata".to_vec(),
+            resp: cat(&[b"HTTP/1.1 100 Continue\r\n\r\n", &ok_resp("ok")]),
+            expect: vec![ok("POST", "/up", b"data", 200, b"ok")],
+        },
+        Fixture {
+            name: "101 upgrade stops parsing",
+            req: upgrade_req.to_vec(),
+            resp: b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x82\x03abcHTTP/1.1 200 OK\r\n\r\n"
+                .to_vec(),
+            expect: vec![upgraded],
+        },
+        Fixture {
+            name: "close-delimited response",
+            req: get("/stream"),
+            resp: b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of this until the close".to_vec(),
+            expect: vec![ok("GET", "/stream", b"", 200, b"all of this until the close")],
+        },
+        Fixture {
+            name: "http/1.0",
+            req: b"GET /old HTTP/1.0\r\n\r\n".to_vec(),
+            resp: b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc".to_vec(),
+            expect: vec![ok("GET", "/old", b"", 200, b"abc")],
+        },
+        Fixture { name: "pipelined 3", req: pipe_req, resp: pipe_resp, expect: pipe_expect },
+        Fixture { name: "keep-alive 5", req: ka_req, resp: ka_resp, expect: ka_expect },
+    ]
+}
+
+/// Feeds `req` and `resp` cut into segments at `req_cuts` / `resp_cuts`, requests first
+/// unless `interleave`, then closes.
+fn feed(req: &[u8], req_cuts: &[usize], resp: &[u8], resp_cuts: &[usize], interleave: bool) -> Vec<Sum> {
+    let pieces = |b: &[u8], cuts: &[usize]| -> Vec<Vec<u8>> {
+        let mut bounds = vec![0];
+        bounds.extend(cuts.iter().copied().filter(|&c| c > 0 && c < b.len()));
+        bounds.push(b.len());
+        bounds.windows(2).map(|w| b[w[0]..w[1]].to_vec()).collect()
+    };
+    let (qs, rs) = (pieces(req, req_cuts), pieces(resp, resp_cuts));
+    let mut h = Harness::new();
+    if interleave {
+        for i in 0..qs.len().max(rs.len()) {
+            if let Some(q) = qs.get(i) {
+                h.req(q);
+            }
+            if let Some(r) = rs.get(i) {
+                h.resp(r);
+            }
+        }
+    } else {
+        qs.iter().for_each(|q| h.req(q));
+        rs.iter().for_each(|r| h.resp(r));
+    }
+    h.close();
+    let out = h.drain();
+    out.iter().map(sum).collect()
+}
+
+#[test]
+fn fixtures_whole() {
+    for fx in fixtures() {
+        assert_eq!(feed(&fx.req, &[], &fx.resp, &[], false), fx.expect, "{}", fx.name);
+    }
+}
+
+#[test]
+fn fixtures_split_at_every_offset() {
+    for fx in fixtures() {
+        for k in 0..=fx.req.len() {
+            assert_eq!(feed(&fx.req, &[k], &fx.resp, &[], false), fx.expect, "{} request cut at {k}", fx.name);
+        }
+        for k in 0..=fx.resp.len() {
+            assert_eq!(feed(&fx.req, &[], &fx.resp, &[k], false), fx.expect, "{} response cut at {k}", fx.name);
+        }
+    }
+}
+
+#[test]
+fn fixtures_one_byte_per_segment() {
+    for fx in fixtures() {
+        let rq: Vec<usize> = (1..fx.req.len()).collect();
+        let rs: Vec<usize> = (1..fx.resp.len()).collect();
+        assert_eq!(feed(&fx.req, &rq, &fx.resp, &rs, false), fx.expect, "{} bytewise", fx.name);
+        // Response bytes may now come before the request is parsed: pairing must wait.
+        assert_eq!(feed(&fx.req, &rq, &fx.resp, &rs, true), fx.expect, "{} bytewise interleaved", fx.name);
+    }
+}
+
+#[test]
+fn exchanges_come_out_before_close_on_keep_alive() {
+    let mut h = Harness::new();
+    for i in 0..5 {
+        h.req(&get(&format!("/{i}")));
+        h.resp(&ok_resp("x"));
+        let out = h.drain();
+        assert_eq!(out.len(), 1, "exchange {i} emitted as soon as complete");
+        assert!(out[0].complete());
+    }
+    assert!(!h.conn.is_done());
+}
+
+#[test]
+fn timestamps_and_thread_come_from_first_and_last_segments() {
+    let mut h = Harness::new();
+    h.req(b"GET / HTTP/1.1\r\n");
+    h.req(b"\r\n");
+    h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab");
+    h.resp(b"cd");
+    let out = h.drain();
+    assert_eq!(out.len(), 1);
+    let (q, r) = (&out[0].request, out[0].response.as_ref().expect("response"));
+    assert_eq!((q.first_ts_ns, q.last_ts_ns, q.tid), (1010, 1020, 7));
+    assert_eq!((r.first_ts_ns, r.last_ts_ns, r.tid), (1030, 1040, 8));
+}
+
+#[test]
+fn body_is_kept_up_to_max_body() {
+    let mut h = Harness::with_limits(Limits { max_body: 4, ..Limits::default() });
+    h.req(&get("/"));
+    h.resp(&ok_resp("0123456789"));
+    let out = h.drain();
+    let r = out[0].response.as_ref().expect("response");
+    assert_eq!((r.body.as_slice(), r.body_size, r.body_truncated), (&b"0123"[..], 10, true));
+    assert!(out[0].complete());
+}
+
+#[test]
+fn server_role_reads_requests_from_ingress() {
+    let mut c = Http1Conn::new(Role::Server, Limits::default());
+    let (q, r) = (get("/s"), ok_resp("srv"));
+    c.on_data(Direction::Ingress, 0, q.len() as u64, &q, 1, 1);
+    c.on_data(Direction::Egress, 0, r.len() as u64, &r, 2, 1);
+    let mut out = Vec::new();
+    c.drain(&mut out);
+    assert_eq!(out.iter().map(sum).collect::<Vec<_>>(), vec![ok("GET", "/s", b"", 200, b"srv")]);
+}
+
+#[test]
+fn request_version_is_the_minor_number() {
+    let mut h = Harness::new();
+    h.req(b"GET / HTTP/1.0\r\n\r\n");
+    h.resp(b"HTTP/1.0 204 No Content\r\n\r\n");
+    let out = h.drain();
+    assert!(matches!(out[0].request.start, StartLine::Request { version: 0, .. }));
+}
