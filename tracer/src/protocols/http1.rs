@@ -19,15 +19,18 @@
 //! - responses may have been lost (gap in the response stream): once the request stream
 //!   has been read past `t`, the candidates are the unanswered requests that started at
 //!   or before `t`. None: orphan. One: pair. Several: on a connection never seen
-//!   pipelining, and when every candidate but the first started after the gap began
-//!   (each waited for a response lost in the gap), the response pairs with the latest
-//!   candidate and the earlier ones are emitted alone with `Note::Gap`; otherwise the
-//!   pairing is ambiguous and all candidates are emitted alone with `Note::Gap` while
-//!   the response is dropped as an orphan.
+//!   pipelining (a request sent before the previous answer started, or in the same
+//!   write as the previous request), and when every candidate but the first started
+//!   after the last response byte seen before the gap and in a later write than the
+//!   candidate before it (so each waited for an answer lost in the gap), the response
+//!   pairs with the latest candidate and the earlier ones are emitted alone with
+//!   `Note::Gap`; otherwise the pairing is ambiguous: all candidates are emitted alone
+//!   with `Note::Gap` and the response is dropped as an orphan.
 //!
 //! Orphans (and late responses to requests already reported as timed out) are counted by
-//! `orphan_responses`. The residual risk is pipelined requests lost just before a
-//! surviving one: no timestamp can tell those apart.
+//! `orphan_responses`. The residual risk is pipelining that begins right at a gap (lost
+//! pipelined requests just before a surviving one, or responses lost to a first burst of
+//! pipelined requests sent in separate writes): no timestamp can tell those apart.
 //!
 //! # Notes
 //! `Note::Gap` when lost bytes touched either message or its response was lost;

@@ -75,7 +75,8 @@ pub(super) struct Pairing {
     front_seq: u64,
     /// Sequence number of the first request with no response decided yet.
     cursor: u64,
-    /// Responses may have been lost since this timestamp (last response byte before).
+    /// Responses may have been lost since this timestamp (last response byte before the
+    /// gap; 0 when none was seen, i.e. unknown).
     resp_gap: Option<u64>,
     pipelined: bool,
     pub frontier: Frontier,
@@ -104,8 +105,10 @@ impl Pairing {
         if self.slots.len() >= MAX_SLOTS {
             self.give_up_oldest();
         }
-        if let Some(rt) = self.slots.back().and_then(|s| s.resp_ts) {
-            if first_ts < rt {
+        if let Some(prev) = self.slots.back() {
+            // Sent before the previous answer started, or in the same write burst.
+            let before_answer = prev.resp_ts.is_some_and(|rt| first_ts < rt);
+            if before_answer || (prev.req.is_some() && first_ts <= prev.req_last_ts) {
                 self.pipelined = true;
             }
         }
@@ -180,14 +183,18 @@ impl Pairing {
             return Decision::Wait;
         }
         let k = self.slots.range(start..).take_while(|s| s.first_ts <= t).count();
-        let later_after_gap = self.slots.range(start + 1..start + k).all(|s| s.first_ts > gap_ts);
+        // Without pipelining, each later candidate was sent after the answer to the one
+        // before it, an answer lost in the gap: after the gap began, in a later write.
+        let one_by_one = gap_ts > 0
+            && (start + 1..start + k)
+                .all(|i| self.slots[i].first_ts > gap_ts && self.slots[i].first_ts > self.slots[i - 1].req_last_ts);
         match k {
             0 => self.orphan(),
             1 => {
                 self.resp_gap = None;
                 self.pair(start, t)
             }
-            _ if !self.pipelined && later_after_gap => {
+            _ if !self.pipelined && one_by_one => {
                 (start..start + k - 1).for_each(|i| self.miss(i, Note::Gap));
                 self.resp_gap = None;
                 self.pair(start + k - 1, t)

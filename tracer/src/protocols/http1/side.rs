@@ -46,6 +46,8 @@ struct Building {
     msg: Message,
     slot: Option<u64>,
     note: Option<Note>,
+    /// Body bytes were skipped: later ones are not the body's prefix, so not kept.
+    hole: bool,
 }
 
 pub(super) struct Side {
@@ -249,7 +251,7 @@ impl Side {
         let after_gap = std::mem::take(&mut self.gap_before_next);
         let slot = cx.pairing.push_request(ts, h.method, after_gap);
         let msg = self.new_message(h.start, h.headers, pos, len, cx);
-        self.cur = Some(Building { msg, slot: Some(slot), note: None });
+        self.cur = Some(Building { msg, slot: Some(slot), note: None, hole: false });
         self.enter_body(h.framing, cx);
         Some(len)
     }
@@ -278,7 +280,7 @@ impl Side {
         let method = slot.map_or(MethodKind::Other, |s| cx.pairing.method(s));
         let framing = head::response_framing(h.status, method, &h.body);
         let msg = self.new_message(h.start, h.headers, pos, len, cx);
-        self.cur = Some(Building { msg, slot, note: None });
+        self.cur = Some(Building { msg, slot, note: None, hole: false });
         if framing == Framing::Upgrade {
             if let Some(seq) = slot {
                 cx.pairing.upgrade(seq);
@@ -378,8 +380,10 @@ impl Side {
         }
         let ts = self.marks.at(pos + bytes.len() as u64 - 1).0;
         if let Some(b) = self.cur.as_mut() {
-            let room = self.max_body.saturating_sub(b.msg.body.len());
-            b.msg.body.extend_from_slice(&bytes[..room.min(bytes.len())]);
+            if !b.hole {
+                let room = self.max_body.saturating_sub(b.msg.body.len());
+                b.msg.body.extend_from_slice(&bytes[..room.min(bytes.len())]);
+            }
             b.msg.body_size += bytes.len() as u64;
             b.msg.last_ts_ns = ts;
         }
@@ -485,6 +489,7 @@ impl Side {
         if let Some(b) = self.cur.as_mut() {
             b.msg.body_size += k;
             b.msg.last_ts_ns = ts;
+            b.hole = true;
             if lost {
                 b.msg.lost_bytes += k;
                 b.msg.complete = false;
@@ -539,18 +544,21 @@ impl Side {
 
     /// Declares gaps for bytes that out-of-order segments waited on too long.
     pub fn tick(&mut self, now: u64, cx: &mut Cx<'_>) {
-        if self.paused {
-            let head_ts = self.marks.at(self.held_pos).0;
-            if now.saturating_sub(head_ts) > cx.limits.reorder_timeout_ns {
+        loop {
+            if self.paused {
+                let head_ts = self.marks.at(self.held_pos).0;
+                if now.saturating_sub(head_ts) <= cx.limits.reorder_timeout_ns {
+                    return;
+                }
                 self.resume(true, cx);
             }
-        }
-        while !self.paused && !cx.stats.upgraded {
             match self.stream.gap_ahead() {
                 Some((_, ts)) if now.saturating_sub(ts) > cx.limits.reorder_timeout_ns => {}
-                _ => break,
+                _ => return,
             }
-            self.declare_gap(cx);
+            if cx.stats.upgraded || self.declare_gap(cx).is_none() {
+                return;
+            }
         }
     }
 

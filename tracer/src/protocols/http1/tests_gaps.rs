@@ -1,1 +1,394 @@
+//! Lost, uncaptured and reordered bytes; timeouts; garbage; the memory bound.
 
+use super::tests::{ok, sum, Harness, Sum};
+use super::Http1Conn;
+use crate::protocols::{Direction, Limits, Note, Role};
+
+fn get(target: &str) -> Vec<u8> {
+    format!("GET {target} HTTP/1.1\r\nHost: example.test\r\n\r\n").into_bytes()
+}
+
+fn ok_resp(body: &str) -> Vec<u8> {
+    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+}
+
+fn alone(target: &str, note: Note) -> Sum {
+    Sum {
+        method: "GET".into(),
+        target: target.into(),
+        req_body: Vec::new(),
+        status: None,
+        resp_body: Vec::new(),
+        resp_size: 0,
+        complete: false,
+        note: Some(note),
+    }
+}
+
+impl Harness {
+    fn tick_after_reorder(&mut self) {
+        self.ts += 10;
+        let now = self.ts + Limits::default().reorder_timeout_ns + 1;
+        self.conn.on_tick(now);
+    }
+
+    fn sums(&mut self) -> Vec<Sum> {
+        self.drain().iter().map(sum).collect()
+    }
+}
+
+#[test]
+fn gap_inside_content_length_body_keeps_framing() {
+    let mut h = Harness::new();
+    h.req(&get("/a"));
+    h.req(&get("/b"));
+    h.resp(&[&b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"[..], &[b'x'; 30]].concat());
+    h.lose_resp(20);
+    h.resp(&[b'y'; 50]);
+    h.resp(&ok_resp("next"));
+    h.tick_after_reorder();
+    let out = h.drain();
+    assert_eq!(out.len(), 2);
+    let r = out[0].response.as_ref().expect("first response");
+    assert_eq!((r.body_size, r.lost_bytes, r.complete), (100, 20, false));
+    assert_eq!(r.body, vec![b'x'; 30], "body stops at the hole: it stays a prefix");
+    assert!(r.body_truncated);
+    assert_eq!(out[0].note, Some(Note::Gap));
+    assert_eq!(out[0].lost_bytes(), 20);
+    assert_eq!(sum(&out[1]), ok("GET", "/b", b"", 200, b"next"));
+    assert_eq!(h.conn.lost_bytes(), 20);
+}
+
+#[test]
+fn gap_inside_chunk_data_keeps_framing() {
+    let mut h = Harness::new();
+    h.req(&get("/a"));
+    h.req(&get("/b"));
+    h.resp(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n01");
+    h.lose_resp(4);
+    h.resp(b"6789\r\n0\r\n\r\n");
+    h.resp(&ok_resp("next"));
+    h.tick_after_reorder();
+    let out = h.drain();
+    let r = out[0].response.as_ref().expect("first response");
+    assert_eq!((r.body_size, r.lost_bytes, r.body.as_slice()), (10, 4, &b"01"[..]));
+    assert_eq!(sum(&out[1]), ok("GET", "/b", b"", 200, b"next"));
+}
+
+#[test]
+fn gap_inside_request_head_resyncs_without_fabrication() {
+    let mut h = Harness::new();
+    let q2 = get("/lost-head");
+    h.req(&get("/1"));
+    h.resp(&ok_resp("one"));
+    h.req(&q2[..10]);
+    h.lose_req(15);
+    h.req(&q2[25..]);
+    h.resp(&ok_resp("two"));
+    h.req(&get("/3"));
+    h.resp(&ok_resp("three"));
+    h.tick_after_reorder();
+    h.close();
+    assert_eq!(h.sums(), vec![ok("GET", "/1", b"", 200, b"one"), ok("GET", "/3", b"", 200, b"three")]);
+    assert_eq!(h.conn.orphan_responses(), 1);
+}
+
+#[test]
+fn gap_inside_response_head_loses_that_response_only() {
+    let mut h = Harness::new();
+    let r2 = ok_resp("two");
+    h.req(&get("/1"));
+    h.resp(&ok_resp("one"));
+    h.req(&get("/2"));
+    h.resp(&r2[..5]);
+    h.lose_resp(10);
+    h.resp(&r2[15..]);
+    h.req(&get("/3"));
+    h.resp(&ok_resp("three"));
+    h.tick_after_reorder();
+    h.close();
+    let mut lost = alone("/2", Note::Gap);
+    lost.complete = false;
+    assert_eq!(
+        h.sums(),
+        vec![ok("GET", "/1", b"", 200, b"one"), lost, ok("GET", "/3", b"", 200, b"three")]
+    );
+}
+
+#[test]
+fn lost_whole_request_never_misaligns() {
+    let mut h = Harness::new();
+    let q2 = get("/2");
+    h.req(&get("/1"));
+    h.resp(&ok_resp("one"));
+    h.lose_req(q2.len());
+    h.resp(&ok_resp("two"));
+    h.req(&get("/3"));
+    h.resp(&ok_resp("three"));
+    h.req(&get("/4"));
+    h.resp(&ok_resp("four"));
+    h.tick_after_reorder();
+    h.close();
+    let expect = vec![
+        ok("GET", "/1", b"", 200, b"one"),
+        ok("GET", "/3", b"", 200, b"three"),
+        ok("GET", "/4", b"", 200, b"four"),
+    ];
+    assert_eq!(h.sums(), expect);
+    assert_eq!(h.conn.orphan_responses(), 1);
+}
+
+/// Same timeline, but the request direction is delivered before the responses.
+#[test]
+fn lost_whole_request_with_late_delivered_responses() {
+    let mut c = Http1Conn::new(Role::Client, Limits::default());
+    let (q1, q2, q3) = (get("/1"), get("/2"), get("/3"));
+    let (r1, r2, r3) = (ok_resp("one"), ok_resp("two"), ok_resp("three"));
+    let q3_pos = (q1.len() + q2.len()) as u64;
+    c.on_data(Direction::Egress, 0, q1.len() as u64, &q1, 10, 1);
+    c.on_data(Direction::Egress, q3_pos, q3.len() as u64, &q3, 50, 1);
+    let mut pos = 0;
+    for (r, ts) in [(&r1, 20), (&r2, 40), (&r3, 60)] {
+        c.on_data(Direction::Ingress, pos, r.len() as u64, r, ts, 1);
+        pos += r.len() as u64;
+    }
+    c.on_tick(60 + Limits::default().reorder_timeout_ns + 1);
+    c.on_close(1_000_000_000);
+    let mut out = Vec::new();
+    c.drain(&mut out);
+    let got: Vec<Sum> = out.iter().map(sum).collect();
+    assert_eq!(got, vec![ok("GET", "/1", b"", 200, b"one"), ok("GET", "/3", b"", 200, b"three")]);
+}
+
+#[test]
+fn lost_whole_response_pairs_next_by_time() {
+    let mut h = Harness::new();
+    let r2 = ok_resp("two");
+    h.req(&get("/1"));
+    h.resp(&ok_resp("one"));
+    h.req(&get("/2"));
+    h.lose_resp(r2.len());
+    h.req(&get("/3"));
+    h.resp(&ok_resp("three"));
+    h.tick_after_reorder();
+    h.close();
+    let mut lost = alone("/2", Note::Gap);
+    lost.complete = false;
+    assert_eq!(
+        h.sums(),
+        vec![ok("GET", "/1", b"", 200, b"one"), lost, ok("GET", "/3", b"", 200, b"three")]
+    );
+}
+
+#[test]
+fn lost_response_among_pipelined_requests_is_ambiguous() {
+    let mut h = Harness::new();
+    h.req(&[get("/1"), get("/2"), get("/3")].concat());
+    h.lose_resp(ok_resp("one").len());
+    h.resp(&ok_resp("two"));
+    h.resp(&ok_resp("three"));
+    h.tick_after_reorder();
+    h.close();
+    let got = h.sums();
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|s| s.status.is_none()), "no response may be guessed: {got:?}");
+    assert_eq!(h.conn.orphan_responses(), 2);
+}
+
+#[test]
+fn out_of_order_segments_are_reordered_within_timeout() {
+    let mut c = Http1Conn::new(Role::Client, Limits::default());
+    let (q, r) = (get("/ooo"), ok_resp("reordered body"));
+    let (qk, rk) = (9usize, 30usize);
+    c.on_data(Direction::Egress, qk as u64, (q.len() - qk) as u64, &q[qk..], 2, 1);
+    c.on_data(Direction::Ingress, rk as u64, (r.len() - rk) as u64, &r[rk..], 4, 1);
+    c.on_data(Direction::Ingress, 0, rk as u64, &r[..rk], 3, 1);
+    c.on_data(Direction::Egress, 0, qk as u64, &q[..qk], 1, 1);
+    let mut out = Vec::new();
+    c.drain(&mut out);
+    assert_eq!(out.iter().map(sum).collect::<Vec<_>>(), vec![ok("GET", "/ooo", b"", 200, b"reordered body")]);
+    assert_eq!(c.buffered_bytes(), 0);
+    assert_eq!(c.lost_bytes(), 0);
+}
+
+#[test]
+fn duplicates_and_overlaps_are_ignored() {
+    let mut c = Http1Conn::new(Role::Client, Limits::default());
+    let (q, r) = (get("/dup"), ok_resp("abc"));
+    c.on_data(Direction::Egress, 0, 10, &q[..10], 1, 1);
+    c.on_data(Direction::Egress, 0, q.len() as u64, &q, 2, 1);
+    c.on_data(Direction::Egress, 5, (q.len() - 5) as u64, &q[5..], 3, 1);
+    c.on_data(Direction::Ingress, 0, r.len() as u64, &r, 4, 1);
+    c.on_data(Direction::Ingress, 0, r.len() as u64, &r, 5, 1);
+    c.on_close(6);
+    let mut out = Vec::new();
+    c.drain(&mut out);
+    assert_eq!(out.iter().map(sum).collect::<Vec<_>>(), vec![ok("GET", "/dup", b"", 200, b"abc")]);
+}
+
+#[test]
+fn uncaptured_body_bytes_are_counted_not_lost() {
+    let mut h = Harness::new();
+    h.req(&get("/big"));
+    h.req(&get("/after"));
+    let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+    h.resp_partial((head.len() + 100) as u64, &[&head[..], &[b'z'; 10]].concat());
+    h.resp(&ok_resp("after"));
+    let out = h.drain();
+    assert_eq!(out.len(), 2);
+    let r = out[0].response.as_ref().expect("response");
+    assert_eq!((r.body_size, r.body.len(), r.body_truncated), (100, 10, true));
+    assert!(out[0].complete(), "uncaptured is not lost");
+    assert_eq!((out[0].note, out[0].lost_bytes()), (None, 0));
+    assert_eq!(sum(&out[1]), ok("GET", "/after", b"", 200, b"after"));
+}
+
+#[test]
+fn uncaptured_chunk_data_is_counted() {
+    let mut h = Harness::new();
+    h.req(&get("/c"));
+    let start = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n14\r\n0123";
+    h.resp_partial((start.len() + 16) as u64, start);
+    h.resp(b"\r\n0\r\n\r\n");
+    let out = h.drain();
+    let r = out[0].response.as_ref().expect("response");
+    assert_eq!((r.body_size, r.body.as_slice(), r.complete), (20, &b"0123"[..], true));
+}
+
+#[test]
+fn uncaptured_head_bytes_are_a_gap() {
+    let mut h = Harness::new();
+    h.req(&get("/1"));
+    let r1 = ok_resp("one");
+    h.resp_partial(r1.len() as u64, &r1[..8]);
+    h.req(&get("/2"));
+    h.resp(&ok_resp("two"));
+    h.close();
+    let got = h.sums();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].status, None);
+    assert_eq!(got[0].note, Some(Note::Gap));
+    assert_eq!(got[1], ok("GET", "/2", b"", 200, b"two"));
+}
+
+#[test]
+fn response_timeout_then_late_response_is_not_misread() {
+    let mut h = Harness::new();
+    h.req(&get("/slow"));
+    h.conn.on_tick(h.ts + Limits::default().response_timeout_ns / 2);
+    assert!(h.drain().is_empty(), "not yet");
+    h.conn.on_tick(h.ts + Limits::default().response_timeout_ns + 1);
+    assert_eq!(h.sums(), vec![alone("/slow", Note::ResponseTimeout)]);
+    h.resp(&ok_resp("late"));
+    h.req(&get("/next"));
+    h.resp(&ok_resp("next"));
+    assert_eq!(h.sums(), vec![ok("GET", "/next", b"", 200, b"next")]);
+    assert_eq!(h.conn.orphan_responses(), 1);
+}
+
+#[test]
+fn started_response_keeps_waiting_past_timeout() {
+    let mut h = Harness::new();
+    h.req(&get("/long"));
+    h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n01234");
+    h.conn.on_tick(h.ts + Limits::default().response_timeout_ns * 2);
+    assert!(h.drain().is_empty());
+    h.resp(b"56789");
+    assert_eq!(h.sums(), vec![ok("GET", "/long", b"", 200, b"0123456789")]);
+}
+
+#[test]
+fn close_before_response_and_mid_body() {
+    let mut h = Harness::new();
+    h.req(&get("/a"));
+    h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n012");
+    h.req(&get("/b"));
+    h.close();
+    let out = h.drain();
+    assert_eq!(out.len(), 2);
+    let r = out[0].response.as_ref().expect("partial response");
+    assert_eq!((r.complete, r.body_size), (false, 3));
+    assert_eq!(out[0].note, Some(Note::Closed));
+    assert_eq!(sum(&out[1]), alone("/b", Note::Closed));
+    assert!(h.conn.is_done());
+}
+
+fn garbage(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn non_http_streams_give_nothing_and_stop() {
+    let mut h = Harness::new();
+    let (a, b) = (garbage(64 * 1024, 1), garbage(64 * 1024, 2));
+    let mut tls = vec![0x16, 0x03, 0x01, 0x02, 0x00];
+    tls.extend(garbage(1000, 3));
+    h.req(&tls);
+    for (x, y) in a.chunks(1024).zip(b.chunks(1024)) {
+        h.req(x);
+        h.resp(y);
+    }
+    assert!(h.conn.is_done(), "declared not HTTP before the close");
+    assert_eq!(h.conn.buffered_bytes(), 0);
+    h.close();
+    assert!(h.drain().is_empty());
+}
+
+#[test]
+fn garbage_is_never_a_request() {
+    let mut h = Harness::new();
+    h.req(b"xxGET /nope\x00 HTTP/1.1\r\n\r\nPOST nothing\r\n\r\n");
+    h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    h.close();
+    assert!(h.drain().is_empty());
+}
+
+#[test]
+fn max_buffer_bounds_out_of_order_bytes() {
+    let limits = Limits { max_buffer: 4096, ..Limits::default() };
+    let mut c = Http1Conn::new(Role::Client, limits);
+    let seg = [b'a'; 1000];
+    for i in 0..20u64 {
+        c.on_data(Direction::Ingress, 1 + i * 2000, 1000, &seg, i, 1);
+        assert!(c.buffered_bytes() <= 4096, "buffered {}", c.buffered_bytes());
+    }
+    assert!(c.dropped_bytes() > 0);
+}
+
+#[test]
+fn max_buffer_bounds_an_endless_head() {
+    let limits = Limits { max_buffer: 4096, ..Limits::default() };
+    let mut h = Harness::with_limits(limits);
+    h.req(b"GET /");
+    for _ in 0..100 {
+        h.req(&[b'a'; 100]);
+        assert!(h.conn.buffered_bytes() <= 4096);
+    }
+    h.req(b" HTTP/1.1\r\n\r\n");
+    h.req(&get("/fine"));
+    h.resp(&ok_resp("x"));
+    h.resp(&ok_resp("fine"));
+    h.close();
+    assert!(h.conn.dropped_bytes() > 0);
+    let got = h.sums();
+    assert!(got.iter().all(|s| s.target != "/aaaa"), "{got:?}");
+}
+
+#[test]
+fn paused_response_is_bounded() {
+    let limits = Limits { max_buffer: 4096, ..Limits::default() };
+    let mut h = Harness::with_limits(limits);
+    for _ in 0..10 {
+        h.resp(&ok_resp(&"r".repeat(1000)));
+        assert!(h.conn.buffered_bytes() <= 4096);
+    }
+    h.close();
+    assert!(h.drain().is_empty());
+    assert!(h.conn.orphan_responses() > 0);
+}
