@@ -11,8 +11,8 @@ use tracer_common::counters;
 use crate::{
     cli::{secs_to_ns, Cli, RoleArg},
     loader::{self, BufferKind, Source, Tracer},
-    output::{json::JsonSink, monotonic_ns, Clock},
-    pipeline::{Config, Filter, Pipeline, Record},
+    output::{json::JsonSink, monotonic_ns, Clock, Counters, Flow, Sink},
+    pipeline::{Config, Filter, Pipeline},
     protocols::{Limits, Role},
 };
 
@@ -29,12 +29,13 @@ fn install_signals() {
     }
 }
 
-const TICK_NS: u64 = 100_000_000;
+/// Longest wait for kernel events before ticking (timeouts, input, redraw).
+pub const TICK_MS: i32 = 50;
 const WARN_EVERY_NS: u64 = 5_000_000_000;
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
     install_signals();
-    let tracer = loader::load(&loader::Options {
+    let mut tracer = loader::load(&loader::Options {
         buffer: cli.buffer,
         max_capture: cli.max_capture,
         pids: cli.pids.clone(),
@@ -51,18 +52,14 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     );
     let mut pipeline = Pipeline::new(config(cli), filter(cli));
     let mut sink = JsonSink::new(io::stdout().lock(), Clock::new());
-    let mut output_closed = false;
-    let mut emit = |r: Record| {
-        if output_closed {
-            return;
-        }
-        if sink.write(&r).is_err() {
-            // The reader went away (`| head -1`): finish quietly.
-            output_closed = true;
-            STOP.store(true, Ordering::Relaxed);
-        }
-    };
-    event_loop(tracer, &mut pipeline, &mut emit)
+    let counters = event_loop(&mut tracer, &mut pipeline, &mut sink)?;
+    if sink.wants_summary() {
+        eprintln!("{}", counters.summary());
+    }
+    // Detaching waits for tracepoint grace periods (about a second on this kernel); the
+    // summary is out before that.
+    drop(tracer);
+    Ok(())
 }
 
 fn config(cli: &Cli) -> Config {
@@ -88,53 +85,79 @@ fn filter(cli: &Cli) -> Filter {
     }
 }
 
-fn event_loop(mut tracer: Tracer, pipeline: &mut Pipeline, emit: &mut impl FnMut(Record)) -> anyhow::Result<()> {
+/// Runs until SIGINT/SIGTERM or the sink quits; returns the final counters.
+fn event_loop(tracer: &mut Tracer, pipeline: &mut Pipeline, sink: &mut dyn Sink) -> anyhow::Result<Counters> {
     let epoll = Epoll::new(&tracer.source.fds()).context("epoll")?;
     let mut perf_lost = 0u64;
     let mut scratch = Vec::new();
-    let mut last_tick = monotonic_ns();
-    let mut last_warn = (last_tick, 0u64);
+    let mut last_warn = (monotonic_ns(), 0u64);
+    let mut last_tick = 0u64;
     loop {
         let stopping = STOP.load(Ordering::Relaxed);
         if !stopping {
-            epoll.wait(100);
+            epoll.wait(TICK_MS);
         }
-        drain(&mut tracer.source, pipeline, emit, &mut perf_lost, &mut scratch);
         let now = monotonic_ns();
+        let mut quit = false;
+        {
+            let mut emit = |r| {
+                if sink.record(r) == Flow::Quit {
+                    quit = true;
+                }
+            };
+            drain(&mut tracer.source, pipeline, &mut emit, &mut perf_lost, &mut scratch);
+            if stopping {
+                pipeline.flush(now, &mut emit);
+            } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {
+                pipeline.tick(now, &mut emit);
+            }
+        }
         if stopping {
-            pipeline.flush(now, emit);
             break;
         }
-        if now - last_tick >= TICK_NS {
-            pipeline.tick(now, emit);
-            last_tick = now;
+        // Ticks are paced, so a busy buffer does not make per-connection work per event.
+        if !quit && now - last_tick < TICK_MS as u64 * 1_000_000 {
+            continue;
         }
+        last_tick = now;
+        let c = counters(tracer, pipeline, perf_lost);
         if now - last_warn.0 >= WARN_EVERY_NS {
-            let lost = tracer.kernel_counters()[counters::LOST_EVENTS as usize] + perf_lost;
-            if lost > last_warn.1 {
-                eprintln!("l7trace: warning: {} events lost so far (kernel buffer full)", lost);
+            if c.lost_events > last_warn.1 {
+                eprintln!("l7trace: warning: {} events lost so far (kernel buffer full)", c.lost_events);
             }
-            last_warn = (now, lost);
+            last_warn = (now, c.lost_events);
+        }
+        if quit || sink.tick(now, &c) == Flow::Quit {
+            STOP.store(true, Ordering::Relaxed);
         }
     }
-    let k = tracer.kernel_counters();
-    let s = pipeline.stats;
-    eprintln!(
-        "l7trace: summary: exchanges={} incomplete={} lost_events={} lost_bytes={} dropped_bytes={} uncaptured_bytes={} evicted_conns={} decode_errors={} events={}",
-        s.exchanges,
-        s.incomplete,
-        k[counters::LOST_EVENTS as usize] + perf_lost,
-        s.lost_bytes,
-        s.dropped_bytes,
-        k[counters::UNCAPTURED_BYTES as usize],
-        s.evicted_conns,
-        s.decode_errors,
-        s.events,
-    );
-    Ok(())
+    Ok(counters(tracer, pipeline, perf_lost))
 }
 
-fn drain(source: &mut Source, pipeline: &mut Pipeline, emit: &mut impl FnMut(Record), perf_lost: &mut u64, scratch: &mut Vec<u8>) {
+fn counters(tracer: &Tracer, pipeline: &Pipeline, perf_lost: u64) -> Counters {
+    let k = tracer.kernel_counters();
+    let s = pipeline.stats;
+    Counters {
+        exchanges: s.exchanges,
+        incomplete: s.incomplete,
+        lost_events: k[counters::LOST_EVENTS as usize] + perf_lost,
+        lost_bytes: s.lost_bytes,
+        dropped_bytes: s.dropped_bytes,
+        uncaptured_bytes: k[counters::UNCAPTURED_BYTES as usize],
+        active_conns: pipeline.active_conns() as u64,
+        evicted_conns: s.evicted_conns,
+        decode_errors: s.decode_errors,
+        events: s.events,
+    }
+}
+
+fn drain(
+    source: &mut Source,
+    pipeline: &mut Pipeline,
+    emit: &mut impl FnMut(crate::pipeline::Record),
+    perf_lost: &mut u64,
+    scratch: &mut Vec<u8>,
+) {
     match source {
         Source::Ring(rb) => {
             while let Some(item) = rb.next() {
@@ -170,6 +193,7 @@ impl Epoll {
         }
         for &fd in fds {
             let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: fd as u64 };
+            // SAFETY: valid epoll fd, fd and event pointer.
             if unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
                 return Err(io::Error::last_os_error());
             }

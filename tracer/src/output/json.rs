@@ -4,7 +4,7 @@ use std::io::{self, Write};
 use base64::Engine as _;
 use serde::Serialize;
 
-use super::{rfc3339, Clock};
+use super::{rfc3339, Clock, Flow, Sink};
 use crate::{
     pipeline::{comm_str, Record},
     protocols::{Message, Role, StartLine},
@@ -128,11 +128,12 @@ pub fn to_line(r: &Record, clock: &Clock) -> String {
 pub struct JsonSink<W: Write> {
     out: W,
     clock: Clock,
+    closed: bool,
 }
 
 impl<W: Write> JsonSink<W> {
     pub fn new(out: W, clock: Clock) -> Self {
-        JsonSink { out, clock }
+        JsonSink { out, clock, closed: false }
     }
 
     /// Writes and flushes one line. An error (EPIPE when the reader went away) ends output.
@@ -141,5 +142,23 @@ impl<W: Write> JsonSink<W> {
         line.push('\n');
         self.out.write_all(line.as_bytes())?;
         self.out.flush()
+    }
+}
+
+impl<W: Write> Sink for JsonSink<W> {
+    fn record(&mut self, r: Record) -> Flow {
+        if self.closed {
+            return Flow::Quit;
+        }
+        if self.write(&r).is_err() {
+            // The reader went away (`| head -1`): finish quietly.
+            self.closed = true;
+            return Flow::Quit;
+        }
+        Flow::Continue
+    }
+
+    fn wants_summary(&self) -> bool {
+        !self.closed
     }
 }

@@ -1,6 +1,59 @@
 //! Sinks for records.
 pub mod json;
 
+use crate::pipeline::Record;
+
+/// Counters every sink may show; refreshed on each tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub exchanges: u64,
+    pub incomplete: u64,
+    /// Events the kernel could not deliver (buffer full).
+    pub lost_events: u64,
+    /// Bytes lost inside reported exchanges.
+    pub lost_bytes: u64,
+    /// Bytes dropped by userspace limits.
+    pub dropped_bytes: u64,
+    /// Bytes counted but not copied (capture cap, sendfile).
+    pub uncaptured_bytes: u64,
+    pub active_conns: u64,
+    pub evicted_conns: u64,
+    pub decode_errors: u64,
+    pub events: u64,
+}
+
+impl Counters {
+    pub fn summary(&self) -> String {
+        format!(
+            "l7trace: summary: exchanges={} incomplete={} lost_events={} lost_bytes={} dropped_bytes={} uncaptured_bytes={} evicted_conns={} decode_errors={} events={}",
+            self.exchanges, self.incomplete, self.lost_events, self.lost_bytes, self.dropped_bytes,
+            self.uncaptured_bytes, self.evicted_conns, self.decode_errors, self.events
+        )
+    }
+}
+
+/// Whether the sink wants more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Stop tracing: the user quit, or the output went away.
+    Quit,
+}
+
+/// Where records go: the JSON stream or the live view.
+pub trait Sink {
+    fn record(&mut self, r: Record) -> Flow;
+    /// Called at least every `TICK_MS`: input, redraws, live counters.
+    fn tick(&mut self, _now_ns: u64, _counters: &Counters) -> Flow {
+        Flow::Continue
+    }
+    /// Whether the summary line should go to stderr at exit (not when stdout was closed
+    /// under us, and not over a terminal the sink just restored).
+    fn wants_summary(&self) -> bool {
+        true
+    }
+}
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Converts kernel timestamps (CLOCK_MONOTONIC ns) to wall-clock time.
