@@ -23,9 +23,9 @@ impl Response {
     }
 }
 
-/// A TCP client whose writes the test controls exactly.
+/// A TCP client whose writes the test controls exactly; it reads and writes through one
+/// fd.
 pub struct RawClient {
-    pub stream: TcpStream,
     reader: BufReader<TcpStream>,
     /// The thread that made the client, as l7trace should report it.
     pub tid: u32,
@@ -36,28 +36,34 @@ impl RawClient {
     pub fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let reader = BufReader::new(stream.try_clone().expect("clone stream"));
-        RawClient { stream, reader, tid: super::gettid(), comm: super::thread_comm() }
+        let reader = BufReader::new(stream);
+        RawClient { reader, tid: super::gettid(), comm: super::thread_comm() }
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        self.reader.get_ref()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.stream.local_addr().unwrap()
+        self.stream().local_addr().unwrap()
     }
 
     pub fn peer_addr(&self) -> SocketAddr {
-        self.stream.peer_addr().unwrap()
+        self.stream().peer_addr().unwrap()
     }
 
     /// All of `bytes` in one write().
     pub fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write request");
+        let mut stream = self.stream();
+        stream.write_all(bytes).expect("write request");
     }
 
     /// One write() per byte, with Nagle off so each is its own segment.
     pub fn send_bytewise(&mut self, bytes: &[u8]) {
-        self.stream.set_nodelay(true).unwrap();
+        let mut stream = self.stream();
+        stream.set_nodelay(true).unwrap();
         for b in bytes {
-            self.stream.write_all(std::slice::from_ref(b)).expect("write byte");
+            stream.write_all(std::slice::from_ref(b)).expect("write byte");
         }
     }
 

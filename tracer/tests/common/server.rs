@@ -137,17 +137,30 @@ impl HttpServer {
         HttpServer::start("127.0.0.1:0", default_reply)
     }
 
-    /// On `bind` (e.g. "127.0.0.1:0", "[::1]:0"), answering with `handler`.
+    /// On `bind` (e.g. "127.0.0.1:0", "[::1]:0"), answering with `handler`; each
+    /// connection is read and written through the one fd that accept() returned.
     pub fn start(bind: &str, handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> HttpServer {
+        HttpServer::spawn(bind, false, Arc::new(handler))
+    }
+
+    /// Like `start`, but replies are written on a dup() of the accepted fd (Rust's
+    /// `try_clone`), as servers that split a socket into reader and writer do.
+    pub fn start_writing_on_dup(
+        bind: &str,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> HttpServer {
+        HttpServer::spawn(bind, true, Arc::new(handler))
+    }
+
+    fn spawn(bind: &str, write_on_dup: bool, handler: Arc<Handler>) -> HttpServer {
         let listener = TcpListener::bind(bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"));
         let addr = listener.local_addr().expect("local_addr");
         let log = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let handler: Arc<Handler> = Arc::new(handler);
         let (log2, stop2) = (Arc::clone(&log), Arc::clone(&stop));
         std::thread::Builder::new()
             .name("l7t-accept".into())
-            .spawn(move || accept_loop(listener, handler, log2, stop2))
+            .spawn(move || accept_loop(listener, write_on_dup, handler, log2, stop2))
             .expect("spawn accept thread");
         HttpServer { addr, log, stop }
     }
@@ -177,6 +190,7 @@ impl Drop for HttpServer {
 
 fn accept_loop(
     listener: TcpListener,
+    write_on_dup: bool,
     handler: Arc<Handler>,
     log: Arc<Mutex<Vec<Served>>>,
     stop: Arc<AtomicBool>,
@@ -190,27 +204,29 @@ fn accept_loop(
         // Named so the comm l7trace reports for this thread is known.
         let _ = std::thread::Builder::new()
             .name("l7t-srv".into())
-            .spawn(move || serve_conn(conn, &*handler, &log));
+            .spawn(move || serve_conn(conn, write_on_dup, &*handler, &log));
     }
 }
 
-fn serve_conn(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<Served>>) {
-    let peer = match conn.peer_addr() {
-        Ok(p) => p,
-        Err(_) => return,
-    };
+fn serve_conn(conn: TcpStream, write_on_dup: bool, handler: &Handler, log: &Mutex<Vec<Served>>) {
+    let Ok(peer) = conn.peer_addr() else { return };
     let (tid, comm) = (super::gettid(), super::thread_comm());
-    let mut writer = match conn.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
+    let dup = if write_on_dup {
+        match conn.try_clone() {
+            Ok(d) => Some(d),
+            Err(_) => return,
+        }
+    } else {
+        None
     };
-    let mut reader = BufReader::new(conn);
-    while let Some(request) = read_request(&mut reader, &mut writer) {
+    let writer: &TcpStream = dup.as_ref().unwrap_or(&conn);
+    let mut reader = BufReader::new(&conn);
+    while let Some(request) = read_request(&mut reader, writer) {
         let reply = handler(&request);
         let close = reply.close
             || request.header("Connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
         log.lock().unwrap().push(Served { tid, comm: comm.clone(), peer, request });
-        if write_in_pieces(&mut writer, &reply.wire, reply.write_size).is_err() {
+        if write_in_pieces(writer, &reply.wire, reply.write_size).is_err() {
             return;
         }
         if close {
@@ -220,7 +236,7 @@ fn serve_conn(conn: TcpStream, handler: &Handler, log: &Mutex<Vec<Served>>) {
     }
 }
 
-pub fn write_in_pieces(w: &mut TcpStream, bytes: &[u8], size: usize) -> std::io::Result<()> {
+pub fn write_in_pieces(mut w: &TcpStream, bytes: &[u8], size: usize) -> std::io::Result<()> {
     if size == 0 {
         return w.write_all(bytes);
     }
@@ -231,7 +247,7 @@ pub fn write_in_pieces(w: &mut TcpStream, bytes: &[u8], size: usize) -> std::io:
 }
 
 /// Reads one request; None at EOF or on a malformed one. Answers `Expect: 100-continue`.
-fn read_request(r: &mut BufReader<TcpStream>, w: &mut TcpStream) -> Option<Request> {
+fn read_request(r: &mut impl BufRead, mut w: &TcpStream) -> Option<Request> {
     let line = read_line(r)?;
     let mut parts = line.splitn(3, ' ');
     let (method, target, version) = (parts.next()?, parts.next()?, parts.next()?);
