@@ -98,7 +98,7 @@ impl Pairing {
     }
 
     fn unanswered_start(&self) -> usize {
-        usize::try_from(self.cursor - self.front_seq).unwrap_or(usize::MAX).min(self.slots.len())
+        usize::try_from(self.cursor.saturating_sub(self.front_seq)).unwrap_or(usize::MAX).min(self.slots.len())
     }
 
     pub fn push_request(&mut self, first_ts: u64, method: MethodKind, after_gap: bool) -> u64 {
