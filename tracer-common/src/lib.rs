@@ -58,7 +58,8 @@ pub const AF_INET6: u16 = 10;
 pub struct EventHeader {
     pub kind: u32,
     pub flags: u32,
-    /// CLOCK_MONOTONIC ns (bpf_ktime_get_ns) at the syscall's exit.
+    /// CLOCK_MONOTONIC ns (bpf_ktime_get_ns): syscall entry for egress (the first byte left
+    /// then), syscall exit for ingress (the bytes were there then).
     pub ts_ns: u64,
     /// Unique per connection: monotonic ns when the kernel side first knew it.
     pub conn_id: u64,

@@ -227,6 +227,9 @@ fn emit_data(ctx: &TracePointContext, conn: &mut ConnInfo, args: &SyscallArgs, d
         return;
     };
     fill_header(&mut ev.hdr, conn, EventKind::Data, tgid, tid, args.fd);
+    if dir == DIR_EGRESS {
+        ev.hdr.ts_ns = args.enter_ns;
+    }
     ev.hdr.dir = dir;
     ev.hdr.pos = conn.pos[(dir & 1) as usize];
     ev.hdr.len = ret as u32;

@@ -21,6 +21,8 @@ pub struct SyscallArgs {
     /// The read only peeked (MSG_PEEK): bytes stay queued, do not count them.
     pub peek: u32,
     pub _pad: u32,
+    /// Entry time: an egress event is stamped with it, the moment its first byte left.
+    pub enter_ns: u64,
 }
 
 pub const ARG_BUF: u32 = 1;

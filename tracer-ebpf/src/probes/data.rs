@@ -65,6 +65,8 @@ fn save(ctx: &TracePointContext, kind: u32, ptr_arg: usize, count_arg: usize) {
         sk: 0,
         peek: 0,
         _pad: 0,
+        // SAFETY: helper without preconditions.
+        enter_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
     };
     let _ = ARGS.insert(&id, &args, 0);
 }

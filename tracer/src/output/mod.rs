@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn formats_rfc3339() {
         let t = UNIX_EPOCH + Duration::from_micros(1_795_000_000_123_456);
-        assert_eq!(rfc3339(t), "2026-11-18T08:26:40.123456Z");
+        assert_eq!(rfc3339(t), "2026-11-18T11:06:40.123456Z");
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000Z");
