@@ -13,10 +13,14 @@ fn handler(req: &Request) -> Reply {
             &[("X-Checksum", "abc123")],
         ),
         // Headers of a 1000-byte resource, no body: it answers a HEAD.
-        ("HEAD", _) => Reply::raw("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n"),
+        ("HEAD", _) => Reply::raw(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n",
+        ),
         (_, "/204") => Reply::raw("HTTP/1.1 204 No Content\r\nX-Why: nothing\r\n\r\n"),
         // A 304 may carry the Content-Length of the representation; it has no body.
-        (_, "/304") => Reply::raw("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 1234\r\n\r\n"),
+        (_, "/304") => {
+            Reply::raw("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 1234\r\n\r\n")
+        }
         _ => common::server::default_reply(req),
     }
 }
@@ -45,8 +49,16 @@ fn run(exchanges: &[(&str, &str)]) -> Vec<Value> {
         );
         for (rec, (method, target)) in recs.iter().zip(exchanges) {
             assert_complete_exchange(rec, since);
-            assert_eq!(str_at(rec, "/request/method"), *method, "method (order) in {rec}");
-            assert_eq!(str_at(rec, "/request/target"), *target, "target (order) in {rec}");
+            assert_eq!(
+                str_at(rec, "/request/method"),
+                *method,
+                "method (order) in {rec}"
+            );
+            assert_eq!(
+                str_at(rec, "/request/target"),
+                *target,
+                "target (order) in {rec}"
+            );
         }
     }
     records
@@ -54,8 +66,16 @@ fn run(exchanges: &[(&str, &str)]) -> Vec<Value> {
 
 fn assert_after(rec: &Value) {
     assert_eq!(u64_at(rec, "/response/status"), 200, "status in {rec}");
-    assert_eq!(str_at(rec, "/response/body"), "hello from /after", "body after in {rec}");
-    assert_eq!(u64_at(rec, "/response/body_size"), 17, "body_size after in {rec}");
+    assert_eq!(
+        str_at(rec, "/response/body"),
+        "hello from /after",
+        "body after in {rec}"
+    );
+    assert_eq!(
+        u64_at(rec, "/response/body_size"),
+        17,
+        "body_size after in {rec}"
+    );
 }
 
 #[test]
@@ -71,9 +91,16 @@ fn chunked_response_with_trailers_is_decoded() {
             Some("chunked"),
             "Transfer-Encoding in {rec}"
         );
-        assert_eq!(u64_at(rec, "/response/body_size"), body.len() as u64, "decoded body_size in {rec}");
+        assert_eq!(
+            u64_at(rec, "/response/body_size"),
+            body.len() as u64,
+            "decoded body_size in {rec}"
+        );
         assert_eq!(str_at(rec, "/response/body"), body, "decoded body in {rec}");
-        assert!(!bool_at(rec, "/response/body_truncated"), "body_truncated in {rec}");
+        assert!(
+            !bool_at(rec, "/response/body_truncated"),
+            "body_truncated in {rec}"
+        );
         assert_after(recs[1]);
     }
 }
@@ -90,8 +117,16 @@ fn head_with_content_length_has_no_body() {
             Some("1000"),
             "Content-Length in {rec}"
         );
-        assert_eq!(u64_at(rec, "/response/body_size"), 0, "HEAD response body_size in {rec}");
-        assert_eq!(str_at(rec, "/response/body"), "", "HEAD response body in {rec}");
+        assert_eq!(
+            u64_at(rec, "/response/body_size"),
+            0,
+            "HEAD response body_size in {rec}"
+        );
+        assert_eq!(
+            str_at(rec, "/response/body"),
+            "",
+            "HEAD response body in {rec}"
+        );
         assert_after(recs[1]);
     }
 }
@@ -101,12 +136,42 @@ fn no_content_and_not_modified_have_no_body() {
     let records = run(&[("GET", "/204"), ("GET", "/304"), ("GET", "/after")]);
     for role in ["client", "server"] {
         let recs = by_role(&records, role);
-        assert_eq!(u64_at(recs[0], "/response/status"), 204, "status in {}", recs[0]);
-        assert_eq!(str_at(recs[0], "/response/reason"), "No Content", "reason in {}", recs[0]);
-        assert_eq!(u64_at(recs[0], "/response/body_size"), 0, "204 body_size in {}", recs[0]);
-        assert_eq!(u64_at(recs[1], "/response/status"), 304, "status in {}", recs[1]);
-        assert_eq!(str_at(recs[1], "/response/reason"), "Not Modified", "reason in {}", recs[1]);
-        assert_eq!(u64_at(recs[1], "/response/body_size"), 0, "304 body_size in {}", recs[1]);
+        assert_eq!(
+            u64_at(recs[0], "/response/status"),
+            204,
+            "status in {}",
+            recs[0]
+        );
+        assert_eq!(
+            str_at(recs[0], "/response/reason"),
+            "No Content",
+            "reason in {}",
+            recs[0]
+        );
+        assert_eq!(
+            u64_at(recs[0], "/response/body_size"),
+            0,
+            "204 body_size in {}",
+            recs[0]
+        );
+        assert_eq!(
+            u64_at(recs[1], "/response/status"),
+            304,
+            "status in {}",
+            recs[1]
+        );
+        assert_eq!(
+            str_at(recs[1], "/response/reason"),
+            "Not Modified",
+            "reason in {}",
+            recs[1]
+        );
+        assert_eq!(
+            u64_at(recs[1], "/response/body_size"),
+            0,
+            "304 body_size in {}",
+            recs[1]
+        );
         assert_after(recs[2]);
     }
 }

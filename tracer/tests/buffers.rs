@@ -17,7 +17,11 @@ fn curl_get_with(buffer: &str) {
         assert_eq!(str_at(rec, "/request/method"), "GET", "method in {rec}");
         assert_eq!(str_at(rec, "/request/target"), target, "target in {rec}");
         assert_eq!(u64_at(rec, "/response/status"), 200, "status in {rec}");
-        assert_eq!(str_at(rec, "/response/body"), format!("hello from {target}"), "body in {rec}");
+        assert_eq!(
+            str_at(rec, "/response/body"),
+            format!("hello from {target}"),
+            "body in {rec}"
+        );
     }
     assert_eq!(u64_at(only_one(&records, "client"), "/pid"), run.pid as u64);
 }

@@ -19,13 +19,25 @@ fn reply_written_on_duplicated_fd() {
     for role in ["client", "server"] {
         let rec = only_one(&records, role);
         assert_complete_exchange(rec, since);
-        assert_eq!(str_at(rec, "/src"), served[0].peer.to_string(), "src in {rec}");
+        assert_eq!(
+            str_at(rec, "/src"),
+            served[0].peer.to_string(),
+            "src in {rec}"
+        );
         assert_eq!(str_at(rec, "/dst"), server.authority(), "dst in {rec}");
         assert_eq!(str_at(rec, "/request/target"), "/dup", "target in {rec}");
         assert_eq!(u64_at(rec, "/response/status"), 200, "status in {rec}");
-        assert_eq!(str_at(rec, "/response/body"), "hello from /dup", "body in {rec}");
+        assert_eq!(
+            str_at(rec, "/response/body"),
+            "hello from /dup",
+            "body in {rec}"
+        );
     }
     let srv = only_one(&records, "server");
-    assert_eq!(u64_at(srv, "/pid"), std::process::id() as u64, "pid in {srv}");
+    assert_eq!(
+        u64_at(srv, "/pid"),
+        std::process::id() as u64,
+        "pid in {srv}"
+    );
     assert_eq!(u64_at(srv, "/tid"), served[0].tid as u64, "tid in {srv}");
 }

@@ -31,8 +31,15 @@ fn curl_over_ipv6_loopback() {
             "Host in {rec}"
         );
         assert_eq!(u64_at(rec, "/response/status"), 200, "status in {rec}");
-        assert_eq!(str_at(rec, "/response/body"), "hello from /v6", "body in {rec}");
+        assert_eq!(
+            str_at(rec, "/response/body"),
+            "hello from /v6",
+            "body in {rec}"
+        );
     }
     assert_eq!(u64_at(only_one(&records, "client"), "/pid"), run.pid as u64);
-    assert_eq!(u64_at(only_one(&records, "server"), "/pid"), std::process::id() as u64);
+    assert_eq!(
+        u64_at(only_one(&records, "server"), "/pid"),
+        std::process::id() as u64
+    );
 }

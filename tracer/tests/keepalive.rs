@@ -23,7 +23,12 @@ fn five_requests_on_one_connection() {
 
     for role in ["client", "server"] {
         let recs = by_role(&records, role);
-        assert_eq!(recs.len(), 5, "five {role} records; records:\n{}", dump(&records));
+        assert_eq!(
+            recs.len(),
+            5,
+            "five {role} records; records:\n{}",
+            dump(&records)
+        );
         let (tid, comm) = match role {
             "client" => (client_tid, client_comm.as_str()),
             _ => (served[0].tid, served[0].comm.as_str()),
@@ -32,15 +37,27 @@ fn five_requests_on_one_connection() {
         for (i, rec) in recs.iter().enumerate() {
             let n = i + 1;
             assert_complete_exchange(rec, since);
-            assert_eq!(u64_at(rec, "/pid"), std::process::id() as u64, "pid in {rec}");
+            assert_eq!(
+                u64_at(rec, "/pid"),
+                std::process::id() as u64,
+                "pid in {rec}"
+            );
             assert_eq!(u64_at(rec, "/tid"), tid as u64, "tid in {rec}");
             assert_eq!(str_at(rec, "/comm"), comm, "comm in {rec}");
             assert_eq!(str_at(rec, "/src"), src, "src in {rec}");
             assert_eq!(str_at(rec, "/dst"), server.authority(), "dst in {rec}");
             assert_eq!(str_at(rec, "/request/method"), "GET", "method in {rec}");
-            assert_eq!(str_at(rec, "/request/target"), format!("/{n}"), "target (order) in {rec}");
+            assert_eq!(
+                str_at(rec, "/request/target"),
+                format!("/{n}"),
+                "target (order) in {rec}"
+            );
             assert_eq!(u64_at(rec, "/response/status"), 200, "status in {rec}");
-            assert_eq!(str_at(rec, "/response/body"), format!("hello from /{n}"), "body in {rec}");
+            assert_eq!(
+                str_at(rec, "/response/body"),
+                format!("hello from /{n}"),
+                "body in {rec}"
+            );
             let ts = parse_rfc3339_utc(str_at(rec, "/ts")).expect("ts");
             assert!(ts >= last_ts, "ts goes back in {rec}");
             last_ts = ts;

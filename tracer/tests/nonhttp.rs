@@ -13,7 +13,11 @@ const STREAM_LEN: usize = 64 * 1024;
 /// No record, and no stderr line that reports an error or a panic (the summary line
 /// names its counters, some of which may be called errors).
 fn assert_quiet(stopped: &trace::Stopped) {
-    assert!(stopped.records.is_empty(), "records:\n{}", dump(&stopped.records));
+    assert!(
+        stopped.records.is_empty(),
+        "records:\n{}",
+        dump(&stopped.records)
+    );
     let bad: Vec<&String> = stopped
         .stderr
         .iter()
@@ -83,7 +87,11 @@ fn cat_of_http_text_yields_nothing() {
     let file = dir.join("http.txt");
     std::fs::write(&file, http_text()).unwrap();
     let trace = Trace::start(&["--comm", "cat"]);
-    let out = Command::new("cat").arg(&file).stdout(Stdio::piped()).output().unwrap();
+    let out = Command::new("cat")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, http_text());
     assert_quiet(&trace.stop_full());

@@ -17,7 +17,10 @@ fn three_requests_in_one_write() {
         .collect();
     client.send(batch.as_bytes());
     for t in ["/p1", "/p2", "/p3"] {
-        assert_eq!(client.read_response(false).body_text(), format!("hello from {t}"));
+        assert_eq!(
+            client.read_response(false).body_text(),
+            format!("hello from {t}")
+        );
     }
     drop(client);
     let records = trace.stop();
@@ -25,7 +28,12 @@ fn three_requests_in_one_write() {
 
     for role in ["client", "server"] {
         let recs = by_role(&records, role);
-        assert_eq!(recs.len(), 3, "three {role} records; records:\n{}", dump(&records));
+        assert_eq!(
+            recs.len(),
+            3,
+            "three {role} records; records:\n{}",
+            dump(&records)
+        );
         for (rec, t) in recs.iter().zip(["/p1", "/p2", "/p3"]) {
             assert_complete_exchange(rec, since);
             assert_eq!(str_at(rec, "/dst"), host, "dst in {rec}");
@@ -37,7 +45,11 @@ fn three_requests_in_one_write() {
                 "X-Pipelined in {rec}"
             );
             assert_eq!(u64_at(rec, "/response/status"), 200, "status in {rec}");
-            assert_eq!(str_at(rec, "/response/body"), format!("hello from {t}"), "pairing in {rec}");
+            assert_eq!(
+                str_at(rec, "/response/body"),
+                format!("hello from {t}"),
+                "pairing in {rec}"
+            );
         }
     }
 }

@@ -8,7 +8,9 @@ use common::*;
 fn one_byte_request_writes_and_ten_byte_response_writes() {
     let answer = format!("small writes answer: {}", "0123456789".repeat(20));
     let reply = answer.clone();
-    let server = HttpServer::start("127.0.0.1:0", move |_req| Reply::ok(reply.clone()).in_writes_of(10));
+    let server = HttpServer::start("127.0.0.1:0", move |_req| {
+        Reply::ok(reply.clone()).in_writes_of(10)
+    });
     let trace = Trace::on_port(server.port(), &[]);
     let since = trace.started_at;
     let body = format!("field1=value1&field2=value2&padding={}", "p".repeat(100));
@@ -35,19 +37,42 @@ fn one_byte_request_writes_and_ten_byte_response_writes() {
         assert_eq!(str_at(rec, "/src"), src, "src in {rec}");
         assert_eq!(str_at(rec, "/dst"), server.authority(), "dst in {rec}");
         assert_eq!(str_at(rec, "/request/method"), "POST", "method in {rec}");
-        assert_eq!(str_at(rec, "/request/target"), "/small?x=1", "target in {rec}");
-        assert_eq!(str_at(rec, "/request/version"), "HTTP/1.1", "version in {rec}");
+        assert_eq!(
+            str_at(rec, "/request/target"),
+            "/small?x=1",
+            "target in {rec}"
+        );
+        assert_eq!(
+            str_at(rec, "/request/version"),
+            "HTTP/1.1",
+            "version in {rec}"
+        );
         assert_eq!(
             header_at(rec, "/request/headers", "X-Test").as_deref(),
             Some("one-byte-writes"),
             "X-Test header in {rec}"
         );
-        assert_eq!(u64_at(rec, "/request/body_size"), body.len() as u64, "request body_size in {rec}");
+        assert_eq!(
+            u64_at(rec, "/request/body_size"),
+            body.len() as u64,
+            "request body_size in {rec}"
+        );
         assert_eq!(str_at(rec, "/request/body"), body, "request body in {rec}");
         assert_eq!(u64_at(rec, "/response/status"), 200, "status in {rec}");
         assert_eq!(str_at(rec, "/response/reason"), "OK", "reason in {rec}");
-        assert_eq!(u64_at(rec, "/response/body_size"), answer.len() as u64, "response body_size in {rec}");
-        assert_eq!(str_at(rec, "/response/body"), answer, "response body in {rec}");
-        assert!(!bool_at(rec, "/response/body_truncated"), "body_truncated in {rec}");
+        assert_eq!(
+            u64_at(rec, "/response/body_size"),
+            answer.len() as u64,
+            "response body_size in {rec}"
+        );
+        assert_eq!(
+            str_at(rec, "/response/body"),
+            answer,
+            "response body in {rec}"
+        );
+        assert!(
+            !bool_at(rec, "/response/body_truncated"),
+            "body_truncated in {rec}"
+        );
     }
 }

@@ -65,7 +65,10 @@ fn apt_packages() -> Result<()> {
         .filter(|p| !apt_installed(p))
         .collect();
     if missing.is_empty() {
-        eprintln!("xtask: setup: apt packages: ok ({} present)", APT_PACKAGES.len());
+        eprintln!(
+            "xtask: setup: apt packages: ok ({} present)",
+            APT_PACKAGES.len()
+        );
         return Ok(());
     }
     eprintln!("xtask: setup: apt packages missing: {}", missing.join(" "));
@@ -107,7 +110,10 @@ fn bpf_linker() -> Result<()> {
         .filter(|p| is_executable(p));
     for bin in candidates {
         if bpf_linker_version(&bin).as_deref() == Some(BPF_LINKER_VERSION) {
-            eprintln!("xtask: setup: bpf-linker {BPF_LINKER_VERSION}: ok ({})", bin.display());
+            eprintln!(
+                "xtask: setup: bpf-linker {BPF_LINKER_VERSION}: ok ({})",
+                bin.display()
+            );
             return Ok(());
         }
     }
@@ -118,7 +124,13 @@ fn bpf_linker() -> Result<()> {
     check(
         crate::proc::cargo()
             .env("LLVM_PREFIX", LLVM_PREFIX)
-            .args(["+stable", "install", "bpf-linker", "--version", BPF_LINKER_VERSION])
+            .args([
+                "+stable",
+                "install",
+                "bpf-linker",
+                "--version",
+                BPF_LINKER_VERSION,
+            ])
             .args(["--locked", "--no-default-features", "--features", "llvm-22"]),
     )
 }

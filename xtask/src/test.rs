@@ -15,20 +15,38 @@ struct Step {
 const STEPS: &[Step] = &[
     Step {
         name: "tracer unit tests",
-        args: &["test", "--release", "-p", "tracer", "--lib", "--bins"],
+        args: &[
+            "test",
+            "--no-fail-fast",
+            "--release",
+            "-p",
+            "tracer",
+            "--lib",
+            "--bins",
+        ],
     },
     Step {
         // They attach to the one kernel: one at a time.
         name: "tracer real-kernel integration tests",
-        args: &["test", "--release", "-p", "tracer", "--test", "*", "--", "--test-threads=1"],
+        args: &[
+            "test",
+            "--no-fail-fast",
+            "--release",
+            "-p",
+            "tracer",
+            "--test",
+            "*",
+            "--",
+            "--test-threads=1",
+        ],
     },
     Step {
         name: "tracer-common tests",
-        args: &["test", "-p", "tracer-common"],
+        args: &["test", "--no-fail-fast", "-p", "tracer-common"],
     },
     Step {
         name: "xtask tests",
-        args: &["test", "-p", "xtask"],
+        args: &["test", "--no-fail-fast", "-p", "xtask"],
     },
 ];
 
@@ -129,7 +147,10 @@ fn summarize(outcomes: &[Outcome]) -> ExitCode {
     let failed_steps = outcomes.iter().filter(|o| !o.ok).count();
     // A step can fail before any test runs (a build error): count it as a failure.
     let failed = total.failed.max(failed_steps as u64);
-    println!("summary: {} passed, {} failed, {} skipped", total.passed, failed, total.ignored);
+    println!(
+        "summary: {} passed, {} failed, {} skipped",
+        total.passed, failed, total.ignored
+    );
     if failed_steps == 0 {
         ExitCode::SUCCESS
     } else {

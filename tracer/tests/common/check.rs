@@ -6,7 +6,11 @@ use serde_json::Value;
 
 /// All records, pretty enough for a failure message.
 pub fn dump(records: &[Value]) -> String {
-    records.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n")
+    records
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The records of one role ("client" or "server"), in output order.
@@ -64,17 +68,28 @@ pub fn assert_complete_exchange(rec: &Value, since: SystemTime) {
     assert_eq!(rec["source"], "syscall", "source in {rec}");
     assert_eq!(rec["complete"], true, "complete in {rec}");
     assert_eq!(rec["lost_bytes"], 0, "lost_bytes in {rec}");
-    assert!(rec.get("note").is_none_or(Value::is_null), "unexpected note in {rec}");
+    assert!(
+        rec.get("note").is_none_or(Value::is_null),
+        "unexpected note in {rec}"
+    );
     assert!(rec["response"].is_object(), "response missing in {rec}");
     let latency = u64_at(rec, "/latency_us");
     let ttfb = u64_at(rec, "/ttfb_us");
-    assert!(latency >= ttfb, "latency_us {latency} < ttfb_us {ttfb} in {rec}");
-    assert_ts_between(rec, since - Duration::from_secs(2), SystemTime::now() + Duration::from_secs(2));
+    assert!(
+        latency >= ttfb,
+        "latency_us {latency} < ttfb_us {ttfb} in {rec}"
+    );
+    assert_ts_between(
+        rec,
+        since - Duration::from_secs(2),
+        SystemTime::now() + Duration::from_secs(2),
+    );
 }
 
 pub fn assert_ts_between(rec: &Value, from: SystemTime, to: SystemTime) {
     let ts = str_at(rec, "/ts");
-    let t = parse_rfc3339_utc(ts).unwrap_or_else(|| panic!("ts {ts:?} is not RFC 3339 UTC in {rec}"));
+    let t =
+        parse_rfc3339_utc(ts).unwrap_or_else(|| panic!("ts {ts:?} is not RFC 3339 UTC in {rec}"));
     assert!(
         t >= from && t <= to,
         "ts {ts} is not between {:?} and {:?} (unix s) in {rec}",
@@ -88,12 +103,18 @@ pub fn parse_rfc3339_utc(ts: &str) -> Option<SystemTime> {
     let ts = ts.strip_suffix('Z').or_else(|| ts.strip_suffix("+00:00"))?;
     let (date, time) = ts.split_once(['T', 't'])?;
     let mut d = date.split('-');
-    let (y, mo, day): (i64, i64, i64) =
-        (d.next()?.parse().ok()?, d.next()?.parse().ok()?, d.next()?.parse().ok()?);
+    let (y, mo, day): (i64, i64, i64) = (
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+        d.next()?.parse().ok()?,
+    );
     let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
     let mut t = hms.split(':');
-    let (h, mi, s): (u64, u64, u64) =
-        (t.next()?.parse().ok()?, t.next()?.parse().ok()?, t.next()?.parse().ok()?);
+    let (h, mi, s): (u64, u64, u64) = (
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+        t.next()?.parse().ok()?,
+    );
     if !(1..=12).contains(&mo) || !(1..=31).contains(&day) || h > 23 || mi > 59 || s > 60 {
         return None;
     }

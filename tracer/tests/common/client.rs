@@ -35,9 +35,15 @@ pub struct RawClient {
 impl RawClient {
     pub fn connect(addr: SocketAddr) -> RawClient {
         let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
         let reader = BufReader::new(stream);
-        RawClient { reader, tid: super::gettid(), comm: super::thread_comm() }
+        RawClient {
+            reader,
+            tid: super::gettid(),
+            comm: super::thread_comm(),
+        }
     }
 
     pub fn stream(&self) -> &TcpStream {
@@ -63,7 +69,9 @@ impl RawClient {
         let mut stream = self.stream();
         stream.set_nodelay(true).unwrap();
         for b in bytes {
-            stream.write_all(std::slice::from_ref(b)).expect("write byte");
+            stream
+                .write_all(std::slice::from_ref(b))
+                .expect("write byte");
         }
     }
 
@@ -72,7 +80,10 @@ impl RawClient {
         let line = read_line(&mut self.reader).expect("status line (EOF?)");
         let mut parts = line.splitn(3, ' ');
         let version = parts.next().unwrap_or_default().to_owned();
-        let status: u16 = parts.next().and_then(|s| s.parse().ok()).expect("status code");
+        let status: u16 = parts
+            .next()
+            .and_then(|s| s.parse().ok())
+            .expect("status code");
         let reason = parts.next().unwrap_or_default().to_owned();
         let headers = read_headers(&mut self.reader).expect("response headers");
         let bodyless = to_head || status == 204 || status == 304 || status / 100 == 1;
@@ -81,7 +92,13 @@ impl RawClient {
         } else {
             read_body(&mut self.reader, &headers).expect("response body")
         };
-        Response { version, status, reason, headers, body }
+        Response {
+            version,
+            status,
+            reason,
+            headers,
+            body,
+        }
     }
 
     /// Sends `METHOD TARGET` with a Host header and reads the response.
@@ -129,8 +146,16 @@ pub fn curl(args: &[&str]) -> CurlRun {
     let pid = child.id();
     let out = child.wait_with_output().expect("wait curl");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(out.status.success(), "curl {args:?} failed ({}): {stderr}", out.status);
-    CurlRun { pid, stdout: out.stdout, stderr }
+    assert!(
+        out.status.success(),
+        "curl {args:?} failed ({}): {stderr}",
+        out.status
+    );
+    CurlRun {
+        pid,
+        stdout: out.stdout,
+        stderr,
+    }
 }
 
 pub fn response_header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {

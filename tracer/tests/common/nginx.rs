@@ -42,7 +42,10 @@ impl Nginx {
                 let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
                 panic!("nginx exited ({status}) at start; error.log:\n{log}");
             }
-            assert!(Instant::now() < deadline, "nginx did not listen on {port} within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen on {port} within 10 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Nginx { child, port, dir }

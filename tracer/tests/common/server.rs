@@ -42,7 +42,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn raw(wire: impl Into<Vec<u8>>) -> Reply {
-        Reply { wire: wire.into(), write_size: 0, close: false }
+        Reply {
+            wire: wire.into(),
+            write_size: 0,
+            close: false,
+        }
     }
 
     /// `200 OK` with Content-Length and a text body.
@@ -70,8 +74,9 @@ impl Reply {
 
     /// `200 OK`, chunked, one chunk per element of `chunks`, then `trailers`.
     pub fn chunked(chunks: &[&[u8]], trailers: &[(&str, &str)]) -> Reply {
-        let mut wire = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
-            .to_vec();
+        let mut wire =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+                .to_vec();
         if !trailers.is_empty() {
             let names: Vec<&str> = trailers.iter().map(|(n, _)| *n).collect();
             wire.extend_from_slice(format!("Trailer: {}\r\n", names.join(", ")).as_bytes());
@@ -139,7 +144,10 @@ impl HttpServer {
 
     /// On `bind` (e.g. "127.0.0.1:0", "[::1]:0"), answering with `handler`; each
     /// connection is read and written through the one fd that accept() returned.
-    pub fn start(bind: &str, handler: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> HttpServer {
+    pub fn start(
+        bind: &str,
+        handler: impl Fn(&Request) -> Reply + Send + Sync + 'static,
+    ) -> HttpServer {
         HttpServer::spawn(bind, false, Arc::new(handler))
     }
 
@@ -224,8 +232,15 @@ fn serve_conn(conn: TcpStream, write_on_dup: bool, handler: &Handler, log: &Mute
     while let Some(request) = read_request(&mut reader, writer) {
         let reply = handler(&request);
         let close = reply.close
-            || request.header("Connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
-        log.lock().unwrap().push(Served { tid, comm: comm.clone(), peer, request });
+            || request
+                .header("Connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+        log.lock().unwrap().push(Served {
+            tid,
+            comm: comm.clone(),
+            peer,
+            request,
+        });
         if write_in_pieces(writer, &reply.wire, reply.write_size).is_err() {
             return;
         }

@@ -93,7 +93,11 @@ impl Trace {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + START_DEADLINE;
         loop {
-            if self.stderr_lines().iter().any(|l| l.starts_with(READY_PREFIX)) {
+            if self
+                .stderr_lines()
+                .iter()
+                .any(|l| l.starts_with(READY_PREFIX))
+            {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -141,8 +145,17 @@ impl Trace {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let lines = self.stdout_reader.take().expect("stdout reader").join().unwrap();
-        self.stderr_reader.take().expect("stderr reader").join().unwrap();
+        let lines = self
+            .stdout_reader
+            .take()
+            .expect("stdout reader")
+            .join()
+            .unwrap();
+        self.stderr_reader
+            .take()
+            .expect("stderr reader")
+            .join()
+            .unwrap();
         let stderr = self.stderr_lines();
         assert!(
             status.success(),
@@ -165,7 +178,11 @@ impl Trace {
         for r in &records {
             assert!(r.is_object(), "record is not a JSON object: {r}");
         }
-        Stopped { records, stderr, status }
+        Stopped {
+            records,
+            stderr,
+            status,
+        }
     }
 }
 
