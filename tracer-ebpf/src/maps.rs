@@ -38,8 +38,9 @@ pub static EVENTS_RB: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
 #[map(name = "EVENTS_PERF")]
 pub static EVENTS_PERF: PerfEventByteArray = PerfEventByteArray::new(0);
 
+/// LRU: a thread that dies inside a syscall leaves its entry; the oldest go first.
 #[map(name = "ARGS")]
-pub static ARGS: HashMap<u64, SyscallArgs> = HashMap::with_max_entries(16384, 0);
+pub static ARGS: LruHashMap<u64, SyscallArgs> = LruHashMap::with_max_entries(65536, 0);
 
 #[map(name = "CONNS")]
 pub static CONNS: LruHashMap<u64, ConnInfo> = LruHashMap::with_max_entries(65536, 0);
