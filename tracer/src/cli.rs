@@ -14,8 +14,14 @@ pub enum RoleArg {
 #[command(name = "l7trace", version, about)]
 pub struct Cli {
     /// NDJSON stream on stdout, one exchange per line.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tui")]
     pub json: bool,
+    /// Live terminal view, even when stdout is not a terminal (the default when it is).
+    #[arg(long)]
+    pub tui: bool,
+    /// Exchanges the live view keeps (the most recent).
+    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    pub max_rows: usize,
     /// Only these processes (repeatable; filtered in the kernel).
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,

@@ -1,6 +1,6 @@
 //! The event loop: kernel buffers -> pipeline -> sink, ticks, signals, summary.
 use std::{
-    io,
+    io::{self, IsTerminal as _},
     sync::atomic::{AtomicBool, Ordering},
 };
 
@@ -11,7 +11,7 @@ use tracer_common::counters;
 use crate::{
     cli::{secs_to_ns, Cli, RoleArg},
     loader::{self, BufferKind, Source, Tracer},
-    output::{json::JsonSink, monotonic_ns, Clock, Counters, Flow, Sink},
+    output::{json::JsonSink, monotonic_ns, tui::TuiSink, Clock, Counters, Flow, Sink},
     pipeline::{Config, Filter, Pipeline},
     protocols::{Limits, Role},
 };
@@ -51,15 +51,27 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         cli.max_capture.min(tracer_common::MAX_CAPTURE as u32)
     );
     let mut pipeline = Pipeline::new(config(cli), filter(cli));
-    let mut sink = JsonSink::new(io::stdout().lock(), Clock::new());
-    let counters = event_loop(&mut tracer, &mut pipeline, &mut sink)?;
-    if sink.wants_summary() {
+    let mut sink = sink(cli)?;
+    let counters = event_loop(&mut tracer, &mut pipeline, sink.as_mut())?;
+    let wants_summary = sink.wants_summary();
+    // The live view gives the terminal back when dropped: before the summary is printed.
+    drop(sink);
+    if wants_summary {
         eprintln!("{}", counters.summary());
     }
     // Detaching waits for tracepoint grace periods (about a second on this kernel); the
     // summary is out before that.
     drop(tracer);
     Ok(())
+}
+
+/// `--json` => JSON; `--tui`, or stdout is a terminal => the live view; else JSON.
+fn sink(cli: &Cli) -> anyhow::Result<Box<dyn Sink>> {
+    if !cli.json && (cli.tui || io::stdout().is_terminal()) {
+        let tui = TuiSink::new(cli.max_rows, Clock::new()).context("opening the live view")?;
+        return Ok(Box::new(tui));
+    }
+    Ok(Box::new(JsonSink::new(io::stdout().lock(), Clock::new())))
 }
 
 fn config(cli: &Cli) -> Config {

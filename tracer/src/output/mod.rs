@@ -1,5 +1,6 @@
 //! Sinks for records.
 pub mod json;
+pub mod tui;
 
 use crate::pipeline::Record;
 

@@ -1,0 +1,496 @@
+//! The state of the view and the one place it changes: `App::update(Action)`.
+//!
+//! The list is a ring of the last `max_rows` entries. The filtered view is kept
+//! incrementally: each new entry is tested once when it arrives, an evicted one leaves the
+//! front; only a filter change re-tests the (bounded) ring. Sorting other than by arrival
+//! re-sorts the bounded view at most once per frame.
+
+use std::collections::VecDeque;
+
+use super::{entry::Entry, filter::Filter, stats::LiveStats};
+use crate::{
+    output::{Clock, Counters},
+    pipeline::Record,
+};
+
+/// What a key, the mouse or the sink asks of the view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Move the selection by rows (negative: up).
+    Move(isize),
+    /// Move the selection by pages.
+    Page(isize),
+    First,
+    Last,
+    ToggleDetail,
+    /// Esc: close help, then the detail pane, then the filter.
+    Back,
+    DetailScroll(i16),
+    StartFilter,
+    FilterChar(char),
+    FilterBackspace,
+    FilterClearInput,
+    FilterAccept,
+    FilterCancel,
+    TogglePause,
+    Clear,
+    CycleSort,
+    ToggleHelp,
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Normal,
+    /// Typing after `/`.
+    Filter,
+    Help,
+}
+
+/// The order of the rows; the last row is the "most" (newest, slowest, highest status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    Time,
+    Latency,
+    Status,
+}
+
+impl Sort {
+    pub fn name(self) -> &'static str {
+        match self {
+            Sort::Time => "time",
+            Sort::Latency => "latency",
+            Sort::Status => "status",
+        }
+    }
+
+    fn next(self) -> Sort {
+        match self {
+            Sort::Time => Sort::Latency,
+            Sort::Latency => Sort::Status,
+            Sort::Status => Sort::Time,
+        }
+    }
+}
+
+pub struct App {
+    entries: VecDeque<Entry>,
+    max_rows: usize,
+    next_seq: u64,
+    /// Seqs of the entries that pass the filter, ascending.
+    matches: VecDeque<u64>,
+    /// Entries below this seq have been tested against the filter (not the ones that came
+    /// while paused).
+    applied_upto: u64,
+    /// `matches` in `sort` order, rebuilt by `prepare` when stale.
+    sorted: Vec<u64>,
+    sorted_stale: bool,
+    pub filter: Filter,
+    pub filter_input: String,
+    pub filter_error: Option<String>,
+    filter_before_edit: String,
+    pub mode: Mode,
+    pub sort: Sort,
+    pub paused: bool,
+    /// The selection sticks to the last row (newest) as rows arrive.
+    pub follow: bool,
+    /// The selected entry when not following.
+    selected: Option<u64>,
+    /// First visible row, kept in step with the selection.
+    top: usize,
+    /// Rows the table showed in the last frame.
+    pub page: usize,
+    pub detail: bool,
+    pub detail_scroll: u16,
+    pub stats: LiveStats,
+    pub counters: Counters,
+    pub now_ns: u64,
+    pub quit: bool,
+    clock: Clock,
+}
+
+impl App {
+    pub fn new(max_rows: usize, clock: Clock) -> App {
+        App {
+            entries: VecDeque::new(),
+            max_rows: max_rows.max(1),
+            next_seq: 0,
+            matches: VecDeque::new(),
+            applied_upto: 0,
+            sorted: Vec::new(),
+            sorted_stale: false,
+            filter: Filter::default(),
+            filter_input: String::new(),
+            filter_error: None,
+            filter_before_edit: String::new(),
+            mode: Mode::Normal,
+            sort: Sort::Time,
+            paused: false,
+            follow: true,
+            selected: None,
+            top: 0,
+            page: 20,
+            detail: false,
+            detail_scroll: 0,
+            stats: LiveStats::default(),
+            counters: Counters::default(),
+            now_ns: 0,
+            quit: false,
+            clock,
+        }
+    }
+
+    pub fn max_rows(&self) -> usize {
+        self.max_rows
+    }
+
+    /// Entries held (filtered or not).
+    pub fn held(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// A finished exchange: O(1) whatever the size of the list.
+    pub fn push(&mut self, r: &Record) {
+        let e = Entry::new(self.next_seq, r, &self.clock);
+        self.push_entry(e);
+    }
+
+    pub fn push_entry(&mut self, mut e: Entry) {
+        e.seq = self.next_seq;
+        self.next_seq += 1;
+        self.stats.add(e.done_ns(), e.status, e.latency_us);
+        if self.entries.len() >= self.max_rows {
+            if let Some(old) = self.entries.pop_front() {
+                if self.matches.front() == Some(&old.seq) {
+                    self.matches.pop_front();
+                    self.sorted_stale = true;
+                }
+                if self.selected == Some(old.seq) {
+                    self.selected = self.matches.front().copied();
+                }
+            }
+        }
+        self.entries.push_back(e);
+        if !self.paused {
+            self.apply_pending();
+        }
+    }
+
+    fn apply_pending(&mut self) {
+        while self.applied_upto < self.next_seq {
+            let seq = self.applied_upto;
+            if self.entry(seq).is_some_and(|e| self.filter.matches(e)) {
+                self.matches.push_back(seq);
+                self.sorted_stale = true;
+            }
+            self.applied_upto += 1;
+        }
+    }
+
+    pub fn entry(&self, seq: u64) -> Option<&Entry> {
+        let first = self.entries.front()?.seq;
+        self.entries.get(seq.checked_sub(first)? as usize)
+    }
+
+    /// Rows in the view (after the filter).
+    pub fn view_len(&self) -> usize {
+        self.matches.len()
+    }
+
+    /// The entry at a row of the view.
+    pub fn view_entry(&self, pos: usize) -> Option<&Entry> {
+        let seq = match self.sort {
+            Sort::Time => *self.matches.get(pos)?,
+            _ => *self.sorted.get(pos)?,
+        };
+        self.entry(seq)
+    }
+
+    pub fn selected_pos(&self) -> Option<usize> {
+        let len = self.view_len();
+        if len == 0 {
+            return None;
+        }
+        if self.follow {
+            return Some(len - 1);
+        }
+        let seq = self.selected?;
+        match self.sort {
+            Sort::Time => self.matches.binary_search(&seq).ok(),
+            _ => self.sorted.iter().position(|&s| s == seq),
+        }
+        .or(Some(len - 1))
+    }
+
+    pub fn selected_entry(&self) -> Option<&Entry> {
+        self.view_entry(self.selected_pos()?)
+    }
+
+    /// The first visible row for a table of `height` rows: the selection is visible and,
+    /// when the list allows, the table is full.
+    pub fn top_for(&self, height: usize) -> usize {
+        let len = self.view_len();
+        let height = height.max(1);
+        let mut top = self.top.min(len.saturating_sub(height));
+        if let Some(sel) = self.selected_pos() {
+            if sel < top {
+                top = sel;
+            } else if sel >= top + height {
+                top = sel + 1 - height;
+            }
+        }
+        top
+    }
+
+    /// Work due before a frame: the sorted view, at most once per frame.
+    pub fn prepare(&mut self) {
+        if self.sort != Sort::Time && self.sorted_stale {
+            let mut v: Vec<u64> = self.matches.iter().copied().collect();
+            let key = |s: &u64| {
+                let e = self.entry(*s);
+                let k = match self.sort {
+                    Sort::Latency => e.and_then(|e| e.latency_us).unwrap_or(u64::MAX),
+                    Sort::Status => e.and_then(|e| e.status).map_or(u64::MAX, u64::from),
+                    Sort::Time => 0,
+                };
+                (k, *s)
+            };
+            v.sort_unstable_by_key(key);
+            self.sorted = v;
+            self.sorted_stale = false;
+        }
+        self.top = self.top_for(self.page);
+    }
+
+    pub fn update(&mut self, action: Action) {
+        match action {
+            Action::Move(n) => self.move_by(n),
+            Action::Page(n) => self.move_by(n * self.page.max(1) as isize),
+            Action::First => self.select(0),
+            Action::Last => self.select(usize::MAX),
+            Action::ToggleDetail => {
+                self.detail = !self.detail;
+                self.detail_scroll = 0;
+            }
+            Action::Back => self.back(),
+            Action::DetailScroll(n) => {
+                self.detail_scroll = self.detail_scroll.saturating_add_signed(n);
+            }
+            Action::StartFilter => {
+                self.filter_before_edit = self.filter_input.clone();
+                self.mode = Mode::Filter;
+            }
+            Action::FilterChar(c) => {
+                self.filter_input.push(c);
+                self.reparse();
+            }
+            Action::FilterBackspace => {
+                self.filter_input.pop();
+                self.reparse();
+            }
+            Action::FilterClearInput => {
+                self.filter_input.clear();
+                self.reparse();
+            }
+            Action::FilterAccept => self.mode = Mode::Normal,
+            Action::FilterCancel => {
+                self.filter_input = std::mem::take(&mut self.filter_before_edit);
+                self.reparse();
+                self.mode = Mode::Normal;
+            }
+            Action::TogglePause => {
+                self.paused = !self.paused;
+                if !self.paused {
+                    self.apply_pending();
+                }
+            }
+            Action::Clear => self.clear(),
+            Action::CycleSort => {
+                self.sort = self.sort.next();
+                self.sorted_stale = true;
+                self.prepare();
+            }
+            Action::ToggleHelp => {
+                self.mode = if self.mode == Mode::Help { Mode::Normal } else { Mode::Help };
+            }
+            Action::Quit => self.quit = true,
+        }
+    }
+
+    fn move_by(&mut self, n: isize) {
+        let Some(pos) = self.selected_pos() else { return };
+        self.select(pos.saturating_add_signed(n));
+    }
+
+    /// Selects a row (clamped); selecting the last row follows the newest again.
+    fn select(&mut self, pos: usize) {
+        let len = self.view_len();
+        if len == 0 {
+            return;
+        }
+        let pos = pos.min(len - 1);
+        let before = self.selected_pos();
+        self.follow = pos == len - 1 && !self.paused;
+        self.selected = self.view_entry(pos).map(|e| e.seq);
+        if before != Some(pos) {
+            self.detail_scroll = 0;
+        }
+        let h = self.page.max(1);
+        if pos < self.top {
+            self.top = pos;
+        } else if pos >= self.top + h {
+            self.top = pos + 1 - h;
+        }
+    }
+
+    fn back(&mut self) {
+        if self.mode == Mode::Help {
+            self.mode = Mode::Normal;
+        } else if self.detail {
+            self.detail = false;
+        } else if !self.filter_input.is_empty() {
+            self.filter_input.clear();
+            self.reparse();
+        }
+    }
+
+    /// Filter as you type: a term being typed that does not parse yet keeps the last
+    /// filter that did, and says why.
+    fn reparse(&mut self) {
+        match Filter::parse(&self.filter_input) {
+            Ok(f) => {
+                self.filter_error = None;
+                if f != self.filter {
+                    self.filter = f;
+                    self.refilter();
+                }
+            }
+            Err(e) => self.filter_error = Some(e.to_string()),
+        }
+    }
+
+    /// Re-tests the held entries (bounded by `max_rows`): only on a filter change.
+    fn refilter(&mut self) {
+        let selected = if self.follow { None } else { self.selected };
+        self.matches.clear();
+        let upto = self.applied_upto;
+        for e in self.entries.iter().take_while(|e| e.seq < upto) {
+            if self.filter.matches(e) {
+                self.matches.push_back(e.seq);
+            }
+        }
+        self.sorted_stale = true;
+        if selected.is_some_and(|s| self.matches.binary_search(&s).is_err()) {
+            self.follow = true;
+        }
+        self.prepare();
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.matches.clear();
+        self.sorted.clear();
+        self.applied_upto = self.next_seq;
+        self.stats = LiveStats::default();
+        self.selected = None;
+        self.follow = true;
+        self.top = 0;
+        self.detail_scroll = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::tui::testutil::entry;
+
+    fn app_with(n: u64, max_rows: usize) -> App {
+        let mut app = App::new(max_rows, Clock::new());
+        app.page = 5;
+        for i in 0..n {
+            let status = if i % 10 == 9 { 500 } else { 200 };
+            app.push_entry(entry(i, "GET", &format!("/r/{i}"), Some(status), Some(i * 1000), "curl"));
+        }
+        app
+    }
+
+    fn seqs(app: &App) -> Vec<u64> {
+        (0..app.view_len()).map(|p| app.view_entry(p).unwrap().seq).collect()
+    }
+
+    #[test]
+    fn ring_is_bounded_and_follows_newest() {
+        let app = app_with(25, 10);
+        assert_eq!(app.held(), 10);
+        assert_eq!(seqs(&app), (15..25).collect::<Vec<_>>());
+        assert_eq!(app.selected_entry().unwrap().seq, 24);
+    }
+
+    #[test]
+    fn filter_is_incremental_and_survives_eviction() {
+        let mut app = app_with(0, 20);
+        for c in "status>=500".chars() {
+            app.update(Action::FilterChar(c));
+        }
+        assert_eq!(app.filter_error, None);
+        for i in 0..40 {
+            let status = if i % 10 == 9 { 500 } else { 200 };
+            app.push_entry(entry(0, "GET", "/", Some(status), None, "curl"));
+        }
+        assert_eq!(seqs(&app), vec![29, 39]);
+        // An incomplete term keeps the last good filter and reports the problem.
+        app.update(Action::FilterChar('>'));
+        assert!(app.filter_error.is_some());
+        assert_eq!(seqs(&app), vec![29, 39]);
+        app.update(Action::FilterCancel);
+        assert_eq!(app.filter_input, "");
+        assert_eq!(app.view_len(), 20);
+    }
+
+    #[test]
+    fn moving_stops_following_and_last_row_resumes() {
+        let mut app = app_with(30, 100);
+        app.update(Action::Move(-3));
+        assert!(!app.follow);
+        assert_eq!(app.selected_entry().unwrap().seq, 26);
+        app.push_entry(entry(0, "GET", "/new", Some(200), None, "curl"));
+        assert_eq!(app.selected_entry().unwrap().seq, 26, "selection stays put");
+        app.prepare();
+        assert!(app.top_for(5) <= 26 && 26 < app.top_for(5) + 5);
+        app.update(Action::First);
+        assert_eq!(app.selected_entry().unwrap().seq, 0);
+        assert_eq!(app.top_for(5), 0);
+        app.update(Action::Page(1));
+        assert_eq!(app.selected_entry().unwrap().seq, 5);
+        app.update(Action::Last);
+        assert!(app.follow);
+        assert_eq!(app.selected_entry().unwrap().seq, 30);
+    }
+
+    #[test]
+    fn pause_holds_the_view_and_clear_empties_it() {
+        let mut app = app_with(5, 100);
+        app.update(Action::TogglePause);
+        app.push_entry(entry(0, "GET", "/later", Some(200), None, "curl"));
+        assert_eq!(app.view_len(), 5);
+        app.update(Action::TogglePause);
+        assert_eq!(app.view_len(), 6);
+        app.update(Action::Clear);
+        assert_eq!(app.view_len(), 0);
+        assert_eq!(app.held(), 0);
+        assert_eq!(app.stats.by_class, [0; 6]);
+    }
+
+    #[test]
+    fn sort_by_latency_puts_slowest_last() {
+        let mut app = app_with(0, 100);
+        for lat in [5, 1, 9, 3] {
+            app.push_entry(entry(0, "GET", "/", Some(200), Some(lat), "curl"));
+        }
+        app.update(Action::CycleSort);
+        assert_eq!(app.sort, Sort::Latency);
+        let lats: Vec<u64> =
+            (0..app.view_len()).map(|p| app.view_entry(p).unwrap().latency_us.unwrap()).collect();
+        assert_eq!(lats, vec![1, 3, 5, 9]);
+    }
+}

@@ -1,0 +1,204 @@
+//! One row of the view: what is shown of a record, sanitised once when it arrives so a
+//! frame never does more than format the rows it shows.
+
+use std::net::SocketAddr;
+
+use super::sanitize::{sanitize, sanitize_str};
+use crate::{
+    output::Clock,
+    pipeline::{comm_str, Record},
+    protocols::{Message, Note, Role, StartLine},
+};
+
+/// Body bytes kept per message for the detail pane (the list holds many entries).
+pub const BODY_PREVIEW: usize = 1024;
+
+/// A message as the detail pane shows it, sanitised.
+#[derive(Debug, Clone)]
+pub struct MessageView {
+    pub start_line: String,
+    pub headers: Vec<(String, String)>,
+    pub body_size: u64,
+    /// The first `BODY_PREVIEW` captured bytes, raw: the pane chooses text or hex.
+    pub body: Vec<u8>,
+    pub body_truncated: bool,
+    pub complete: bool,
+    pub lost_bytes: u64,
+    pub first_ts_ns: u64,
+    pub last_ts_ns: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Position in arrival order since start (never reused).
+    pub seq: u64,
+    /// Wall-clock time of the request's first byte, `HH:MM:SS.mmm` UTC.
+    pub time: String,
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: String,
+    pub role: Role,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub method: String,
+    pub host: String,
+    pub target: String,
+    pub status: Option<u16>,
+    pub latency_us: Option<u64>,
+    pub ttfb_us: Option<u64>,
+    pub req_size: u64,
+    pub resp_size: Option<u64>,
+    pub complete: bool,
+    pub lost_bytes: u64,
+    pub note: Option<Note>,
+    pub request: MessageView,
+    pub response: Option<MessageView>,
+}
+
+impl Entry {
+    pub fn new(seq: u64, r: &Record, clock: &Clock) -> Entry {
+        let ex = &r.exchange;
+        let req = &ex.request;
+        let resp = ex.response.as_ref();
+        let (client, server) = match r.role {
+            Role::Client => (r.meta.local, r.meta.remote),
+            Role::Server => (r.meta.remote, r.meta.local),
+        };
+        let (method, target) = match &req.start {
+            StartLine::Request { method, target, .. } => (sanitize_str(method), sanitize(target)),
+            StartLine::Response { .. } => (String::from("?"), String::new()),
+        };
+        let host = req
+            .headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(b"host"))
+            .map(|(_, v)| sanitize(v))
+            .unwrap_or_default();
+        Entry {
+            seq,
+            time: clock_time(clock, req.first_ts_ns),
+            pid: r.meta.pid,
+            tid: r.meta.tid,
+            comm: sanitize(comm_str(&r.meta.comm)),
+            role: r.role,
+            client,
+            server,
+            method,
+            host,
+            target,
+            status: resp.and_then(status),
+            latency_us: resp.map(|m| m.last_ts_ns.saturating_sub(req.first_ts_ns) / 1000),
+            ttfb_us: resp.map(|m| m.first_ts_ns.saturating_sub(req.first_ts_ns) / 1000),
+            req_size: req.body_size,
+            resp_size: resp.map(|m| m.body_size),
+            complete: ex.complete(),
+            lost_bytes: ex.lost_bytes(),
+            note: ex.note,
+            request: MessageView::new(req),
+            response: resp.map(MessageView::new),
+        }
+    }
+
+    /// Kernel time of the last byte seen of this exchange: when it finished.
+    pub fn done_ns(&self) -> u64 {
+        self.response.as_ref().map_or(self.request.last_ts_ns, |m| m.last_ts_ns)
+    }
+
+    /// `host` followed by the target, as the table shows it.
+    pub fn url(&self) -> String {
+        format!("{}{}", self.host, self.target)
+    }
+}
+
+impl MessageView {
+    fn new(m: &Message) -> MessageView {
+        MessageView {
+            start_line: start_line(&m.start),
+            headers: m.headers.iter().map(|(n, v)| (sanitize(n), sanitize(v))).collect(),
+            body_size: m.body_size,
+            body: m.body[..m.body.len().min(BODY_PREVIEW)].to_vec(),
+            body_truncated: m.body_truncated || m.body.len() > BODY_PREVIEW,
+            complete: m.complete,
+            lost_bytes: m.lost_bytes,
+            first_ts_ns: m.first_ts_ns,
+            last_ts_ns: m.last_ts_ns,
+        }
+    }
+}
+
+fn status(m: &Message) -> Option<u16> {
+    match m.start {
+        StartLine::Response { status, .. } => Some(status),
+        StartLine::Request { .. } => None,
+    }
+}
+
+fn version(v: u8) -> &'static str {
+    if v == 0 {
+        "HTTP/1.0"
+    } else {
+        "HTTP/1.1"
+    }
+}
+
+fn start_line(s: &StartLine) -> String {
+    match s {
+        StartLine::Request { method, target, version: v } => {
+            format!("{} {} {}", sanitize_str(method), sanitize(target), version(*v))
+        }
+        StartLine::Response { version: v, status, reason } => {
+            format!("{} {} {}", version(*v), status, sanitize(reason))
+        }
+    }
+}
+
+fn clock_time(clock: &Clock, mono_ns: u64) -> String {
+    let t = super::super::rfc3339(clock.wall(mono_ns));
+    // "2026-11-22T10:15:02.123456Z" -> "10:15:02.123"
+    t.get(11..23).unwrap_or(&t).to_owned()
+}
+
+/// `412µs`, `12.3ms`, `1.25s`.
+pub fn fmt_latency(us: u64) -> String {
+    match us {
+        0..=999 => format!("{us}µs"),
+        1_000..=99_999 => format!("{:.1}ms", us as f64 / 1e3),
+        100_000..=999_999 => format!("{}ms", us / 1000),
+        _ => format!("{:.2}s", us as f64 / 1e6),
+    }
+}
+
+/// `512B`, `1.5K`, `12M`.
+pub fn fmt_size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["K", "M", "G", "T"];
+    if n < 1024 {
+        return format!("{n}B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v < 10.0 {
+        format!("{v:.1}{}", UNITS[unit])
+    } else {
+        format!("{v:.0}{}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_latency_and_size() {
+        assert_eq!(fmt_latency(412), "412µs");
+        assert_eq!(fmt_latency(12_345), "12.3ms");
+        assert_eq!(fmt_latency(250_000), "250ms");
+        assert_eq!(fmt_latency(1_250_000), "1.25s");
+        assert_eq!(fmt_size(5), "5B");
+        assert_eq!(fmt_size(1536), "1.5K");
+        assert_eq!(fmt_size(20 * 1024 * 1024), "20M");
+    }
+}

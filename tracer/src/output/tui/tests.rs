@@ -1,0 +1,101 @@
+//! Snapshot tests of the whole screen on ratatui's TestBackend.
+
+use insta::assert_snapshot;
+use ratatui::{backend::TestBackend, Terminal};
+
+use super::{
+    app::{Action, App},
+    draw,
+    testutil::entry,
+};
+use crate::output::{Clock, Counters};
+
+const NOW: u64 = 1_002_000_000_000;
+
+fn app() -> App {
+    let mut app = App::new(10_000, Clock::new());
+    let rows = [
+        ("GET", "/index.html", Some(200), Some(412), "curl"),
+        ("POST", "/api/items", Some(201), Some(12_345), "python3"),
+        ("GET", "/missing", Some(404), Some(980), "curl"),
+        ("GET", "/boom", Some(503), Some(250_000), "wget"),
+        ("GET", "/slow", None, None, "curl"),
+    ];
+    for (i, (m, t, s, l, c)) in rows.into_iter().enumerate() {
+        app.push_entry(entry(i as u64, m, t, s, l, c));
+    }
+    app.now_ns = NOW;
+    app.counters = Counters { active_conns: 3, lost_events: 7, ..Counters::default() };
+    app
+}
+
+/// The screen as text, one line per row, trailing spaces trimmed.
+fn screen(app: &mut App, w: u16, h: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    draw(&mut t, app).unwrap();
+    let buf = t.backend().buffer().clone();
+    (0..h)
+        .map(|y| {
+            let line: String = (0..w).map(|x| buf[(x, y)].symbol().to_owned()).collect();
+            line.trim_end().to_owned()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn list_follows_newest() {
+    assert_snapshot!(screen(&mut app(), 120, 12));
+}
+
+#[test]
+fn detail_pane() {
+    let mut app = app();
+    app.update(Action::Move(-4));
+    app.update(Action::ToggleDetail);
+    assert_snapshot!(screen(&mut app, 120, 30));
+}
+
+#[test]
+fn filter_being_typed() {
+    let mut app = app();
+    app.update(Action::StartFilter);
+    for c in "status>=4".chars() {
+        app.update(Action::FilterChar(c));
+    }
+    assert_snapshot!(screen(&mut app, 120, 10));
+    app.update(Action::FilterChar('0'));
+    app.update(Action::FilterChar('0'));
+    app.update(Action::FilterAccept);
+    assert_snapshot!(screen(&mut app, 120, 10));
+}
+
+#[test]
+fn help_overlay() {
+    let mut app = app();
+    app.update(Action::ToggleHelp);
+    assert_snapshot!(screen(&mut app, 100, 24));
+}
+
+#[test]
+fn hostile_traffic_is_shown_escaped() {
+    let mut app = App::new(100, Clock::new());
+    let mut e = entry(0, "GET", "/\u{1b}[2J\u{202e}evil", Some(200), Some(5), "curl");
+    e.target = super::sanitize(e.target.as_bytes());
+    app.push_entry(e);
+    let s = screen(&mut app, 120, 6);
+    assert!(s.contains("/\\x1b[2J\\u{202e}evil"), "{s}");
+    assert!(!s.chars().any(|c| c.is_control() && c != '\n'), "{s}");
+}
+
+#[test]
+fn many_rows_draw_only_the_window() {
+    let mut app = App::new(10_000, Clock::new());
+    for i in 0..50_000u64 {
+        app.push_entry(entry(i, "GET", &format!("/r/{i}"), Some(200), Some(i % 900), "curl"));
+    }
+    assert_eq!(app.held(), 10_000);
+    let s = screen(&mut app, 120, 8);
+    assert!(s.contains("/r/49999"), "{s}");
+    assert!(!s.contains("/r/39999 "), "{s}");
+}

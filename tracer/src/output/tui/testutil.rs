@@ -1,0 +1,72 @@
+//! Entries for unit and snapshot tests, without a kernel.
+
+use std::net::SocketAddr;
+
+use super::entry::{Entry, MessageView};
+use crate::protocols::Role;
+
+fn message(start_line: String, headers: &[(&str, &str)], body: &[u8], ts: u64) -> MessageView {
+    MessageView {
+        start_line,
+        headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        body_size: body.len() as u64,
+        body: body.to_vec(),
+        body_truncated: false,
+        complete: true,
+        lost_bytes: 0,
+        first_ts_ns: ts,
+        last_ts_ns: ts,
+    }
+}
+
+/// An exchange of pid `seq + 1` (seq is reassigned by the app), `latency_us` long, at a
+/// fixed time.
+pub fn entry(
+    seq: u64,
+    method: &str,
+    target: &str,
+    status: Option<u16>,
+    latency_us: Option<u64>,
+    comm: &str,
+) -> Entry {
+    let ts = 1_000_000_000_000 + seq * 1_000_000;
+    let client: SocketAddr = "127.0.0.1:50312".parse().unwrap();
+    let server: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+    let body = format!("hello from {target}");
+    let response = status.map(|s| {
+        message(
+            format!("HTTP/1.1 {s} {}", if s < 400 { "OK" } else { "Error" }),
+            &[("Content-Type", "text/plain"), ("Content-Length", &body.len().to_string())],
+            body.as_bytes(),
+            ts + latency_us.unwrap_or(0) * 1000,
+        )
+    });
+    Entry {
+        seq,
+        time: format!("10:15:{:02}.{:03}", seq % 60, seq % 1000),
+        pid: seq as u32 + 1,
+        tid: seq as u32 + 1,
+        comm: comm.to_owned(),
+        role: Role::Client,
+        client,
+        server,
+        method: method.to_owned(),
+        host: "127.0.0.1:8080".to_owned(),
+        target: target.to_owned(),
+        status,
+        latency_us,
+        ttfb_us: latency_us.map(|l| l / 2),
+        req_size: 0,
+        resp_size: response.as_ref().map(|m| m.body_size),
+        complete: status.is_some(),
+        lost_bytes: 0,
+        note: None,
+        request: message(
+            format!("{method} {target} HTTP/1.1"),
+            &[("Host", "127.0.0.1:8080"), ("User-Agent", "curl/7.88.1"), ("Accept", "*/*")],
+            b"",
+            ts,
+        ),
+        response,
+    }
+}
