@@ -13,6 +13,7 @@ pub mod maps {
     pub const EVENTS_RINGBUF: &str = "EVENTS_RB";
     pub const EVENTS_PERF: &str = "EVENTS_PERF";
     pub const CONNS: &str = "CONNS";
+    pub const FD_ROLES: &str = "FD_ROLES";
     pub const FILTER_PIDS: &str = "FILTER_PIDS";
     pub const FILTER_PORTS: &str = "FILTER_PORTS";
     pub const SCRATCH: &str = "SCRATCH";
@@ -63,6 +64,9 @@ pub struct EventHeader {
     pub ts_ns: u64,
     /// Unique per connection: monotonic ns when the kernel side first knew it.
     pub conn_id: u64,
+    /// The socket (`struct sock *`): connections are tracked per socket, not per fd, so
+    /// duplicated fds and fds shared across processes are one connection.
+    pub sock: u64,
     /// Stream offset of this event's first byte, per direction.
     pub pos: u64,
     /// Stream bytes this event covers.
@@ -84,7 +88,7 @@ pub struct EventHeader {
     pub raddr: [u8; 16],
     pub comm: [u8; 16],
 }
-const _: () = assert!(core::mem::size_of::<EventHeader>() == 112);
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 120);
 
 pub const HEADER_SIZE: usize = core::mem::size_of::<EventHeader>();
 
@@ -96,7 +100,7 @@ pub struct DataEvent {
     pub data: [u8; 2 * MAX_CAPTURE],
 }
 
-/// Per-connection state in the kernel, keyed by `(tgid << 32) | fd`.
+/// Per-connection state in the kernel, keyed by socket address (`struct sock *`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ConnInfo {
@@ -114,11 +118,22 @@ pub struct ConnInfo {
     /// An event of this connection reached userspace (so a close is worth sending).
     pub emitted: u8,
     pub flags: u16,
-    pub _pad: u32,
+    /// Process that first used the connection (closes arrive outside process context).
+    pub pid: u32,
     pub laddr: [u8; 16],
     pub raddr: [u8; 16],
+    pub fd: u32,
+    pub _pad: u32,
 }
-const _: () = assert!(core::mem::size_of::<ConnInfo>() == 72);
+const _: () = assert!(core::mem::size_of::<ConnInfo>() == 80);
+
+/// What accept/connect learnt about an fd, until its first data names the socket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FdRole {
+    pub role: u8,
+    pub _pad: [u8; 7],
+}
 
 pub const PROTO_UNKNOWN: u8 = 0;
 pub const PROTO_HTTP: u8 = 1;
@@ -142,4 +157,6 @@ pub mod counters {
 mod user {
     // SAFETY: plain-old-data: integers and byte arrays, explicit padding, no pointers.
     unsafe impl aya::Pod for super::ConnInfo {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FdRole {}
 }

@@ -19,7 +19,7 @@ use crate::{
     config::{CFG_MAX_CAPTURE, FILTER_PORT_ON, USE_RINGBUF},
     maps::{
         count, SyscallArgs, ARG_BUF, ARG_IOV, ARG_MSG, ARG_SENDFILE, CONNS, EVENTS_PERF,
-        EVENTS_RB, FILTER_PORTS, SCRATCH,
+        EVENTS_RB, FD_ROLES, FILTER_PORTS, SCRATCH,
     },
     probes::conn_key,
 };
@@ -34,18 +34,31 @@ enum FirstBytes {
 
 #[inline(always)]
 pub fn on_payload(ctx: &TracePointContext, args: &SyscallArgs, dir: u8, ret: u64, tgid: u32, tid: u32) {
-    let key = conn_key(tgid, args.fd);
-    let conn = match CONNS.get_ptr_mut(&key) {
-        Some(c) => c,
-        None => match adopt(args, dir, key) {
+    let sk = args.sk;
+    // A role from accept/connect means a new connection on this fd, even if a stale entry
+    // for a reused socket address is still in the table.
+    let fd_key = conn_key(tgid, args.fd);
+    // SAFETY: copied out at once.
+    let fresh = unsafe { FD_ROLES.get(&fd_key) }.map(|r| r.role);
+    let conn = match (fresh, CONNS.get_ptr_mut(&sk)) {
+        (None, Some(c)) => c,
+        (Some(role), _) => {
+            let _ = FD_ROLES.remove(&fd_key);
+            match insert_conn(sk, role, PROTO_UNKNOWN, 0, tgid, args.fd) {
+                Some(c) => c,
+                None => return,
+            }
+        }
+        (None, None) => match adopt(args, dir, sk, tgid) {
             Some(c) => c,
             None => return,
         },
     };
-    // SAFETY: map value pointer; this thread is the one in the syscall on this fd.
+    // SAFETY: map value pointer; concurrent users of one socket are rare and at worst
+    // make a position stale, which userspace sees as a gap.
     let conn = unsafe { &mut *conn };
     if conn.addr_known == 0 {
-        read_addrs(conn, args.sk);
+        read_addrs(conn, sk);
         if FILTER_PORT_ON.load() != 0 && !port_selected(conn) {
             conn.proto = PROTO_IGNORED;
         }
@@ -60,22 +73,12 @@ pub fn on_payload(ctx: &TracePointContext, args: &SyscallArgs, dir: u8, ret: u64
     if conn.proto != PROTO_HTTP {
         return;
     }
-    emit_data(ctx, conn, args, dir, ret, tgid, tid);
+    emit_data(ctx, conn, args, dir, ret, tgid, tid, sk);
     conn.pos[(dir & 1) as usize] += ret;
 }
 
-/// A connection the kernel side never saw open (it predates tracing, or the fd came from
-/// another process): adopt it when its first bytes here start an HTTP message.
 #[inline(always)]
-fn adopt(args: &SyscallArgs, dir: u8, key: u64) -> Option<*mut ConnInfo> {
-    if args.kind == ARG_SENDFILE {
-        return None;
-    }
-    let role = match (first_bytes(args, 8, false), dir == DIR_EGRESS) {
-        (FirstBytes::Other, _) => return None,
-        (FirstBytes::Request, true) | (FirstBytes::Response, false) => ROLE_CLIENT,
-        _ => ROLE_SERVER,
-    };
+fn insert_conn(sk: u64, role: u8, proto: u8, flags: u32, tgid: u32, fd: u32) -> Option<*mut ConnInfo> {
     let conn = ConnInfo {
         // SAFETY: helper without preconditions.
         conn_id: unsafe { bpf_ktime_get_ns() },
@@ -84,19 +87,36 @@ fn adopt(args: &SyscallArgs, dir: u8, key: u64) -> Option<*mut ConnInfo> {
         lport: 0,
         rport: 0,
         role,
-        proto: PROTO_HTTP,
+        proto,
         addr_known: 0,
         emitted: 0,
-        flags: FLAG_PREEXISTING as u16,
-        _pad: 0,
+        flags: flags as u16,
+        pid: tgid,
         laddr: [0; 16],
         raddr: [0; 16],
+        fd,
+        _pad: 0,
     };
-    if CONNS.insert(&key, &conn, 0).is_err() {
+    if CONNS.insert(&sk, &conn, 0).is_err() {
         count(counters::CONN_TABLE_FULL, 1);
         return None;
     }
-    CONNS.get_ptr_mut(&key)
+    CONNS.get_ptr_mut(&sk)
+}
+
+/// A connection the kernel side never saw open (it predates tracing, or the fd came from
+/// another process): adopt it when its first bytes here start an HTTP message.
+#[inline(always)]
+fn adopt(args: &SyscallArgs, dir: u8, sk: u64, tgid: u32) -> Option<*mut ConnInfo> {
+    if args.kind == ARG_SENDFILE {
+        return None;
+    }
+    let role = match (first_bytes(args, 8, false), dir == DIR_EGRESS) {
+        (FirstBytes::Other, _) => return None,
+        (FirstBytes::Request, true) | (FirstBytes::Response, false) => ROLE_CLIENT,
+        _ => ROLE_SERVER,
+    };
+    insert_conn(sk, role, PROTO_HTTP, FLAG_PREEXISTING, tgid, args.fd)
 }
 
 /// The first user buffer of the syscall.
@@ -194,8 +214,9 @@ fn port_selected(conn: &ConnInfo) -> bool {
 }
 
 #[inline(always)]
-fn fill_header(hdr: &mut EventHeader, conn: &ConnInfo, kind: EventKind, tgid: u32, tid: u32, fd: u32) {
+fn fill_header(hdr: &mut EventHeader, conn: &ConnInfo, kind: EventKind, tgid: u32, tid: u32, fd: u32, sk: u64) {
     hdr.kind = kind as u32;
+    hdr.sock = sk;
     hdr.flags = conn.flags as u32;
     // SAFETY: helper without preconditions.
     hdr.ts_ns = unsafe { bpf_ktime_get_ns() };
@@ -222,11 +243,12 @@ fn scratch() -> Option<&'static mut DataEvent> {
 }
 
 #[inline(always)]
-fn emit_data(ctx: &TracePointContext, conn: &mut ConnInfo, args: &SyscallArgs, dir: u8, ret: u64, tgid: u32, tid: u32) {
+#[allow(clippy::too_many_arguments)]
+fn emit_data(ctx: &TracePointContext, conn: &mut ConnInfo, args: &SyscallArgs, dir: u8, ret: u64, tgid: u32, tid: u32, sk: u64) {
     let Some(ev) = scratch() else {
         return;
     };
-    fill_header(&mut ev.hdr, conn, EventKind::Data, tgid, tid, args.fd);
+    fill_header(&mut ev.hdr, conn, EventKind::Data, tgid, tid, args.fd, sk);
     if dir == DIR_EGRESS {
         ev.hdr.ts_ns = args.enter_ns;
     }
@@ -325,11 +347,13 @@ fn output(ctx: &TracePointContext, data: *const u8, size: usize) -> bool {
     }
 }
 
-pub fn emit_close(ctx: &TracePointContext, conn: &ConnInfo, tgid: u32, tid: u32, fd: u32) {
+pub fn emit_close(ctx: &TracePointContext, conn: &ConnInfo, sk: u64) {
     let Some(ev) = scratch() else {
         return;
     };
-    fill_header(&mut ev.hdr, conn, EventKind::Close, tgid, tid, fd);
+    fill_header(&mut ev.hdr, conn, EventKind::Close, conn.pid, 0, conn.fd, sk);
+    // Not in the owner's context: its command name is not the current one.
+    ev.hdr.comm = [0; 16];
     ev.hdr.dir = 0;
     ev.hdr.pos = 0;
     ev.hdr.len = 0;

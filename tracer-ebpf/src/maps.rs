@@ -3,7 +3,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerfEventByteArray, RingBuf},
 };
-use tracer_common::{counters, ConnInfo, DataEvent};
+use tracer_common::{counters, ConnInfo, DataEvent, FdRole};
 
 /// Arguments of a syscall in flight, saved at enter for the exit probe.
 #[repr(C)]
@@ -42,8 +42,13 @@ pub static EVENTS_PERF: PerfEventByteArray = PerfEventByteArray::new(0);
 #[map(name = "ARGS")]
 pub static ARGS: LruHashMap<u64, SyscallArgs> = LruHashMap::with_max_entries(65536, 0);
 
+/// Keyed by socket address.
 #[map(name = "CONNS")]
 pub static CONNS: LruHashMap<u64, ConnInfo> = LruHashMap::with_max_entries(65536, 0);
+
+/// Keyed by `(tgid << 32) | fd`, from accept/connect until the fd's first data.
+#[map(name = "FD_ROLES")]
+pub static FD_ROLES: LruHashMap<u64, FdRole> = LruHashMap::with_max_entries(65536, 0);
 
 #[map(name = "FILTER_PIDS")]
 pub static FILTER_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);

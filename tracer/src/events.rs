@@ -19,12 +19,11 @@ pub enum DecodeError {
     CapOverLen { cap: u32, len: u32 },
 }
 
-/// Identity of a connection as the kernel side saw it: process, fd, and when it was first seen
-/// (fds are reused; the timestamp tells one use from the next).
+/// Identity of a connection as the kernel side saw it: the socket, and when it was first
+/// seen (socket addresses are reused; the timestamp tells one use from the next).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnKey {
-    pub pid: u32,
-    pub fd: u32,
+    pub sock: u64,
     pub conn_id: u64,
 }
 
@@ -32,6 +31,8 @@ pub struct ConnKey {
 #[derive(Debug, Clone, Copy)]
 pub struct ConnMeta {
     pub key: ConnKey,
+    pub pid: u32,
+    pub fd: u32,
     pub tid: u32,
     pub comm: [u8; 16],
     /// None when the kernel side could not tell (it then reports role 0).
@@ -66,7 +67,9 @@ pub fn decode(raw: &[u8]) -> Result<Event<'_>, DecodeError> {
     // read_unaligned copes with any alignment of the ring buffer's bytes.
     let h: EventHeader = unsafe { std::ptr::read_unaligned(raw.as_ptr() as *const EventHeader) };
     let meta = ConnMeta {
-        key: ConnKey { pid: h.pid, fd: h.fd, conn_id: h.conn_id },
+        key: ConnKey { sock: h.sock, conn_id: h.conn_id },
+        pid: h.pid,
+        fd: h.fd,
         tid: h.tid,
         comm: h.comm,
         role: match h.role {
@@ -138,6 +141,7 @@ mod tests {
             flags: 0,
             ts_ns: 5,
             conn_id: 7,
+            sock: 0xffff_8880_0000_1000,
             pos: 100,
             len: 10,
             cap: 4,

@@ -73,6 +73,7 @@ pub struct Tracer {
 const TRACEPOINTS: &[(&str, &str)] = &[
     ("sock", "sock_send_length"),
     ("sock", "sock_recv_length"),
+    ("sock", "inet_sock_set_state"),
     ("syscalls", "sys_enter_accept"),
     ("syscalls", "sys_exit_accept"),
     ("syscalls", "sys_enter_accept4"),

@@ -145,7 +145,7 @@ impl Pipeline {
     fn new_conn(&self, meta: ConnMeta, ts_ns: u64) -> Conn {
         let role = meta.role.unwrap_or(Role::Client);
         tracing::debug!(
-            pid = meta.key.pid, fd = meta.key.fd, ?role, local = %meta.local, remote = %meta.remote,
+            pid = meta.pid, fd = meta.fd, ?role, local = %meta.local, remote = %meta.remote,
             comm = %String::from_utf8_lossy(comm_str(&meta.comm)), preexisting = meta.preexisting,
             "new connection"
         );

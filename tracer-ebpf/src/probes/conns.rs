@@ -1,18 +1,16 @@
-//! Connection lifecycle: accept (server role), connect (client role), close.
-use aya_ebpf::{
-    helpers::{bpf_ktime_get_ns, bpf_probe_read_user},
-    macros::tracepoint,
-    programs::TracePointContext,
-};
-use tracer_common::{ConnInfo, AF_INET, AF_INET6, PROTO_UNKNOWN, ROLE_CLIENT, ROLE_SERVER};
+//! Connection lifecycle: accept (server role) and connect (client role) name the fd's role
+//! until its first data names the socket; the socket's move to TCP_CLOSE ends it.
+use aya_ebpf::{helpers::bpf_probe_read_user, macros::tracepoint, programs::TracePointContext, EbpfContext};
+use tracer_common::{FdRole, AF_INET, AF_INET6, ROLE_CLIENT, ROLE_SERVER};
 
 use super::{conn_key, current, sys_arg, sys_ret, traced};
 use crate::{
     capture::emit_close,
-    maps::{SyscallArgs, ARGS, ARG_ACCEPT, ARG_CONNECT, CONNS},
+    maps::{SyscallArgs, ARGS, ARG_ACCEPT, ARG_CONNECT, CONNS, FD_ROLES},
 };
 
 const EINPROGRESS: i64 = 115;
+const TCP_CLOSE: i32 = 7;
 
 #[tracepoint]
 pub fn sys_enter_accept(ctx: TracePointContext) -> u32 {
@@ -56,18 +54,32 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// Closing an fd forgets its pending role (the number will be reused); the connection
+/// itself lives until its socket closes, whatever other fds still point at it.
 #[tracepoint]
 pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
-    let (_, tgid, tid) = current();
-    let key = conn_key(tgid, sys_arg(&ctx, 0) as u32);
-    // SAFETY: copied out at once; a concurrent update only makes the close event stale.
-    let Some(conn) = (unsafe { CONNS.get(&key) }).copied() else {
+    let (_, tgid, _) = current();
+    let _ = FD_ROLES.remove(&conn_key(tgid, sys_arg(&ctx, 0) as u32));
+    0
+}
+
+/// `sock/inet_sock_set_state`: skaddr @8, newstate @20. Runs in any context (softirq too).
+#[tracepoint]
+pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+    let p = ctx.as_ptr() as *const u8;
+    // SAFETY: offsets from the tracepoint's format file, stable since 4.16.
+    let (sk, newstate) = unsafe { (*(p.add(8) as *const u64), *(p.add(20) as *const i32)) };
+    if newstate != TCP_CLOSE {
+        return 0;
+    }
+    // SAFETY: copied out at once.
+    let Some(conn) = (unsafe { CONNS.get(&sk) }).copied() else {
         return 0;
     };
     if conn.emitted != 0 {
-        emit_close(&ctx, &conn, tgid, tid, key as u32);
+        emit_close(&ctx, &conn, sk);
     }
-    let _ = CONNS.remove(&key);
+    let _ = CONNS.remove(&sk);
     0
 }
 
@@ -85,8 +97,7 @@ fn save(ctx: &TracePointContext, kind: u32) {
         sk: 0,
         peek: 0,
         _pad: 0,
-        // SAFETY: helper without preconditions.
-        enter_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
+        enter_ns: 0,
     };
     let _ = ARGS.insert(&id, &args, 0);
 }
@@ -108,23 +119,5 @@ fn finish(ctx: &TracePointContext, kind: u32) {
         ARG_CONNECT if ret == 0 || ret == -EINPROGRESS => (args.fd, ROLE_CLIENT),
         _ => return,
     };
-    let conn = ConnInfo {
-        // SAFETY: helper without preconditions.
-        conn_id: unsafe { bpf_ktime_get_ns() },
-        pos: [0, 0],
-        family: 0,
-        lport: 0,
-        rport: 0,
-        role,
-        proto: PROTO_UNKNOWN,
-        addr_known: 0,
-        emitted: 0,
-        flags: 0,
-        _pad: 0,
-        laddr: [0; 16],
-        raddr: [0; 16],
-    };
-    if CONNS.insert(&conn_key(tgid, fd), &conn, 0).is_err() {
-        crate::maps::count(tracer_common::counters::CONN_TABLE_FULL, 1);
-    }
+    let _ = FD_ROLES.insert(&conn_key(tgid, fd), &FdRole { role, _pad: [0; 7] }, 0);
 }

@@ -109,7 +109,7 @@ pub fn to_line(r: &Record, clock: &Clock) -> String {
             Role::Client => "client",
             Role::Server => "server",
         },
-        pid: r.meta.key.pid,
+        pid: r.meta.pid,
         tid: r.meta.tid,
         comm: text(comm_str(&r.meta.comm)),
         src: client.to_string(),

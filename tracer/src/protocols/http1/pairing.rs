@@ -176,8 +176,11 @@ impl Pairing {
             return if force { self.orphan() } else { Decision::Wait };
         }
         let Some(gap_ts) = self.resp_gap else {
+            // Egress is stamped at syscall entry and ingress at exit, so an answer never
+            // starts before its request: an earlier one answers a request we never saw
+            // (a connection picked up mid-way, or a read that began before tracing).
             let q = &self.slots[start];
-            return if !q.after_gap || t >= q.first_ts { self.pair(start, t) } else { self.orphan() };
+            return if t >= q.first_ts { self.pair(start, t) } else { self.orphan() };
         };
         if !force && !self.caught_up(t, start) {
             return Decision::Wait;

@@ -10,6 +10,9 @@ pub(super) struct Harness {
     pub req_pos: u64,
     pub resp_pos: u64,
     pub ts: u64,
+    /// Added to response timestamps: responses delivered before their requests (perf
+    /// buffers reorder delivery) still happened after them.
+    pub resp_delay: u64,
 }
 
 impl Harness {
@@ -18,7 +21,7 @@ impl Harness {
     }
 
     pub fn with_limits(limits: Limits) -> Self {
-        Harness { conn: Http1Conn::new(Role::Client, limits), req_pos: 0, resp_pos: 0, ts: 1000 }
+        Harness { conn: Http1Conn::new(Role::Client, limits), req_pos: 0, resp_pos: 0, ts: 1000, resp_delay: 0 }
     }
 
     fn tick_ts(&mut self) -> u64 {
@@ -33,7 +36,7 @@ impl Harness {
     }
 
     pub fn resp(&mut self, data: &[u8]) {
-        let ts = self.tick_ts();
+        let ts = self.tick_ts() + self.resp_delay;
         self.conn.on_data(Direction::Ingress, self.resp_pos, data.len() as u64, data, ts, 8);
         self.resp_pos += data.len() as u64;
     }
@@ -228,6 +231,7 @@ fn feed(req: &[u8], req_cuts: &[usize], resp: &[u8], resp_cuts: &[usize], interl
     let (qs, rs) = (pieces(req, req_cuts), pieces(resp, resp_cuts));
     let mut h = Harness::new();
     if interleave {
+        h.resp_delay = 1_000_000_000;
         for i in 0..qs.len().max(rs.len()) {
             if let Some(q) = qs.get(i) {
                 h.req(q);
