@@ -25,6 +25,9 @@ pub struct SyscallArgs {
     pub enter_ns: u64,
 }
 
+/// The syscall entered before tracing started: recover its arguments from the task's
+/// saved user registers at exit.
+pub const ARG_FROM_REGS: u32 = 0;
 pub const ARG_BUF: u32 = 1;
 pub const ARG_IOV: u32 = 2;
 pub const ARG_MSG: u32 = 3;

@@ -6,7 +6,7 @@ use tracer_common::{DIR_EGRESS, DIR_INGRESS};
 use super::{current, sys_arg, sys_ret, traced};
 use crate::{
     capture::on_payload,
-    maps::{SyscallArgs, ARGS, ARG_BUF, ARG_IOV, ARG_MSG, ARG_SENDFILE},
+    maps::{SyscallArgs, ARGS, ARG_BUF, ARG_FROM_REGS, ARG_IOV, ARG_MSG, ARG_SENDFILE},
 };
 
 macro_rules! enter {
@@ -20,10 +20,10 @@ macro_rules! enter {
 }
 
 macro_rules! exit {
-    ($name:ident, $dir:expr) => {
+    ($name:ident, $dir:expr, $kind:expr, $count_arg:expr) => {
         #[tracepoint]
         pub fn $name(ctx: TracePointContext) -> u32 {
-            finish(&ctx, $dir);
+            finish(&ctx, $dir, $kind, $count_arg);
             0
         }
     };
@@ -41,15 +41,15 @@ enter!(sys_enter_sendmsg, ARG_MSG, 1, 2);
 // sendfile64(out_fd, in_fd, offset, count): the bytes never pass through user memory.
 enter!(sys_enter_sendfile64, ARG_SENDFILE, 1, 3);
 
-exit!(sys_exit_read, DIR_INGRESS);
-exit!(sys_exit_recvfrom, DIR_INGRESS);
-exit!(sys_exit_readv, DIR_INGRESS);
-exit!(sys_exit_recvmsg, DIR_INGRESS);
-exit!(sys_exit_write, DIR_EGRESS);
-exit!(sys_exit_sendto, DIR_EGRESS);
-exit!(sys_exit_writev, DIR_EGRESS);
-exit!(sys_exit_sendmsg, DIR_EGRESS);
-exit!(sys_exit_sendfile64, DIR_EGRESS);
+exit!(sys_exit_read, DIR_INGRESS, ARG_BUF, 2);
+exit!(sys_exit_recvfrom, DIR_INGRESS, ARG_BUF, 2);
+exit!(sys_exit_readv, DIR_INGRESS, ARG_IOV, 2);
+exit!(sys_exit_recvmsg, DIR_INGRESS, ARG_MSG, 2);
+exit!(sys_exit_write, DIR_EGRESS, ARG_BUF, 2);
+exit!(sys_exit_sendto, DIR_EGRESS, ARG_BUF, 2);
+exit!(sys_exit_writev, DIR_EGRESS, ARG_IOV, 2);
+exit!(sys_exit_sendmsg, DIR_EGRESS, ARG_MSG, 2);
+exit!(sys_exit_sendfile64, DIR_EGRESS, ARG_SENDFILE, 3);
 
 #[inline(always)]
 fn save(ctx: &TracePointContext, kind: u32, ptr_arg: usize, count_arg: usize) {
@@ -72,16 +72,51 @@ fn save(ctx: &TracePointContext, kind: u32, ptr_arg: usize, count_arg: usize) {
 }
 
 #[inline(always)]
-fn finish(ctx: &TracePointContext, dir: u8) {
+fn finish(ctx: &TracePointContext, dir: u8, kind: u32, count_arg: usize) {
     let (id, tgid, tid) = current();
     // SAFETY: copied out at once.
-    let Some(args) = (unsafe { ARGS.get(&id) }).copied() else {
+    let Some(mut args) = (unsafe { ARGS.get(&id) }).copied() else {
         return;
     };
     let _ = ARGS.remove(&id);
+    if args.kind == ARG_FROM_REGS && args.sk != 0 && !from_regs(&mut args, kind, count_arg) {
+        return;
+    }
     let ret = sys_ret(ctx);
     if ret <= 0 || args.sk == 0 || args.peek != 0 {
         return;
     }
     on_payload(ctx, &args, dir, ret as u64, tgid, tid);
+}
+
+/// Arguments of a syscall that entered before tracing began, from the user registers the
+/// kernel saved at entry (x86_64 `struct pt_regs`: dx @96, si @104, di @112; the syscall
+/// ABI passes fd, buf, count there).
+#[inline(always)]
+fn from_regs(args: &mut SyscallArgs, kind: u32, count_arg: usize) -> bool {
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        use aya_ebpf::helpers::{
+            bpf_probe_read_kernel,
+            generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
+        };
+        // SAFETY: the helpers return the current task's saved registers; reads are checked.
+        let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+        let Ok(r) = (unsafe { bpf_probe_read_kernel(regs.add(96) as *const [u64; 3]) }) else {
+            return false;
+        };
+        let (dx, si, di) = (r[0], r[1], r[2]);
+        args.kind = kind;
+        args.fd = di as u32;
+        args.ptr = si;
+        args.count = if count_arg == 2 { dx } else { 0 };
+        // Its start is unknown; exit time is the best bound for when its bytes moved.
+        args.enter_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+        true
+    }
+    #[cfg(not(bpf_target_arch = "x86_64"))]
+    {
+        let _ = (args, kind, count_arg);
+        false
+    }
 }

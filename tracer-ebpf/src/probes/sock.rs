@@ -2,8 +2,8 @@
 //! socket: they tell the exit probe that the fd is an inet TCP socket, and which one.
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext, EbpfContext};
 
-use super::current;
-use crate::maps::ARGS;
+use super::{current, traced};
+use crate::maps::{SyscallArgs, ARGS, ARG_FROM_REGS};
 
 const IPPROTO_TCP: u16 = 6;
 const MSG_PEEK: i32 = 2;
@@ -22,10 +22,7 @@ pub fn sock_recv_length(ctx: TracePointContext) -> u32 {
 
 #[inline(always)]
 fn on_length(ctx: &TracePointContext, recv: bool) {
-    let (id, _, _) = current();
-    let Some(args) = ARGS.get_ptr_mut(id) else {
-        return;
-    };
+    let (id, tgid, _) = current();
     let p = ctx.as_ptr() as *const u8;
     // SAFETY: field offsets from the tracepoint's format file (stable since 6.5):
     // sk @8, family @16, protocol @18, ret @20, flags @24.
@@ -40,6 +37,24 @@ fn on_length(ctx: &TracePointContext, recv: bool) {
     if protocol != IPPROTO_TCP || (family != tracer_common::AF_INET && family != tracer_common::AF_INET6) {
         return;
     }
+    let args = match ARGS.get_ptr_mut(id) {
+        Some(a) => a,
+        None => {
+            // The syscall began before the probes were attached (a server blocked in
+            // recv on an idle keep-alive connection): its exit probe recovers the rest.
+            if !traced(tgid) {
+                return;
+            }
+            let blank = SyscallArgs { kind: ARG_FROM_REGS, fd: 0, ptr: 0, count: 0, sk: 0, peek: 0, _pad: 0, enter_ns: 0 };
+            if ARGS.insert(&id, &blank, 0).is_err() {
+                return;
+            }
+            match ARGS.get_ptr_mut(id) {
+                Some(a) => a,
+                None => return,
+            }
+        }
+    };
     // SAFETY: the entry belongs to this thread, which is inside the syscall.
     unsafe {
         (*args).sk = sk;
