@@ -15,6 +15,7 @@ const APT_PACKAGES: &[&str] = &[
     "nginx-light",
     "curl",
     "iproute2",
+    "tmux",
 ];
 const TOOLCHAIN: &str = "debian-web";
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -1,0 +1,201 @@
+//! The live view in a real terminal: l7trace runs inside tmux, curl makes requests to a
+//! server of the test, and the screen is read back with `tmux capture-pane`.
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+/// The shell prompt in the pane (capture-pane trims the space after it), so the test can
+/// tell the view is gone.
+const PROMPT: &str = "tui-test$";
+
+/// A tmux server of its own (`-L`), with one pane running `sh`; killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(tag: &str) -> Tmux {
+        let socket = format!("l7t-{tag}-{}", std::process::id());
+        let tmux = Tmux { socket };
+        let shell = format!("env PS1='{PROMPT} ' sh");
+        tmux.run(&["new-session", "-d", "-s", "main", "-x", "160", "-y", "40", &shell]);
+        tmux.wait_for("the shell prompt", |s| s.contains(PROMPT));
+        tmux
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run tmux (apt package tmux)");
+        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    /// Types text as it is (no key names).
+    fn type_text(&self, text: &str) {
+        self.run(&["send-keys", "-t", "main", "-l", text]);
+    }
+
+    /// Named keys: `Enter`, `Escape`, `C-c`...
+    fn key(&self, key: &str) {
+        self.run(&["send-keys", "-t", "main", key]);
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.run(&["capture-pane", "-p", "-t", "main"]).stdout).into_owned()
+    }
+
+    fn alternate_screen_on(&self) -> bool {
+        let out = self.run(&["display-message", "-p", "-t", "main", "#{alternate_on}"]);
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    }
+
+    /// The pid of the pane's shell.
+    fn shell_pid(&self) -> u32 {
+        let out = self.run(&["display-message", "-p", "-t", "main", "#{pane_pid}"]);
+        String::from_utf8_lossy(&out.stdout).trim().parse().expect("pane_pid")
+    }
+
+    /// Waits until the screen satisfies `ok`; panics with the screen otherwise.
+    fn wait_for(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let screen = self.screen();
+            if ok(&screen) {
+                return screen;
+            }
+            if start.elapsed() > DEADLINE {
+                panic!("timed out waiting for {what}; screen:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Starts `l7trace --tui ARGS` from the shell and waits for the view's header.
+    fn start_l7trace(&self, args: &str) -> String {
+        let bin = env!("CARGO_BIN_EXE_l7trace");
+        self.type_text(&format!("{bin} --tui {args}; echo EXIT=$?"));
+        self.key("Enter");
+        self.wait_for("the live view", |s| s.contains(" l7trace ") && s.contains("exch/s"))
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
+    }
+}
+
+/// The rows of the table whose line contains `needle`.
+fn rows_with<'a>(screen: &'a str, needle: &str) -> Vec<&'a str> {
+    screen.lines().filter(|l| l.contains(needle)).collect()
+}
+
+/// A row (for curl's side) has every field the table shows.
+fn assert_row(screen: &str, method: &str, path: &str, status: &str) {
+    let rows = rows_with(screen, path);
+    let row = rows
+        .iter()
+        .find(|r| r.contains(" curl "))
+        .unwrap_or_else(|| panic!("no curl row for {path}; screen:\n{screen}"));
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    // TIME PID COMM R METHOD HOST+TARGET STATUS LATENCY REQ RESP
+    assert!(cols[0].len() == 12 && cols[0].as_bytes()[2] == b':', "time in {row:?}");
+    assert!(cols[1].parse::<u32>().is_ok(), "pid in {row:?}");
+    assert_eq!(cols[2], "curl", "comm in {row:?}");
+    assert_eq!(cols[3], "C", "role in {row:?}");
+    assert_eq!(cols[4], method, "method in {row:?}");
+    assert!(cols[5].starts_with("127.0.0.1:") && cols[5].ends_with(path), "host+target in {row:?}");
+    assert_eq!(cols[6], status, "status in {row:?}");
+    assert!(cols[7].ends_with("µs") || cols[7].ends_with("ms") || cols[7].ends_with('s'), "latency in {row:?}");
+}
+
+fn server() -> HttpServer {
+    HttpServer::start("127.0.0.1:0", |req: &Request| {
+        if req.target.starts_with("/fail") {
+            Reply::with_status(500, "Internal Server Error", &[], "boom")
+        } else {
+            common::server::default_reply(req)
+        }
+    })
+}
+
+#[test]
+fn rows_filter_and_quit() {
+    let server = server();
+    let tmux = Tmux::start("rows");
+    tmux.start_l7trace(&format!("--port {} --role client", server.port()));
+
+    let base = format!("http://{}", server.authority());
+    curl(&[&format!("{base}/hello")]);
+    curl(&[&format!("{base}/fail/now")]);
+    curl(&[&format!("{base}/api/items?page=2")]);
+    curl(&["-d", "x=1", &format!("{base}/submit")]);
+    let screen = tmux.wait_for("four rows", |s| {
+        ["/hello", "/fail/now", "/api/items?page=2", "/submit"].iter().all(|p| !rows_with(s, p).is_empty())
+    });
+    assert_row(&screen, "GET", "/hello", "200");
+    assert_row(&screen, "GET", "/fail/now", "500");
+    assert_row(&screen, "GET", "/api/items?page=2", "200");
+    assert_row(&screen, "POST", "/submit", "200");
+    assert!(screen.contains("lost events 0"), "lost events always shown:\n{screen}");
+
+    // A comparison narrows the list as it is typed.
+    tmux.type_text("/");
+    tmux.type_text("status>=500");
+    let screen = tmux.wait_for("the status filter", |s| rows_with(s, "/hello").is_empty());
+    assert_row(&screen, "GET", "/fail/now", "500");
+    assert!(rows_with(&screen, "/submit").is_empty(), "filtered out:\n{screen}");
+    assert!(screen.contains("rows 1/4"), "row count:\n{screen}");
+
+    // Replace it with a path.
+    tmux.key("C-u");
+    tmux.type_text("path~/api");
+    let screen = tmux.wait_for("the path filter", |s| rows_with(s, "/fail/now").is_empty());
+    assert_row(&screen, "GET", "/api/items?page=2", "200");
+    assert!(rows_with(&screen, "/hello").is_empty(), "filtered out:\n{screen}");
+    tmux.key("Enter");
+
+    // A new exchange that matches appears under the filter.
+    curl(&[&format!("{base}/api/more")]);
+    tmux.wait_for("a new matching row", |s| !rows_with(s, "/api/more").is_empty());
+
+    tmux.type_text("q");
+    let screen = tmux.wait_for("l7trace to exit", |s| s.lines().any(|l| l.starts_with("EXIT=")));
+    assert!(screen.lines().any(|l| l == "EXIT=0"), "exit status:\n{screen}");
+    assert!(screen.contains("l7trace: summary: exchanges="), "summary after restore:\n{screen}");
+    assert!(screen.trim_end().ends_with(PROMPT), "prompt back:\n{screen}");
+    assert!(!tmux.alternate_screen_on(), "alternate screen left on");
+}
+
+#[test]
+fn sigterm_restores_terminal() {
+    let server = server();
+    let tmux = Tmux::start("term");
+    tmux.start_l7trace(&format!("--port {}", server.port()));
+    curl(&[&format!("http://{}/before-term", server.authority())]);
+    tmux.wait_for("a row", |s| !rows_with(s, "/before-term").is_empty());
+    assert!(tmux.alternate_screen_on(), "the view uses the alternate screen");
+
+    let shell = tmux.shell_pid();
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).expect("children of the shell");
+    let pid: i32 = children.split_whitespace().next().expect("l7trace runs under the shell").parse().unwrap();
+    // SAFETY: sends a signal to the l7trace this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+
+    let screen = tmux.wait_for("l7trace to exit", |s| s.lines().any(|l| l.starts_with("EXIT=")));
+    assert!(screen.lines().any(|l| l == "EXIT=0"), "exit status:\n{screen}");
+    assert!(!tmux.alternate_screen_on(), "alternate screen left on");
+    // Raw mode is off: the shell echoes what is typed and runs it on Enter.
+    tmux.type_text("echo cooked-$((6*7))");
+    tmux.key("Enter");
+    tmux.wait_for("the shell to run a command", |s| s.contains("cooked-42"));
+}
