@@ -27,6 +27,8 @@ pub mod globals {
     pub const FILTER_PID_ON: &str = "FILTER_PID_ON";
     pub const FILTER_PORT_ON: &str = "FILTER_PORT_ON";
     pub const SELF_PID: &str = "SELF_PID";
+    pub const SNAPLEN: &str = "CFG_SNAPLEN";
+    pub const ATTRIBUTION_ONLY: &str = "ATTRIBUTION_ONLY";
 }
 
 #[repr(u32)]

@@ -7,7 +7,7 @@ use aya_ebpf::{
         bpf_get_current_comm, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user,
         generated::{bpf_get_smp_processor_id, bpf_probe_read_user as read_user_raw},
     },
-    programs::TracePointContext,
+    EbpfContext,
 };
 use tracer_common::{
     counters, ConnInfo, DataEvent, EventHeader, EventKind, AF_INET6, DIR_EGRESS, FLAG_PREEXISTING,
@@ -16,7 +16,7 @@ use tracer_common::{
 };
 
 use crate::{
-    config::{CFG_MAX_CAPTURE, FILTER_PORT_ON, USE_RINGBUF},
+    config::{ATTRIBUTION_ONLY, CFG_MAX_CAPTURE, FILTER_PORT_ON, USE_RINGBUF},
     maps::{
         count, SyscallArgs, ARG_BUF, ARG_IOV, ARG_MSG, ARG_SENDFILE, CONNS, EVENTS_PERF,
         EVENTS_RB, FD_ROLES, FILTER_PORTS, SCRATCH,
@@ -33,7 +33,7 @@ enum FirstBytes {
 }
 
 #[inline(always)]
-pub fn on_payload(ctx: &TracePointContext, args: &SyscallArgs, dir: u8, ret: u64, tgid: u32, tid: u32) {
+pub fn on_payload<C: EbpfContext>(ctx: &C, args: &SyscallArgs, dir: u8, ret: u64, tgid: u32, tid: u32) {
     let sk = args.sk;
     // A role from accept/connect means a new connection on this fd, even if a stale entry
     // for a reused socket address is still in the table.
@@ -71,6 +71,9 @@ pub fn on_payload(ctx: &TracePointContext, args: &SyscallArgs, dir: u8, ret: u64
         };
     }
     if conn.proto != PROTO_HTTP {
+        return;
+    }
+    if ATTRIBUTION_ONLY.load() != 0 && conn.emitted != 0 {
         return;
     }
     emit_data(ctx, conn, args, dir, ret, tgid, tid, sk);
@@ -244,7 +247,7 @@ fn scratch() -> Option<&'static mut DataEvent> {
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn emit_data(ctx: &TracePointContext, conn: &mut ConnInfo, args: &SyscallArgs, dir: u8, ret: u64, tgid: u32, tid: u32, sk: u64) {
+fn emit_data<C: EbpfContext>(ctx: &C, conn: &mut ConnInfo, args: &SyscallArgs, dir: u8, ret: u64, tgid: u32, tid: u32, sk: u64) {
     let Some(ev) = scratch() else {
         return;
     };
@@ -261,6 +264,9 @@ fn emit_data(ctx: &TracePointContext, conn: &mut ConnInfo, args: &SyscallArgs, d
     }
     if cap > ret {
         cap = ret;
+    }
+    if ATTRIBUTION_ONLY.load() != 0 {
+        cap = 0;
     }
     let captured = match args.kind {
         ARG_BUF => copy(ev, 0, args.ptr, cap),
@@ -332,7 +338,7 @@ fn copy_iov(ev: &mut DataEvent, iov: u64, iovcnt: u64, cap: u64) -> u64 {
 }
 
 #[inline(always)]
-fn output(ctx: &TracePointContext, data: *const u8, size: usize) -> bool {
+fn output<C: EbpfContext>(ctx: &C, data: *const u8, size: usize) -> bool {
     let mut size = size;
     if size > HEADER_SIZE + MAX_CAPTURE {
         size = HEADER_SIZE + MAX_CAPTURE;
@@ -347,7 +353,7 @@ fn output(ctx: &TracePointContext, data: *const u8, size: usize) -> bool {
     }
 }
 
-pub fn emit_close(ctx: &TracePointContext, conn: &ConnInfo, sk: u64) {
+pub fn emit_close<C: EbpfContext>(ctx: &C, conn: &ConnInfo, sk: u64) {
     let Some(ev) = scratch() else {
         return;
     };

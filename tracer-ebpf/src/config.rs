@@ -11,3 +11,10 @@ pub static FILTER_PID_ON: Global<u8> = Global::new(0);
 pub static FILTER_PORT_ON: Global<u8> = Global::new(0);
 #[unsafe(no_mangle)]
 pub static SELF_PID: Global<u32> = Global::new(0);
+/// `--iface`: payload bytes kept per packet.
+#[unsafe(no_mangle)]
+pub static CFG_SNAPLEN: Global<u32> = Global::new(65535);
+/// `--iface`: the syscall probes only tell which process owns a connection (one
+/// payload-free event per connection), the packets carry the bytes.
+#[unsafe(no_mangle)]
+pub static ATTRIBUTION_ONLY: Global<u8> = Global::new(0);

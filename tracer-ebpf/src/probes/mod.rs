@@ -2,6 +2,7 @@
 pub mod conns;
 pub mod data;
 pub mod sock;
+pub mod sockfilter;
 
 use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::TracePointContext, EbpfContext};
 
@@ -15,6 +16,22 @@ use crate::{
 pub fn sys_arg(ctx: &TracePointContext, n: usize) -> u64 {
     // SAFETY: syscall tracepoint records hold six 8-byte arguments from offset 16.
     unsafe { *(ctx.as_ptr().add(16 + 8 * n) as *const u64) }
+}
+
+/// The first four arguments of a `syscalls/sys_enter_*` tracepoint.
+#[inline(always)]
+pub fn tp_args(ctx: &TracePointContext) -> [u64; 4] {
+    [sys_arg(ctx, 0), sys_arg(ctx, 1), sys_arg(ctx, 2), sys_arg(ctx, 3)]
+}
+
+/// The first four syscall arguments from the user registers the kernel saved at syscall
+/// entry (x86_64 `struct pt_regs`: r10 @56, dx @96, si @104, di @112; the syscall ABI
+/// passes arguments in di, si, dx, r10).
+#[inline(always)]
+pub fn user_args(regs: *const u8) -> Option<[u64; 4]> {
+    // SAFETY: kernel read through the checking helper.
+    let r = unsafe { bpf_probe_read_kernel(regs.wrapping_add(56) as *const [u64; 8]) }.ok()?;
+    Some([r[7], r[6], r[5], r[0]])
 }
 
 /// Return value of a `syscalls/sys_exit_*` tracepoint.

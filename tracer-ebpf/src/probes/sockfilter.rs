@@ -1,0 +1,84 @@
+//! Socket filter for `--iface`: keeps TCP segments that carry payload or SYN/FIN/RST on
+//! the selected ports, truncated to the headers plus the snap length; drops the rest in
+//! the kernel. Ethernet (up to two VLAN tags), IPv4, IPv6 (no extension headers).
+use aya_ebpf::{macros::socket_filter, programs::SkBuffContext};
+
+use crate::{
+    config::{CFG_SNAPLEN, FILTER_PORT_ON},
+    maps::FILTER_PORTS,
+};
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+const IPPROTO_TCP: u8 = 6;
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
+
+#[socket_filter]
+pub fn l7_sockfilter(ctx: SkBuffContext) -> i64 {
+    keep(&ctx).unwrap_or(0)
+}
+
+#[inline(always)]
+fn be16(ctx: &SkBuffContext, off: usize) -> Option<u16> {
+    ctx.load::<[u8; 2]>(off).ok().map(u16::from_be_bytes)
+}
+
+/// Bytes of the frame to keep; None or 0 drops it.
+#[inline(always)]
+fn keep(ctx: &SkBuffContext) -> Option<i64> {
+    let mut off = ETH_HLEN;
+    let mut proto = be16(ctx, 12)?;
+    // Tags the NIC or the stack did not strip (stacked: 802.1ad then 802.1Q).
+    for _ in 0..2 {
+        if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+            proto = be16(ctx, off + 2)?;
+            off += 4;
+        }
+    }
+    let (l4, payload_end) = match proto {
+        ETH_P_IP => {
+            let vihl: u8 = ctx.load(off).ok()?;
+            let ihl = ((vihl & 0x0f) as usize) * 4;
+            let total = be16(ctx, off + 2)? as usize;
+            let frag = be16(ctx, off + 6)? & 0x1fff;
+            let p: u8 = ctx.load(off + 9).ok()?;
+            if p != IPPROTO_TCP || frag != 0 || ihl < 20 {
+                return None;
+            }
+            (off + ihl, off + total)
+        }
+        ETH_P_IPV6 => {
+            let plen = be16(ctx, off + 4)? as usize;
+            let next: u8 = ctx.load(off + 6).ok()?;
+            if next != IPPROTO_TCP {
+                return None;
+            }
+            (off + 40, off + 40 + plen)
+        }
+        _ => return None,
+    };
+    let sport = be16(ctx, l4)?;
+    let dport = be16(ctx, l4 + 2)?;
+    if FILTER_PORT_ON.load() != 0 {
+        // SAFETY: presence tests only.
+        let selected = unsafe { FILTER_PORTS.get(&sport).is_some() || FILTER_PORTS.get(&dport).is_some() };
+        if !selected {
+            return None;
+        }
+    }
+    let doff: u8 = ctx.load(l4 + 12).ok()?;
+    let flags: u8 = ctx.load(l4 + 13).ok()?;
+    let hdr_end = l4 + ((doff >> 4) as usize) * 4;
+    let has_payload = payload_end > hdr_end;
+    if !has_payload && flags & (TCP_SYN | TCP_FIN | TCP_RST) == 0 {
+        return None;
+    }
+    let want = hdr_end + CFG_SNAPLEN.load() as usize;
+    let len = ctx.len() as usize;
+    Some(if want < len { want } else { len } as i64)
+}
