@@ -1,7 +1,7 @@
 //! Command-line arguments.
 use clap::Parser;
 
-use crate::loader::BufferKind;
+use crate::{hooks::HooksArg, loader::BufferKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RoleArg {
@@ -37,6 +37,10 @@ pub struct Cli {
     /// Kernel-to-user transport.
     #[arg(long, value_enum, default_value_t = BufferKind::Auto)]
     pub buffer: BufferKind,
+    /// Kernel hooks for the syscall probes: tracepoints, kprobes, or (auto) tracepoints
+    /// where the kernel has them and kprobes otherwise.
+    #[arg(long, value_enum, default_value_t = HooksArg::Auto)]
+    pub hooks: HooksArg,
     /// Payload bytes copied per syscall (at most 16384); the rest is counted.
     #[arg(long, default_value_t = 16384, value_name = "BYTES")]
     pub max_capture: u32,

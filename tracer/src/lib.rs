@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod events;
+pub mod hooks;
 pub mod loader;
 pub mod output;
 pub mod pipeline;

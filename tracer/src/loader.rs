@@ -4,11 +4,12 @@ use std::{os::fd::AsRawFd, path::Path};
 
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, PerfEventArray, RingBuf},
-    programs::TracePoint,
     Ebpf, EbpfLoader,
 };
 use thiserror::Error;
 use tracer_common::{counters, globals, maps, MAX_CAPTURE};
+
+use crate::hooks::{self, HookError, Hooks, HooksArg, KernelHooks};
 
 #[derive(Debug, Error)]
 pub enum LoadError {
@@ -16,10 +17,8 @@ pub enum LoadError {
     Tracefs(std::io::Error),
     #[error("loading the eBPF programs failed: {0}")]
     Load(#[from] aya::EbpfError),
-    #[error("program {0} is missing from the object")]
-    MissingProgram(String),
-    #[error("program {name}: {source}")]
-    Program { name: String, source: aya::programs::ProgramError },
+    #[error(transparent)]
+    Hooks(#[from] HookError),
     #[error("map {0} is missing from the object")]
     MissingMap(&'static str),
     #[error("map {name}: {source}")]
@@ -44,6 +43,7 @@ pub struct Options {
     pub max_capture: u32,
     pub pids: Vec<u32>,
     pub ports: Vec<u16>,
+    pub hooks: HooksArg,
 }
 
 /// Where events come from.
@@ -67,39 +67,9 @@ pub struct Tracer {
     pub source: Source,
     pub counters: PerCpuArray<MapData, u64>,
     pub buffer: BufferKind,
+    /// The hooks chosen for this kernel.
+    pub hooks: Hooks,
 }
-
-/// The tracepoints the programs attach to: (category, program and event name).
-const TRACEPOINTS: &[(&str, &str)] = &[
-    ("sock", "sock_send_length"),
-    ("sock", "sock_recv_length"),
-    ("sock", "inet_sock_set_state"),
-    ("syscalls", "sys_enter_accept"),
-    ("syscalls", "sys_exit_accept"),
-    ("syscalls", "sys_enter_accept4"),
-    ("syscalls", "sys_exit_accept4"),
-    ("syscalls", "sys_enter_connect"),
-    ("syscalls", "sys_exit_connect"),
-    ("syscalls", "sys_enter_close"),
-    ("syscalls", "sys_enter_read"),
-    ("syscalls", "sys_exit_read"),
-    ("syscalls", "sys_enter_readv"),
-    ("syscalls", "sys_exit_readv"),
-    ("syscalls", "sys_enter_recvfrom"),
-    ("syscalls", "sys_exit_recvfrom"),
-    ("syscalls", "sys_enter_recvmsg"),
-    ("syscalls", "sys_exit_recvmsg"),
-    ("syscalls", "sys_enter_write"),
-    ("syscalls", "sys_exit_write"),
-    ("syscalls", "sys_enter_writev"),
-    ("syscalls", "sys_exit_writev"),
-    ("syscalls", "sys_enter_sendto"),
-    ("syscalls", "sys_exit_sendto"),
-    ("syscalls", "sys_enter_sendmsg"),
-    ("syscalls", "sys_exit_sendmsg"),
-    ("syscalls", "sys_enter_sendfile64"),
-    ("syscalls", "sys_exit_sendfile64"),
-];
 
 const RINGBUF_BYTES: u32 = 8 << 20;
 const PERF_PAGES_PER_CPU: usize = 256;
@@ -107,6 +77,7 @@ const PERF_PAGES_PER_CPU: usize = 256;
 pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     raise_memlock();
     ensure_tracefs()?;
+    let chosen = KernelHooks::probe().choose(opts.hooks)?;
     let ringbuf_ok = aya::sys::is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(false);
     let buffer = match (opts.buffer, ringbuf_ok) {
         (BufferKind::Ringbuf, false) => return Err(LoadError::NoRingbuf),
@@ -133,18 +104,10 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     } else {
         loader.map_max_entries(maps::EVENTS_RINGBUF, RINGBUF_BYTES);
     }
-    let mut ebpf = loader.load(aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer")))?;
+    let mut ebpf = loader.load(OBJECT)?;
 
     fill_filters(&mut ebpf, opts)?;
-    for (category, name) in TRACEPOINTS {
-        let prog: &mut TracePoint = ebpf
-            .program_mut(name)
-            .ok_or_else(|| LoadError::MissingProgram((*name).into()))?
-            .try_into()
-            .map_err(|source| LoadError::Program { name: (*name).into(), source })?;
-        prog.load().map_err(|source| LoadError::Program { name: (*name).into(), source })?;
-        prog.attach(category, name).map_err(|source| LoadError::Program { name: (*name).into(), source })?;
-    }
+    hooks::attach(&mut ebpf, chosen)?;
     let counters = PerCpuArray::try_from(take(&mut ebpf, maps::COUNTERS)?)
         .map_err(|source| LoadError::Map { name: maps::COUNTERS, source })?;
     let source = if buffer == BufferKind::Ringbuf {
@@ -161,7 +124,19 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         }
         Source::Perf(bufs)
     };
-    Ok(Tracer { _ebpf: ebpf, source, counters, buffer })
+    Ok(Tracer { _ebpf: ebpf, source, counters, buffer, hooks: chosen })
+}
+
+/// The kernel-side object, built by build.rs.
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
+
+/// Loads every program of the object without attaching any (a verifier check for this
+/// kernel): each program's name and what the verifier said.
+pub fn verify_programs() -> Result<Vec<(String, Result<(), HookError>)>, LoadError> {
+    raise_memlock();
+    let nr_cpus = aya::util::nr_cpus().map_err(|(s, e)| LoadError::Cpus(format!("{s}: {e}")))?;
+    let mut ebpf = EbpfLoader::new().map_max_entries(maps::SCRATCH, nr_cpus as u32).load(OBJECT)?;
+    Ok(hooks::verify_all(&mut ebpf))
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {

@@ -10,6 +10,7 @@ use tracer_common::counters;
 
 use crate::{
     cli::{secs_to_ns, Cli, RoleArg},
+    hooks::HooksArg,
     loader::{self, BufferKind, Source, Tracer},
     output::{json::JsonSink, monotonic_ns, tui::TuiSink, Clock, Counters, Flow, Sink},
     pipeline::{Config, Filter, Pipeline},
@@ -40,14 +41,19 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         max_capture: cli.max_capture,
         pids: cli.pids.clone(),
         ports: cli.ports.clone(),
+        hooks: cli.hooks,
     })
     .context("setting up the kernel side")?;
+    if cli.hooks == HooksArg::Auto {
+        eprintln!("l7trace: --hooks auto chose {} on this kernel", tracer.hooks);
+    }
     eprintln!(
-        "l7trace: tracing (buffer={}, hooks=tracepoint, max_capture={})",
+        "l7trace: tracing (buffer={}, hooks={}, max_capture={})",
         match tracer.buffer {
             BufferKind::Perf => "perf",
             _ => "ringbuf",
         },
+        tracer.hooks,
         cli.max_capture.min(tracer_common::MAX_CAPTURE as u32)
     );
     let mut pipeline = Pipeline::new(config(cli), filter(cli));
@@ -163,7 +169,8 @@ fn counters(tracer: &Tracer, pipeline: &Pipeline, perf_lost: u64) -> Counters {
     }
 }
 
-fn drain(
+/// Everything the kernel buffers hold now, into the pipeline.
+pub fn drain(
     source: &mut Source,
     pipeline: &mut Pipeline,
     emit: &mut impl FnMut(crate::pipeline::Record),

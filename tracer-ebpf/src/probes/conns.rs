@@ -1,9 +1,10 @@
 //! Connection lifecycle: accept (server role) and connect (client role) name the fd's role
 //! until its first data names the socket; the socket's move to TCP_CLOSE ends it.
+//! The tracepoint entry points are here; `probes::kprobes` has the kprobe ones.
 use aya_ebpf::{helpers::bpf_probe_read_user, macros::tracepoint, programs::TracePointContext, EbpfContext};
 use tracer_common::{FdRole, AF_INET, AF_INET6, ROLE_CLIENT, ROLE_SERVER};
 
-use super::{conn_key, current, sys_arg, sys_ret, traced};
+use super::{conn_key, current, sys_arg, sys_ret, tp_args, traced};
 use crate::{
     capture::emit_close,
     maps::{SyscallArgs, ARGS, ARG_ACCEPT, ARG_CONNECT, CONNS, FD_ROLES},
@@ -14,43 +15,37 @@ const TCP_CLOSE: i32 = 7;
 
 #[tracepoint]
 pub fn sys_enter_accept(ctx: TracePointContext) -> u32 {
-    save(&ctx, ARG_ACCEPT);
+    save(ARG_ACCEPT, &tp_args(&ctx));
     0
 }
 
 #[tracepoint]
 pub fn sys_enter_accept4(ctx: TracePointContext) -> u32 {
-    save(&ctx, ARG_ACCEPT);
+    save(ARG_ACCEPT, &tp_args(&ctx));
     0
 }
 
 #[tracepoint]
 pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
-    finish(&ctx, ARG_ACCEPT);
+    finish(ARG_ACCEPT, sys_ret(&ctx));
     0
 }
 
 #[tracepoint]
 pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
-    finish(&ctx, ARG_ACCEPT);
+    finish(ARG_ACCEPT, sys_ret(&ctx));
     0
 }
 
 #[tracepoint]
 pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
-    let addr = sys_arg(&ctx, 1) as *const u16;
-    // Only inet sockets: unix-socket connects are not ours.
-    // SAFETY: a user pointer read through the helper, which checks it.
-    match unsafe { bpf_probe_read_user(addr) } {
-        Ok(AF_INET) | Ok(AF_INET6) => save(&ctx, ARG_CONNECT),
-        _ => {}
-    }
+    connect_enter(&tp_args(&ctx));
     0
 }
 
 #[tracepoint]
 pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
-    finish(&ctx, ARG_CONNECT);
+    finish(ARG_CONNECT, sys_ret(&ctx));
     0
 }
 
@@ -58,8 +53,7 @@ pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
 /// itself lives until its socket closes, whatever other fds still point at it.
 #[tracepoint]
 pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
-    let (_, tgid, _) = current();
-    let _ = FD_ROLES.remove(&conn_key(tgid, sys_arg(&ctx, 0) as u32));
+    close_enter(sys_arg(&ctx, 0) as u32);
     0
 }
 
@@ -84,15 +78,33 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
 }
 
 #[inline(always)]
-fn save(ctx: &TracePointContext, kind: u32) {
+pub fn connect_enter(a: &[u64; 4]) {
+    let addr = a[1] as *const u16;
+    // Only inet sockets: unix-socket connects are not ours.
+    // SAFETY: a user pointer read through the helper, which checks it.
+    match unsafe { bpf_probe_read_user(addr) } {
+        Ok(AF_INET) | Ok(AF_INET6) => save(ARG_CONNECT, a),
+        _ => {}
+    }
+}
+
+#[inline(always)]
+pub fn close_enter(fd: u32) {
+    let (_, tgid, _) = current();
+    let _ = FD_ROLES.remove(&conn_key(tgid, fd));
+}
+
+/// accept/connect enter: `a` holds the first four syscall arguments.
+#[inline(always)]
+pub fn save(kind: u32, a: &[u64; 4]) {
     let (id, tgid, _) = current();
     if !traced(tgid) {
         return;
     }
     let args = SyscallArgs {
         kind,
-        fd: sys_arg(ctx, 0) as u32,
-        ptr: sys_arg(ctx, 1),
+        fd: a[0] as u32,
+        ptr: a[1],
         count: 0,
         sk: 0,
         peek: 0,
@@ -102,8 +114,9 @@ fn save(ctx: &TracePointContext, kind: u32) {
     let _ = ARGS.insert(&id, &args, 0);
 }
 
+/// accept/connect exit with the syscall's return value.
 #[inline(always)]
-fn finish(ctx: &TracePointContext, kind: u32) {
+pub fn finish(kind: u32, ret: i64) {
     let (id, tgid, _) = current();
     // SAFETY: copied out at once.
     let Some(args) = (unsafe { ARGS.get(&id) }).copied() else {
@@ -113,7 +126,6 @@ fn finish(ctx: &TracePointContext, kind: u32) {
     if args.kind != kind {
         return;
     }
-    let ret = sys_ret(ctx);
     let (fd, role) = match kind {
         ARG_ACCEPT if ret >= 0 => (ret as u32, ROLE_SERVER),
         ARG_CONNECT if ret == 0 || ret == -EINPROGRESS => (args.fd, ROLE_CLIENT),

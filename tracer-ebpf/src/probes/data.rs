@@ -1,9 +1,10 @@
 //! Payload syscalls: enter saves the arguments; exit, once the byte count is known,
 //! copies the payload of inet TCP sockets (marked by `probes::sock`) into an event.
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+//! The tracepoint entry points are here; `probes::kprobes` has the kprobe ones.
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext, EbpfContext};
 use tracer_common::{DIR_EGRESS, DIR_INGRESS};
 
-use super::{current, sys_arg, sys_ret, traced};
+use super::{current, sys_ret, tp_args, traced, user_args};
 use crate::{
     capture::on_payload,
     maps::{SyscallArgs, ARGS, ARG_BUF, ARG_FROM_REGS, ARG_IOV, ARG_MSG, ARG_SENDFILE},
@@ -13,7 +14,7 @@ macro_rules! enter {
     ($name:ident, $kind:expr, $ptr_arg:expr, $count_arg:expr) => {
         #[tracepoint]
         pub fn $name(ctx: TracePointContext) -> u32 {
-            save(&ctx, $kind, $ptr_arg, $count_arg);
+            save($kind, &tp_args(&ctx), $ptr_arg, $count_arg);
             0
         }
     };
@@ -23,7 +24,7 @@ macro_rules! exit {
     ($name:ident, $dir:expr, $kind:expr, $count_arg:expr) => {
         #[tracepoint]
         pub fn $name(ctx: TracePointContext) -> u32 {
-            finish(&ctx, $dir, $kind, $count_arg);
+            finish(&ctx, sys_ret(&ctx), $dir, $kind, $count_arg, Recover::FromRegs);
             0
         }
     };
@@ -51,17 +52,27 @@ exit!(sys_exit_writev, DIR_EGRESS, ARG_IOV, 2);
 exit!(sys_exit_sendmsg, DIR_EGRESS, ARG_MSG, 2);
 exit!(sys_exit_sendfile64, DIR_EGRESS, ARG_SENDFILE, 3);
 
+/// Whether a syscall that entered before tracing began can be recovered at exit. Only
+/// the exit tracepoints see such syscalls (a kretprobe misses calls that entered before
+/// it was attached), and only they need `bpf_task_pt_regs` (5.15) and kernel BTF.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Recover {
+    FromRegs,
+    No,
+}
+
+/// Syscall enter: `a` holds the first four arguments; `a[0]` is the fd.
 #[inline(always)]
-fn save(ctx: &TracePointContext, kind: u32, ptr_arg: usize, count_arg: usize) {
+pub fn save(kind: u32, a: &[u64; 4], ptr_arg: usize, count_arg: usize) {
     let (id, tgid, _) = current();
     if !traced(tgid) {
         return;
     }
     let args = SyscallArgs {
         kind,
-        fd: sys_arg(ctx, 0) as u32,
-        ptr: sys_arg(ctx, ptr_arg),
-        count: sys_arg(ctx, count_arg),
+        fd: a[0] as u32,
+        ptr: a[ptr_arg & 3],
+        count: a[count_arg & 3],
         sk: 0,
         peek: 0,
         _pad: 0,
@@ -71,18 +82,20 @@ fn save(ctx: &TracePointContext, kind: u32, ptr_arg: usize, count_arg: usize) {
     let _ = ARGS.insert(&id, &args, 0);
 }
 
+/// Syscall exit with its return value.
 #[inline(always)]
-fn finish(ctx: &TracePointContext, dir: u8, kind: u32, count_arg: usize) {
+pub fn finish<C: EbpfContext>(ctx: &C, ret: i64, dir: u8, kind: u32, count_arg: usize, recover: Recover) {
     let (id, tgid, tid) = current();
     // SAFETY: copied out at once.
     let Some(mut args) = (unsafe { ARGS.get(&id) }).copied() else {
         return;
     };
     let _ = ARGS.remove(&id);
-    if args.kind == ARG_FROM_REGS && args.sk != 0 && !from_regs(&mut args, kind, count_arg) {
-        return;
+    if args.kind == ARG_FROM_REGS {
+        if recover == Recover::No || args.sk == 0 || !from_regs(&mut args, kind, count_arg) {
+            return;
+        }
     }
-    let ret = sys_ret(ctx);
     if ret <= 0 || args.sk == 0 || args.peek != 0 {
         return;
     }
@@ -90,33 +103,28 @@ fn finish(ctx: &TracePointContext, dir: u8, kind: u32, count_arg: usize) {
 }
 
 /// Arguments of a syscall that entered before tracing began, from the user registers the
-/// kernel saved at entry (x86_64 `struct pt_regs`: dx @96, si @104, di @112; the syscall
-/// ABI passes fd, buf, count there).
+/// kernel saved at entry.
 #[inline(always)]
 fn from_regs(args: &mut SyscallArgs, kind: u32, count_arg: usize) -> bool {
     #[cfg(bpf_target_arch = "x86_64")]
     {
-        use aya_ebpf::helpers::{
-            bpf_probe_read_kernel,
-            generated::{bpf_get_current_task_btf, bpf_task_pt_regs},
-        };
-        // SAFETY: the helpers return the current task's saved registers; reads are checked.
+        use aya_ebpf::helpers::generated::{bpf_get_current_task_btf, bpf_task_pt_regs};
+        // SAFETY: the helpers return the current task's saved registers.
         let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
-        let Ok(r) = (unsafe { bpf_probe_read_kernel(regs.add(96) as *const [u64; 3]) }) else {
+        let Some(a) = user_args(regs) else {
             return false;
         };
-        let (dx, si, di) = (r[0], r[1], r[2]);
         args.kind = kind;
-        args.fd = di as u32;
-        args.ptr = si;
-        args.count = if count_arg == 2 { dx } else { 0 };
+        args.fd = a[0] as u32;
+        args.ptr = a[1];
+        args.count = if count_arg == 2 { a[2] } else { 0 };
         // Its start is unknown; exit time is the best bound for when its bytes moved.
         args.enter_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
         true
     }
     #[cfg(not(bpf_target_arch = "x86_64"))]
     {
-        let _ = (args, kind, count_arg);
+        let _ = (args, kind, count_arg, user_args);
         false
     }
 }

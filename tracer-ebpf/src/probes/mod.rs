@@ -1,10 +1,17 @@
-//! Probe entry points, one file per hooked area.
+//! Probe entry points, one file per hooked area. The tracepoint entry points live beside
+//! the logic they share (`data`, `conns`, `sock`); `kprobes` holds the same entry points as
+//! kprobes/kretprobes, for kernels without the tracepoints.
 pub mod conns;
 pub mod data;
+pub mod kprobes;
 pub mod sock;
 pub mod sockfilter;
 
-use aya_ebpf::{helpers::bpf_get_current_pid_tgid, programs::TracePointContext, EbpfContext};
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_kernel},
+    programs::TracePointContext,
+    EbpfContext,
+};
 
 use crate::{
     config::{FILTER_PID_ON, SELF_PID},

@@ -1,0 +1,294 @@
+//! Which kernel hooks carry the syscall probes (tracepoints or kprobes), chosen for the
+//! running kernel, and attaching them. Knows aya, knows no protocol.
+//!
+//! Two groups of hooks: the syscalls themselves (`syscalls/sys_{enter,exit}_*`, or
+//! kprobes/kretprobes on `__x64_sys_*`), and socket identity (`sock/sock_{send,recv}_length`
+//! from 6.5, or kprobes on `tcp_sendmsg`/`tcp_recvmsg`/`tcp_sendpage`). The connection's end
+//! is always the `sock/inet_sock_set_state` tracepoint (4.16+).
+use std::{fmt, path::Path};
+
+use aya::{
+    programs::{KProbe, ProgramError, TracePoint},
+    Ebpf,
+};
+use thiserror::Error;
+
+/// `--hooks`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HooksArg {
+    /// Tracepoints where the kernel has them, kprobes otherwise.
+    Auto,
+    /// Syscall tracepoints (socket identity from kprobes where `sock_*_length` is missing).
+    Tracepoint,
+    /// Kprobes/kretprobes on the syscall and TCP functions.
+    Kprobe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    Tracepoint,
+    Kprobe,
+}
+
+/// What was chosen for each group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hooks {
+    pub syscalls: HookKind,
+    pub sockets: HookKind,
+}
+
+impl fmt::Display for Hooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.syscalls, self.sockets) {
+            (HookKind::Tracepoint, HookKind::Tracepoint) => f.write_str("tracepoint"),
+            (HookKind::Kprobe, HookKind::Kprobe) => f.write_str("kprobe"),
+            (HookKind::Tracepoint, HookKind::Kprobe) => f.write_str("tracepoint+tcp-kprobes"),
+            (HookKind::Kprobe, HookKind::Tracepoint) => f.write_str("kprobe+sock-tracepoints"),
+        }
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum HookError {
+    #[error("the kernel has no syscall tracepoints (syscalls/sys_enter_read is missing from tracefs; CONFIG_FTRACE_SYSCALLS); try --hooks kprobe")]
+    NoSyscallTracepoints,
+    #[error("the kernel lacks the tracepoints sock/sock_send_length and sock/sock_recv_length (added in 6.5) and has no kprobes (CONFIG_KPROBES) to find sockets with instead")]
+    NoSocketHooks,
+    #[error("the kernel has no kprobes (CONFIG_KPROBES is not set, or no kprobe PMU/kprobe_events); use --hooks tracepoint or auto")]
+    NoKprobes,
+    #[error("program {0} is missing from the object")]
+    MissingProgram(String),
+    #[error("program {name}: {}", describe(source))]
+    Program { name: String, source: ProgramError },
+}
+
+/// A verifier refusal with the verifier's whole log, so it can be read on stderr.
+fn describe(e: &ProgramError) -> String {
+    match e {
+        ProgramError::LoadError { io_error, verifier_log } => {
+            format!("the verifier refused it ({io_error}); verifier log:\n{verifier_log}")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// What the running kernel offers.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelHooks {
+    pub syscall_tracepoints: bool,
+    pub sock_length_tracepoints: bool,
+    pub kprobes: bool,
+    /// The exit tracepoints recover syscalls that entered before tracing with
+    /// `bpf_task_pt_regs` (5.15) on `bpf_get_current_task_btf` (kernel BTF).
+    pub task_regs: bool,
+}
+
+impl KernelHooks {
+    pub fn probe() -> Self {
+        KernelHooks {
+            syscall_tracepoints: tracepoint_exists("syscalls", "sys_enter_read"),
+            sock_length_tracepoints: tracepoint_exists("sock", "sock_send_length")
+                && tracepoint_exists("sock", "sock_recv_length"),
+            kprobes: Path::new("/sys/bus/event_source/devices/kprobe").exists()
+                || tracefs_file_exists("kprobe_events"),
+            task_regs: Path::new("/sys/kernel/btf/vmlinux").exists() && kernel_at_least(5, 15),
+        }
+    }
+
+    /// The hooks for `arg` on this kernel, or why there are none.
+    pub fn choose(&self, arg: HooksArg) -> Result<Hooks, HookError> {
+        let sockets = |preferred: HookKind| -> Result<HookKind, HookError> {
+            match (preferred, self.sock_length_tracepoints, self.kprobes) {
+                (HookKind::Kprobe, _, true) => Ok(HookKind::Kprobe),
+                (HookKind::Kprobe, _, false) => Err(HookError::NoKprobes),
+                (HookKind::Tracepoint, true, _) => Ok(HookKind::Tracepoint),
+                (HookKind::Tracepoint, false, true) => Ok(HookKind::Kprobe),
+                (HookKind::Tracepoint, false, false) => Err(HookError::NoSocketHooks),
+            }
+        };
+        match arg {
+            HooksArg::Tracepoint if !self.syscall_tracepoints => Err(HookError::NoSyscallTracepoints),
+            HooksArg::Tracepoint => Ok(Hooks { syscalls: HookKind::Tracepoint, sockets: sockets(HookKind::Tracepoint)? }),
+            HooksArg::Kprobe => Ok(Hooks { syscalls: HookKind::Kprobe, sockets: sockets(HookKind::Kprobe)? }),
+            HooksArg::Auto => {
+                let syscalls = match (self.syscall_tracepoints, self.task_regs, self.kprobes) {
+                    (true, true, _) | (true, false, false) => HookKind::Tracepoint,
+                    (_, _, true) => HookKind::Kprobe,
+                    (false, _, false) => return Err(HookError::NoSyscallTracepoints),
+                };
+                Ok(Hooks { syscalls, sockets: sockets(HookKind::Tracepoint)? })
+            }
+        }
+    }
+}
+
+fn tracefs_file_exists(rel: &str) -> bool {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .any(|root| Path::new(root).join(rel).exists())
+}
+
+fn tracepoint_exists(category: &str, name: &str) -> bool {
+    tracefs_file_exists(&format!("events/{category}/{name}"))
+}
+
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (ma, mi) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (ma, mi) >= (major, minor)
+}
+
+/// Syscall tracepoints: each has a `sys_enter_<name>` and `sys_exit_<name>` program except
+/// close (enter only).
+const SYSCALLS: &[(&str, bool)] = &[
+    ("accept", true),
+    ("accept4", true),
+    ("connect", true),
+    ("close", false),
+    ("read", true),
+    ("readv", true),
+    ("recvfrom", true),
+    ("recvmsg", true),
+    ("write", true),
+    ("writev", true),
+    ("sendto", true),
+    ("sendmsg", true),
+    ("sendfile64", true),
+];
+
+/// Socket identity by kprobe: (program, kernel function, required). `tcp_sendpage` is
+/// sendfile's path before 6.5 and gone after.
+const TCP_KPROBES: &[(&str, &str, bool)] = &[
+    ("kprobe_tcp_sendmsg", "tcp_sendmsg", true),
+    ("kprobe_tcp_recvmsg", "tcp_recvmsg", true),
+    ("kprobe_tcp_sendpage", "tcp_sendpage", false),
+];
+
+/// The syscall functions' prefix on this architecture.
+const SYSCALL_PREFIX: &str = if cfg!(target_arch = "aarch64") { "__arm64_sys_" } else { "__x64_sys_" };
+
+/// Loads and attaches the programs of `hooks`; the others stay unloaded.
+pub fn attach(ebpf: &mut Ebpf, hooks: Hooks) -> Result<(), HookError> {
+    tracepoint(ebpf, "sock", "inet_sock_set_state")?;
+    match hooks.sockets {
+        HookKind::Tracepoint => {
+            tracepoint(ebpf, "sock", "sock_send_length")?;
+            tracepoint(ebpf, "sock", "sock_recv_length")?;
+        }
+        HookKind::Kprobe => {
+            for (prog, func, required) in TCP_KPROBES {
+                match kprobe(ebpf, prog, func) {
+                    Err(e) if !*required => tracing::debug!("optional kprobe on {func} not attached: {e}"),
+                    r => r?,
+                }
+            }
+        }
+    }
+    for (name, has_exit) in SYSCALLS {
+        match hooks.syscalls {
+            HookKind::Tracepoint => {
+                tracepoint(ebpf, "syscalls", &format!("sys_enter_{name}"))?;
+                if *has_exit {
+                    tracepoint(ebpf, "syscalls", &format!("sys_exit_{name}"))?;
+                }
+            }
+            HookKind::Kprobe => {
+                let func = format!("{SYSCALL_PREFIX}{name}");
+                kprobe(ebpf, &format!("kprobe_{name}"), &func)?;
+                if *has_exit {
+                    kprobe(ebpf, &format!("kretprobe_{name}"), &func)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn program_error(name: &str) -> impl Fn(ProgramError) -> HookError + '_ {
+    move |source| HookError::Program { name: name.to_owned(), source }
+}
+
+fn tracepoint(ebpf: &mut Ebpf, category: &str, name: &str) -> Result<(), HookError> {
+    let prog: &mut TracePoint = ebpf
+        .program_mut(name)
+        .ok_or_else(|| HookError::MissingProgram(name.into()))?
+        .try_into()
+        .map_err(program_error(name))?;
+    prog.load().map_err(program_error(name))?;
+    prog.attach(category, name).map_err(program_error(name))?;
+    Ok(())
+}
+
+fn kprobe(ebpf: &mut Ebpf, name: &str, func: &str) -> Result<(), HookError> {
+    let prog: &mut KProbe = ebpf
+        .program_mut(name)
+        .ok_or_else(|| HookError::MissingProgram(name.into()))?
+        .try_into()
+        .map_err(program_error(name))?;
+    prog.load().map_err(program_error(name))?;
+    prog.attach(func, 0).map_err(program_error(name))?;
+    Ok(())
+}
+
+/// Loads every program of the object into the kernel without attaching any: what the
+/// verifier says of each, by name (sorted).
+pub fn verify_all(ebpf: &mut Ebpf) -> Vec<(String, Result<(), HookError>)> {
+    let mut out: Vec<(String, Result<(), HookError>)> = ebpf
+        .programs_mut()
+        .map(|(name, prog)| {
+            let r = match prog {
+                aya::programs::Program::TracePoint(p) => p.load(),
+                aya::programs::Program::KProbe(p) => p.load(),
+                aya::programs::Program::SocketFilter(p) => p.load(),
+                _ => Ok(()),
+            };
+            (name.to_owned(), r.map_err(program_error(name)))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernel(syscall_tp: bool, sock_tp: bool, kprobes: bool, task_regs: bool) -> KernelHooks {
+        KernelHooks { syscall_tracepoints: syscall_tp, sock_length_tracepoints: sock_tp, kprobes, task_regs }
+    }
+
+    const TP: HookKind = HookKind::Tracepoint;
+    const KP: HookKind = HookKind::Kprobe;
+
+    #[test]
+    fn auto_prefers_tracepoints() {
+        // 6.18 without kprobes (the CI host).
+        let h = kernel(true, true, false, true).choose(HooksArg::Auto).unwrap();
+        assert_eq!(h, Hooks { syscalls: TP, sockets: TP });
+        assert_eq!(h.to_string(), "tracepoint");
+        // 6.1: no sock_*_length.
+        let h = kernel(true, false, true, true).choose(HooksArg::Auto).unwrap();
+        assert_eq!(h, Hooks { syscalls: TP, sockets: KP });
+        // 5.10 or no BTF: the exit tracepoints cannot load; kprobes can.
+        let h = kernel(true, false, true, false).choose(HooksArg::Auto).unwrap();
+        assert_eq!(h.to_string(), "kprobe");
+    }
+
+    #[test]
+    fn explicit_choices_and_refusals() {
+        assert!(matches!(kernel(true, true, false, true).choose(HooksArg::Kprobe), Err(HookError::NoKprobes)));
+        assert!(matches!(kernel(true, false, false, true).choose(HooksArg::Tracepoint), Err(HookError::NoSocketHooks)));
+        assert!(matches!(kernel(false, true, true, true).choose(HooksArg::Tracepoint), Err(HookError::NoSyscallTracepoints)));
+        let h = kernel(true, false, true, true).choose(HooksArg::Tracepoint).unwrap();
+        assert_eq!(h.to_string(), "tracepoint+tcp-kprobes");
+        let h = kernel(true, true, true, true).choose(HooksArg::Kprobe).unwrap();
+        assert_eq!(h, Hooks { syscalls: KP, sockets: KP });
+    }
+
+    #[test]
+    fn missing_tracepoints_are_named() {
+        let msg = HookError::NoSocketHooks.to_string();
+        assert!(msg.contains("sock/sock_send_length") && msg.contains("sock/sock_recv_length"), "{msg}");
+    }
+}
