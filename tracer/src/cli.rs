@@ -59,6 +59,13 @@ pub struct Cli {
     /// Unparsed bytes buffered per connection direction at most.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub max_conn_buffer: usize,
+    /// Also mask the value of this header (repeatable, any case). Authorization,
+    /// Proxy-Authorization, Cookie, Set-Cookie and X-Api-Key are always masked.
+    #[arg(long = "redact", value_name = "NAME")]
+    pub redact: Vec<String>,
+    /// Show secret header values as sent (no masking at all).
+    #[arg(long)]
+    pub no_redact: bool,
 }
 
 pub fn secs_to_ns(s: f64) -> u64 {

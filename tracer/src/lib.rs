@@ -10,4 +10,5 @@ pub mod pipeline;
 pub mod privileges;
 pub mod protocols;
 pub mod reassembly;
+pub mod redact;
 pub mod run;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use crate::{
     events::{self, ConnKey, ConnMeta, Event},
     protocols::{http1::Http1Conn, Exchange, Limits, Role},
+    redact::Redactor,
 };
 
 /// An exchange with the connection and process it belongs to.
@@ -56,12 +57,27 @@ pub struct Pipeline {
     filter: Filter,
     conns: HashMap<ConnKey, Conn>,
     drained: Vec<Exchange>,
+    /// Applied to every record before any sink sees it; masks secrets by default.
+    redactor: Redactor,
     pub stats: Stats,
 }
 
 impl Pipeline {
     pub fn new(cfg: Config, filter: Filter) -> Self {
-        Pipeline { cfg, filter, conns: HashMap::new(), drained: Vec::new(), stats: Stats::default() }
+        Pipeline {
+            cfg,
+            filter,
+            conns: HashMap::new(),
+            drained: Vec::new(),
+            redactor: Redactor::default(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// Replaces the default redaction (`--redact`, `--no-redact`).
+    pub fn with_redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
     }
 
     pub fn active_conns(&self) -> usize {
@@ -121,7 +137,7 @@ impl Pipeline {
             }
         }
         for conn in self.conns.values_mut() {
-            emit(conn, &mut self.drained, &mut self.stats, sink);
+            emit(conn, &mut self.drained, &mut self.stats, &self.redactor, sink);
         }
         for key in idle_keys {
             self.evict(key, now_ns, sink);
@@ -181,13 +197,13 @@ impl Pipeline {
 
     fn drain(&mut self, key: ConnKey, sink: &mut impl FnMut(Record)) {
         if let Some(conn) = self.conns.get_mut(&key) {
-            emit(conn, &mut self.drained, &mut self.stats, sink);
+            emit(conn, &mut self.drained, &mut self.stats, &self.redactor, sink);
         }
     }
 
     /// Emits what a connection that is going away still holds, and counts its drops.
     fn emit_conn(&mut self, conn: &mut Conn, sink: &mut impl FnMut(Record)) {
-        emit(conn, &mut self.drained, &mut self.stats, sink);
+        emit(conn, &mut self.drained, &mut self.stats, &self.redactor, sink);
         if let Some(p) = conn.parser.as_ref() {
             self.stats.dropped_bytes += p.dropped_bytes();
         }
@@ -195,10 +211,17 @@ impl Pipeline {
 
 }
 
-fn emit(conn: &mut Conn, drained: &mut Vec<Exchange>, stats: &mut Stats, sink: &mut impl FnMut(Record)) {
+fn emit(
+    conn: &mut Conn,
+    drained: &mut Vec<Exchange>,
+    stats: &mut Stats,
+    redactor: &Redactor,
+    sink: &mut impl FnMut(Record),
+) {
     let Some(p) = conn.parser.as_mut() else { return };
     p.drain(drained);
-    for exchange in drained.drain(..) {
+    for mut exchange in drained.drain(..) {
+        redactor.apply(&mut exchange);
         stats.exchanges += 1;
         if !exchange.complete() {
             stats.incomplete += 1;

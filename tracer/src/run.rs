@@ -15,6 +15,7 @@ use crate::{
     output::{json::JsonSink, monotonic_ns, tui::TuiSink, Clock, Counters, Flow, Sink},
     pipeline::{Config, Filter, Pipeline},
     protocols::{Limits, Role},
+    redact::Redactor,
 };
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -56,7 +57,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         tracer.hooks,
         cli.max_capture.min(tracer_common::MAX_CAPTURE as u32)
     );
-    let mut pipeline = Pipeline::new(config(cli), filter(cli));
+    let mut pipeline =
+        Pipeline::new(config(cli), filter(cli)).with_redactor(Redactor::new(&cli.redact, !cli.no_redact));
     let mut sink = sink(cli)?;
     let counters = event_loop(&mut tracer, &mut pipeline, sink.as_mut())?;
     let wants_summary = sink.wants_summary();
