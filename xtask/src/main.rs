@@ -3,6 +3,7 @@
 //! Every command first runs the idempotent set-up of `setup.rs`, so a fresh Debian
 //! machine gets from a clone to a running tracer with one command.
 
+mod bench;
 mod proc;
 mod run;
 mod setup;
@@ -19,7 +20,8 @@ usage: cargo xtask <command>
   build             set up what is missing, build l7trace (release)
   run -- ARGS...    set up, build, run target/release/l7trace ARGS as root
   test              set up, build, run every test (unit and real-kernel; needs root)
-  bench             not yet implemented
+  bench [OPTIONS]   set up, build, measure the tracer's overhead (nginx + wrk) and the
+                    pipeline; table on stdout, JSON in bench/results/ (bench --help)
   vm-test           not yet implemented
 ";
 
@@ -48,7 +50,8 @@ fn try_main() -> Result<ExitCode> {
         }
         "run" => run::run(&rest),
         "test" => test::run(),
-        "bench" | "vm-test" => {
+        "bench" => bench::run(&rest),
+        "vm-test" => {
             eprintln!("xtask: `{cmd}` is not yet implemented");
             Ok(ExitCode::from(2))
         }

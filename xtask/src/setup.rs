@@ -15,6 +15,7 @@ const APT_PACKAGES: &[&str] = &[
     "nginx-light",
     "curl",
     "iproute2",
+    "wrk",
     "tmux",
 ];
 const TOOLCHAIN: &str = "debian-web";
