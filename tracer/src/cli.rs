@@ -41,6 +41,14 @@ pub struct Cli {
     /// where the kernel has them and kprobes otherwise.
     #[arg(long, value_enum, default_value_t = HooksArg::Auto)]
     pub hooks: HooksArg,
+    /// Capture packets on this interface (socket filter) instead of reading payloads in the
+    /// syscall probes; those then only say which local process owns a connection. Sees
+    /// other hosts', containers' and VMs' traffic through the interface.
+    #[arg(long, value_name = "IFACE")]
+    pub iface: Option<String>,
+    /// With --iface: payload bytes kept per packet; the rest is counted.
+    #[arg(long, default_value_t = 65535, value_name = "BYTES")]
+    pub snaplen: u32,
     /// Payload bytes copied per syscall (at most 16384); the rest is counted.
     #[arg(long, default_value_t = 16384, value_name = "BYTES")]
     pub max_capture: u32,

@@ -6,6 +6,7 @@ pub mod events;
 pub mod hooks;
 pub mod loader;
 pub mod output;
+pub mod packet;
 pub mod pipeline;
 pub mod privileges;
 pub mod protocols;

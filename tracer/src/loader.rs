@@ -4,12 +4,16 @@ use std::{os::fd::AsRawFd, path::Path};
 
 use aya::{
     maps::{HashMap, MapData, PerCpuArray, PerfEventArray, RingBuf},
+    programs::SocketFilter,
     Ebpf, EbpfLoader,
 };
 use thiserror::Error;
 use tracer_common::{counters, globals, maps, MAX_CAPTURE};
 
-use crate::hooks::{self, HookError, Hooks, HooksArg, KernelHooks};
+use crate::{
+    hooks::{self, HookError, Hooks, HooksArg, KernelHooks},
+    packet::socket::PacketSocket,
+};
 
 #[derive(Debug, Error)]
 pub enum LoadError {
@@ -19,6 +23,10 @@ pub enum LoadError {
     Load(#[from] aya::EbpfError),
     #[error(transparent)]
     Hooks(#[from] HookError),
+    #[error("program {0} is missing from the object")]
+    MissingProgram(String),
+    #[error("program {name}: {source}")]
+    Program { name: String, source: aya::programs::ProgramError },
     #[error("map {0} is missing from the object")]
     MissingMap(&'static str),
     #[error("map {name}: {source}")]
@@ -27,6 +35,8 @@ pub enum LoadError {
     Perf(#[from] aya::maps::perf::PerfBufferError),
     #[error("the kernel has no BPF ring buffer (needs 5.8); use --buffer perf or auto")]
     NoRingbuf,
+    #[error("{0}")]
+    Packet(#[from] crate::packet::socket::PacketError),
     #[error("listing CPUs: {0}")]
     Cpus(String),
 }
@@ -44,6 +54,9 @@ pub struct Options {
     pub pids: Vec<u32>,
     pub ports: Vec<u16>,
     pub hooks: HooksArg,
+    /// `--iface`: capture packets there; the syscall probes then only attribute processes.
+    pub iface: Option<String>,
+    pub snaplen: u32,
 }
 
 /// Where events come from.
@@ -69,6 +82,24 @@ pub struct Tracer {
     pub buffer: BufferKind,
     /// The hooks chosen for this kernel.
     pub hooks: Hooks,
+    /// `--iface`: the filtered packet socket.
+    pub packet: Option<PacketSocket>,
+}
+
+/// The packet socket for `--iface`, its socket filter attached before it is bound, so no
+/// unfiltered packet is ever queued.
+fn open_packet_socket(ebpf: &mut Ebpf, iface: &str) -> Result<PacketSocket, LoadError> {
+    const NAME: &str = "l7_sockfilter";
+    let sock = PacketSocket::open(iface)?;
+    let prog: &mut SocketFilter = ebpf
+        .program_mut(NAME)
+        .ok_or_else(|| LoadError::MissingProgram(NAME.into()))?
+        .try_into()
+        .map_err(|source| LoadError::Program { name: NAME.into(), source })?;
+    prog.load().map_err(|source| LoadError::Program { name: NAME.into(), source })?;
+    prog.attach(&sock).map_err(|source| LoadError::Program { name: NAME.into(), source })?;
+    sock.bind()?;
+    Ok(sock)
 }
 
 const RINGBUF_BYTES: u32 = 8 << 20;
@@ -89,6 +120,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     let pid_on = (!opts.pids.is_empty()) as u8;
     let port_on = (!opts.ports.is_empty()) as u8;
     let self_pid = std::process::id();
+    let attribution_only = opts.iface.is_some() as u8;
     let nr_cpus = aya::util::nr_cpus().map_err(|(s, e)| LoadError::Cpus(format!("{s}: {e}")))?;
     let mut loader = EbpfLoader::new();
     loader
@@ -97,6 +129,8 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         .override_global(globals::FILTER_PID_ON, &pid_on, true)
         .override_global(globals::FILTER_PORT_ON, &port_on, true)
         .override_global(globals::SELF_PID, &self_pid, true)
+        .override_global(globals::ATTRIBUTION_ONLY, &attribution_only, true)
+        .override_global(globals::SNAPLEN, &opts.snaplen, true)
         .map_max_entries(maps::SCRATCH, nr_cpus as u32);
     if buffer != BufferKind::Ringbuf {
         // The ring buffer map still exists in the object; keep it at its minimum.
@@ -108,6 +142,10 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
 
     fill_filters(&mut ebpf, opts)?;
     hooks::attach(&mut ebpf, chosen)?;
+    let packet = match &opts.iface {
+        Some(iface) => Some(open_packet_socket(&mut ebpf, iface)?),
+        None => None,
+    };
     let counters = PerCpuArray::try_from(take(&mut ebpf, maps::COUNTERS)?)
         .map_err(|source| LoadError::Map { name: maps::COUNTERS, source })?;
     let source = if buffer == BufferKind::Ringbuf {
@@ -124,7 +162,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         }
         Source::Perf(bufs)
     };
-    Ok(Tracer { _ebpf: ebpf, source, counters, buffer, hooks: chosen })
+    Ok(Tracer { _ebpf: ebpf, source, counters, buffer, hooks: chosen, packet })
 }
 
 /// The kernel-side object, built by build.rs.

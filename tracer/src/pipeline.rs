@@ -1,6 +1,6 @@
 //! Recorded kernel events -> exchanges: routes events to per-connection parsers, applies the
 //! userspace filters, bounds the connection table. No aya, no terminal.
-use std::collections::HashMap;
+use std::{collections::HashMap, net::SocketAddr};
 
 use crate::{
     events::{self, ConnKey, ConnMeta, Event},
@@ -8,12 +8,60 @@ use crate::{
     redact::Redactor,
 };
 
+/// Where a record's bytes were seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Syscall,
+    Packet,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Syscall => "syscall",
+            Source::Packet => "packet",
+        }
+    }
+}
+
+/// The local process on one end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    /// The thread that wrote or read the request's first byte (packets: the one that first
+    /// used the connection).
+    pub tid: u32,
+    pub comm: [u8; 16],
+}
+
 /// An exchange with the connection and process it belongs to.
 #[derive(Debug, Clone)]
 pub struct Record {
-    pub meta: ConnMeta,
-    pub role: Role,
+    pub source: Source,
+    /// The side the process is on; None for packets between processes we do not know.
+    pub role: Option<Role>,
+    pub process: Option<Process>,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
     pub exchange: Exchange,
+}
+
+impl Record {
+    /// A record seen by the syscall probes of the process described by `meta`.
+    pub fn from_syscall(meta: &ConnMeta, role: Role, exchange: Exchange) -> Self {
+        let (client, server) = match role {
+            Role::Client => (meta.local, meta.remote),
+            Role::Server => (meta.remote, meta.local),
+        };
+        Record {
+            source: Source::Syscall,
+            role: Some(role),
+            process: Some(Process { pid: meta.pid, tid: exchange.request.tid, comm: meta.comm }),
+            client,
+            server,
+            exchange,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -227,9 +275,7 @@ fn emit(
             stats.incomplete += 1;
         }
         stats.lost_bytes += exchange.lost_bytes();
-        let mut meta = conn.meta;
-        meta.tid = exchange.request.tid;
-        sink(Record { meta, role: conn.role, exchange });
+        sink(Record::from_syscall(&conn.meta, conn.role, exchange));
     }
 }
 

@@ -1,6 +1,7 @@
 //! The event loop: kernel buffers -> pipeline -> sink, ticks, signals, summary.
 use std::{
     io::{self, IsTerminal as _},
+    os::fd::AsRawFd,
     sync::atomic::{AtomicBool, Ordering},
 };
 
@@ -13,6 +14,7 @@ use crate::{
     hooks::HooksArg,
     loader::{self, BufferKind, Source, Tracer},
     output::{json::JsonSink, monotonic_ns, tui::TuiSink, Clock, Counters, Flow, Sink},
+    packet::{flows::FlowConfig, path::PacketPath},
     pipeline::{Config, Filter, Pipeline},
     protocols::{Limits, Role},
     redact::Redactor,
@@ -43,6 +45,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         pids: cli.pids.clone(),
         ports: cli.ports.clone(),
         hooks: cli.hooks,
+        iface: cli.iface.clone(),
+        snaplen: cli.snaplen,
     })
     .context("setting up the kernel side")?;
     if cli.hooks == HooksArg::Auto {
@@ -59,8 +63,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     );
     let mut pipeline =
         Pipeline::new(config(cli), filter(cli)).with_redactor(Redactor::new(&cli.redact, !cli.no_redact));
+    let mut packet = cli.iface.as_ref().map(|_| {
+        let c = config(cli);
+        let cfg = FlowConfig { limits: c.limits, max_flows: c.max_conns, idle_timeout_ns: c.idle_timeout_ns };
+        PacketPath::new(cfg, filter(cli))
+    });
     let mut sink = sink(cli)?;
-    let counters = event_loop(&mut tracer, &mut pipeline, sink.as_mut())?;
+    let counters = event_loop(&mut tracer, &mut pipeline, packet.as_mut(), sink.as_mut())?;
     let wants_summary = sink.wants_summary();
     // The live view gives the terminal back when dropped: before the summary is printed.
     drop(sink);
@@ -106,8 +115,15 @@ fn filter(cli: &Cli) -> Filter {
 }
 
 /// Runs until SIGINT/SIGTERM or the sink quits; returns the final counters.
-fn event_loop(tracer: &mut Tracer, pipeline: &mut Pipeline, sink: &mut dyn Sink) -> anyhow::Result<Counters> {
-    let epoll = Epoll::new(&tracer.source.fds()).context("epoll")?;
+fn event_loop(
+    tracer: &mut Tracer,
+    pipeline: &mut Pipeline,
+    mut packet: Option<&mut PacketPath>,
+    sink: &mut dyn Sink,
+) -> anyhow::Result<Counters> {
+    let mut fds = tracer.source.fds();
+    fds.extend(tracer.packet.as_ref().map(|p| p.as_raw_fd()));
+    let epoll = Epoll::new(&fds).context("epoll")?;
     let mut perf_lost = 0u64;
     let mut scratch = Vec::new();
     let mut last_warn = (monotonic_ns(), 0u64);
@@ -125,11 +141,25 @@ fn event_loop(tracer: &mut Tracer, pipeline: &mut Pipeline, sink: &mut dyn Sink)
                     quit = true;
                 }
             };
-            drain(&mut tracer.source, pipeline, &mut emit, &mut perf_lost, &mut scratch);
-            if stopping {
-                pipeline.flush(now, &mut emit);
-            } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {
-                pipeline.tick(now, &mut emit);
+            match (packet.as_deref_mut(), tracer.packet.as_ref()) {
+                (Some(path), Some(sock)) => {
+                    // Syscall events only attribute processes; packets carry the exchanges.
+                    drain(&mut tracer.source, &mut |raw| path.on_syscall_raw(raw, now), &mut perf_lost, &mut scratch);
+                    path.poll(sock, now, &mut emit);
+                    if stopping {
+                        path.flush(now, &mut emit);
+                    } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {
+                        path.tick(sock, now, &mut emit);
+                    }
+                }
+                _ => {
+                    drain(&mut tracer.source, &mut |raw| pipeline.on_raw(raw, &mut emit), &mut perf_lost, &mut scratch);
+                    if stopping {
+                        pipeline.flush(now, &mut emit);
+                    } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {
+                        pipeline.tick(now, &mut emit);
+                    }
+                }
             }
         }
         if stopping {
@@ -140,7 +170,7 @@ fn event_loop(tracer: &mut Tracer, pipeline: &mut Pipeline, sink: &mut dyn Sink)
             continue;
         }
         last_tick = now;
-        let c = counters(tracer, pipeline, perf_lost);
+        let c = counters(tracer, pipeline, packet.as_deref(), perf_lost);
         if now - last_warn.0 >= WARN_EVERY_NS {
             if c.lost_events > last_warn.1 {
                 eprintln!("l7trace: warning: {} events lost so far (kernel buffer full)", c.lost_events);
@@ -151,13 +181,13 @@ fn event_loop(tracer: &mut Tracer, pipeline: &mut Pipeline, sink: &mut dyn Sink)
             STOP.store(true, Ordering::Relaxed);
         }
     }
-    Ok(counters(tracer, pipeline, perf_lost))
+    Ok(counters(tracer, pipeline, packet.as_deref(), perf_lost))
 }
 
-fn counters(tracer: &Tracer, pipeline: &Pipeline, perf_lost: u64) -> Counters {
+fn counters(tracer: &Tracer, pipeline: &Pipeline, packet: Option<&PacketPath>, perf_lost: u64) -> Counters {
     let k = tracer.kernel_counters();
     let s = pipeline.stats;
-    Counters {
+    let mut c = Counters {
         exchanges: s.exchanges,
         incomplete: s.incomplete,
         lost_events: k[counters::LOST_EVENTS as usize] + perf_lost,
@@ -168,32 +198,39 @@ fn counters(tracer: &Tracer, pipeline: &Pipeline, perf_lost: u64) -> Counters {
         evicted_conns: s.evicted_conns,
         decode_errors: s.decode_errors,
         events: s.events,
+    };
+    if let Some(p) = packet {
+        // Packets the kernel dropped on the capture socket are lost events like any other.
+        c.exchanges += p.exchanges;
+        c.incomplete += p.incomplete;
+        c.lost_events += p.kernel_drops;
+        c.lost_bytes += p.lost_bytes;
+        c.dropped_bytes += p.dropped_bytes();
+        c.uncaptured_bytes = p.uncaptured_bytes();
+        c.active_conns = p.active_flows() as u64;
+        c.evicted_conns += p.evicted_flows();
+        c.decode_errors += p.frame_errors;
     }
+    c
 }
 
-/// Everything the kernel buffers hold now, into the pipeline.
-pub fn drain(
-    source: &mut Source,
-    pipeline: &mut Pipeline,
-    emit: &mut impl FnMut(crate::pipeline::Record),
-    perf_lost: &mut u64,
-    scratch: &mut Vec<u8>,
-) {
+/// Everything the kernel buffers hold now, one raw record at a time.
+pub fn drain(source: &mut Source, on_raw: &mut impl FnMut(&[u8]), perf_lost: &mut u64, scratch: &mut Vec<u8>) {
     match source {
         Source::Ring(rb) => {
             while let Some(item) = rb.next() {
-                pipeline.on_raw(&item, emit);
+                on_raw(&item);
             }
         }
         Source::Perf(bufs) => {
             for buf in bufs.iter_mut() {
                 buf.for_each(|ev| match ev {
-                    PerfEvent::Sample { head, tail } if tail.is_empty() => pipeline.on_raw(head, emit),
+                    PerfEvent::Sample { head, tail } if tail.is_empty() => on_raw(head),
                     PerfEvent::Sample { head, tail } => {
                         scratch.clear();
                         scratch.extend_from_slice(head);
                         scratch.extend_from_slice(tail);
-                        pipeline.on_raw(scratch, emit);
+                        on_raw(scratch);
                     }
                     PerfEvent::Lost { count } => *perf_lost += count,
                 });

@@ -14,10 +14,10 @@ use crate::{
 struct JsonExchange<'a> {
     ts: String,
     source: &'static str,
-    role: &'static str,
-    pid: u32,
-    tid: u32,
-    comm: String,
+    role: Option<&'static str>,
+    pid: Option<u32>,
+    tid: Option<u32>,
+    comm: Option<String>,
     src: String,
     dst: String,
     request: JsonMessage<'a>,
@@ -97,23 +97,19 @@ fn message(m: &Message) -> JsonMessage<'_> {
 pub fn to_line(r: &Record, clock: &Clock) -> String {
     let ex = &r.exchange;
     let req = &ex.request;
-    let (client, server) = match r.role {
-        Role::Client => (r.meta.local, r.meta.remote),
-        Role::Server => (r.meta.remote, r.meta.local),
-    };
     let resp = ex.response.as_ref();
     let j = JsonExchange {
         ts: rfc3339(clock.wall(req.first_ts_ns)),
-        source: "syscall",
-        role: match r.role {
+        source: r.source.as_str(),
+        role: r.role.map(|role| match role {
             Role::Client => "client",
             Role::Server => "server",
-        },
-        pid: r.meta.pid,
-        tid: r.meta.tid,
-        comm: text(comm_str(&r.meta.comm)),
-        src: client.to_string(),
-        dst: server.to_string(),
+        }),
+        pid: r.process.map(|p| p.pid),
+        tid: r.process.map(|p| p.tid),
+        comm: r.process.map(|p| text(comm_str(&p.comm))),
+        src: r.client.to_string(),
+        dst: r.server.to_string(),
         request: message(req),
         response: resp.map(message),
         latency_us: resp.map(|m| m.last_ts_ns.saturating_sub(req.first_ts_ns) / 1000),

@@ -37,7 +37,7 @@ pub struct Entry {
     pub pid: u32,
     pub tid: u32,
     pub comm: String,
-    pub role: Role,
+    pub role: Option<Role>,
     pub client: SocketAddr,
     pub server: SocketAddr,
     pub method: String,
@@ -60,10 +60,7 @@ impl Entry {
         let ex = &r.exchange;
         let req = &ex.request;
         let resp = ex.response.as_ref();
-        let (client, server) = match r.role {
-            Role::Client => (r.meta.local, r.meta.remote),
-            Role::Server => (r.meta.remote, r.meta.local),
-        };
+        let (client, server) = (r.client, r.server);
         let (method, target) = match &req.start {
             StartLine::Request { method, target, .. } => (sanitize_str(method), sanitize(target)),
             StartLine::Response { .. } => (String::from("?"), String::new()),
@@ -77,9 +74,10 @@ impl Entry {
         Entry {
             seq,
             time: clock_time(clock, req.first_ts_ns),
-            pid: r.meta.pid,
-            tid: r.meta.tid,
-            comm: sanitize(comm_str(&r.meta.comm)),
+            // 0: a packet between processes we do not know.
+            pid: r.process.map_or(0, |p| p.pid),
+            tid: r.process.map_or(0, |p| p.tid),
+            comm: r.process.map_or_else(|| "-".to_owned(), |p| sanitize(comm_str(&p.comm))),
             role: r.role,
             client,
             server,

@@ -270,7 +270,7 @@ impl Test {
                 have.is_some_and(|h| op.cmp(h, *v))
             }
             Test::StatusClass(op, c) => e.status.is_some_and(|s| op.cmp(s as u64 / 100, *c)),
-            Test::Role(r) => e.role == *r,
+            Test::Role(r) => e.role == Some(*r),
         }
     }
 }

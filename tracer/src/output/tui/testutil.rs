@@ -47,7 +47,7 @@ pub fn entry(
         pid: seq as u32 + 1,
         tid: seq as u32 + 1,
         comm: comm.to_owned(),
-        role: Role::Client,
+        role: Some(Role::Client),
         client,
         server,
         method: method.to_owned(),

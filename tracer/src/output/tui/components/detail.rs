@@ -37,8 +37,9 @@ fn label(s: &str) -> Span<'static> {
 
 fn lines(e: &Entry) -> Vec<Line<'static>> {
     let role = match e.role {
-        Role::Client => "client",
-        Role::Server => "server",
+        Some(Role::Client) => "client",
+        Some(Role::Server) => "server",
+        None => "unknown",
     };
     let lat = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), fmt_latency);
     let yes_no = |b: bool| if b { "yes" } else { "NO" };
@@ -51,7 +52,7 @@ fn lines(e: &Entry) -> Vec<Line<'static>> {
             label("  seen as "),
             Span::raw(role),
             label("  pid "),
-            Span::raw(e.pid.to_string()),
+            Span::raw(if e.pid == 0 { "-".to_owned() } else { e.pid.to_string() }),
             label(" tid "),
             Span::raw(e.tid.to_string()),
             label(" comm "),

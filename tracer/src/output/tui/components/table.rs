@@ -63,11 +63,12 @@ fn row(e: &Entry) -> Row<'static> {
     let flagged = !e.complete || e.lost_bytes > 0;
     Row::new([
         Cell::from(e.time.clone()),
-        Cell::from(e.pid.to_string()),
+        Cell::from(if e.pid == 0 { "-".to_owned() } else { e.pid.to_string() }),
         Cell::from(e.comm.clone()),
         Cell::from(match e.role {
-            Role::Client => "C",
-            Role::Server => "S",
+            Some(Role::Client) => "C",
+            Some(Role::Server) => "S",
+            None => "-",
         }),
         Cell::from(e.method.clone()),
         Cell::from(e.url()),

@@ -1,0 +1,238 @@
+//! TCP flows -> exchanges. Sequence numbers become stream positions (unwrapped past 2^32);
+//! ordering, retransmissions, overlaps and gaps are then the stream buffers' job, as on
+//! the syscall path. Client and server come from the SYN, or, for a connection already
+//! open at start, from the first payload that starts a request or a response.
+use std::{collections::HashMap, net::SocketAddr};
+
+use super::frame::TcpSegment;
+use crate::protocols::{http1::Http1Conn, Direction, Exchange, Limits, Role};
+
+/// A finished exchange of a flow.
+#[derive(Debug, Clone)]
+pub struct FlowExchange {
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub exchange: Exchange,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FlowConfig {
+    pub limits: Limits,
+    pub max_flows: usize,
+    pub idle_timeout_ns: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    pub segments: u64,
+    pub flows: u64,
+    pub evicted_flows: u64,
+    /// Payload bytes on the wire that the snap length cut.
+    pub uncaptured_bytes: u64,
+    pub dropped_bytes: u64,
+}
+
+/// Per-direction sequence state.
+#[derive(Debug, Clone, Copy, Default)]
+struct SeqState {
+    /// Sequence number of stream position 0; None until the direction is seen.
+    base: Option<u32>,
+    /// Highest position seen, the reference for unwrapping.
+    high: u64,
+}
+
+impl SeqState {
+    /// Stream position of `seq`, or None when it lies before the stream's start.
+    fn pos(&mut self, seq: u32) -> Option<u64> {
+        let base = *self.base.get_or_insert(seq);
+        let rel = seq.wrapping_sub(base) as u64;
+        // The candidate in the high mark's 2^32 epoch, or a neighbour, whichever is closest.
+        let epoch = self.high & !0xffff_ffff;
+        let c = epoch | rel;
+        let best = [c.checked_sub(1 << 32), Some(c), c.checked_add(1 << 32)]
+            .into_iter()
+            .flatten()
+            .min_by_key(|&p| p.abs_diff(self.high))?;
+        // Further than any window from what was seen: from before the stream's start (a
+        // retransmission of bytes we never had), not a real jump.
+        if best.abs_diff(self.high) > 1 << 30 {
+            return None;
+        }
+        Some(best)
+    }
+
+    fn advance(&mut self, end: u64) {
+        self.high = self.high.max(end);
+    }
+}
+
+struct Flow {
+    client: SocketAddr,
+    server: SocketAddr,
+    /// [client -> server, server -> client]
+    seq: [SeqState; 2],
+    http: Http1Conn,
+    fin: [bool; 2],
+    closing_since: Option<u64>,
+    last_ns: u64,
+}
+
+/// Flows keyed by their two endpoints in a fixed order.
+type FlowKey = (SocketAddr, SocketAddr);
+
+fn key(a: SocketAddr, b: SocketAddr) -> FlowKey {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+pub struct FlowTable {
+    cfg: FlowConfig,
+    flows: HashMap<FlowKey, Flow>,
+    drained: Vec<Exchange>,
+    pub stats: FlowStats,
+}
+
+enum Start {
+    Request,
+    Response,
+    Neither,
+}
+
+fn starts(payload: &[u8]) -> Start {
+    const METHODS: [&[u8]; 9] = [b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"PATCH ", b"OPTIONS ", b"CONNECT ", b"TRACE "];
+    if payload.starts_with(b"HTTP/1.") {
+        Start::Response
+    } else if METHODS.iter().any(|m| payload.starts_with(m)) {
+        Start::Request
+    } else {
+        Start::Neither
+    }
+}
+
+impl FlowTable {
+    pub fn new(cfg: FlowConfig) -> Self {
+        FlowTable { cfg, flows: HashMap::new(), drained: Vec::new(), stats: FlowStats::default() }
+    }
+
+    pub fn active(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn on_segment(&mut self, seg: &TcpSegment<'_>, ts_ns: u64, sink: &mut impl FnMut(FlowExchange)) {
+        self.stats.segments += 1;
+        self.stats.uncaptured_bytes += (seg.wire_len as u64).saturating_sub(seg.payload.len() as u64);
+        let k = key(seg.src, seg.dst);
+        if !self.flows.contains_key(&k) {
+            let Some((client, server)) = self.roles_of_new(seg) else { return };
+            self.make_room(ts_ns, sink);
+            self.stats.flows += 1;
+            let flow = Flow {
+                client,
+                server,
+                seq: [SeqState::default(); 2],
+                http: Http1Conn::new(Role::Client, self.cfg.limits),
+                fin: [false; 2],
+                closing_since: None,
+                last_ns: ts_ns,
+            };
+            self.flows.insert(k, flow);
+        }
+        let Some(flow) = self.flows.get_mut(&k) else { return };
+        flow.last_ns = ts_ns;
+        let d = if seg.src == flow.client { 0 } else { 1 };
+        if seg.syn {
+            // The SYN takes one sequence number; data starts after it.
+            flow.seq[d] = SeqState { base: Some(seg.seq.wrapping_add(1)), high: 0 };
+        }
+        let data_seq = if seg.syn { seg.seq.wrapping_add(1) } else { seg.seq };
+        if seg.wire_len > 0 && !flow.http.is_done() {
+            if let Some(pos) = flow.seq[d].pos(data_seq) {
+                let dir = if d == 0 { Direction::Egress } else { Direction::Ingress };
+                flow.http.on_data(dir, pos, seg.wire_len as u64, seg.payload, ts_ns, 0);
+                flow.seq[d].advance(pos + seg.wire_len as u64);
+            }
+        }
+        if seg.fin {
+            flow.fin[d] = true;
+        }
+        // A reset, the server's FIN, or both FINs end the exchange stream; wait the
+        // reorder window first so segments overtaken by the FIN still count.
+        if seg.rst || flow.fin[1] || (flow.fin[0] && flow.fin[1]) {
+            flow.closing_since.get_or_insert(ts_ns);
+        }
+        emit(flow, &mut self.drained, sink);
+    }
+
+    /// Client and server of a flow seen for the first time, or None to ignore the segment.
+    fn roles_of_new(&self, seg: &TcpSegment<'_>) -> Option<(SocketAddr, SocketAddr)> {
+        if seg.rst || (seg.fin && seg.payload.is_empty()) {
+            return None;
+        }
+        if seg.syn {
+            return Some(if seg.ack { (seg.dst, seg.src) } else { (seg.src, seg.dst) });
+        }
+        match starts(seg.payload) {
+            Start::Request => Some((seg.src, seg.dst)),
+            Start::Response => Some((seg.dst, seg.src)),
+            // Mid-message of a connection open before we started: wait for a message start.
+            Start::Neither => None,
+        }
+    }
+
+    pub fn tick(&mut self, now_ns: u64, sink: &mut impl FnMut(FlowExchange)) {
+        let window = self.cfg.limits.reorder_timeout_ns;
+        let idle = self.cfg.idle_timeout_ns;
+        let mut done = Vec::new();
+        for (k, flow) in self.flows.iter_mut() {
+            flow.http.on_tick(now_ns);
+            emit(flow, &mut self.drained, sink);
+            let closed = flow.closing_since.is_some_and(|t| now_ns.saturating_sub(t) > window);
+            if closed || now_ns.saturating_sub(flow.last_ns) > idle {
+                done.push(*k);
+            }
+        }
+        for k in done {
+            self.close(k, now_ns, sink);
+        }
+    }
+
+    pub fn flush(&mut self, now_ns: u64, sink: &mut impl FnMut(FlowExchange)) {
+        let keys: Vec<FlowKey> = self.flows.keys().copied().collect();
+        for k in keys {
+            if let Some(f) = self.flows.get_mut(&k) {
+                f.http.on_tick(now_ns);
+            }
+            self.close(k, now_ns, sink);
+        }
+    }
+
+    fn close(&mut self, k: FlowKey, now_ns: u64, sink: &mut impl FnMut(FlowExchange)) {
+        if let Some(mut flow) = self.flows.remove(&k) {
+            flow.http.on_close(now_ns);
+            emit(&mut flow, &mut self.drained, sink);
+            self.stats.dropped_bytes += flow.http.dropped_bytes();
+        }
+    }
+
+    fn make_room(&mut self, now_ns: u64, sink: &mut impl FnMut(FlowExchange)) {
+        if self.flows.len() < self.cfg.max_flows {
+            return;
+        }
+        let mut by_age: Vec<(u64, FlowKey)> = self.flows.iter().map(|(k, f)| (f.last_ns, *k)).collect();
+        let n = (self.cfg.max_flows / 8).max(1).min(by_age.len());
+        by_age.select_nth_unstable(n - 1);
+        for (_, k) in by_age.into_iter().take(n) {
+            self.stats.evicted_flows += 1;
+            self.close(k, now_ns, sink);
+        }
+    }
+}
+
+fn emit(flow: &mut Flow, drained: &mut Vec<Exchange>, sink: &mut impl FnMut(FlowExchange)) {
+    flow.http.drain(drained);
+    for exchange in drained.drain(..) {
+        sink(FlowExchange { client: flow.client, server: flow.server, exchange });
+    }
+}
+
+#[cfg(test)]
+mod tests;

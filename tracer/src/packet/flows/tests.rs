@@ -1,0 +1,163 @@
+use std::net::SocketAddr;
+
+use super::*;
+use crate::packet::frame::{build_frame, parse_ethernet};
+
+const SYN: u8 = 0x02;
+const ACK: u8 = 0x10;
+const PSH_ACK: u8 = 0x18;
+const FIN_ACK: u8 = 0x11;
+const RST: u8 = 0x04;
+
+struct Wire {
+    table: FlowTable,
+    out: Vec<FlowExchange>,
+    ts: u64,
+    c: SocketAddr,
+    s: SocketAddr,
+}
+
+impl Wire {
+    fn new() -> Self {
+        let cfg = FlowConfig { limits: Limits::default(), max_flows: 16, idle_timeout_ns: 60_000_000_000 };
+        Wire {
+            table: FlowTable::new(cfg),
+            out: Vec::new(),
+            ts: 1_000,
+            c: "10.0.0.2:40000".parse().unwrap(),
+            s: "10.0.0.1:8080".parse().unwrap(),
+        }
+    }
+
+    fn send(&mut self, from_client: bool, seq: u32, flags: u8, payload: &[u8]) {
+        let (a, b) = if from_client { (self.c, self.s) } else { (self.s, self.c) };
+        let f = build_frame(a, b, seq, 0, flags, payload, None);
+        let seg = parse_ethernet(&f).unwrap();
+        self.ts += 1_000;
+        let out = &mut self.out;
+        self.table.on_segment(&seg, self.ts, &mut |x| out.push(x));
+    }
+
+    fn finish(&mut self) -> Vec<FlowExchange> {
+        let out = &mut self.out;
+        self.table.tick(self.ts + 10_000_000_000, &mut |x| out.push(x));
+        self.table.flush(self.ts + 20_000_000_000, &mut |x| out.push(x));
+        std::mem::take(&mut self.out)
+    }
+}
+
+const REQ: &[u8] = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789";
+
+fn body(x: &FlowExchange) -> &[u8] {
+    &x.exchange.response.as_ref().expect("response").body
+}
+
+#[test]
+fn handshake_exchange_and_close() {
+    let mut w = Wire::new();
+    w.send(true, 100, SYN, b"");
+    w.send(false, 5000, SYN | ACK, b"");
+    w.send(true, 101, PSH_ACK, REQ);
+    w.send(false, 5001, PSH_ACK, RESP);
+    w.send(true, 101 + REQ.len() as u32, FIN_ACK, b"");
+    w.send(false, 5001 + RESP.len() as u32, FIN_ACK, b"");
+    let out = w.finish();
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].client, out[0].server), (w.c, w.s));
+    assert!(out[0].exchange.complete());
+    assert_eq!(body(&out[0]), b"0123456789");
+}
+
+#[test]
+fn connection_open_before_start_is_picked_up_at_a_message_start() {
+    let mut w = Wire::new();
+    // The tail of an earlier response: ignored, no flow yet.
+    w.send(false, 9000, PSH_ACK, b"...end of an old body");
+    w.send(true, 777, PSH_ACK, REQ);
+    w.send(false, 9021, PSH_ACK, RESP);
+    let out = w.finish();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((out[0].client, out[0].server), (w.c, w.s));
+    assert_eq!(body(&out[0]), b"0123456789");
+}
+
+#[test]
+fn reordered_retransmitted_and_overlapping_segments() {
+    let mut w = Wire::new();
+    w.send(true, 100, SYN, b"");
+    w.send(false, 5000, SYN | ACK, b"");
+    w.send(true, 101, PSH_ACK, REQ);
+    let r = RESP;
+    // Second half first, then the first half, then a retransmission and an overlap.
+    w.send(false, 5001 + 20, PSH_ACK, &r[20..]);
+    w.send(false, 5001, PSH_ACK, &r[..20]);
+    w.send(false, 5001, PSH_ACK, &r[..20]);
+    w.send(false, 5001 + 10, PSH_ACK, &r[10..30]);
+    let out = w.finish();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].exchange.complete());
+    assert_eq!(body(&out[0]), b"0123456789");
+}
+
+#[test]
+fn sequence_wrap_around() {
+    let mut w = Wire::new();
+    let isn = u32::MAX - 10;
+    w.send(true, isn, SYN, b"");
+    w.send(false, u32::MAX - 3, SYN | ACK, b"");
+    w.send(true, isn.wrapping_add(1), PSH_ACK, &REQ[..5]);
+    w.send(true, isn.wrapping_add(6), PSH_ACK, &REQ[5..]);
+    w.send(false, (u32::MAX - 3).wrapping_add(1), PSH_ACK, &RESP[..8]);
+    w.send(false, (u32::MAX - 3).wrapping_add(9), PSH_ACK, &RESP[8..]);
+    let out = w.finish();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].exchange.complete());
+    assert_eq!(body(&out[0]), b"0123456789");
+}
+
+#[test]
+fn lost_segment_in_body_is_marked_not_misparsed() {
+    let mut w = Wire::new();
+    w.send(true, 100, SYN, b"");
+    w.send(false, 5000, SYN | ACK, b"");
+    w.send(true, 101, PSH_ACK, REQ);
+    let head_len = RESP.len() - 10;
+    w.send(false, 5001, PSH_ACK, &RESP[..head_len + 3]);
+    // bytes 3..6 of the body never arrive
+    w.send(false, 5001 + head_len as u32 + 6, PSH_ACK, &RESP[head_len + 6..]);
+    let req2 = b"GET /b HTTP/1.1\r\n\r\n";
+    w.send(true, 101 + REQ.len() as u32, PSH_ACK, req2);
+    w.send(false, 5001 + RESP.len() as u32, PSH_ACK, b"HTTP/1.1 204 No Content\r\n\r\n");
+    let out = w.finish();
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(!out[0].exchange.complete());
+    assert_eq!(out[0].exchange.lost_bytes(), 3);
+    assert_eq!(out[0].exchange.response.as_ref().unwrap().body_size, 10);
+    assert!(out[1].exchange.complete());
+    assert_eq!(out[1].exchange.response.as_ref().unwrap().start, crate::protocols::StartLine::Response {
+        version: 1,
+        status: 204,
+        reason: b"No Content".to_vec()
+    });
+}
+
+#[test]
+fn reset_ends_the_flow() {
+    let mut w = Wire::new();
+    w.send(true, 100, SYN, b"");
+    w.send(true, 101, PSH_ACK, REQ);
+    w.send(false, 1, RST, b"");
+    let out = w.finish();
+    assert_eq!(out.len(), 1);
+    assert!(out[0].exchange.response.is_none());
+}
+
+#[test]
+fn garbage_flows_yield_nothing() {
+    let mut w = Wire::new();
+    w.send(true, 100, SYN, b"");
+    w.send(true, 101, PSH_ACK, &[0x16, 0x03, 0x01, 0x00, 0x10, 1, 2, 3]);
+    w.send(false, 50, PSH_ACK, b"\x00\x01garbage HTTP/1.1 200 OK");
+    assert!(w.finish().is_empty());
+}

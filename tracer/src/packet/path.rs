@@ -1,0 +1,158 @@
+//! The `--iface` path as the event loop sees it: frames from the packet socket into flows,
+//! syscall events into the attribution table, exchanges out as records.
+use std::net::SocketAddr;
+
+use super::{
+    attribution::Attribution,
+    flows::{FlowConfig, FlowExchange, FlowTable},
+    frame::parse_ethernet,
+    socket::PacketSocket,
+};
+use crate::{
+    events::{self, Event},
+    pipeline::{comm_str, Filter, Process, Record, Source},
+};
+
+pub struct PacketPath {
+    flows: FlowTable,
+    owners: Attribution,
+    filter: Filter,
+    buf: Vec<u8>,
+    pub kernel_drops: u64,
+    pub frame_errors: u64,
+    pub exchanges: u64,
+    pub incomplete: u64,
+    pub lost_bytes: u64,
+}
+
+/// Frames read per poll before the loop looks at its other duties.
+const BATCH: usize = 4096;
+
+impl PacketPath {
+    pub fn new(cfg: FlowConfig, filter: Filter) -> Self {
+        PacketPath {
+            flows: FlowTable::new(cfg),
+            owners: Attribution::default(),
+            filter,
+            buf: vec![0; 1 << 16],
+            kernel_drops: 0,
+            frame_errors: 0,
+            exchanges: 0,
+            incomplete: 0,
+            lost_bytes: 0,
+        }
+    }
+
+    pub fn active_flows(&self) -> usize {
+        self.flows.active()
+    }
+
+    pub fn uncaptured_bytes(&self) -> u64 {
+        self.flows.stats.uncaptured_bytes
+    }
+
+    pub fn dropped_bytes(&self) -> u64 {
+        self.flows.stats.dropped_bytes
+    }
+
+    pub fn evicted_flows(&self) -> u64 {
+        self.flows.stats.evicted_flows
+    }
+
+    /// A syscall-probe event: only who owns which connection matters here.
+    pub fn on_syscall_raw(&mut self, raw: &[u8], now_ns: u64) {
+        match events::decode(raw) {
+            Ok(Event::Data { meta, .. }) => self.owners.learn(&meta),
+            Ok(Event::Close { meta, .. }) => self.owners.closed(&meta, now_ns),
+            Err(_) => self.frame_errors += 1,
+        }
+    }
+
+    /// Reads what the socket holds (up to a batch).
+    pub fn poll(&mut self, sock: &PacketSocket, now_ns: u64, emit: &mut impl FnMut(Record)) {
+        for _ in 0..BATCH {
+            let got = match sock.recv(&mut self.buf) {
+                Ok(Some(r)) => r,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!("reading the packet socket: {e}");
+                    break;
+                }
+            };
+            // On loopback each packet shows up twice; keep the incoming copy.
+            if got.outgoing && sock.loopback {
+                continue;
+            }
+            let Ok(seg) = parse_ethernet(&self.buf[..got.len]) else {
+                self.frame_errors += 1;
+                continue;
+            };
+            let (flows, owners, filter) = (&mut self.flows, &self.owners, &self.filter);
+            let counts = (&mut self.exchanges, &mut self.incomplete, &mut self.lost_bytes);
+            let mut out = Emitter { owners, filter, emit, counts };
+            flows.on_segment(&seg, now_ns, &mut |x| out.emit(x));
+        }
+    }
+
+    pub fn tick(&mut self, sock: &PacketSocket, now_ns: u64, emit: &mut impl FnMut(Record)) {
+        self.kernel_drops += sock.drops();
+        self.owners.expire(now_ns);
+        let (flows, owners, filter) = (&mut self.flows, &self.owners, &self.filter);
+        let counts = (&mut self.exchanges, &mut self.incomplete, &mut self.lost_bytes);
+        let mut out = Emitter { owners, filter, emit, counts };
+        flows.tick(now_ns, &mut |x| out.emit(x));
+    }
+
+    pub fn flush(&mut self, now_ns: u64, emit: &mut impl FnMut(Record)) {
+        let (flows, owners, filter) = (&mut self.flows, &self.owners, &self.filter);
+        let counts = (&mut self.exchanges, &mut self.incomplete, &mut self.lost_bytes);
+        let mut out = Emitter { owners, filter, emit, counts };
+        flows.flush(now_ns, &mut |x| out.emit(x));
+    }
+}
+
+struct Emitter<'a, F: FnMut(Record)> {
+    owners: &'a Attribution,
+    filter: &'a Filter,
+    emit: &'a mut F,
+    counts: (&'a mut u64, &'a mut u64, &'a mut u64),
+}
+
+impl<F: FnMut(Record)> Emitter<'_, F> {
+    fn emit(&mut self, x: FlowExchange) {
+        let owner = self.owners.lookup(x.client, x.server);
+        let record = record(x.client, x.server, owner, x.exchange);
+        if !self.selected(&record) {
+            return;
+        }
+        *self.counts.0 += 1;
+        if !record.exchange.complete() {
+            *self.counts.1 += 1;
+        }
+        *self.counts.2 += record.exchange.lost_bytes();
+        (self.emit)(record);
+    }
+
+    fn selected(&self, r: &Record) -> bool {
+        let comm_ok = self.filter.comms.is_empty()
+            || r.process.is_some_and(|p| self.filter.comms.iter().any(|c| c.as_slice() == comm_str(&p.comm)));
+        let role_ok = self.filter.role.is_none() || r.role == self.filter.role;
+        comm_ok && role_ok
+    }
+}
+
+fn record(
+    client: SocketAddr,
+    server: SocketAddr,
+    owner: Option<super::attribution::Owner>,
+    exchange: crate::protocols::Exchange,
+) -> Record {
+    Record {
+        source: Source::Packet,
+        role: owner.and_then(|o| o.role),
+        process: owner.map(|o| Process { pid: o.pid, tid: o.tid, comm: o.comm }),
+        client,
+        server,
+        exchange,
+    }
+}

@@ -1,0 +1,137 @@
+//! The AF_PACKET socket: opened with no protocol so nothing arrives before the filter is
+//! attached, then bound to the interface for every ethertype.
+use std::{
+    ffi::CString,
+    io,
+    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum PacketError {
+    #[error("--iface any is not supported: name one interface (cooked captures of all interfaces would show each forwarded exchange twice)")]
+    Any,
+    #[error("no interface named {0:?}")]
+    NoSuchInterface(String),
+    #[error("{what}: {source}")]
+    Sys { what: &'static str, source: io::Error },
+}
+
+fn sys(what: &'static str) -> PacketError {
+    PacketError::Sys { what, source: io::Error::last_os_error() }
+}
+
+pub struct PacketSocket {
+    fd: OwnedFd,
+    ifindex: i32,
+    /// The loopback device shows each packet twice (outgoing, then incoming).
+    pub loopback: bool,
+}
+
+/// A received frame's bytes and whether the kernel marked it outgoing.
+pub struct Received {
+    pub len: usize,
+    pub outgoing: bool,
+}
+
+const ETH_P_ALL: u16 = 0x0003;
+const PACKET_OUTGOING: u8 = 4;
+
+impl PacketSocket {
+    /// Opens the socket; call `bind` after attaching the filter.
+    pub fn open(iface: &str) -> Result<Self, PacketError> {
+        if iface == "any" {
+            return Err(PacketError::Any);
+        }
+        let name = CString::new(iface).map_err(|_| PacketError::NoSuchInterface(iface.into()))?;
+        // SAFETY: valid C string.
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) } as i32;
+        if ifindex == 0 {
+            return Err(PacketError::NoSuchInterface(iface.into()));
+        }
+        // SAFETY: plain syscall; protocol 0 receives nothing until bind.
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(sys("socket(AF_PACKET)"));
+        }
+        // SAFETY: we own the new fd.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let loopback = std::fs::read_to_string(format!("/sys/class/net/{iface}/type")).is_ok_and(|t| t.trim() == "772");
+        let s = PacketSocket { fd, ifindex, loopback };
+        // Room for bursts: 16 MiB (FORCE works as root, above rmem_max).
+        let size: libc::c_int = 16 << 20;
+        // SAFETY: valid option pointer and length.
+        unsafe {
+            libc::setsockopt(s.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size as *const _ as *const libc::c_void, 4);
+        }
+        Ok(s)
+    }
+
+    pub fn bind(&self) -> Result<(), PacketError> {
+        // SAFETY: zeroed sockaddr_ll is valid; fields set below.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_protocol = ETH_P_ALL.to_be();
+        sll.sll_ifindex = self.ifindex;
+        // SAFETY: valid sockaddr pointer and length.
+        let r = unsafe {
+            libc::bind(self.fd.as_raw_fd(), &sll as *const _ as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_ll>() as u32)
+        };
+        if r < 0 {
+            return Err(sys("bind(AF_PACKET)"));
+        }
+        Ok(())
+    }
+
+    /// One frame into `buf`; None when nothing is waiting.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
+        // SAFETY: zeroed sockaddr_ll is valid.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        // SAFETY: valid buffer and address pointers.
+        let n = unsafe {
+            libc::recvfrom(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
+                0,
+                &mut sll as *mut _ as *mut libc::sockaddr,
+                &mut len,
+            )
+        };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(e) };
+        }
+        Ok(Some(Received { len: n as usize, outgoing: sll.sll_pkttype == PACKET_OUTGOING }))
+    }
+
+    /// Packets the kernel dropped on this socket since the last call (PACKET_STATISTICS).
+    pub fn drops(&self) -> u64 {
+        #[repr(C)]
+        struct TpacketStats {
+            packets: u32,
+            drops: u32,
+        }
+        let mut st = TpacketStats { packets: 0, drops: 0 };
+        let mut len = std::mem::size_of::<TpacketStats>() as libc::socklen_t;
+        // SAFETY: valid option buffer and length.
+        let r = unsafe {
+            libc::getsockopt(self.fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_STATISTICS, &mut st as *mut _ as *mut libc::c_void, &mut len)
+        };
+        if r < 0 { 0 } else { st.drops as u64 }
+    }
+}
+
+impl AsFd for PacketSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for PacketSocket {
+    fn as_raw_fd(&self) -> i32 {
+        self.fd.as_raw_fd()
+    }
+}
