@@ -8,12 +8,14 @@
 pub mod check;
 pub mod client;
 pub mod nginx;
+pub mod procfs;
 pub mod server;
 pub mod trace;
 
 pub use check::*;
 pub use client::*;
 pub use nginx::Nginx;
+pub use procfs::*;
 pub use server::{HttpServer, Reply, Request};
 pub use trace::Trace;
 

@@ -1,6 +1,6 @@
 //! Runs the l7trace binary under test and collects what it prints.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -20,7 +20,7 @@ pub struct Trace {
     args: Vec<String>,
     stderr: Arc<Mutex<Vec<String>>>,
     stderr_reader: Option<JoinHandle<()>>,
-    stdout_reader: Option<JoinHandle<Vec<String>>>,
+    stdout_reader: Option<JoinHandle<Vec<u8>>>,
     /// Wall-clock time when l7trace said it was tracing.
     pub started_at: SystemTime,
 }
@@ -30,14 +30,31 @@ pub struct Stopped {
     pub records: Vec<Value>,
     pub stderr: Vec<String>,
     pub status: ExitStatus,
+    /// Stdout as written, for checks on the raw bytes.
+    pub stdout: Vec<u8>,
 }
 
 impl Trace {
     /// `l7trace --json ARGS`, returned once it prints `l7trace: tracing` on stderr.
     pub fn start(args: &[&str]) -> Trace {
+        Trace::start_wrapped(&[], args)
+    }
+
+    /// `WRAPPER... l7trace --json ARGS` (e.g. a namespace or privilege wrapper that ends
+    /// by exec'ing the rest of its arguments), returned once it prints `l7trace: tracing`.
+    pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Trace {
         let mut all = vec!["--json".to_owned()];
         all.extend(args.iter().map(|a| a.to_string()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_l7trace"))
+        let bin = env!("CARGO_BIN_EXE_l7trace");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = cmd
             .args(&all)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -55,10 +72,9 @@ impl Trace {
         });
         let out_pipe = child.stdout.take().expect("stdout piped");
         let stdout_reader = std::thread::spawn(move || {
-            BufReader::new(out_pipe)
-                .lines()
-                .map_while(Result::ok)
-                .collect::<Vec<String>>()
+            let mut raw = Vec::new();
+            let _ = BufReader::new(out_pipe).read_to_end(&mut raw);
+            raw
         });
         let mut trace = Trace {
             child,
@@ -125,11 +141,16 @@ impl Trace {
         self.stop_full().records
     }
 
-    pub fn stop_full(mut self) -> Stopped {
+    pub fn stop_full(self) -> Stopped {
+        self.stop_with(libc::SIGINT)
+    }
+
+    /// Like `stop_full`, ending l7trace with `signal` (SIGINT or SIGTERM).
+    pub fn stop_with(mut self, signal: libc::c_int) -> Stopped {
         std::thread::sleep(SETTLE);
         // SAFETY: kill has no memory preconditions; the pid is our own child's.
-        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
-        assert_eq!(rc, 0, "kill(SIGINT) l7trace");
+        let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+        assert_eq!(rc, 0, "kill({signal}) l7trace");
         let deadline = Instant::now() + STOP_DEADLINE;
         let status = loop {
             if let Some(status) = self.child.try_wait().expect("wait l7trace") {
@@ -145,12 +166,20 @@ impl Trace {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let lines = self
+        let stdout = self
             .stdout_reader
             .take()
             .expect("stdout reader")
             .join()
             .unwrap();
+        let lines: Vec<&str> = stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                std::str::from_utf8(l)
+                    .unwrap_or_else(|e| panic!("stdout line is not UTF-8 ({e}): {l:?}"))
+            })
+            .collect();
         self.stderr_reader
             .take()
             .expect("stderr reader")
@@ -159,7 +188,7 @@ impl Trace {
         let stderr = self.stderr_lines();
         assert!(
             status.success(),
-            "l7trace {:?} exited with {status} after SIGINT; stderr:\n{}",
+            "l7trace {:?} exited with {status} after signal {signal}; stderr:\n{}",
             self.args,
             stderr.join("\n")
         );
@@ -182,6 +211,7 @@ impl Trace {
             records,
             stderr,
             status,
+            stdout,
         }
     }
 }
