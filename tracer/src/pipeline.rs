@@ -274,7 +274,7 @@ fn emit(
         if !exchange.complete() {
             stats.incomplete += 1;
         }
-        stats.lost_bytes += exchange.lost_bytes();
+        stats.lost_bytes = stats.lost_bytes.saturating_add(exchange.lost_bytes());
         sink(Record::from_syscall(&conn.meta, conn.role, exchange));
     }
 }

@@ -94,7 +94,7 @@ impl Exchange {
         self.request.complete && self.response.as_ref().is_some_and(|r| r.complete)
     }
     pub fn lost_bytes(&self) -> u64 {
-        self.request.lost_bytes + self.response.as_ref().map_or(0, |r| r.lost_bytes)
+        self.request.lost_bytes.saturating_add(self.response.as_ref().map_or(0, |r| r.lost_bytes))
     }
 }
 

@@ -27,8 +27,10 @@ pub struct Segment<'a> {
 
 impl<'a> Segment<'a> {
     /// Builds a segment; captured bytes beyond `len` are cut, since the length is the
-    /// kernel's word on how many stream bytes the syscall moved.
+    /// kernel's word on how many stream bytes the syscall moved. A segment never reaches
+    /// past the last stream position (`pos + len` cannot overflow downstream).
     pub fn new(pos: u64, len: u64, data: &'a [u8], ts_ns: u64, tid: u32) -> Self {
+        let len = len.min(u64::MAX - pos);
         let keep = usize::try_from(len).unwrap_or(usize::MAX).min(data.len());
         Segment { pos, len, data: &data[..keep], ts_ns, tid }
     }
@@ -230,6 +232,15 @@ mod tests {
         s.store(seg(10, b"x"));
         assert_eq!(s.skip_gap(), Some(10));
         assert_eq!(s.pop_contiguous().map(|p| p.pos), Some(10));
+    }
+
+    #[test]
+    fn segment_at_the_end_of_the_position_space_is_cut() {
+        // Found by the events fuzz target: a record with pos near u64::MAX overflowed
+        // `pos + data.len()` in the parser.
+        let s = Segment::new(u64::MAX - 2, 10, b"abcdefghij", 0, 1);
+        assert_eq!((s.len, s.data, s.end()), (2, &b"ab"[..], u64::MAX));
+        assert_eq!(s.skip_front(5).len, 0);
     }
 
     #[test]

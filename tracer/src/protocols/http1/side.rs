@@ -487,25 +487,25 @@ impl Side {
     fn body_skipped(&mut self, k: u64, lost: bool, cx: &mut Cx<'_>) {
         let ts = self.last_ts;
         if let Some(b) = self.cur.as_mut() {
-            b.msg.body_size += k;
+            b.msg.body_size = b.msg.body_size.saturating_add(k);
             b.msg.last_ts_ns = ts;
             b.hole = true;
             if lost {
-                b.msg.lost_bytes += k;
+                b.msg.lost_bytes = b.msg.lost_bytes.saturating_add(k);
                 b.msg.complete = false;
                 b.note.get_or_insert(Note::Gap);
             }
         }
         if lost {
-            cx.stats.lost += k;
+            cx.stats.lost = cx.stats.lost.saturating_add(k);
         }
     }
 
     fn framing_lost(&mut self, n: u64, cx: &mut Cx<'_>) {
-        cx.stats.lost += n;
+        cx.stats.lost = cx.stats.lost.saturating_add(n);
         if let Some(b) = self.cur.as_mut() {
             b.msg.complete = false;
-            b.msg.lost_bytes += n;
+            b.msg.lost_bytes = b.msg.lost_bytes.saturating_add(n);
             b.note.get_or_insert(Note::Gap);
         }
         self.finish(cx);
@@ -581,7 +581,7 @@ impl Side {
             if self.paused {
                 self.resume(true, cx);
             } else if let Some(len) = self.declare_gap(cx) {
-                cx.stats.dropped += len;
+                cx.stats.dropped = cx.stats.dropped.saturating_add(len);
             } else if !self.held.is_empty() {
                 cx.stats.dropped += self.held.len() as u64;
                 self.framing_lost(0, cx);
