@@ -326,7 +326,10 @@ fn copy_iov(ev: &mut DataEvent, iov: u64, iovcnt: u64, cap: u64) -> u64 {
         let Some((base, len)) = read_iov(iov, i) else {
             break;
         };
-        let want = if len < cap - off { len } else { cap - off };
+        // off < cap here, so the mask changes nothing; it gives 6.1's verifier, which loses
+        // that relation across iterations, a non-negative bound for the copy length.
+        let room = (cap - off) & (2 * MAX_CAPTURE as u64 - 1);
+        let want = if len < room { len } else { room };
         let got = copy(ev, off, base, want);
         off += got;
         // A short copy ends the captured prefix: what follows must stay contiguous.

@@ -8,6 +8,7 @@ mod proc;
 mod run;
 mod setup;
 mod test;
+mod vmtest;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,7 +23,8 @@ usage: cargo xtask <command>
   test              set up, build, run every test (unit and real-kernel; needs root)
   bench [OPTIONS]   set up, build, measure the tracer's overhead (nginx + wrk) and the
                     pipeline; table on stdout, JSON in bench/results/ (bench --help)
-  vm-test           not yet implemented
+  vm-test           boot Debian's 6.1 and 6.12 kernels under QEMU with a static test
+                    binary as /init, run it on the host too; per-kernel results (root)
 ";
 
 fn main() -> ExitCode {
@@ -51,10 +53,7 @@ fn try_main() -> Result<ExitCode> {
         "run" => run::run(&rest),
         "test" => test::run(),
         "bench" => bench::run(&rest),
-        "vm-test" => {
-            eprintln!("xtask: `{cmd}` is not yet implemented");
-            Ok(ExitCode::from(2))
-        }
+        "vm-test" => vmtest::run(),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)

@@ -73,8 +73,25 @@ pub fn run() -> Result<ExitCode> {
     }
     crate::setup::run()?;
     crate::build_release()?;
-    let outcomes: Vec<Outcome> = STEPS.iter().map(run_step).collect::<Result<_>>()?;
+    let mut outcomes: Vec<Outcome> = STEPS.iter().map(run_step).collect::<Result<_>>()?;
+    outcomes.push(vm_step());
     Ok(summarize(&outcomes))
+}
+
+/// The kernel matrix (`cargo xtask vm-test`): one passed test per kernel and variant.
+fn vm_step() -> Outcome {
+    let start = Instant::now();
+    let (ok, passed, failed) = match crate::vmtest::matrix() {
+        Ok((ok, cells)) => {
+            let failed = cells.iter().filter(|c| !c.ok()).count() as u64;
+            (ok, cells.len() as u64 - failed, failed)
+        }
+        Err(e) => {
+            eprintln!("xtask: vm-test: {e:#}");
+            (false, 0, 1)
+        }
+    };
+    Outcome { name: "kernel matrix (QEMU 6.1, 6.12; host)", ok, secs: start.elapsed().as_secs_f64(), counts: Counts { passed, failed, ignored: 0 } }
 }
 
 fn run_step(step: &Step) -> Result<Outcome> {
