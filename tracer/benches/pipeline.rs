@@ -149,7 +149,7 @@ fn workloads() -> Vec<Workload> {
 }
 
 fn config() -> Config {
-    Config { limits: Limits::default(), max_conns: 65_536, idle_timeout_ns: 300_000_000_000 }
+    Config { limits: Limits::default(), announce_requests: false, max_conns: 65_536, idle_timeout_ns: 300_000_000_000 }
 }
 
 /// One pass: a fresh pipeline takes every record; returns the exchanges out.

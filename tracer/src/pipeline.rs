@@ -44,11 +44,18 @@ pub struct Record {
     pub client: SocketAddr,
     pub server: SocketAddr,
     pub exchange: Exchange,
+    /// Tells connections apart (opaque): with the request's first timestamp, it matches an
+    /// in-flight announcement to its finished exchange.
+    pub conn: u64,
+    /// Only the request head, announced as soon as it parsed (`Config::announce_requests`);
+    /// the finished exchange follows as its own record.
+    pub in_flight: bool,
 }
 
 impl Record {
     /// A record seen by the syscall probes of the process described by `meta`.
     pub fn from_syscall(meta: &ConnMeta, role: Role, exchange: Exchange) -> Self {
+        let conn = meta.key.sock ^ meta.key.conn_id.rotate_left(32);
         let (client, server) = match role {
             Role::Client => (meta.local, meta.remote),
             Role::Server => (meta.remote, meta.local),
@@ -60,6 +67,8 @@ impl Record {
             client,
             server,
             exchange,
+            conn,
+            in_flight: false,
         }
     }
 }
@@ -74,6 +83,8 @@ pub struct Filter {
 #[derive(Debug, Clone, Copy)]
 pub struct Config {
     pub limits: Limits,
+    /// Emit an in-flight record per request head as soon as it parses (the live view).
+    pub announce_requests: bool,
     pub max_conns: usize,
     pub idle_timeout_ns: u64,
 }
@@ -215,7 +226,14 @@ impl Pipeline {
         );
         let comm_ok = self.filter.comms.is_empty() || self.filter.comms.iter().any(|c| c.as_slice() == comm_str(&meta.comm));
         let role_ok = self.filter.role.is_none_or(|r| r == role);
-        let parser = (comm_ok && role_ok).then(|| Http1Conn::new(role, self.cfg.limits));
+        let announce = self.cfg.announce_requests;
+        let parser = (comm_ok && role_ok).then(|| {
+            let mut p = Http1Conn::new(role, self.cfg.limits);
+            if announce {
+                p.announce_requests();
+            }
+            p
+        });
         Conn { meta, role, parser, last_ns: ts_ns }
     }
 
@@ -267,6 +285,15 @@ fn emit(
     sink: &mut impl FnMut(Record),
 ) {
     let Some(p) = conn.parser.as_mut() else { return };
+    let mut heads = Vec::new();
+    p.drain_started(&mut heads);
+    for request in heads {
+        let mut exchange = Exchange { request, response: None, note: None };
+        redactor.apply(&mut exchange);
+        let mut r = Record::from_syscall(&conn.meta, conn.role, exchange);
+        r.in_flight = true;
+        sink(r);
+    }
     p.drain(drained);
     for mut exchange in drained.drain(..) {
         redactor.apply(&mut exchange);
@@ -283,4 +310,67 @@ fn emit(
 pub fn comm_str(comm: &[u8; 16]) -> &[u8] {
     let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
     &comm[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use tracer_common::{EventHeader, EventKind, AF_INET, DIR_EGRESS, DIR_INGRESS, ROLE_CLIENT};
+
+    use super::*;
+
+    fn data(dir: u8, pos: u64, ts: u64, bytes: &[u8]) -> Vec<u8> {
+        let h = EventHeader {
+            kind: EventKind::Data as u32,
+            flags: 0,
+            ts_ns: ts,
+            conn_id: 1,
+            sock: 0xffff_0000,
+            pos,
+            len: bytes.len() as u32,
+            cap: bytes.len() as u32,
+            pid: 10,
+            tid: 11,
+            fd: 3,
+            family: AF_INET,
+            role: ROLE_CLIENT,
+            dir,
+            lport: 40000,
+            rport: 80,
+            _pad: 0,
+            laddr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            raddr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
+        };
+        events::encode(&h, bytes)
+    }
+
+    fn run(announce: bool) -> Vec<Record> {
+        let cfg = Config { limits: Limits::default(), announce_requests: announce, max_conns: 4, idle_timeout_ns: u64::MAX };
+        let mut p = Pipeline::new(cfg, Filter::default());
+        let mut out = Vec::new();
+        p.on_raw(&data(DIR_EGRESS, 0, 100, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"), &mut |r| out.push(r));
+        p.on_raw(&data(DIR_INGRESS, 0, 200, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), &mut |r| out.push(r));
+        out
+    }
+
+    #[test]
+    fn records_carry_process_addresses_and_role() {
+        let out = run(false);
+        assert_eq!(out.len(), 1);
+        let r = &out[0];
+        assert_eq!((r.source, r.role, r.in_flight), (Source::Syscall, Some(Role::Client), false));
+        assert_eq!(r.process.map(|p| (p.pid, p.tid)), Some((10, 11)));
+        assert_eq!((r.client.to_string(), r.server.to_string()), ("127.0.0.1:40000".into(), "127.0.0.1:80".into()));
+        assert_eq!(r.exchange.response.as_ref().map(|m| m.body.as_slice()), Some(&b"ok"[..]));
+    }
+
+    #[test]
+    fn announced_request_precedes_its_exchange_and_is_not_counted() {
+        let out = run(true);
+        assert_eq!(out.len(), 2);
+        assert!(out[0].in_flight && out[0].exchange.response.is_none());
+        assert!(!out[1].in_flight && out[1].exchange.response.is_some());
+        assert_eq!(out[0].conn, out[1].conn);
+        assert_eq!(out[0].exchange.request.first_ts_ns, out[1].exchange.request.first_ts_ns);
+    }
 }

@@ -83,8 +83,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
 }
 
 /// `--json` => JSON; `--tui`, or stdout is a terminal => the live view; else JSON.
+fn live_view(cli: &Cli) -> bool {
+    !cli.json && (cli.tui || io::stdout().is_terminal())
+}
+
 fn sink(cli: &Cli) -> anyhow::Result<Box<dyn Sink>> {
-    if !cli.json && (cli.tui || io::stdout().is_terminal()) {
+    if live_view(cli) {
         let tui = TuiSink::new(cli.max_rows, Clock::new()).context("opening the live view")?;
         return Ok(Box::new(tui));
     }
@@ -99,6 +103,8 @@ fn config(cli: &Cli) -> Config {
             response_timeout_ns: secs_to_ns(cli.response_timeout),
             ..Limits::default()
         },
+        // The live view shows a row as soon as a request is seen.
+        announce_requests: live_view(cli),
         max_conns: cli.max_conns.max(1),
         idle_timeout_ns: secs_to_ns(cli.idle_timeout),
     }

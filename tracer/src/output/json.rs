@@ -146,6 +146,9 @@ impl<W: Write> Sink for JsonSink<W> {
         if self.closed {
             return Flow::Quit;
         }
+        if r.in_flight {
+            return Flow::Continue;
+        }
         if self.write(&r).is_err() {
             // The reader went away (`| head -1`): finish quietly.
             self.closed = true;

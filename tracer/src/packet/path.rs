@@ -154,5 +154,14 @@ fn record(
         client,
         server,
         exchange,
+        conn: flow_id(client, server),
+        in_flight: false,
     }
+}
+
+fn flow_id(client: SocketAddr, server: SocketAddr) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (client, server).hash(&mut h);
+    h.finish()
 }

@@ -50,7 +50,7 @@ mod tests_gaps;
 
 use self::pairing::{Frontier, Pairing};
 use self::side::{Cx, Side, Stats};
-use crate::protocols::{Direction, Exchange, Limits, Role};
+use crate::protocols::{Direction, Exchange, Limits, Message, Role};
 use crate::reassembly::Segment;
 
 /// Bytes that failed to parse, on a connection where nothing parsed yet, after which the
@@ -68,6 +68,9 @@ pub struct Http1Conn {
     closed: bool,
     not_http: bool,
     last_ts: u64,
+    /// Request heads announced as soon as they parse (the live view shows them before their
+    /// response); None when nobody asked.
+    started: Option<Vec<Message>>,
 }
 
 impl Http1Conn {
@@ -82,6 +85,20 @@ impl Http1Conn {
             closed: false,
             not_http: false,
             last_ts: 0,
+            started: None,
+        }
+    }
+
+    /// Announce each request head as soon as it parses (see `drain_started`).
+    pub fn announce_requests(&mut self) {
+        self.started.get_or_insert_with(Vec::new);
+    }
+
+    /// Request heads parsed since the last call (body empty), in order; with
+    /// `announce_requests` only.
+    pub fn drain_started(&mut self, out: &mut Vec<Message>) {
+        if let Some(s) = self.started.as_mut() {
+            out.append(s);
         }
     }
 
@@ -91,7 +108,7 @@ impl Http1Conn {
             return;
         }
         let seg = Segment::new(pos, len, data, ts_ns, tid);
-        let mut cx = Cx { pairing: &mut self.pairing, limits: &self.limits, stats: &mut self.stats };
+        let mut cx = Cx { pairing: &mut self.pairing, limits: &self.limits, stats: &mut self.stats, started: &mut self.started };
         if dir == self.role.request_direction() {
             self.req.on_segment(seg, &mut cx);
             cx.pairing.frontier = self.req.frontier();
@@ -107,7 +124,7 @@ impl Http1Conn {
         if self.closed {
             return;
         }
-        let mut cx = Cx { pairing: &mut self.pairing, limits: &self.limits, stats: &mut self.stats };
+        let mut cx = Cx { pairing: &mut self.pairing, limits: &self.limits, stats: &mut self.stats, started: &mut self.started };
         if !self.not_http {
             self.req.close(&mut cx);
             cx.pairing.frontier = Frontier::closed();
@@ -123,7 +140,7 @@ impl Http1Conn {
         if self.is_done() {
             return;
         }
-        let mut cx = Cx { pairing: &mut self.pairing, limits: &self.limits, stats: &mut self.stats };
+        let mut cx = Cx { pairing: &mut self.pairing, limits: &self.limits, stats: &mut self.stats, started: &mut self.started };
         self.req.tick(now_ns, &mut cx);
         cx.pairing.frontier = self.req.frontier();
         self.resp.resume(false, &mut cx);

@@ -5,7 +5,7 @@
 //! front; only a filter change re-tests the (bounded) ring. Sorting other than by arrival
 //! re-sorts the bounded view at most once per frame.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
 use super::{entry::Entry, filter::Filter, stats::LiveStats};
 use crate::{
@@ -107,6 +107,8 @@ pub struct App {
     pub now_ns: u64,
     pub quit: bool,
     clock: Clock,
+    /// Rows shown for requests still in flight: (connection, request's first timestamp).
+    pending: HashMap<(u64, u64), u64>,
 }
 
 impl App {
@@ -137,6 +139,7 @@ impl App {
             now_ns: 0,
             quit: false,
             clock,
+            pending: HashMap::new(),
         }
     }
 
@@ -149,16 +152,52 @@ impl App {
         self.entries.len()
     }
 
-    /// A finished exchange: O(1) whatever the size of the list.
+    /// A request in flight (a new row), or a finished exchange (fills its row in place, or
+    /// a new row): O(1) whatever the size of the list, but for a filter whose verdict
+    /// changes when the response arrives.
     pub fn push(&mut self, r: &Record) {
-        let e = Entry::new(self.next_seq, r, &self.clock);
-        self.push_entry(e);
+        let id = (r.conn, r.exchange.request.first_ts_ns);
+        if r.in_flight {
+            let e = Entry::new(self.next_seq, r, &self.clock);
+            self.pending.insert(id, self.next_seq);
+            if self.pending.len() > 2 * self.max_rows {
+                let first = self.entries.front().map_or(0, |e| e.seq);
+                self.pending.retain(|_, seq| *seq >= first);
+            }
+            self.push_entry(e);
+            return;
+        }
+        match self.pending.remove(&id) {
+            Some(seq) if self.entry(seq).is_some() => self.complete(seq, r),
+            _ => self.push_entry(Entry::new(self.next_seq, r, &self.clock)),
+        }
+    }
+
+    fn complete(&mut self, seq: u64, r: &Record) {
+        let e = Entry::new(seq, r, &self.clock);
+        self.stats.add(e.done_ns(), e.status, e.latency_us);
+        let Some(first) = self.entries.front().map(|e| e.seq) else { return };
+        let matches = self.filter.matches(&e);
+        self.entries[(seq - first) as usize] = e;
+        if seq >= self.applied_upto {
+            return;
+        }
+        match (self.matches.binary_search(&seq), matches) {
+            (Ok(i), false) => {
+                self.matches.remove(i);
+            }
+            (Err(i), true) => self.matches.insert(i, seq),
+            _ => {}
+        }
+        self.sorted_stale = true;
     }
 
     pub fn push_entry(&mut self, mut e: Entry) {
         e.seq = self.next_seq;
         self.next_seq += 1;
-        self.stats.add(e.done_ns(), e.status, e.latency_us);
+        if !e.pending {
+            self.stats.add(e.done_ns(), e.status, e.latency_us);
+        }
         if self.entries.len() >= self.max_rows {
             if let Some(old) = self.entries.pop_front() {
                 if self.matches.front() == Some(&old.seq) {
@@ -492,5 +531,58 @@ mod tests {
         let lats: Vec<u64> =
             (0..app.view_len()).map(|p| app.view_entry(p).unwrap().latency_us.unwrap()).collect();
         assert_eq!(lats, vec![1, 3, 5, 9]);
+    }
+
+    fn record(conn: u64, target: &str, status: Option<u16>) -> Record {
+        use crate::protocols::{Exchange, Message, StartLine};
+        let msg = |start| Message {
+            start,
+            headers: vec![],
+            body_size: 0,
+            body: vec![],
+            body_truncated: false,
+            first_ts_ns: 1_000,
+            last_ts_ns: 2_000,
+            tid: 1,
+            complete: true,
+            lost_bytes: 0,
+        };
+        let request = msg(StartLine::Request { method: "GET".into(), target: target.as_bytes().to_vec(), version: 1 });
+        let response = status.map(|status| msg(StartLine::Response { version: 1, status, reason: b"OK".to_vec() }));
+        Record {
+            source: crate::pipeline::Source::Syscall,
+            role: None,
+            process: None,
+            client: "127.0.0.1:1".parse().unwrap(),
+            server: "127.0.0.1:2".parse().unwrap(),
+            exchange: Exchange { request, response, note: None },
+            conn,
+            in_flight: status.is_none(),
+        }
+    }
+
+    #[test]
+    fn in_flight_row_is_completed_in_place() {
+        let mut app = App::new(10, Clock::new());
+        app.push(&record(7, "/slow", None));
+        app.push(&record(8, "/other", Some(200)));
+        assert_eq!(app.view_len(), 2);
+        assert!(app.view_entry(0).unwrap().pending);
+        app.push(&record(7, "/slow", Some(503)));
+        assert_eq!(app.view_len(), 2, "the row was filled, not added");
+        let e = app.view_entry(0).unwrap();
+        assert_eq!((e.pending, e.status, e.target.as_str()), (false, Some(503), "/slow"));
+    }
+
+    #[test]
+    fn filter_picks_up_a_row_when_its_response_arrives() {
+        let mut app = App::new(10, Clock::new());
+        for c in "status>=500".chars() {
+            app.update(Action::FilterChar(c));
+        }
+        app.push(&record(7, "/slow", None));
+        assert_eq!(app.view_len(), 0);
+        app.push(&record(7, "/slow", Some(503)));
+        assert_eq!(seqs(&app), vec![0]);
     }
 }

@@ -32,6 +32,8 @@ pub struct MessageView {
 pub struct Entry {
     /// Position in arrival order since start (never reused).
     pub seq: u64,
+    /// The request was seen, its exchange is not finished yet.
+    pub pending: bool,
     /// Wall-clock time of the request's first byte, `HH:MM:SS.mmm` UTC.
     pub time: String,
     pub pid: u32,
@@ -73,6 +75,7 @@ impl Entry {
             .unwrap_or_default();
         Entry {
             seq,
+            pending: r.in_flight,
             time: clock_time(clock, req.first_ts_ns),
             // 0: a packet between processes we do not know.
             pid: r.process.map_or(0, |p| p.pid),

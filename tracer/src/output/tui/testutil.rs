@@ -43,6 +43,7 @@ pub fn entry(
     });
     Entry {
         seq,
+        pending: false,
         time: format!("10:15:{:02}.{:03}", seq % 60, seq % 1000),
         pid: seq as u32 + 1,
         tid: seq as u32 + 1,

@@ -25,8 +25,6 @@ enum Resp {
 struct Slot {
     first_ts: u64,
     method: MethodKind,
-    /// Unknown requests may have been lost just before this one.
-    after_gap: bool,
     req: Option<Message>,
     req_last_ts: u64,
     resp: Resp,
@@ -101,7 +99,7 @@ impl Pairing {
         usize::try_from(self.cursor.saturating_sub(self.front_seq)).unwrap_or(usize::MAX).min(self.slots.len())
     }
 
-    pub fn push_request(&mut self, first_ts: u64, method: MethodKind, after_gap: bool) -> u64 {
+    pub fn push_request(&mut self, first_ts: u64, method: MethodKind) -> u64 {
         if self.slots.len() >= MAX_SLOTS {
             self.give_up_oldest();
         }
@@ -115,7 +113,6 @@ impl Pairing {
         self.slots.push_back(Slot {
             first_ts,
             method,
-            after_gap,
             req: None,
             req_last_ts: first_ts,
             resp: Resp::Awaiting,

@@ -29,6 +29,7 @@ pub(super) struct Cx<'a> {
     pub pairing: &'a mut Pairing,
     pub limits: &'a Limits,
     pub stats: &'a mut Stats,
+    pub started: &'a mut Option<Vec<Message>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,8 +63,6 @@ pub(super) struct Side {
     state: State,
     cur: Option<Building>,
     resync: bool,
-    /// Request side: requests may have been lost before the next one.
-    gap_before_next: bool,
     paused: bool,
     force_decide: bool,
     last_ts: u64,
@@ -83,7 +82,6 @@ impl Side {
             state: State::Head,
             cur: None,
             resync: false,
-            gap_before_next: false,
             paused: false,
             force_decide: false,
             last_ts: 0,
@@ -248,9 +246,11 @@ impl Side {
             Err(_) => return Some(self.head_error(1, cx)),
         };
         let (ts, _) = self.marks.at(pos);
-        let after_gap = std::mem::take(&mut self.gap_before_next);
-        let slot = cx.pairing.push_request(ts, h.method, after_gap);
+        let slot = cx.pairing.push_request(ts, h.method);
         let msg = self.new_message(h.start, h.headers, pos, len, cx);
+        if let Some(started) = cx.started.as_mut() {
+            started.push(msg.clone());
+        }
         self.cur = Some(Building { msg, slot: Some(slot), note: None, hole: false });
         self.enter_body(h.framing, cx);
         Some(len)
@@ -332,9 +332,9 @@ impl Side {
     fn head_error(&mut self, skip: usize, cx: &mut Cx<'_>) -> usize {
         if !self.resync {
             self.resync = true;
-            if self.request {
-                self.gap_before_next = true;
-            } else {
+            // Requests lost before the next one need no mark: answers are matched to
+            // requests by timestamp (see pairing).
+            if !self.request {
                 cx.pairing.response_parse_error(self.last_ts);
             }
         }
@@ -453,9 +453,7 @@ impl Side {
     fn lose_sync(&mut self, cx: &mut Cx<'_>) {
         self.state = State::Head;
         self.resync = true;
-        if self.request {
-            self.gap_before_next = true;
-        } else {
+        if !self.request {
             cx.pairing.response_gap(self.last_ts);
         }
     }

@@ -57,6 +57,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
 fn row(e: &Entry) -> Row<'static> {
     let status = match (e.status, e.note) {
         (Some(s), _) => s.to_string(),
+        (None, _) if e.pending => "...".to_owned(),
         (None, Some(n)) if n.as_str() == "response_timeout" => "tmout".to_owned(),
         (None, _) => "-".to_owned(),
     };
