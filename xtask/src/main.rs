@@ -3,6 +3,7 @@
 //! Every command first runs the idempotent set-up of `setup.rs`, so a fresh Debian
 //! machine gets from a clone to a running tracer with one command.
 
+mod fuzz;
 mod bench;
 mod proc;
 mod run;
@@ -21,6 +22,8 @@ usage: cargo xtask <command>
   build             set up what is missing, build l7trace (release)
   run -- ARGS...    set up, build, run target/release/l7trace ARGS as root
   test              set up, build, run every test (unit and real-kernel; needs root)
+  fuzz [--secs N] [TARGET...]
+                    run the libFuzzer targets of fuzz/ (default 300 s each; needs nightly)
   bench [OPTIONS]   set up, build, measure the tracer's overhead (nginx + wrk) and the
                     pipeline; table on stdout, JSON in bench/results/ (bench --help)
   vm-test           boot Debian's 6.1 and 6.12 kernels under QEMU with a static test
@@ -52,6 +55,7 @@ fn try_main() -> Result<ExitCode> {
         }
         "run" => run::run(&rest),
         "test" => test::run(),
+        "fuzz" => fuzz::run(&rest),
         "bench" => bench::run(&rest),
         "vm-test" => vmtest::run(),
         "help" | "-h" | "--help" => {

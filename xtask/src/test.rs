@@ -74,6 +74,7 @@ pub fn run() -> Result<ExitCode> {
     crate::setup::run()?;
     crate::build_release()?;
     let mut outcomes: Vec<Outcome> = STEPS.iter().map(run_step).collect::<Result<_>>()?;
+    outcomes.push(fuzz_step());
     outcomes.push(vm_step());
     Ok(summarize(&outcomes))
 }
@@ -92,6 +93,28 @@ fn vm_step() -> Outcome {
         }
     };
     Outcome { name: "kernel matrix (QEMU 6.1, 6.12; host)", ok, secs: start.elapsed().as_secs_f64(), counts: Counts { passed, failed, ignored: 0 } }
+}
+
+/// A short pass of every fuzz target; a crash (or a fuzzer that cannot run) fails it.
+fn fuzz_step() -> Outcome {
+    let start = Instant::now();
+    let targets: Vec<String> = crate::fuzz::TARGETS.iter().map(|t| t.to_string()).collect();
+    let (ok, passed, failed) = match crate::fuzz::fuzz_all(&targets, crate::fuzz::CI_SECS) {
+        Ok(o) => {
+            let failed = o.iter().filter(|o| !o.ok).count() as u64;
+            (failed == 0, o.len() as u64 - failed, failed)
+        }
+        Err(e) => {
+            eprintln!("xtask: fuzz: {e:#}");
+            (false, 0, 1)
+        }
+    };
+    Outcome {
+        name: "fuzz targets (short pass)",
+        ok,
+        secs: start.elapsed().as_secs_f64(),
+        counts: Counts { passed, failed, ignored: 0 },
+    }
 }
 
 fn run_step(step: &Step) -> Result<Outcome> {

@@ -1,0 +1,172 @@
+//! Lifecycle: SIGINT and SIGTERM end l7trace cleanly with its summary; after SIGKILL none
+//! of its BPF programs or links stays in the kernel; a closed stdout ends it quietly; two
+//! instances at once both see the same exchange.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn assert_summary_and_exchange(stopped: &trace::Stopped, target: &str) {
+    assert!(stopped.status.success(), "exit status {}", stopped.status);
+    assert!(
+        stopped.stderr.iter().any(|l| l.starts_with("l7trace: summary: exchanges=")),
+        "no summary line; stderr:\n{}",
+        stopped.stderr.join("\n")
+    );
+    for role in ["client", "server"] {
+        assert!(
+            by_role(&stopped.records, role).iter().any(|r| r["request"]["target"] == target),
+            "no {role} record of {target}:\n{}",
+            dump(&stopped.records)
+        );
+    }
+}
+
+#[test]
+fn sigint_and_sigterm_exit_cleanly_with_summary() {
+    for (sig, name) in [(libc::SIGINT, "int"), (libc::SIGTERM, "term")] {
+        let server = HttpServer::start_default();
+        let trace = Trace::on_port(server.port(), &[]);
+        let target = format!("/sig{name}");
+        curl(&[&format!("http://{}{target}", server.authority())]);
+        let stopped = trace.stop_with(sig);
+        assert_summary_and_exchange(&stopped, &target);
+    }
+}
+
+/// `bpf(cmd, {start_id})` walks the kernel's ids: BPF_PROG_GET_NEXT_ID (11) and
+/// BPF_LINK_GET_NEXT_ID (31).
+fn kernel_ids(cmd: libc::c_long) -> BTreeSet<u32> {
+    let mut ids = BTreeSet::new();
+    let mut start = 0u32;
+    loop {
+        // union bpf_attr: start_id, next_id, open_flags; padded as the kernel expects.
+        let mut attr = [0u32; 16];
+        attr[0] = start;
+        // SAFETY: attr is a valid, large enough buffer for this command.
+        let rc = unsafe {
+            libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), std::mem::size_of_val(&attr))
+        };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "bpf({cmd}) walking ids: {e}");
+            return ids;
+        }
+        start = attr[1];
+        ids.insert(start);
+    }
+}
+
+/// The `prog_id:` and `link_id:` of every fd of `pid` (from /proc/PID/fdinfo).
+fn held_ids(pid: u32) -> (BTreeSet<u32>, BTreeSet<u32>) {
+    let (mut progs, mut links) = (BTreeSet::new(), BTreeSet::new());
+    for e in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap().flatten() {
+        let Ok(info) = std::fs::read_to_string(e.path()) else { continue };
+        for line in info.lines() {
+            let id = |p: &str| line.strip_prefix(p).and_then(|v| v.trim().parse::<u32>().ok());
+            if let Some(id) = id("prog_id:") {
+                progs.insert(id);
+            }
+            if let Some(id) = id("link_id:") {
+                links.insert(id);
+            }
+        }
+    }
+    (progs, links)
+}
+
+#[test]
+fn sigkill_leaves_no_program_or_link_attached() {
+    let progs_before = kernel_ids(11);
+    let server = HttpServer::start_default();
+    let trace = Trace::on_port(server.port(), &[]);
+    let pid = trace.pid();
+    let (progs, links) = held_ids(pid);
+    assert!(!progs.is_empty(), "l7trace holds no BPF program fd");
+    assert!(
+        progs.iter().all(|p| !progs_before.contains(p)),
+        "l7trace's programs were loaded by it"
+    );
+    assert!(kernel_ids(11).is_superset(&progs));
+    // SAFETY: kill has no memory preconditions; the pid is our own child's.
+    assert_eq!(unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) }, 0);
+    drop(trace); // reaps it
+    // Programs are freed after an RCU grace period: allow a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (p, l) = (kernel_ids(11), kernel_ids(31));
+        let left_p: Vec<_> = progs.intersection(&p).collect();
+        let left_l: Vec<_> = links.intersection(&l).collect();
+        if left_p.is_empty() && left_l.is_empty() {
+            eprintln!(
+                "lifecycle: {} programs and {} links of l7trace gone after SIGKILL",
+                progs.len(),
+                links.len()
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after SIGKILL, programs {left_p:?} and links {left_l:?} of l7trace remain"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn closed_stdout_exits_quietly() {
+    let server = HttpServer::start_default();
+    let port = server.port().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_l7trace"))
+        .args(["--json", "--port", &port])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "l7trace ended before tracing");
+        if line.starts_with("l7trace: tracing") {
+            break;
+        }
+    }
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let url = format!("http://{}/first", server.authority());
+    curl(&[&url]);
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert!(first.contains("/first"), "first record {first:?}");
+    drop(out); // like `| head -1`
+    // The next records hit the closed pipe.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        curl(&[&format!("http://{}/more", server.authority())]);
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "l7trace still runs with its stdout closed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert!(status.success(), "exit status {status}; stderr: {rest}");
+    assert!(rest.trim().is_empty(), "not quiet; stderr after start: {rest:?}");
+}
+
+#[test]
+fn two_instances_see_the_same_exchange() {
+    let server = HttpServer::start_default();
+    let a = Trace::on_port(server.port(), &[]);
+    let b = Trace::on_port(server.port(), &[]);
+    curl(&[&format!("http://{}/both", server.authority())]);
+    let (sa, sb) = (a.stop_full(), b.stop_full());
+    assert_summary_and_exchange(&sa, "/both");
+    assert_summary_and_exchange(&sb, "/both");
+}

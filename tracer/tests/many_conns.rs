@@ -1,0 +1,202 @@
+//! Many connections: 100,000 short ones, and 10,000 idle ones held open at once. The
+//! tracked-connection table stays bounded by `--max-conns` (evictions are counted) and
+//! l7trace's peak RSS stays bounded.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const MAX_CONNS: &str = "1000";
+const PEAK_RSS_BOUND_MIB: f64 = 128.0;
+const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/// One request and its response over a fresh connection pair (client side, server side),
+/// both ends in this thread: connect, accept, write, read, write, read.
+fn exchange(listener: &TcpListener, i: usize) -> (TcpStream, TcpStream) {
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    let req = format!("GET /c-{i} HTTP/1.1\r\nHost: x\r\n\r\n");
+    client.write_all(req.as_bytes()).unwrap();
+    let mut buf = vec![0; req.len()];
+    server.read_exact(&mut buf).unwrap();
+    server.write_all(RESPONSE).unwrap();
+    let mut back = vec![0; RESPONSE.len()];
+    client.read_exact(&mut back).unwrap();
+    (client, server)
+}
+
+/// Close without TIME_WAIT (SO_LINGER 0: an RST), so 100,000 connections do not exhaust
+/// the ephemeral ports.
+fn abort(s: TcpStream) {
+    use std::os::fd::AsRawFd;
+    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: valid socket fd and option buffer of the right size.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &l as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+}
+
+fn final_exchange_is_reported(records: &[serde_json::Value], target: &str) {
+    for role in ["client", "server"] {
+        assert!(
+            by_role(records, role)
+                .iter()
+                .any(|r| r["request"]["target"] == target && r["response"]["status"] == 200),
+            "no {role} record of {target} among {} records",
+            records.len()
+        );
+    }
+}
+
+#[test]
+fn hundred_thousand_short_connections() {
+    const N: usize = 100_000;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let trace = Trace::on_port(port, &["--max-conns", MAX_CONNS]);
+    let pid = trace.pid();
+    let start = Instant::now();
+    for i in 0..N {
+        let (c, s) = exchange(&listener, i);
+        abort(c);
+        drop(s);
+    }
+    let took = start.elapsed();
+    let (c, s) = exchange(&listener, N);
+    drop(c);
+    drop(s);
+    std::thread::sleep(Duration::from_millis(500));
+    let peak = peak_rss_mib(pid);
+    let stopped = trace.stop_full();
+    let counter = |n| summary_counter(&stopped.stderr, n);
+    eprintln!(
+        "many_conns: {N} short connections in {:.1}s: peak RSS {peak:.1} MiB, records {}, \
+         exchanges={} lost_events={} evicted_conns={}",
+        took.as_secs_f64(),
+        stopped.records.len(),
+        counter("exchanges"),
+        counter("lost_events"),
+        counter("evicted_conns")
+    );
+    assert!(peak < PEAK_RSS_BOUND_MIB, "peak RSS {peak:.1} MiB");
+    final_exchange_is_reported(&stopped.records, &format!("/c-{N}"));
+    // Closed connections leave the table; with nothing lost, every exchange is reported.
+    if counter("lost_events") == 0 {
+        assert!(counter("exchanges") >= 2 * N as u64, "exchanges in {:?}", stopped.stderr);
+    }
+}
+
+/// Set for the child process that holds the server ends of the idle connections (the
+/// test process may not have the 20,000 fds both ends need: RLIMIT_NOFILE is 20,000 on
+/// this kind of machine and CAP_SYS_RESOURCE is absent).
+const HOLD_ENV: &str = "L7TRACE_TEST_HOLD_PORT";
+
+/// Not a test of its own: the server of `ten_thousand_idle_connections`, run as a child
+/// process. It answers one request per connection and keeps every connection open until
+/// its stdin closes.
+#[test]
+fn idle_server_child() {
+    let Some(port) = std::env::var_os(HOLD_ENV) else { return };
+    raise_nofile(12_000);
+    let port: u16 = port.to_str().unwrap().parse().unwrap();
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("child bind");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            let mut conn = conn.expect("accept");
+            let mut buf = [0u8; 256];
+            let mut got = Vec::new();
+            while !got.ends_with(b"\r\n\r\n") {
+                let n = conn.read(&mut buf).expect("read request");
+                assert!(n > 0, "client closed early");
+                got.extend_from_slice(&buf[..n]);
+            }
+            conn.write_all(RESPONSE).unwrap();
+            held.push(conn);
+        }
+    });
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
+    std::process::exit(0);
+}
+
+fn client_exchange(port: u16, i: usize) -> TcpStream {
+    let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    client.write_all(format!("GET /c-{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
+    let mut back = vec![0; RESPONSE.len()];
+    client.read_exact(&mut back).unwrap();
+    client
+}
+
+#[test]
+fn ten_thousand_idle_connections() {
+    const N: usize = 10_000;
+    raise_nofile(N as u64 + 1024);
+    let port = free_port();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "idle_server_child", "--nocapture", "--test-threads=1"])
+        .env(HOLD_ENV, port.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the server child");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).map(|c| client_exchange_done(c)).is_err() {
+        assert!(Instant::now() < deadline, "server child did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let trace = Trace::on_port(port, &["--max-conns", MAX_CONNS]);
+    let pid = trace.pid();
+    // Each connection carries one exchange (so both ends are tracked), then idles open.
+    let held: Vec<TcpStream> = (0..N).map(|i| client_exchange(port, i)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let last = client_exchange(port, N);
+    std::thread::sleep(Duration::from_millis(300));
+    let peak = peak_rss_mib(pid);
+    let stopped = trace.stop_full();
+    drop(last);
+    drop(held);
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let counter = |n| summary_counter(&stopped.stderr, n);
+    eprintln!(
+        "many_conns: {N} idle connections held: peak RSS {peak:.1} MiB, records {}, \
+         exchanges={} lost_events={} evicted_conns={}",
+        stopped.records.len(),
+        counter("exchanges"),
+        counter("lost_events"),
+        counter("evicted_conns")
+    );
+    assert!(peak < PEAK_RSS_BOUND_MIB, "peak RSS {peak:.1} MiB");
+    final_exchange_is_reported(&stopped.records, &format!("/c-{N}"));
+    // 2N tracked ends (client and server) into a table of 1000: at least 2N - 1000 go.
+    let max: u64 = MAX_CONNS.parse().unwrap();
+    let evicted = counter("evicted_conns");
+    assert!(evicted >= 2 * N as u64 - max, "evicted_conns={evicted}; table not bounded");
+    // An evicted connection's exchange was already reported: none is lost or repeated.
+    let ours = stopped
+        .records
+        .iter()
+        .filter(|r| r["request"]["target"].as_str().is_some_and(|t| t.starts_with("/c-")))
+        .count();
+    if counter("lost_events") == 0 {
+        assert_eq!(ours, 2 * (N + 1), "one record per end per exchange");
+    }
+}
+
+/// The readiness probe: one exchange, then the connection closes.
+fn client_exchange_done(mut c: TcpStream) {
+    let _ = c.write_all(b"GET /probe HTTP/1.1\r\nHost: x\r\n\r\n");
+    let mut back = vec![0; RESPONSE.len()];
+    let _ = c.read_exact(&mut back);
+}

@@ -1,0 +1,68 @@
+//! Secrets are masked in the JSON stream by default; `--redact NAME` adds names;
+//! `--no-redact` shows everything.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn secret_exchange(extra: &[&str]) -> (Vec<Value>, Vec<u8>) {
+    let server = HttpServer::start("127.0.0.1:0", |_req| {
+        Reply::with_status(
+            200,
+            "OK",
+            &[("Set-Cookie", "session=srv-s3cret; HttpOnly"), ("X-Session", "hdr-s3cret")],
+            "ok",
+        )
+    });
+    let trace = Trace::on_port(server.port(), extra);
+    curl(&[
+        "-H",
+        "Authorization: Bearer s3cret",
+        "-H",
+        "Cookie: sid=cookie-s3cret",
+        "-H",
+        "x-api-key: key-s3cret",
+        "-H",
+        "X-Session: req-s3cret",
+        &format!("http://{}/secret", server.authority()),
+    ]);
+    let stopped = trace.stop_full();
+    (stopped.records, stopped.stdout)
+}
+
+fn headers(rec: &Value, name: &str, msg: &str) -> Option<String> {
+    header_at(rec, &format!("/{msg}/headers"), name)
+}
+
+#[test]
+fn secrets_are_masked_by_default_and_with_redact() {
+    let (records, raw) = secret_exchange(&["--redact", "x-SESSION"]);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(!text.contains("s3cret"), "a secret leaked into the JSON stream:\n{text}");
+    for role in ["client", "server"] {
+        let r = only_one(&records, role);
+        assert_eq!(headers(r, "Authorization", "request").as_deref(), Some("Bearer <redacted>"));
+        assert_eq!(headers(r, "Cookie", "request").as_deref(), Some("<redacted>"));
+        assert_eq!(headers(r, "X-Api-Key", "request").as_deref(), Some("<redacted>"));
+        assert_eq!(headers(r, "X-Session", "request").as_deref(), Some("<redacted>"));
+        assert_eq!(headers(r, "Set-Cookie", "response").as_deref(), Some("<redacted>"));
+        assert_eq!(headers(r, "X-Session", "response").as_deref(), Some("<redacted>"));
+        assert!(headers(r, "User-Agent", "request").is_some_and(|u| u.starts_with("curl/")));
+    }
+}
+
+#[test]
+fn no_redact_shows_secrets() {
+    let (records, _) = secret_exchange(&["--no-redact"]);
+    for role in ["client", "server"] {
+        let r = only_one(&records, role);
+        assert_eq!(headers(r, "Authorization", "request").as_deref(), Some("Bearer s3cret"));
+        assert_eq!(headers(r, "Cookie", "request").as_deref(), Some("sid=cookie-s3cret"));
+        assert_eq!(
+            headers(r, "Set-Cookie", "response").as_deref(),
+            Some("session=srv-s3cret; HttpOnly")
+        );
+        assert_eq!(headers(r, "X-Session", "response").as_deref(), Some("hdr-s3cret"));
+    }
+}
