@@ -169,14 +169,10 @@ pub fn in_ns<T: Send + 'static>(
     }
 }
 
-/// `l7trace --json ARGS` started from a thread inside namespace `ns` (the process is
-/// created in that namespace, as with `ip netns exec`), returned once it is tracing.
+/// `ip netns exec NS l7trace --json ARGS` (l7trace runs in that namespace, with its
+/// sysfs, as a user would start it), returned once it is tracing.
 pub fn trace_in(ns: &str, args: &[&str]) -> Trace {
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    in_ns(ns, "l7t-trace", move || {
-        let a: Vec<&str> = args.iter().map(String::as_str).collect();
-        Trace::start(&a)
-    })
+    Trace::start_wrapped(&["ip", "netns", "exec", ns], args)
 }
 
 /// `ip netns exec NS curl -sS --noproxy '*' --max-time 20 ARGS`; asserts it exits 0.
@@ -293,4 +289,22 @@ pub fn assert_packet_exchange(rec: &Value, since: SystemTime) {
 /// The records whose client (`src`) is `src`, in output order.
 pub fn from_client<'a>(records: &'a [Value], src: &str) -> Vec<&'a Value> {
     records.iter().filter(|r| str_at(r, "/src") == src).collect()
+}
+
+/// A `Tcp:` counter of `/proc/net/snmp` in namespace `ns` (e.g. "InSegs", "OutRsts").
+pub fn tcp_counter(ns: &str, name: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "cat", "/proc/net/snmp"])
+        .output()
+        .expect("read /proc/net/snmp");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("Tcp:")).collect();
+    assert_eq!(rows.len(), 2, "Tcp rows in /proc/net/snmp of {ns}:\n{text}");
+    let names = rows[0].split_whitespace();
+    let values = rows[1].split_whitespace();
+    names
+        .zip(values)
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no Tcp {name} in /proc/net/snmp of {ns}"))
 }
