@@ -186,28 +186,56 @@ fn run(v6: bool) {
         );
         let rec = found[0];
         let (peer, tid) = by_target[&w.target];
-        assert_eq!(peer.ip(), client_ip, "the server saw {peer} for {}", w.target);
+        assert_eq!(
+            peer.ip(),
+            client_ip,
+            "the server saw {peer} for {}",
+            w.target
+        );
         assert_packet_exchange(rec, since);
         assert_eq!(str_at(rec, "/src"), peer.to_string(), "src in {rec}");
         assert_eq!(str_at(rec, "/dst"), server_addr, "dst in {rec}");
         assert_eq!(str_at(rec, "/request/method"), w.method, "method in {rec}");
-        assert_eq!(str_at(rec, "/request/version"), "HTTP/1.1", "version in {rec}");
+        assert_eq!(
+            str_at(rec, "/request/version"),
+            "HTTP/1.1",
+            "version in {rec}"
+        );
         assert_eq!(
             header_at(rec, "/request/headers", "Host").as_deref(),
             Some(server_addr.as_str()),
             "Host in {rec}"
         );
-        assert_eq!(u64_at(rec, "/request/body_size"), w.req_body_size, "request body_size in {rec}");
-        assert_eq!(str_at(rec, "/request/body"), w.req_body_prefix, "request body in {rec}");
+        assert_eq!(
+            u64_at(rec, "/request/body_size"),
+            w.req_body_size,
+            "request body_size in {rec}"
+        );
+        assert_eq!(
+            str_at(rec, "/request/body"),
+            w.req_body_prefix,
+            "request body in {rec}"
+        );
         assert_eq!(
             bool_at(rec, "/request/body_truncated"),
             w.req_body_size > 4096,
             "request body_truncated in {rec}"
         );
         assert_eq!(u64_at(rec, "/response/status"), w.status, "status in {rec}");
-        assert_eq!(str_at(rec, "/response/body"), w.body, "response body in {rec}");
-        assert_eq!(u64_at(rec, "/response/body_size"), w.body_size, "response body_size in {rec}");
-        assert!(!bool_at(rec, "/response/body_truncated"), "response body_truncated in {rec}");
+        assert_eq!(
+            str_at(rec, "/response/body"),
+            w.body,
+            "response body in {rec}"
+        );
+        assert_eq!(
+            u64_at(rec, "/response/body_size"),
+            w.body_size,
+            "response body_size in {rec}"
+        );
+        assert!(
+            !bool_at(rec, "/response/body_truncated"),
+            "response body_truncated in {rec}"
+        );
         // Both ends are local; the server side is preferred: the test process's thread
         // that served the connection.
         assert_eq!(rec["role"], "server", "role in {rec}");
@@ -233,4 +261,90 @@ fn veth_ipv4_curl_and_scripted_client() {
 #[test]
 fn veth_ipv6_curl_and_scripted_client() {
     run(true);
+}
+
+/// `--iface lo` with live curl traffic (in a fresh namespace, so only this test's traffic
+/// is on that `lo`): the loopback device shows every packet twice, outgoing then
+/// incoming; l7trace ignores the outgoing copy, so each exchange comes out once.
+#[test]
+fn loopback_live_curl_each_exchange_once() {
+    let pair = NetPair::new();
+    let ns = pair.client_ns.clone();
+    let server = in_ns(&ns, "l7t-server", || {
+        HttpServer::start("127.0.0.1:0", handler)
+    });
+    let port = server.port();
+    let server_addr = format!("127.0.0.1:{port}");
+    let trace = trace_in(&ns, &["--iface", "lo", "--port", &port.to_string()]);
+    let since = trace.started_at;
+    let base = format!("http://{server_addr}");
+    // Two requests on one connection, then a POST, then a chunked response.
+    let got = curl_in(&ns, &[&format!("{base}/lo/1"), &format!("{base}/lo/2")]);
+    assert_eq!(got.stdout_text(), "hello from /lo/1hello from /lo/2");
+    let posted = curl_in(
+        &ns,
+        &["--data-binary", "0123456789", &format!("{base}/lo/post")],
+    );
+    assert_eq!(posted.stdout_text(), "got 10 bytes for /lo/post");
+    let chunked = curl_in(&ns, &[&format!("{base}/chunked")]);
+    assert_eq!(chunked.stdout_text().as_bytes(), CHUNKS.concat());
+    let records = trace.stop();
+    let served = server.served();
+    in_ns(&ns, "l7t-server-end", move || drop(server));
+    assert_eq!(served.len(), 4, "requests served: {served:?}");
+    assert_eq!(served[0].peer, served[1].peer, "curl reused its connection");
+    assert_eq!(
+        records.len(),
+        4,
+        "each exchange once; records:\n{}",
+        dump(&records)
+    );
+    let me = std::process::id() as u64;
+    let chunked_body = String::from_utf8(CHUNKS.concat()).unwrap();
+    let wants: [(&str, &str, u64, &str, String); 4] = [
+        ("GET", "/lo/1", 0, "", "hello from /lo/1".into()),
+        ("GET", "/lo/2", 0, "", "hello from /lo/2".into()),
+        (
+            "POST",
+            "/lo/post",
+            10,
+            "0123456789",
+            "got 10 bytes for /lo/post".into(),
+        ),
+        ("GET", "/chunked", 0, "", chunked_body),
+    ];
+    for (rec, (s, (method, target, req_size, req_body, body))) in
+        records.iter().zip(served.iter().zip(wants.iter()))
+    {
+        assert_packet_exchange(rec, since);
+        assert_eq!(str_at(rec, "/src"), s.peer.to_string(), "src in {rec}");
+        assert_eq!(str_at(rec, "/dst"), server_addr, "dst in {rec}");
+        assert_eq!(str_at(rec, "/request/method"), *method, "method in {rec}");
+        assert_eq!(str_at(rec, "/request/target"), *target, "target in {rec}");
+        assert_eq!(
+            u64_at(rec, "/request/body_size"),
+            *req_size,
+            "request body_size in {rec}"
+        );
+        assert_eq!(
+            str_at(rec, "/request/body"),
+            *req_body,
+            "request body in {rec}"
+        );
+        assert_eq!(u64_at(rec, "/response/status"), 200, "status in {rec}");
+        assert_eq!(
+            str_at(rec, "/response/body"),
+            body,
+            "response body in {rec}"
+        );
+        assert_eq!(
+            u64_at(rec, "/response/body_size"),
+            body.len() as u64,
+            "body_size in {rec}"
+        );
+        assert_eq!(rec["role"], "server", "role in {rec}");
+        assert_eq!(u64_at(rec, "/pid"), me, "pid in {rec}");
+        assert_eq!(u64_at(rec, "/tid"), s.tid as u64, "tid in {rec}");
+        assert_eq!(str_at(rec, "/comm"), "l7t-srv", "comm in {rec}");
+    }
 }

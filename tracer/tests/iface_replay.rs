@@ -95,7 +95,13 @@ impl Tcp {
 
     /// Bytes `range` of `bytes`, sent from offset `base` of the direction (the sequence
     /// number that `bytes[0]` has).
-    fn piece(&self, from_client: bool, base: u32, bytes: &[u8], range: std::ops::Range<usize>) -> Vec<u8> {
+    fn piece(
+        &self,
+        from_client: bool,
+        base: u32,
+        bytes: &[u8],
+        range: std::ops::Range<usize>,
+    ) -> Vec<u8> {
         let seq = base.wrapping_add(range.start as u32);
         self.frame(from_client, seq, PSH_ACK, &bytes[range])
     }
@@ -212,33 +218,70 @@ fn assert_exact(sc: &Scenario, rec: &Value, target: &str, body: &[u8]) {
     assert_eq!(rec["source"], "packet", "{name}: source in {rec}");
     assert_eq!(rec["complete"], true, "{name}: complete in {rec}");
     assert_eq!(rec["lost_bytes"], 0, "{name}: lost_bytes in {rec}");
-    assert!(rec.get("note").is_none_or(Value::is_null), "{name}: note in {rec}");
+    assert!(
+        rec.get("note").is_none_or(Value::is_null),
+        "{name}: note in {rec}"
+    );
     for k in ["role", "pid", "tid", "comm"] {
-        assert!(rec[k].is_null(), "{name}: {k} must be null (no local endpoint) in {rec}");
+        assert!(
+            rec[k].is_null(),
+            "{name}: {k} must be null (no local endpoint) in {rec}"
+        );
     }
-    assert_eq!(str_at(rec, "/src"), sc.client.to_string(), "{name}: src in {rec}");
-    assert_eq!(str_at(rec, "/dst"), sc.server.to_string(), "{name}: dst in {rec}");
-    assert_eq!(str_at(rec, "/request/method"), "GET", "{name}: method in {rec}");
-    assert_eq!(str_at(rec, "/request/target"), target, "{name}: target in {rec}");
+    assert_eq!(
+        str_at(rec, "/src"),
+        sc.client.to_string(),
+        "{name}: src in {rec}"
+    );
+    assert_eq!(
+        str_at(rec, "/dst"),
+        sc.server.to_string(),
+        "{name}: dst in {rec}"
+    );
+    assert_eq!(
+        str_at(rec, "/request/method"),
+        "GET",
+        "{name}: method in {rec}"
+    );
+    assert_eq!(
+        str_at(rec, "/request/target"),
+        target,
+        "{name}: target in {rec}"
+    );
     assert_eq!(
         header_at(rec, "/request/headers", "User-Agent").as_deref(),
         Some("l7t-replay/1"),
         "{name}: request headers in {rec}"
     );
-    assert_eq!(u64_at(rec, "/request/body_size"), 0, "{name}: request body_size in {rec}");
-    assert_eq!(u64_at(rec, "/response/status"), 200, "{name}: status in {rec}");
+    assert_eq!(
+        u64_at(rec, "/request/body_size"),
+        0,
+        "{name}: request body_size in {rec}"
+    );
+    assert_eq!(
+        u64_at(rec, "/response/status"),
+        200,
+        "{name}: status in {rec}"
+    );
     assert_eq!(
         header_at(rec, "/response/headers", "Content-Length"),
         Some(body.len().to_string()),
         "{name}: response headers in {rec}"
     );
-    assert_eq!(u64_at(rec, "/response/body_size"), body.len() as u64, "{name}: body_size in {rec}");
+    assert_eq!(
+        u64_at(rec, "/response/body_size"),
+        body.len() as u64,
+        "{name}: body_size in {rec}"
+    );
     assert_eq!(
         str_at(rec, "/response/body").as_bytes(),
         body,
         "{name}: response body in {rec}"
     );
-    assert!(!bool_at(rec, "/response/body_truncated"), "{name}: body_truncated in {rec}");
+    assert!(
+        !bool_at(rec, "/response/body_truncated"),
+        "{name}: body_truncated in {rec}"
+    );
 }
 
 fn count(sc: &Scenario, recs: &[&Value], n: usize) {
@@ -247,7 +290,10 @@ fn count(sc: &Scenario, recs: &[&Value], n: usize) {
         n,
         "{}: {n} records expected, got:\n{}",
         sc.name,
-        recs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n")
+        recs.iter()
+            .map(|r| r.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -284,11 +330,16 @@ fn reordered(net: Net, v6: bool, port: u16) -> Scenario {
     let r2 = t.data(false, &resp(b"second"), 1400);
     f.extend(r2);
     f.extend(t.fins());
-    scenario(if v6 { "reordered-v6" } else { "reordered" }, &t, f, move |sc, recs| {
-        count(sc, recs, 2);
-        assert_exact(sc, recs[0], "/reorder/1", &body1);
-        assert_exact(sc, recs[1], "/reorder/2", b"second");
-    })
+    scenario(
+        if v6 { "reordered-v6" } else { "reordered" },
+        &t,
+        f,
+        move |sc, recs| {
+            count(sc, recs, 2);
+            assert_exact(sc, recs[0], "/reorder/1", &body1);
+            assert_exact(sc, recs[1], "/reorder/2", b"second");
+        },
+    )
 }
 
 /// (b) Every segment retransmitted, one twice and late (after the next exchange began).
@@ -333,7 +384,14 @@ fn overlapping(net: Net, port: u16) -> Scenario {
     let body = text(2600, 3);
     let r = resp(&body);
     let rb = t.next(false);
-    for range in [0..700, 500..1400, 300..1500, 1400..2100, 1000..2200, 2100..r.len()] {
+    for range in [
+        0..700,
+        500..1400,
+        300..1500,
+        1400..2100,
+        1000..2200,
+        2100..r.len(),
+    ] {
         f.push(t.piece(false, rb, &r, range));
     }
     t.skip(false, r.len());
@@ -369,10 +427,18 @@ fn lost_in_body(net: Net, port: u16) -> Scenario {
         assert_eq!(rec["source"], "packet", "{name}: {rec}");
         assert_eq!(str_at(rec, "/request/target"), "/lossy", "{name}: {rec}");
         assert_eq!(rec["complete"], false, "{name}: complete in {rec}");
-        assert_eq!(u64_at(rec, "/lost_bytes"), 1000, "{name}: lost_bytes in {rec}");
+        assert_eq!(
+            u64_at(rec, "/lost_bytes"),
+            1000,
+            "{name}: lost_bytes in {rec}"
+        );
         assert_eq!(rec["note"], "gap", "{name}: note in {rec}");
         assert_eq!(u64_at(rec, "/response/status"), 200, "{name}: {rec}");
-        assert_eq!(u64_at(rec, "/response/body_size"), 3000, "{name}: body_size in {rec}");
+        assert_eq!(
+            u64_at(rec, "/response/body_size"),
+            3000,
+            "{name}: body_size in {rec}"
+        );
         // The body stops at the hole: what came before it, nothing invented after.
         assert_eq!(
             str_at(rec, "/response/body").as_bytes(),
@@ -426,18 +492,27 @@ fn lost_in_head(net: Net, port: u16) -> Scenario {
             targets,
             ["/head/1", "/head/2", "/head/3", "/head/5"],
             "{name}: /head/4 lost part of its head and may not be reported; records:\n{}",
-            recs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("\n")
+            recs.iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
         );
         assert_exact(sc, recs[0], "/head/1", b"one");
         let lost = recs[1];
         assert_eq!(lost["complete"], false, "{name}: complete in {lost}");
-        assert!(lost["response"].is_null(), "{name}: a response was made up from a broken head: {lost}");
+        assert!(
+            lost["response"].is_null(),
+            "{name}: a response was made up from a broken head: {lost}"
+        );
         assert_eq!(lost["note"], "gap", "{name}: note in {lost}");
         assert_exact(sc, recs[2], "/head/3", b"three");
         assert_exact(sc, recs[3], "/head/5", b"five");
         for r in recs {
             let status = r.pointer("/response/status").and_then(Value::as_u64);
-            assert!(matches!(status, None | Some(200)), "{name}: invented status in {r}");
+            assert!(
+                matches!(status, None | Some(200)),
+                "{name}: invented status in {r}"
+            );
         }
     })
 }
@@ -467,7 +542,11 @@ fn wrap_around(net: Net, port: u16) -> Scenario {
 /// of an earlier response; tracking starts at the next request.
 fn open_at_start(net: Net, port: u16) -> Scenario {
     let mut t = net.tcp(false, port, 900_000, 1_900_000);
-    let mut f = t.data(false, b"...the end of a body sent before the capture began", 1400);
+    let mut f = t.data(
+        false,
+        b"...the end of a body sent before the capture began",
+        1400,
+    );
     f.extend(t.data(true, &req("/mid/1"), 1400));
     let body1 = text(1800, 7);
     f.extend(t.data(false, &resp(&body1), 1000));
@@ -519,7 +598,10 @@ const PAUSE: Vec<u8> = Vec::new();
 /// tracer that fell behind does.
 fn replay(setup: &Setup, scenarios: &[Scenario], burst: bool) -> trace::Stopped {
     let port = PORT.to_string();
-    let trace = trace_in(&setup.capture_ns, &["--iface", &setup.capture_if, "--port", &port]);
+    let trace = trace_in(
+        &setup.capture_ns,
+        &["--iface", &setup.capture_if, "--port", &port],
+    );
     let before = tcp_counters(&setup.quiet_ns);
     let sender = RawSender::open(Some(&setup.send_ns), &setup.send_if);
     let signal = |sig| {
@@ -552,7 +634,11 @@ fn replay(setup: &Setup, scenarios: &[Scenario], burst: bool) -> trace::Stopped 
     let stopped = trace.stop_full();
     let records = &stopped.records;
     // Shown when the test fails.
-    eprintln!("records:\n{}\nstderr:\n{}", dump(records), stopped.stderr.join("\n"));
+    eprintln!(
+        "records:\n{}\nstderr:\n{}",
+        dump(records),
+        stopped.stderr.join("\n")
+    );
     let after = tcp_counters(&setup.quiet_ns);
     assert_eq!(
         before, after,
@@ -567,7 +653,12 @@ fn replay(setup: &Setup, scenarios: &[Scenario], burst: bool) -> trace::Stopped 
         .iter()
         .map(|sc| from_client(records, &sc.client.to_string()).len())
         .sum();
-    assert_eq!(ours, records.len(), "records of no scenario:\n{}", dump(records));
+    assert_eq!(
+        ours,
+        records.len(),
+        "records of no scenario:\n{}",
+        dump(records)
+    );
     stopped
 }
 
@@ -663,7 +754,6 @@ fn vlan_tagged_all_scenarios() {
     replay(&setup, &all_scenarios(net), false);
 }
 
-
 /// Every scenario but the lost heads, read by l7trace in one go (it was stopped while they
 /// were sent): what it makes of them must not depend on when it reads.
 #[test]
@@ -688,7 +778,11 @@ fn veth_all_scenarios_in_one_burst() {
 #[ignore = "bug: packet timestamps are read times; a burst after a head gap mispairs the next exchanges"]
 fn veth_lost_in_head_read_in_one_burst() {
     let pair = NetPair::new();
-    replay(&veth_setup(&pair), &[lost_in_head(Net::veth(), 40006)], true);
+    replay(
+        &veth_setup(&pair),
+        &[lost_in_head(Net::veth(), 40006)],
+        true,
+    );
 }
 
 /// ttfb_us cannot exceed latency_us (first response byte before the last).
@@ -700,10 +794,17 @@ fn veth_lost_in_head_read_in_one_burst() {
 #[ignore = "bug: reordered response segments give latency_us < ttfb_us"]
 fn veth_reordered_latency_not_below_ttfb() {
     let pair = NetPair::new();
-    let stopped = replay(&veth_setup(&pair), &[reordered(Net::veth(), false, 40001)], false);
+    let stopped = replay(
+        &veth_setup(&pair),
+        &[reordered(Net::veth(), false, 40001)],
+        false,
+    );
     for rec in &stopped.records {
         let (latency, ttfb) = (u64_at(rec, "/latency_us"), u64_at(rec, "/ttfb_us"));
-        assert!(latency >= ttfb, "latency_us {latency} < ttfb_us {ttfb} in {rec}");
+        assert!(
+            latency >= ttfb,
+            "latency_us {latency} < ttfb_us {ttfb} in {rec}"
+        );
     }
 }
 
@@ -717,7 +818,11 @@ fn veth_reordered_latency_not_below_ttfb() {
 #[ignore = "bug: bytes lost inside a head are counted nowhere (record and summary lost_bytes 0)"]
 fn veth_lost_head_bytes_are_counted() {
     let pair = NetPair::new();
-    let stopped = replay(&veth_setup(&pair), &[lost_in_head(Net::veth(), 40006)], false);
+    let stopped = replay(
+        &veth_setup(&pair),
+        &[lost_in_head(Net::veth(), 40006)],
+        false,
+    );
     let lost = stopped
         .records
         .iter()

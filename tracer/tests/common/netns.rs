@@ -102,7 +102,16 @@ impl NetPair {
             (cns, cif, pair.client_v4, pair.client_v6),
         ] {
             ip(&["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", ifname]);
-            ip(&["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", ifname, "nodad"]);
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                ifname,
+                "nodad",
+            ]);
             ip(&["-n", ns, "link", "set", ifname, "up"]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
@@ -150,11 +159,7 @@ pub fn enter(ns: &str) {
 
 /// Runs `f` on a new thread named `name` inside namespace `ns`, and returns its result
 /// (a panic in `f` is the caller's panic).
-pub fn in_ns<T: Send + 'static>(
-    ns: &str,
-    name: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> T {
+pub fn in_ns<T: Send + 'static>(ns: &str, name: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let ns = ns.to_owned();
     let handle = std::thread::Builder::new()
         .name(name.to_owned())
@@ -179,7 +184,17 @@ pub fn trace_in(ns: &str, args: &[&str]) -> Trace {
 /// `ip netns exec` execs curl, so the pid is curl's.
 pub fn curl_in(ns: &str, args: &[&str]) -> CurlRun {
     let child = Command::new("ip")
-        .args(["netns", "exec", ns, "curl", "-sS", "--noproxy", "*", "--max-time", "20"])
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "curl",
+            "-sS",
+            "--noproxy",
+            "*",
+            "--max-time",
+            "20",
+        ])
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -222,8 +237,13 @@ impl RawSender {
             let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) } as i32;
             assert!(ifindex > 0, "no interface {iface}");
             // SAFETY: plain syscall; protocol 0: this socket receives nothing.
-            let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-            assert!(raw >= 0, "socket(AF_PACKET): {}", std::io::Error::last_os_error());
+            let raw =
+                unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+            assert!(
+                raw >= 0,
+                "socket(AF_PACKET): {}",
+                std::io::Error::last_os_error()
+            );
             // SAFETY: a new fd we own.
             let fd = unsafe { OwnedFd::from_raw_fd(raw) };
             RawSender { fd, ifindex }
@@ -278,7 +298,10 @@ pub fn assert_packet_exchange(rec: &Value, since: SystemTime) {
     assert!(rec["response"].is_object(), "response missing in {rec}");
     let latency = u64_at(rec, "/latency_us");
     let ttfb = u64_at(rec, "/ttfb_us");
-    assert!(latency >= ttfb, "latency_us {latency} < ttfb_us {ttfb} in {rec}");
+    assert!(
+        latency >= ttfb,
+        "latency_us {latency} < ttfb_us {ttfb} in {rec}"
+    );
     crate::common::assert_ts_between(
         rec,
         since - std::time::Duration::from_secs(2),
@@ -288,7 +311,10 @@ pub fn assert_packet_exchange(rec: &Value, since: SystemTime) {
 
 /// The records whose client (`src`) is `src`, in output order.
 pub fn from_client<'a>(records: &'a [Value], src: &str) -> Vec<&'a Value> {
-    records.iter().filter(|r| str_at(r, "/src") == src).collect()
+    records
+        .iter()
+        .filter(|r| str_at(r, "/src") == src)
+        .collect()
 }
 
 /// A `Tcp:` counter of `/proc/net/snmp` in namespace `ns` (e.g. "InSegs", "OutRsts").
