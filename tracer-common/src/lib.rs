@@ -28,6 +28,7 @@ pub mod globals {
     pub const FILTER_PORT_ON: &str = "FILTER_PORT_ON";
     pub const SELF_PID: &str = "SELF_PID";
     pub const SNAPLEN: &str = "CFG_SNAPLEN";
+    pub const FAST_PATH: &str = "FAST_PATH";
     pub const ATTRIBUTION_ONLY: &str = "ATTRIBUTION_ONLY";
 }
 

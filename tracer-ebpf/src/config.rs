@@ -11,6 +11,11 @@ pub static FILTER_PID_ON: Global<u8> = Global::new(0);
 pub static FILTER_PORT_ON: Global<u8> = Global::new(0);
 #[unsafe(no_mangle)]
 pub static SELF_PID: Global<u32> = Global::new(0);
+/// Capture inside `sock_{send,recv}_length` (the syscall's arguments from the saved user
+/// registers): no per-syscall enter/exit probes at all, so reads and writes of files and
+/// pipes cost nothing. Set where those tracepoints exist and tracepoint hooks are chosen.
+#[unsafe(no_mangle)]
+pub static FAST_PATH: Global<u8> = Global::new(0);
 /// `--iface`: payload bytes kept per packet.
 #[unsafe(no_mangle)]
 pub static CFG_SNAPLEN: Global<u32> = Global::new(65535);

@@ -168,6 +168,17 @@ const TCP_KPROBES: &[(&str, &str, bool)] = &[
 /// The syscall functions' prefix on this architecture.
 const SYSCALL_PREFIX: &str = if cfg!(target_arch = "aarch64") { "__arm64_sys_" } else { "__x64_sys_" };
 
+/// Syscalls whose only job is to find payload buffers: the fast path needs none of them.
+const PAYLOAD_SYSCALLS: &[&str] = &["read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto", "sendmsg", "sendfile64"];
+
+impl Hooks {
+    /// Payload captured inside the `sock_*_length` tracepoints, with the syscall's
+    /// arguments from the saved user registers (x86_64): no per-syscall probes.
+    pub fn fast_path(self) -> bool {
+        cfg!(target_arch = "x86_64") && self.syscalls == HookKind::Tracepoint && self.sockets == HookKind::Tracepoint
+    }
+}
+
 /// Loads and attaches the programs of `hooks`; the others stay unloaded.
 pub fn attach(ebpf: &mut Ebpf, hooks: Hooks) -> Result<(), HookError> {
     tracepoint(ebpf, "sock", "inet_sock_set_state")?;
@@ -186,6 +197,9 @@ pub fn attach(ebpf: &mut Ebpf, hooks: Hooks) -> Result<(), HookError> {
         }
     }
     for (name, has_exit) in SYSCALLS {
+        if hooks.fast_path() && PAYLOAD_SYSCALLS.contains(name) {
+            continue;
+        }
         match hooks.syscalls {
             HookKind::Tracepoint => {
                 tracepoint(ebpf, "syscalls", &format!("sys_enter_{name}"))?;

@@ -121,6 +121,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     let port_on = (!opts.ports.is_empty()) as u8;
     let self_pid = std::process::id();
     let attribution_only = opts.iface.is_some() as u8;
+    let fast_path = chosen.fast_path() as u8;
     let nr_cpus = aya::util::nr_cpus().map_err(|(s, e)| LoadError::Cpus(format!("{s}: {e}")))?;
     let mut loader = EbpfLoader::new();
     loader
@@ -131,6 +132,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         .override_global(globals::SELF_PID, &self_pid, true)
         .override_global(globals::ATTRIBUTION_ONLY, &attribution_only, true)
         .override_global(globals::SNAPLEN, &opts.snaplen, true)
+        .override_global(globals::FAST_PATH, &fast_path, true)
         .map_max_entries(maps::SCRATCH, nr_cpus as u32);
     if buffer != BufferKind::Ringbuf {
         // The ring buffer map still exists in the object; keep it at its minimum.

@@ -118,6 +118,10 @@ pub struct Pipeline {
     drained: Vec<Exchange>,
     /// Applied to every record before any sink sees it; masks secrets by default.
     redactor: Redactor,
+    /// Closes held until the current read of the kernel buffers ends (`end_round`): with
+    /// per-CPU perf buffers a close can be read before data another CPU wrote earlier.
+    defer_closes: bool,
+    closing: Vec<(ConnKey, u64)>,
     pub stats: Stats,
 }
 
@@ -129,6 +133,8 @@ impl Pipeline {
             conns: HashMap::new(),
             drained: Vec::new(),
             redactor: Redactor::default(),
+            defer_closes: false,
+            closing: Vec::new(),
             stats: Stats::default(),
         }
     }
@@ -172,14 +178,31 @@ impl Pipeline {
                 }
                 self.drain(meta.key, sink);
             }
-            Event::Close { meta, ts_ns } => {
-                if let Some(mut conn) = self.conns.remove(&meta.key) {
-                    if let Some(p) = conn.parser.as_mut() {
-                        p.on_close(ts_ns);
-                    }
-                    self.emit_conn(&mut conn, sink);
-                }
+            Event::Close { meta, ts_ns } if self.defer_closes => self.closing.push((meta.key, ts_ns)),
+            Event::Close { meta, ts_ns } => self.close(meta.key, ts_ns, sink),
+        }
+    }
+
+    /// Hold closes until `end_round` (perf buffers: per-CPU order only).
+    pub fn defer_closes(&mut self, on: bool) {
+        self.defer_closes = on;
+    }
+
+    /// Every kernel buffer has been read once: apply the closes held meanwhile.
+    pub fn end_round(&mut self, sink: &mut impl FnMut(Record)) {
+        let mut closing = std::mem::take(&mut self.closing);
+        for (key, ts_ns) in closing.drain(..) {
+            self.close(key, ts_ns, sink);
+        }
+        self.closing = closing;
+    }
+
+    fn close(&mut self, key: ConnKey, ts_ns: u64, sink: &mut impl FnMut(Record)) {
+        if let Some(mut conn) = self.conns.remove(&key) {
+            if let Some(p) = conn.parser.as_mut() {
+                p.on_close(ts_ns);
             }
+            self.emit_conn(&mut conn, sink);
         }
     }
 
@@ -205,6 +228,7 @@ impl Pipeline {
 
     /// Everything pending is emitted (exit).
     pub fn flush(&mut self, now_ns: u64, sink: &mut impl FnMut(Record)) {
+        self.end_round(sink);
         let keys: Vec<ConnKey> = self.conns.keys().copied().collect();
         for key in keys {
             if let Some(mut conn) = self.conns.remove(&key) {

@@ -63,6 +63,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     );
     let mut pipeline =
         Pipeline::new(config(cli), filter(cli)).with_redactor(Redactor::new(&cli.redact, !cli.no_redact));
+    pipeline.defer_closes(matches!(tracer.source, Source::Perf(_)));
     let mut packet = cli.iface.as_ref().map(|_| {
         let c = config(cli);
         let cfg = FlowConfig { limits: c.limits, max_flows: c.max_conns, idle_timeout_ns: c.idle_timeout_ns };
@@ -160,6 +161,7 @@ fn event_loop(
                 }
                 _ => {
                     drain(&mut tracer.source, &mut |raw| pipeline.on_raw(raw, &mut emit), &mut perf_lost, &mut scratch);
+                    pipeline.end_round(&mut emit);
                     if stopping {
                         pipeline.flush(now, &mut emit);
                     } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {

@@ -41,6 +41,25 @@ pub fn user_args(regs: *const u8) -> Option<[u64; 4]> {
     Some([r[7], r[6], r[5], r[0]])
 }
 
+/// The syscall number (orig_ax @120) and first four arguments the current task entered its
+/// syscall with.
+#[inline(always)]
+pub fn current_syscall() -> Option<(u64, [u64; 4])> {
+    #[cfg(bpf_target_arch = "x86_64")]
+    {
+        use aya_ebpf::helpers::generated::{bpf_get_current_task_btf, bpf_task_pt_regs};
+        // SAFETY: the helpers return the current task's saved user registers; the read is
+        // checked.
+        let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
+        let r = unsafe { bpf_probe_read_kernel(regs.wrapping_add(56) as *const [u64; 9]) }.ok()?;
+        Some((r[8], [r[7], r[6], r[5], r[0]]))
+    }
+    #[cfg(not(bpf_target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
 /// Return value of a `syscalls/sys_exit_*` tracepoint.
 #[inline(always)]
 pub fn sys_ret(ctx: &TracePointContext) -> i64 {

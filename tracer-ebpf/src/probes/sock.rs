@@ -4,8 +4,14 @@
 //! `tcp_sendmsg`/`tcp_recvmsg`/`tcp_sendpage` instead, through `mark_socket`.
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext, EbpfContext};
 
-use super::{current, traced};
-use crate::maps::{SyscallArgs, ARGS, ARG_FROM_REGS};
+use tracer_common::{DIR_EGRESS, DIR_INGRESS};
+
+use super::{current, current_syscall, traced};
+use crate::{
+    capture::on_payload,
+    config::FAST_PATH,
+    maps::{SyscallArgs, ARGS, ARG_BUF, ARG_FROM_REGS, ARG_IOV, ARG_MSG, ARG_SENDFILE},
+};
 
 const IPPROTO_TCP: u16 = 6;
 pub const MSG_PEEK: i32 = 2;
@@ -38,7 +44,52 @@ fn on_length(ctx: &TracePointContext, recv: bool) {
     if protocol != IPPROTO_TCP {
         return;
     }
-    mark_socket(sk, family, recv && flags & MSG_PEEK != 0);
+    let peek = recv && flags & MSG_PEEK != 0;
+    if FAST_PATH.load() != 0 {
+        // SAFETY: ret @20 per the format file.
+        let ret = unsafe { *(p.add(20) as *const i32) };
+        capture_now(ctx, sk, family, recv, peek, ret);
+    } else {
+        mark_socket(sk, family, peek);
+    }
+}
+
+/// The fast path: the bytes just moved, the buffer is named by the syscall's arguments.
+/// Every byte through the socket is counted; bytes of syscalls we cannot read (sendfile,
+/// sendmmsg, io_uring workers) are counted without being copied, never guessed at.
+#[inline(always)]
+fn capture_now(ctx: &TracePointContext, sk: u64, family: u16, recv: bool, peek: bool, ret: i32) {
+    if ret <= 0 || peek || (family != tracer_common::AF_INET && family != tracer_common::AF_INET6) {
+        return;
+    }
+    let (_, tgid, tid) = current();
+    if !traced(tgid) {
+        return;
+    }
+    let Some((nr, a)) = current_syscall() else {
+        return;
+    };
+    // x86_64 numbers: read, write, recvfrom, sendto | readv, writev | recvmsg, sendmsg.
+    let kind = match nr {
+        0 | 1 | 44 | 45 => ARG_BUF,
+        19 | 20 => ARG_IOV,
+        46 | 47 => ARG_MSG,
+        _ => ARG_SENDFILE,
+    };
+    let known = kind != ARG_SENDFILE || nr == 40;
+    let args = SyscallArgs {
+        kind,
+        // An unknown syscall's first register is no fd: match no accept/connect role.
+        fd: if known { a[0] as u32 } else { u32::MAX },
+        ptr: a[1],
+        count: a[2],
+        sk,
+        peek: 0,
+        _pad: 0,
+        // SAFETY: helper without preconditions.
+        enter_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
+    };
+    on_payload(ctx, &args, if recv { DIR_INGRESS } else { DIR_EGRESS }, ret as u64, tgid, tid);
 }
 
 /// Tells the pending syscall of this thread that its fd is the inet socket `sk`.
