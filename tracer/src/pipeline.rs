@@ -109,6 +109,8 @@ struct Conn {
     /// None: filtered out, events are ignored until the connection closes.
     parser: Option<Http1Conn>,
     last_ns: u64,
+    /// Lost bytes already counted through this connection's exchanges.
+    lost_counted: u64,
 }
 
 pub struct Pipeline {
@@ -258,7 +260,7 @@ impl Pipeline {
             }
             p
         });
-        Conn { meta, role, parser, last_ns: ts_ns }
+        Conn { meta, role, parser, last_ns: ts_ns, lost_counted: 0 }
     }
 
     fn make_room(&mut self, sink: &mut impl FnMut(Record)) {
@@ -296,6 +298,8 @@ impl Pipeline {
         emit(conn, &mut self.drained, &mut self.stats, &self.redactor, sink);
         if let Some(p) = conn.parser.as_ref() {
             self.stats.dropped_bytes += p.dropped_bytes();
+            // Bytes lost where no record could carry them (inside a head that was dropped).
+            self.stats.lost_bytes += p.lost_bytes().saturating_sub(conn.lost_counted);
         }
     }
 
@@ -326,6 +330,7 @@ fn emit(
             stats.incomplete += 1;
         }
         stats.lost_bytes = stats.lost_bytes.saturating_add(exchange.lost_bytes());
+        conn.lost_counted = conn.lost_counted.saturating_add(exchange.lost_bytes());
         sink(Record::from_syscall(&conn.meta, conn.role, exchange));
     }
 }

@@ -212,7 +212,7 @@ fn counters(tracer: &Tracer, pipeline: &Pipeline, packet: Option<&PacketPath>, p
         c.exchanges += p.exchanges;
         c.incomplete += p.incomplete;
         c.lost_events += p.kernel_drops;
-        c.lost_bytes += p.lost_bytes;
+        c.lost_bytes += p.lost_bytes + p.unreported_lost_bytes();
         c.dropped_bytes += p.dropped_bytes();
         c.uncaptured_bytes = p.uncaptured_bytes();
         c.active_conns = p.active_flows() as u64;

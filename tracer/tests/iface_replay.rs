@@ -457,7 +457,7 @@ fn lost_in_head(net: Net, port: u16) -> Scenario {
     let mut f = t.handshake();
     f.extend(t.data(true, &req("/head/1"), 1400));
     f.extend(t.data(false, &resp(b"one"), 1400));
-    // Response head of /head/2 in 3 pieces; the middle (15 bytes) is lost.
+    // Response head of /head/2 in pieces of 10; the second is lost.
     f.extend(t.data(true, &req("/head/2"), 1400));
     let r2 = resp(b"two");
     let segs = t.data(false, &r2, 10);
@@ -466,8 +466,8 @@ fn lost_in_head(net: Net, port: u16) -> Scenario {
             f.push(s);
         }
     }
-    // Pauses around the broken heads: read in one go, l7trace mispairs what follows (see
-    // veth_lost_in_head_read_in_one_burst).
+    // Pauses around the broken heads; veth_lost_in_head_read_in_one_burst replays the same
+    // without them.
     f.push(PAUSE);
     f.extend(t.data(true, &req("/head/3"), 1400));
     f.extend(t.data(false, &resp(b"three"), 1400));
@@ -766,16 +766,14 @@ fn veth_all_scenarios_in_one_burst() {
 
 /// The lost-head scenario read in one go.
 ///
-/// l7trace bug: the packet path stamps every segment with the time it is read
-/// (`now_ns` of the poll, tracer/src/run.rs -> PacketPath::poll), not when it crossed the
-/// interface, so the segments of one read batch share one timestamp, and the pairing of
-/// requests and responses after a head gap, which goes by time, goes wrong. Here /head/3
+/// Regression: packets were once stamped with the read's time rather than their arrival
+/// (SO_TIMESTAMPNS), so the segments of one read batch shared one timestamp, and the pairing of
+/// requests and responses after a head gap, which goes by time, went wrong. Here /head/3
 /// and /head/5 come out with `response: null` although their responses arrived whole;
 /// with pacing that lets a batch end between the orphan response and /head/5, /head/5 was
 /// seen paired with the orphan response of /head/4 ("four") instead of its own ("five"):
 /// a misparse.
 #[test]
-#[ignore = "bug: packet timestamps are read times; a burst after a head gap mispairs the next exchanges"]
 fn veth_lost_in_head_read_in_one_burst() {
     let pair = NetPair::new();
     replay(
@@ -787,11 +785,9 @@ fn veth_lost_in_head_read_in_one_burst() {
 
 /// ttfb_us cannot exceed latency_us (first response byte before the last).
 ///
-/// l7trace bug: with reordered response segments, latency_us is taken from the segment
-/// that holds the last byte even when it arrived before the first byte's segment, e.g.
-/// latency_us 1093 < ttfb_us 3297 for segments sent 3, 1, 0, 2 one ms apart.
+/// Regression: with reordered response segments, latency_us was taken from the segment
+/// that holds the last byte even when it arrived before the first byte's segment.
 #[test]
-#[ignore = "bug: reordered response segments give latency_us < ttfb_us"]
 fn veth_reordered_latency_not_below_ttfb() {
     let pair = NetPair::new();
     let stopped = replay(
@@ -808,14 +804,10 @@ fn veth_reordered_latency_not_below_ttfb() {
     }
 }
 
-/// Bytes lost inside a head are lost bytes too: the README says a missing range makes the
-/// exchange `complete: false` with its `lost_bytes`, and the summary counts lost bytes.
-///
-/// l7trace bug: the 15 bytes lost in /head/2's response head leave that record at
-/// `lost_bytes: 0`, and the summary says `lost_bytes=0` although 15 + 20 bytes (the
-/// request head of /head/4) never arrived: those gaps are counted nowhere.
+/// Bytes lost inside a head are lost bytes too. A head with a hole is dropped (its framing
+/// is unknown), so no record can carry them: the exchange whose response head was hit says
+/// `complete: false` with no response, and the summary's `lost_bytes` counts them all.
 #[test]
-#[ignore = "bug: bytes lost inside a head are counted nowhere (record and summary lost_bytes 0)"]
 fn veth_lost_head_bytes_are_counted() {
     let pair = NetPair::new();
     let stopped = replay(
@@ -828,6 +820,8 @@ fn veth_lost_head_bytes_are_counted() {
         .iter()
         .find(|r| r["request"]["target"] == "/head/2")
         .expect("/head/2 record");
-    assert_eq!(u64_at(lost, "/lost_bytes"), 15, "lost_bytes in {lost}");
-    assert_eq!(summary_counter(&stopped.stderr, "lost_bytes"), 15 + 20);
+    assert_eq!(lost["complete"], false, "{lost}");
+    assert!(lost["response"].is_null(), "{lost}");
+    // 10 bytes of /head/2's response head, 20 of /head/4's request head.
+    assert_eq!(summary_counter(&stopped.stderr, "lost_bytes"), 10 + 20);
 }

@@ -71,6 +71,11 @@ impl Clock {
         Clock { offset_ns: real - mono }
     }
 
+    /// CLOCK_REALTIME ns -> CLOCK_MONOTONIC ns (packet timestamps -> kernel event time).
+    pub fn monotonic(&self, real_ns: u64) -> u64 {
+        (real_ns as i128 - self.offset_ns).max(0) as u64
+    }
+
     pub fn wall(&self, mono_ns: u64) -> SystemTime {
         let ns = (mono_ns as i128 + self.offset_ns).max(0) as u64;
         UNIX_EPOCH + Duration::from_nanos(ns)

@@ -30,6 +30,8 @@ pub struct FlowStats {
     /// Payload bytes on the wire that the snap length cut.
     pub uncaptured_bytes: u64,
     pub dropped_bytes: u64,
+    /// Bytes lost where no exchange could carry them (inside a dropped head).
+    pub unreported_lost_bytes: u64,
 }
 
 /// Per-direction sequence state.
@@ -75,6 +77,8 @@ struct Flow {
     fin: [bool; 2],
     closing_since: Option<u64>,
     last_ns: u64,
+    /// Lost bytes already reported through this flow's exchanges.
+    lost_counted: u64,
 }
 
 /// Flows keyed by their two endpoints in a fixed order.
@@ -133,6 +137,7 @@ impl FlowTable {
                 fin: [false; 2],
                 closing_since: None,
                 last_ns: ts_ns,
+                lost_counted: 0,
             };
             self.flows.insert(k, flow);
         }
@@ -210,6 +215,7 @@ impl FlowTable {
             flow.http.on_close(now_ns);
             emit(&mut flow, &mut self.drained, sink);
             self.stats.dropped_bytes += flow.http.dropped_bytes();
+            self.stats.unreported_lost_bytes += flow.http.lost_bytes().saturating_sub(flow.lost_counted);
         }
     }
 
@@ -230,6 +236,7 @@ impl FlowTable {
 fn emit(flow: &mut Flow, drained: &mut Vec<Exchange>, sink: &mut impl FnMut(FlowExchange)) {
     flow.http.drain(drained);
     for exchange in drained.drain(..) {
+        flow.lost_counted = flow.lost_counted.saturating_add(exchange.lost_bytes());
         sink(FlowExchange { client: flow.client, server: flow.server, exchange });
     }
 }

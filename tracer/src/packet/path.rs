@@ -18,6 +18,7 @@ pub struct PacketPath {
     owners: Attribution,
     filter: Filter,
     buf: Vec<u8>,
+    clock: crate::output::Clock,
     pub kernel_drops: u64,
     pub frame_errors: u64,
     pub exchanges: u64,
@@ -35,6 +36,7 @@ impl PacketPath {
             owners: Attribution::default(),
             filter,
             buf: vec![0; 1 << 16],
+            clock: crate::output::Clock::new(),
             kernel_drops: 0,
             frame_errors: 0,
             exchanges: 0,
@@ -49,6 +51,11 @@ impl PacketPath {
 
     pub fn uncaptured_bytes(&self) -> u64 {
         self.flows.stats.uncaptured_bytes
+    }
+
+    /// Lost bytes no exchange reported (a gap inside a head that was dropped).
+    pub fn unreported_lost_bytes(&self) -> u64 {
+        self.flows.stats.unreported_lost_bytes
     }
 
     pub fn dropped_bytes(&self) -> u64 {
@@ -83,6 +90,8 @@ impl PacketPath {
             if got.outgoing && sock.loopback {
                 continue;
             }
+            // The frame's arrival, not the read's: one batch holds frames from a span of time.
+            let ts = got.ts_real_ns.map_or(now_ns, |t| self.clock.monotonic(t));
             let Ok(seg) = parse_ethernet(&self.buf[..got.len]) else {
                 self.frame_errors += 1;
                 continue;
@@ -90,7 +99,7 @@ impl PacketPath {
             let (flows, owners, filter) = (&mut self.flows, &self.owners, &self.filter);
             let counts = (&mut self.exchanges, &mut self.incomplete, &mut self.lost_bytes);
             let mut out = Emitter { owners, filter, emit, counts };
-            flows.on_segment(&seg, now_ns, &mut |x| out.emit(x));
+            flows.on_segment(&seg, ts, &mut |x| out.emit(x));
         }
     }
 

@@ -33,6 +33,8 @@ pub struct PacketSocket {
 pub struct Received {
     pub len: usize,
     pub outgoing: bool,
+    /// When the kernel saw the frame (CLOCK_REALTIME ns, SO_TIMESTAMPNS).
+    pub ts_real_ns: Option<u64>,
 }
 
 const ETH_P_ALL: u16 = 0x0003;
@@ -61,9 +63,12 @@ impl PacketSocket {
         let s = PacketSocket { fd, ifindex, loopback };
         // Room for bursts: 16 MiB (FORCE works as root, above rmem_max).
         let size: libc::c_int = 16 << 20;
-        // SAFETY: valid option pointer and length.
+        // Each frame's own arrival time: frames read in one batch must not share the read's.
+        let on: libc::c_int = 1;
+        // SAFETY: valid option pointers and lengths.
         unsafe {
             libc::setsockopt(s.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size as *const _ as *const libc::c_void, 4);
+            libc::setsockopt(s.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &on as *const _ as *const libc::c_void, 4);
         }
         Ok(s)
     }
@@ -86,25 +91,25 @@ impl PacketSocket {
 
     /// One frame into `buf`; None when nothing is waiting.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
-        // SAFETY: zeroed sockaddr_ll is valid.
+        // SAFETY: zeroed sockaddr_ll, iovec, msghdr and control buffer are valid; every
+        // pointer set below outlives the call.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        // SAFETY: valid buffer and address pointers.
-        let n = unsafe {
-            libc::recvfrom(
-                self.fd.as_raw_fd(),
-                buf.as_mut_ptr() as *mut libc::c_void,
-                buf.len(),
-                0,
-                &mut sll as *mut _ as *mut libc::sockaddr,
-                &mut len,
-            )
-        };
+        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
+        let mut control = [0u64; 8];
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_name = &mut sll as *mut _ as *mut libc::c_void;
+        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        msg.msg_controllen = std::mem::size_of_val(&control);
+        // SAFETY: as above.
+        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, 0) };
         if n < 0 {
             let e = io::Error::last_os_error();
             return if e.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(e) };
         }
-        Ok(Some(Received { len: n as usize, outgoing: sll.sll_pkttype == PACKET_OUTGOING }))
+        Ok(Some(Received { len: n as usize, outgoing: sll.sll_pkttype == PACKET_OUTGOING, ts_real_ns: timestamp(&msg) }))
     }
 
     /// Packets the kernel dropped on this socket since the last call (PACKET_STATISTICS).
@@ -134,4 +139,21 @@ impl AsRawFd for PacketSocket {
     fn as_raw_fd(&self) -> i32 {
         self.fd.as_raw_fd()
     }
+}
+
+/// The SCM_TIMESTAMPNS control message of a received frame.
+fn timestamp(msg: &libc::msghdr) -> Option<u64> {
+    // SAFETY: the CMSG macros walk the control buffer the kernel filled, within
+    // msg_controllen; the payload is read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                return Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    None
 }

@@ -311,7 +311,7 @@ impl Side {
             body: Vec::new(),
             body_truncated: false,
             first_ts_ns: first_ts,
-            last_ts_ns: self.marks.at(pos + len as u64 - 1).0,
+            last_ts_ns: self.marks.at(pos + len as u64 - 1).0.max(first_ts),
             tid,
             complete: true,
             lost_bytes: 0,
@@ -385,14 +385,14 @@ impl Side {
                 b.msg.body.extend_from_slice(&bytes[..room.min(bytes.len())]);
             }
             b.msg.body_size += bytes.len() as u64;
-            b.msg.last_ts_ns = ts;
+            b.msg.last_ts_ns = b.msg.last_ts_ns.max(ts);
         }
     }
 
     fn touch(&mut self, last_pos: u64) {
         let ts = self.marks.at(last_pos).0;
         if let Some(b) = self.cur.as_mut() {
-            b.msg.last_ts_ns = ts;
+            b.msg.last_ts_ns = b.msg.last_ts_ns.max(ts);
         }
     }
 
@@ -486,7 +486,7 @@ impl Side {
         let ts = self.last_ts;
         if let Some(b) = self.cur.as_mut() {
             b.msg.body_size = b.msg.body_size.saturating_add(k);
-            b.msg.last_ts_ns = ts;
+            b.msg.last_ts_ns = b.msg.last_ts_ns.max(ts);
             b.hole = true;
             if lost {
                 b.msg.lost_bytes = b.msg.lost_bytes.saturating_add(k);
