@@ -8,6 +8,38 @@ use crate::{
     redact::Redactor,
 };
 
+/// Connection keys are a kernel pointer and a kernel timestamp, not attacker-chosen
+/// bytes: a multiply-xorshift mix is enough, and SipHash showed in profiles.
+#[derive(Default, Clone, Copy)]
+pub struct BuildConnHasher;
+
+#[derive(Default)]
+pub struct ConnHasher(u64);
+
+impl std::hash::Hasher for ConnHasher {
+    fn finish(&self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^ (x >> 33)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(29) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl std::hash::BuildHasher for BuildConnHasher {
+    type Hasher = ConnHasher;
+    fn build_hasher(&self) -> ConnHasher {
+        ConnHasher(0)
+    }
+}
+
 /// Where a record's bytes were seen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -116,7 +148,7 @@ struct Conn {
 pub struct Pipeline {
     cfg: Config,
     filter: Filter,
-    conns: HashMap<ConnKey, Conn>,
+    conns: HashMap<ConnKey, Conn, BuildConnHasher>,
     drained: Vec<Exchange>,
     /// Applied to every record before any sink sees it; masks secrets by default.
     redactor: Redactor,
@@ -132,7 +164,7 @@ impl Pipeline {
         Pipeline {
             cfg,
             filter,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             drained: Vec::new(),
             redactor: Redactor::default(),
             defer_closes: false,
@@ -166,19 +198,19 @@ impl Pipeline {
     pub fn on_event(&mut self, ev: Event<'_>, sink: &mut impl FnMut(Record)) {
         match ev {
             Event::Data { meta, ts_ns, dir, pos, len, data, .. } => {
-                if !self.conns.contains_key(&meta.key) {
+                // Eviction scans the table, so it is checked only when it is full.
+                if self.conns.len() >= self.cfg.max_conns && !self.conns.contains_key(&meta.key) {
                     self.make_room(sink);
-                    let conn = self.new_conn(meta, ts_ns);
-                    self.conns.insert(meta.key, conn);
                 }
-                let Some(conn) = self.conns.get_mut(&meta.key) else { return };
+                let (cfg, filter) = (&self.cfg, &self.filter);
+                let conn = self.conns.entry(meta.key).or_insert_with(|| new_conn(cfg, filter, meta, ts_ns));
                 conn.last_ns = ts_ns;
                 if let Some(p) = conn.parser.as_mut() {
                     if !p.is_done() {
                         p.on_data(dir, pos, len, data, ts_ns, meta.tid);
                     }
                 }
-                self.drain(meta.key, sink);
+                emit(conn, &mut self.drained, &mut self.stats, &self.redactor, sink);
             }
             Event::Close { meta, ts_ns } if self.defer_closes => self.closing.push((meta.key, ts_ns)),
             Event::Close { meta, ts_ns } => self.close(meta.key, ts_ns, sink),
@@ -243,26 +275,6 @@ impl Pipeline {
         }
     }
 
-    fn new_conn(&self, meta: ConnMeta, ts_ns: u64) -> Conn {
-        let role = meta.role.unwrap_or(Role::Client);
-        tracing::debug!(
-            pid = meta.pid, fd = meta.fd, ?role, local = %meta.local, remote = %meta.remote,
-            comm = %String::from_utf8_lossy(comm_str(&meta.comm)), preexisting = meta.preexisting,
-            "new connection"
-        );
-        let comm_ok = self.filter.comms.is_empty() || self.filter.comms.iter().any(|c| c.as_slice() == comm_str(&meta.comm));
-        let role_ok = self.filter.role.is_none_or(|r| r == role);
-        let announce = self.cfg.announce_requests;
-        let parser = (comm_ok && role_ok).then(|| {
-            let mut p = Http1Conn::new(role, self.cfg.limits);
-            if announce {
-                p.announce_requests();
-            }
-            p
-        });
-        Conn { meta, role, parser, last_ns: ts_ns, lost_counted: 0 }
-    }
-
     fn make_room(&mut self, sink: &mut impl FnMut(Record)) {
         if self.conns.len() < self.cfg.max_conns {
             return;
@@ -287,11 +299,6 @@ impl Pipeline {
         }
     }
 
-    fn drain(&mut self, key: ConnKey, sink: &mut impl FnMut(Record)) {
-        if let Some(conn) = self.conns.get_mut(&key) {
-            emit(conn, &mut self.drained, &mut self.stats, &self.redactor, sink);
-        }
-    }
 
     /// Emits what a connection that is going away still holds, and counts its drops.
     fn emit_conn(&mut self, conn: &mut Conn, sink: &mut impl FnMut(Record)) {
@@ -303,6 +310,25 @@ impl Pipeline {
         }
     }
 
+}
+
+fn new_conn(cfg: &Config, filter: &Filter, meta: ConnMeta, ts_ns: u64) -> Conn {
+    let role = meta.role.unwrap_or(Role::Client);
+    tracing::debug!(
+        pid = meta.pid, fd = meta.fd, ?role, local = %meta.local, remote = %meta.remote,
+        comm = %String::from_utf8_lossy(comm_str(&meta.comm)), preexisting = meta.preexisting,
+        "new connection"
+    );
+    let comm_ok = filter.comms.is_empty() || filter.comms.iter().any(|c| c.as_slice() == comm_str(&meta.comm));
+    let role_ok = filter.role.is_none_or(|r| r == role);
+    let parser = (comm_ok && role_ok).then(|| {
+        let mut p = Http1Conn::new(role, cfg.limits);
+        if cfg.announce_requests {
+            p.announce_requests();
+        }
+        p
+    });
+    Conn { meta, role, parser, last_ns: ts_ns, lost_counted: 0 }
 }
 
 fn emit(
