@@ -312,7 +312,7 @@ fn vmtest_lines(text: &str) -> String {
         if l.contains("vmtest") || l.contains(SENTINEL) || l.contains("panic") {
             keep[i] = true;
             if i > 0 && !lines[i - 1].contains("vmtest") {
-                for k in keep.iter_mut().take(i).skip(i.saturating_sub(4)) {
+                for k in keep.iter_mut().take(i).skip(i.saturating_sub(8)) {
                     *k = true;
                 }
             }
