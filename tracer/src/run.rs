@@ -1,7 +1,7 @@
 //! The event loop: kernel buffers -> pipeline -> sink, ticks, signals, summary.
 use std::{
     io::{self, IsTerminal as _},
-    os::fd::AsRawFd,
+    os::fd::{AsRawFd, FromRawFd},
     sync::atomic::{AtomicBool, Ordering},
 };
 
@@ -93,7 +93,10 @@ fn sink(cli: &Cli) -> anyhow::Result<Box<dyn Sink>> {
         let tui = TuiSink::new(cli.max_rows, Clock::new()).context("opening the live view")?;
         return Ok(Box::new(tui));
     }
-    Ok(Box::new(JsonSink::new(io::stdout().lock(), Clock::new())))
+    // Stdout unbuffered by line: the sink writes each read's records at once (`flush`).
+    // SAFETY: fd 1 is open for the whole run and nothing else writes to it.
+    let stdout = unsafe { std::fs::File::from_raw_fd(1) };
+    Ok(Box::new(JsonSink::new(io::BufWriter::with_capacity(1 << 16, stdout), Clock::new()).watch(1)))
 }
 
 fn config(cli: &Cli) -> Config {
@@ -169,6 +172,9 @@ fn event_loop(
                     }
                 }
             }
+        }
+        if sink.flush() == Flow::Quit {
+            quit = true;
         }
         if stopping {
             break;

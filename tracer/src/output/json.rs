@@ -1,5 +1,8 @@
 //! NDJSON: one object per exchange per line, flushed per line.
-use std::io::{self, Write};
+use std::{
+    borrow::Cow,
+    io::{self, Write},
+};
 
 use base64::Engine as _;
 use serde::Serialize;
@@ -41,7 +44,7 @@ struct JsonMessage<'a> {
     status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
-    headers: Vec<(String, String)>,
+    headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     body_size: u64,
     body: String,
     body_truncated: bool,
@@ -65,7 +68,8 @@ fn message(m: &Message) -> JsonMessage<'_> {
         Ok(s) => (s.to_owned(), None),
         Err(_) => (base64::engine::general_purpose::STANDARD.encode(&m.body), Some("base64")),
     };
-    let headers = m.headers.iter().map(|(n, v)| (text(n), text(v))).collect();
+    // Borrowed when valid UTF-8 (the common case): no copy per header.
+    let headers = m.headers.iter().map(|(n, v)| (String::from_utf8_lossy(n), String::from_utf8_lossy(v))).collect();
     let mut out = JsonMessage {
         method: None,
         target: None,
@@ -125,19 +129,27 @@ pub struct JsonSink<W: Write> {
     out: W,
     clock: Clock,
     closed: bool,
+    /// Polled for the reader going away (`| head -1`) even while nothing is written.
+    watch_fd: Option<i32>,
 }
 
 impl<W: Write> JsonSink<W> {
     pub fn new(out: W, clock: Clock) -> Self {
-        JsonSink { out, clock, closed: false }
+        JsonSink { out, clock, closed: false, watch_fd: None }
+    }
+
+    /// Notice when the reader of `fd` (a pipe) goes away, between records too.
+    pub fn watch(mut self, fd: i32) -> Self {
+        self.watch_fd = Some(fd);
+        self
     }
 
     /// Writes and flushes one line. An error (EPIPE when the reader went away) ends output.
+    /// Writes one line; `flush` sends it.
     pub fn write(&mut self, r: &Record) -> io::Result<()> {
         let mut line = to_line(r, &self.clock);
         line.push('\n');
-        self.out.write_all(line.as_bytes())?;
-        self.out.flush()
+        self.out.write_all(line.as_bytes())
     }
 }
 
@@ -159,5 +171,23 @@ impl<W: Write> Sink for JsonSink<W> {
 
     fn wants_summary(&self) -> bool {
         !self.closed
+    }
+
+    fn tick(&mut self, _now_ns: u64, _counters: &super::Counters) -> Flow {
+        if let Some(fd) = self.watch_fd {
+            let mut p = libc::pollfd { fd, events: 0, revents: 0 };
+            // SAFETY: one valid pollfd, no wait.
+            if unsafe { libc::poll(&mut p, 1, 0) } == 1 && p.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+                self.closed = true;
+            }
+        }
+        if self.closed { Flow::Quit } else { Flow::Continue }
+    }
+
+    fn flush(&mut self) -> Flow {
+        if !self.closed && self.out.flush().is_err() {
+            self.closed = true;
+        }
+        if self.closed { Flow::Quit } else { Flow::Continue }
     }
 }

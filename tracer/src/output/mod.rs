@@ -53,6 +53,11 @@ pub trait Sink {
     fn wants_summary(&self) -> bool {
         true
     }
+    /// The event loop read everything the kernel had: push out what is buffered. Records
+    /// of one read go out in one write, still before the loop waits again.
+    fn flush(&mut self) -> Flow {
+        Flow::Continue
+    }
 }
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
