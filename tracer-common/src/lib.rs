@@ -29,6 +29,7 @@ pub mod globals {
     pub const SELF_PID: &str = "SELF_PID";
     pub const SNAPLEN: &str = "CFG_SNAPLEN";
     pub const FAST_PATH: &str = "FAST_PATH";
+    pub const MAX_IOV: &str = "CFG_MAX_IOV";
     pub const ATTRIBUTION_ONLY: &str = "ATTRIBUTION_ONLY";
 }
 

@@ -17,7 +17,7 @@ use tracer_common::{
 };
 
 use crate::{
-    config::{ATTRIBUTION_ONLY, CFG_MAX_CAPTURE, FILTER_PORT_ON, USE_RINGBUF},
+    config::{ATTRIBUTION_ONLY, CFG_MAX_CAPTURE, CFG_MAX_IOV, FILTER_PORT_ON, USE_RINGBUF},
     maps::{
         count, SyscallArgs, ARG_BUF, ARG_IOV, ARG_MSG, ARG_SENDFILE, CONNS, EVENTS_PERF,
         EVENTS_RB, FD_ROLES, FILTER_PORTS, SCRATCH,
@@ -320,8 +320,9 @@ fn copy(ev: &mut DataEvent, off: u64, src: u64, n: u64) -> u64 {
 #[inline(always)]
 fn copy_iov(ev: &mut DataEvent, iov: u64, iovcnt: u64, cap: u64) -> u64 {
     let mut off = 0u64;
+    let max_iov = CFG_MAX_IOV.load() as u64;
     for i in 0..MAX_IOV as u64 {
-        if i >= iovcnt || off >= cap {
+        if i >= iovcnt || i >= max_iov || off >= cap {
             break;
         }
         let Some((base, len)) = read_iov(iov, i) else {

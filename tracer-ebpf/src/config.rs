@@ -16,6 +16,11 @@ pub static SELF_PID: Global<u32> = Global::new(0);
 /// pipes cost nothing. Set where those tracepoints exist and tracepoint hooks are chosen.
 #[unsafe(no_mangle)]
 pub static FAST_PATH: Global<u8> = Global::new(0);
+/// iovecs walked per readv/writev/recvmsg/sendmsg (at most MAX_IOV). A read-only global is
+/// a constant to the verifier: with 1, the loop is one straight pass, which 6.1's verifier
+/// (it follows impossible paths through the loop) accepts; further iovecs are counted.
+#[unsafe(no_mangle)]
+pub static CFG_MAX_IOV: Global<u32> = Global::new(tracer_common::MAX_IOV as u32);
 /// `--iface`: payload bytes kept per packet.
 #[unsafe(no_mangle)]
 pub static CFG_SNAPLEN: Global<u32> = Global::new(65535);

@@ -108,7 +108,9 @@ const PERF_PAGES_PER_CPU: usize = 256;
 pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     raise_memlock();
     ensure_tracefs()?;
-    let chosen = KernelHooks::probe().choose(opts.hooks)?;
+    let kernel = KernelHooks::probe();
+    let chosen = kernel.choose(opts.hooks)?;
+    let max_iov = iovecs_walked(&kernel);
     let ringbuf_ok = aya::sys::is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(false);
     let buffer = match (opts.buffer, ringbuf_ok) {
         (BufferKind::Ringbuf, false) => return Err(LoadError::NoRingbuf),
@@ -133,6 +135,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         .override_global(globals::ATTRIBUTION_ONLY, &attribution_only, true)
         .override_global(globals::SNAPLEN, &opts.snaplen, true)
         .override_global(globals::FAST_PATH, &fast_path, true)
+        .override_global(globals::MAX_IOV, &max_iov, true)
         .map_max_entries(maps::SCRATCH, nr_cpus as u32);
     if buffer != BufferKind::Ringbuf {
         // The ring buffer map still exists in the object; keep it at its minimum.
@@ -175,8 +178,18 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tr
 pub fn verify_programs() -> Result<Vec<(String, Result<(), HookError>)>, LoadError> {
     raise_memlock();
     let nr_cpus = aya::util::nr_cpus().map_err(|(s, e)| LoadError::Cpus(format!("{s}: {e}")))?;
-    let mut ebpf = EbpfLoader::new().map_max_entries(maps::SCRATCH, nr_cpus as u32).load(OBJECT)?;
+    let max_iov = iovecs_walked(&KernelHooks::probe());
+    let mut ebpf = EbpfLoader::new()
+        .map_max_entries(maps::SCRATCH, nr_cpus as u32)
+        .override_global(globals::MAX_IOV, &max_iov, true)
+        .load(OBJECT)?;
     Ok(hooks::verify_all(&mut ebpf))
+}
+
+/// Kernels older than the `sock_*_length` tracepoints (6.5) get one iovec per syscall
+/// copied (the rest counted): the loop over more does not pass 6.1's verifier.
+fn iovecs_walked(kernel: &KernelHooks) -> u32 {
+    if kernel.sock_length_tracepoints { tracer_common::MAX_IOV as u32 } else { 1 }
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {

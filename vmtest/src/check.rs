@@ -12,10 +12,7 @@ use crate::http::{Expect, Scenario};
 pub fn of_port(records: &[Record], port: u16) -> Vec<&Record> {
     records
         .iter()
-        .filter(|r| match r.role {
-            Role::Client => r.meta.remote.port() == port,
-            Role::Server => r.meta.local.port() == port,
-        })
+        .filter(|r| r.server.port() == port)
         .collect()
 }
 
@@ -24,7 +21,7 @@ pub fn check(sc: Scenario, records: &[&Record], pid: u32, port: u16) -> Vec<Stri
     let expected = sc.expected();
     let mut problems = Vec::new();
     for role in [Role::Client, Role::Server] {
-        let mut mine: Vec<&Record> = records.iter().copied().filter(|r| r.role == role).collect();
+        let mut mine: Vec<&Record> = records.iter().copied().filter(|r| r.role == Some(role)).collect();
         mine.sort_by_key(|r| r.exchange.request.first_ts_ns);
         if mine.len() != expected.len() {
             problems.push(format!("{role:?}: {} records, want {}", mine.len(), expected.len()));
@@ -47,11 +44,9 @@ fn check_one(rec: &Record, want: &Expect, sc: Scenario, pid: u32, port: u16) -> 
         }
     };
     let ex = &rec.exchange;
-    expect(rec.meta.pid == pid, format!("pid {} want {pid}", rec.meta.pid));
-    let (client, server): (SocketAddr, SocketAddr) = match rec.role {
-        Role::Client => (rec.meta.local, rec.meta.remote),
-        Role::Server => (rec.meta.remote, rec.meta.local),
-    };
+    let got_pid = rec.process.map(|p| p.pid);
+    expect(got_pid == Some(pid), format!("pid {got_pid:?} want {pid}"));
+    let (client, server): (SocketAddr, SocketAddr) = (rec.client, rec.server);
     expect(server.port() == port, format!("server address {server}, want port {port}"));
     expect(client.port() != 0 && client.port() != port, format!("client address {client}"));
     let loopback = client.ip().is_loopback() && server.ip().is_loopback();
@@ -74,7 +69,7 @@ fn check_one(rec: &Record, want: &Expect, sc: Scenario, pid: u32, port: u16) -> 
         other => expect(false, format!("response start line {other:?}")),
     }
     expect(resp.body_size == want.response_body.len() as u64, format!("response body_size {}, want {}", resp.body_size, want.response_body.len()));
-    let uncopied = want.sendfile && rec.role == Role::Server;
+    let uncopied = want.sendfile && rec.role == Some(Role::Server);
     if uncopied {
         expect(resp.body_truncated, "sendfile body not marked truncated".into());
     } else {
@@ -97,7 +92,7 @@ pub fn describe(r: &Record) -> String {
         _ => 0,
     });
     format!(
-        "{:?} pid={} {} -> {} {target} status={status:?} complete={} note={:?}",
-        r.role, r.meta.pid, r.meta.local, r.meta.remote, r.exchange.complete(), r.exchange.note
+        "{:?} pid={:?} {} -> {} {target} status={status:?} complete={} note={:?}",
+        r.role, r.process.map(|p| p.pid), r.client, r.server, r.exchange.complete(), r.exchange.note
     )
 }

@@ -161,14 +161,16 @@ struct Run {
 
 impl Run {
     fn new() -> Self {
-        let cfg = Config { limits: Limits::default(), max_conns: 1024, idle_timeout_ns: 300_000_000_000 };
+        let cfg = Config { limits: Limits::default(), announce_requests: false, max_conns: 1024, idle_timeout_ns: 300_000_000_000 };
         Run { pipeline: Pipeline::new(cfg, Filter::default()), records: Vec::new(), perf_lost: 0, scratch: Vec::new() }
     }
 
     fn poll(&mut self, tracer: &mut Tracer) {
         let records = &mut self.records;
-        tracer::run::drain(&mut tracer.source, &mut self.pipeline, &mut |r| records.push(r), &mut self.perf_lost, &mut self.scratch);
-        self.pipeline.tick(tracer::output::monotonic_ns(), &mut |r| records.push(r));
+        let pipeline = &mut self.pipeline;
+        tracer::run::drain(&mut tracer.source, &mut |raw| pipeline.on_raw(raw, &mut |r| records.push(r)), &mut self.perf_lost, &mut self.scratch);
+        pipeline.end_round(&mut |r| records.push(r));
+        pipeline.tick(tracer::output::monotonic_ns(), &mut |r| records.push(r));
     }
 
     fn scenario(&mut self, tracer: &mut Tracer, sc: Scenario) -> Result<(), Vec<String>> {
