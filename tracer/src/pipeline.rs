@@ -304,9 +304,9 @@ impl Pipeline {
     fn emit_conn(&mut self, conn: &mut Conn, sink: &mut impl FnMut(Record)) {
         emit(conn, &mut self.drained, &mut self.stats, &self.redactor, sink);
         if let Some(p) = conn.parser.as_ref() {
-            self.stats.dropped_bytes += p.dropped_bytes();
+            self.stats.dropped_bytes = self.stats.dropped_bytes.saturating_add(p.dropped_bytes());
             // Bytes lost where no record could carry them (inside a head that was dropped).
-            self.stats.lost_bytes += p.lost_bytes().saturating_sub(conn.lost_counted);
+            self.stats.lost_bytes = self.stats.lost_bytes.saturating_add(p.lost_bytes().saturating_sub(conn.lost_counted));
         }
     }
 

@@ -153,14 +153,16 @@ fn event_loop(
             };
             match (packet.as_deref_mut(), tracer.packet.as_ref()) {
                 (Some(path), Some(sock)) => {
-                    // Syscall events only attribute processes; packets carry the exchanges.
-                    drain(&mut tracer.source, &mut |raw| path.on_syscall_raw(raw, now), &mut perf_lost, &mut scratch);
-                    path.poll(sock, now, &mut emit);
+                    // Packets carry the exchanges; the syscall events read after them name
+                    // the processes of the exchanges they finished.
+                    path.poll(sock, now);
                     if stopping {
-                        path.flush(now, &mut emit);
+                        path.flush(now);
                     } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {
-                        path.tick(sock, now, &mut emit);
+                        path.tick(sock, now);
                     }
+                    drain(&mut tracer.source, &mut |raw| path.on_syscall_raw(raw, now), &mut perf_lost, &mut scratch);
+                    path.emit_ready(&mut emit);
                 }
                 _ => {
                     drain(&mut tracer.source, &mut |raw| pipeline.on_raw(raw, &mut emit), &mut perf_lost, &mut scratch);

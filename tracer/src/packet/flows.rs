@@ -123,7 +123,8 @@ impl FlowTable {
 
     pub fn on_segment(&mut self, seg: &TcpSegment<'_>, ts_ns: u64, sink: &mut impl FnMut(FlowExchange)) {
         self.stats.segments += 1;
-        self.stats.uncaptured_bytes += (seg.wire_len as u64).saturating_sub(seg.payload.len() as u64);
+        let uncaptured = (seg.wire_len as u64).saturating_sub(seg.payload.len() as u64);
+        self.stats.uncaptured_bytes = self.stats.uncaptured_bytes.saturating_add(uncaptured);
         let k = key(seg.src, seg.dst);
         if !self.flows.contains_key(&k) {
             let Some((client, server)) = self.roles_of_new(seg) else { return };
@@ -214,8 +215,9 @@ impl FlowTable {
         if let Some(mut flow) = self.flows.remove(&k) {
             flow.http.on_close(now_ns);
             emit(&mut flow, &mut self.drained, sink);
-            self.stats.dropped_bytes += flow.http.dropped_bytes();
-            self.stats.unreported_lost_bytes += flow.http.lost_bytes().saturating_sub(flow.lost_counted);
+            self.stats.dropped_bytes = self.stats.dropped_bytes.saturating_add(flow.http.dropped_bytes());
+            let unreported = flow.http.lost_bytes().saturating_sub(flow.lost_counted);
+            self.stats.unreported_lost_bytes = self.stats.unreported_lost_bytes.saturating_add(unreported);
         }
     }
 

@@ -19,6 +19,7 @@ pub struct PacketPath {
     filter: Filter,
     buf: Vec<u8>,
     clock: crate::output::Clock,
+    ready: Vec<FlowExchange>,
     pub kernel_drops: u64,
     pub frame_errors: u64,
     pub exchanges: u64,
@@ -37,6 +38,7 @@ impl PacketPath {
             filter,
             buf: vec![0; 1 << 16],
             clock: crate::output::Clock::new(),
+            ready: Vec::new(),
             kernel_drops: 0,
             frame_errors: 0,
             exchanges: 0,
@@ -75,8 +77,9 @@ impl PacketPath {
         }
     }
 
-    /// Reads what the socket holds (up to a batch).
-    pub fn poll(&mut self, sock: &PacketSocket, now_ns: u64, emit: &mut impl FnMut(Record)) {
+    /// Reads what the socket holds (up to a batch). Finished exchanges wait in a queue for
+    /// `emit_ready`: the syscall events that name their processes are read in between.
+    pub fn poll(&mut self, sock: &PacketSocket, now_ns: u64) {
         for _ in 0..BATCH {
             let got = match sock.recv(&mut self.buf) {
                 Ok(Some(r)) => r,
@@ -96,58 +99,48 @@ impl PacketPath {
                 self.frame_errors += 1;
                 continue;
             };
-            let (flows, owners, filter) = (&mut self.flows, &self.owners, &self.filter);
-            let counts = (&mut self.exchanges, &mut self.incomplete, &mut self.lost_bytes);
-            let mut out = Emitter { owners, filter, emit, counts };
-            flows.on_segment(&seg, ts, &mut |x| out.emit(x));
+            let ready = &mut self.ready;
+            self.flows.on_segment(&seg, ts, &mut |x| ready.push(x));
         }
     }
 
-    pub fn tick(&mut self, sock: &PacketSocket, now_ns: u64, emit: &mut impl FnMut(Record)) {
+    pub fn tick(&mut self, sock: &PacketSocket, now_ns: u64) {
         self.kernel_drops += sock.drops();
         self.owners.expire(now_ns);
-        let (flows, owners, filter) = (&mut self.flows, &self.owners, &self.filter);
-        let counts = (&mut self.exchanges, &mut self.incomplete, &mut self.lost_bytes);
-        let mut out = Emitter { owners, filter, emit, counts };
-        flows.tick(now_ns, &mut |x| out.emit(x));
+        let ready = &mut self.ready;
+        self.flows.tick(now_ns, &mut |x| ready.push(x));
     }
 
-    pub fn flush(&mut self, now_ns: u64, emit: &mut impl FnMut(Record)) {
-        let (flows, owners, filter) = (&mut self.flows, &self.owners, &self.filter);
-        let counts = (&mut self.exchanges, &mut self.incomplete, &mut self.lost_bytes);
-        let mut out = Emitter { owners, filter, emit, counts };
-        flows.flush(now_ns, &mut |x| out.emit(x));
+    pub fn flush(&mut self, now_ns: u64) {
+        let ready = &mut self.ready;
+        self.flows.flush(now_ns, &mut |x| ready.push(x));
+    }
+
+    /// Attributes and emits the finished exchanges. Call after reading the syscall events:
+    /// a process's event about a connection precedes the packets that finish its exchange
+    /// (it read the request before it sent the response).
+    pub fn emit_ready(&mut self, emit: &mut impl FnMut(Record)) {
+        for x in self.ready.drain(..) {
+            let owner = self.owners.lookup(x.client, x.server);
+            let record = record(x.client, x.server, owner, x.exchange);
+            if !selected(&self.filter, &record) {
+                continue;
+            }
+            self.exchanges += 1;
+            if !record.exchange.complete() {
+                self.incomplete += 1;
+            }
+            self.lost_bytes = self.lost_bytes.saturating_add(record.exchange.lost_bytes());
+            emit(record);
+        }
     }
 }
 
-struct Emitter<'a, F: FnMut(Record)> {
-    owners: &'a Attribution,
-    filter: &'a Filter,
-    emit: &'a mut F,
-    counts: (&'a mut u64, &'a mut u64, &'a mut u64),
-}
-
-impl<F: FnMut(Record)> Emitter<'_, F> {
-    fn emit(&mut self, x: FlowExchange) {
-        let owner = self.owners.lookup(x.client, x.server);
-        let record = record(x.client, x.server, owner, x.exchange);
-        if !self.selected(&record) {
-            return;
-        }
-        *self.counts.0 += 1;
-        if !record.exchange.complete() {
-            *self.counts.1 += 1;
-        }
-        *self.counts.2 += record.exchange.lost_bytes();
-        (self.emit)(record);
-    }
-
-    fn selected(&self, r: &Record) -> bool {
-        let comm_ok = self.filter.comms.is_empty()
-            || r.process.is_some_and(|p| self.filter.comms.iter().any(|c| c.as_slice() == comm_str(&p.comm)));
-        let role_ok = self.filter.role.is_none() || r.role == self.filter.role;
-        comm_ok && role_ok
-    }
+fn selected(filter: &Filter, r: &Record) -> bool {
+    let comm_ok = filter.comms.is_empty()
+        || r.process.is_some_and(|p| filter.comms.iter().any(|c| c.as_slice() == comm_str(&p.comm)));
+    let role_ok = filter.role.is_none() || r.role == filter.role;
+    comm_ok && role_ok
 }
 
 fn record(
