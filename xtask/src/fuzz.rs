@@ -12,7 +12,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 /// Every target in fuzz/Cargo.toml.
-pub const TARGETS: &[&str] = &["http1", "streambuf", "events"];
+pub const TARGETS: &[&str] = &["http1", "streambuf", "events", "tcp"];
 pub const DEFAULT_SECS: u64 = 300;
 /// Per target in `cargo xtask test`.
 pub const CI_SECS: u64 = 60;
