@@ -31,7 +31,12 @@ pub fn raise_nofile(n: u64) {
     r.rlim_max = r.rlim_max.max(n);
     // SAFETY: valid pointer to an rlimit.
     let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) };
-    assert_eq!(rc, 0, "setrlimit(RLIMIT_NOFILE, {n}): {}", std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "setrlimit(RLIMIT_NOFILE, {n}): {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// The `NAME=N` counter of l7trace's summary line.
