@@ -338,30 +338,3 @@ fn request_version_is_the_minor_number() {
 }
 
 /// Throughput check: `cargo test -p tracer --lib --release -- --ignored --nocapture throughput`.
-#[test]
-#[ignore = "timing; run in release"]
-fn throughput_small_exchanges() {
-    let req = b"GET /api/v1/items?id=42 HTTP/1.1\r\nHost: service.internal:8080\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\nX-Request-Id: 0123456789abcdef\r\n\r\n";
-    let body = "x".repeat(1024 - 120);
-    let resp = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nServer: bench\r\n\r\n{body}",
-        body.len()
-    );
-    let n = 500_000u64;
-    let mut c = Http1Conn::new(Role::Client, Limits::default());
-    let mut out = Vec::with_capacity(1024);
-    let (mut qp, mut rp, mut got) = (0u64, 0u64, 0usize);
-    let start = std::time::Instant::now();
-    for i in 0..n {
-        c.on_data(Direction::Egress, qp, req.len() as u64, req, i * 2, 1);
-        c.on_data(Direction::Ingress, rp, resp.len() as u64, resp.as_bytes(), i * 2 + 1, 1);
-        qp += req.len() as u64;
-        rp += resp.len() as u64;
-        c.drain(&mut out);
-        got += out.len();
-        out.clear();
-    }
-    let secs = start.elapsed().as_secs_f64();
-    assert_eq!(got as u64, n);
-    eprintln!("{:.0} exchanges/s", n as f64 / secs);
-}
