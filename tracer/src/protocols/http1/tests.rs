@@ -337,4 +337,3 @@ fn request_version_is_the_minor_number() {
     assert!(matches!(out[0].request.start, StartLine::Request { version: 0, .. }));
 }
 
-/// Throughput check: `cargo test -p tracer --lib --release -- --ignored --nocapture throughput`.
