@@ -38,15 +38,15 @@ struct JsonMessage<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     method: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<String>,
+    target: Option<Cow<'a, str>>,
     version: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
+    reason: Option<Cow<'a, str>>,
     headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     body_size: u64,
-    body: String,
+    body: Cow<'a, str>,
     body_truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     body_encoding: Option<&'static str>,
@@ -65,8 +65,8 @@ fn text(b: &[u8]) -> String {
 
 fn message(m: &Message) -> JsonMessage<'_> {
     let (body, body_encoding) = match std::str::from_utf8(&m.body) {
-        Ok(s) => (s.to_owned(), None),
-        Err(_) => (base64::engine::general_purpose::STANDARD.encode(&m.body), Some("base64")),
+        Ok(s) => (Cow::Borrowed(s), None),
+        Err(_) => (Cow::Owned(base64::engine::general_purpose::STANDARD.encode(&m.body)), Some("base64")),
     };
     // Borrowed when valid UTF-8 (the common case): no copy per header.
     let headers = m.headers.iter().map(|(n, v)| (String::from_utf8_lossy(n), String::from_utf8_lossy(v))).collect();
@@ -85,13 +85,13 @@ fn message(m: &Message) -> JsonMessage<'_> {
     match &m.start {
         StartLine::Request { method, target, version: v } => {
             out.method = Some(method.as_str());
-            out.target = Some(text(target));
+            out.target = Some(String::from_utf8_lossy(target));
             out.version = version(*v);
         }
         StartLine::Response { version: v, status, reason } => {
             out.version = version(*v);
             out.status = Some(*status);
-            out.reason = Some(text(reason));
+            out.reason = Some(String::from_utf8_lossy(reason));
         }
     }
     out
@@ -99,6 +99,10 @@ fn message(m: &Message) -> JsonMessage<'_> {
 
 /// The JSON line for a record, without the newline.
 pub fn to_line(r: &Record, clock: &Clock) -> String {
+    serde_json::to_string(&exchange(r, clock)).unwrap_or_else(|e| format!("{{\"error\":\"serialising: {e}\"}}"))
+}
+
+fn exchange<'a>(r: &'a Record, clock: &Clock) -> JsonExchange<'a> {
     let ex = &r.exchange;
     let req = &ex.request;
     let resp = ex.response.as_ref();
@@ -122,7 +126,7 @@ pub fn to_line(r: &Record, clock: &Clock) -> String {
         lost_bytes: ex.lost_bytes(),
         note: ex.note.map(|n| n.as_str()),
     };
-    serde_json::to_string(&j).unwrap_or_else(|e| format!("{{\"error\":\"serialising: {e}\"}}"))
+    j
 }
 
 pub struct JsonSink<W: Write> {
@@ -147,9 +151,9 @@ impl<W: Write> JsonSink<W> {
     /// Writes and flushes one line. An error (EPIPE when the reader went away) ends output.
     /// Writes one line; `flush` sends it.
     pub fn write(&mut self, r: &Record) -> io::Result<()> {
-        let mut line = to_line(r, &self.clock);
-        line.push('\n');
-        self.out.write_all(line.as_bytes())
+        // Straight into the buffered writer: no String per line.
+        serde_json::to_writer(&mut self.out, &exchange(r, &self.clock)).map_err(io::Error::other)?;
+        self.out.write_all(b"\n")
     }
 }
 
