@@ -5,17 +5,18 @@
 //! requests.
 //!
 //! # Pairing rule
-//! While neither stream has lost bytes, responses pair with requests strictly in order
-//! (the timestamps are not consulted: they may be taken at syscall exit, where a read can
-//! finish before the write that caused it returns). Interim 1xx responses are skipped.
+//! Responses pair with requests in order, and never with a request that started after
+//! the response did: the kernel side stamps written bytes when they leave and read bytes
+//! when they arrive, so an answer cannot start before its request. A response whose first
+//! byte `t` is earlier than the next unanswered request `Q`'s (`t < Q.first_ts`) answered
+//! a request we never saw (a connection picked up mid-way, a request lost in a gap, an
+//! unparseable request) and is dropped as an orphan. Interim 1xx responses are skipped.
 //! A response that arrives before any unanswered request has been parsed waits (its
 //! bytes are held) until a request arrives, the reorder timeout passes, the buffer bound
 //! is hit or the connection closes; then it is an orphan.
 //!
-//! After a gap the timestamps decide, with `t` the first byte of the response:
-//! - requests may have been lost just before the next unanswered request `Q` (gap in
-//!   the request stream, or an unparseable request): the response pairs with `Q` only if
-//!   `t >= Q.first_ts`; otherwise it answered a lost request and is dropped as an orphan.
+//! After a gap in the response stream the timestamps decide further, with `t` the first
+//! byte of the response:
 //! - responses may have been lost (gap in the response stream): once the request stream
 //!   has been read past `t`, the candidates are the unanswered requests that started at
 //!   or before `t`. None: orphan. One: pair. Several: on a connection never seen
