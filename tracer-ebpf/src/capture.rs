@@ -20,7 +20,7 @@ use crate::{
     config::{ATTRIBUTION_ONLY, CFG_MAX_CAPTURE, CFG_MAX_IOV, FILTER_PORT_ON, USE_RINGBUF},
     maps::{
         count, SyscallArgs, ARG_BUF, ARG_IOV, ARG_MSG, ARG_SENDFILE, CONNS, EVENTS_PERF,
-        EVENTS_RB, FD_ROLES, FILTER_PORTS, SCRATCH,
+        EVENTS_RB, FD_ROLES, FILTER_PORTS, SCRATCH, SCRATCH_SEQ,
     },
     probes::conn_key,
 };
@@ -238,6 +238,25 @@ fn fill_header(hdr: &mut EventHeader, conn: &ConnInfo, kind: EventKind, tgid: u3
     hdr.comm = bpf_get_current_comm().unwrap_or([0; 16]);
 }
 
+/// This CPU's scratch generation (see `SCRATCH_SEQ`).
+#[inline(always)]
+fn scratch_seq() -> u64 {
+    // SAFETY: per-CPU slot read.
+    SCRATCH_SEQ.get_ptr(0).map_or(0, |p| unsafe { *p })
+}
+
+#[inline(always)]
+fn take_scratch_seq() -> u64 {
+    match SCRATCH_SEQ.get_ptr_mut(0) {
+        // SAFETY: per-CPU slot.
+        Some(p) => unsafe {
+            *p += 1;
+            *p
+        },
+        None => 0,
+    }
+}
+
 #[inline(always)]
 fn scratch() -> Option<&'static mut DataEvent> {
     // SAFETY: helper without preconditions; the slot is this CPU's and the program is not
@@ -252,6 +271,7 @@ fn emit_data<C: EbpfContext>(ctx: &C, conn: &mut ConnInfo, args: &SyscallArgs, d
     let Some(ev) = scratch() else {
         return;
     };
+    let seq = take_scratch_seq();
     fill_header(&mut ev.hdr, conn, EventKind::Data, tgid, tid, args.fd, sk);
     if dir == DIR_EGRESS {
         ev.hdr.ts_ns = args.enter_ns;
@@ -286,7 +306,12 @@ fn emit_data<C: EbpfContext>(ctx: &C, conn: &mut ConnInfo, args: &SyscallArgs, d
         count(counters::UNCAPTURED_BYTES, ret - captured);
     }
     let size = (HEADER_SIZE as u64 + captured) as usize;
-    if output(ctx, ev as *const DataEvent as *const u8, size) {
+    // Another program took the slot meanwhile (preemptible kernels): the bytes in it are
+    // not ours; drop the event (the position gap tells userspace) rather than send them.
+    if scratch_seq() != seq {
+        count(counters::LOST_EVENTS, 1);
+        count(counters::LOST_BYTES, ret);
+    } else if output(ctx, ev as *const DataEvent as *const u8, size) {
         conn.emitted = 1;
     } else {
         count(counters::LOST_EVENTS, 1);
@@ -367,18 +392,16 @@ fn output<C: EbpfContext>(ctx: &C, data: *const u8, size: usize) -> bool {
     }
 }
 
+/// Closes come from `inet_sock_set_state`, which also runs in softirq: it may interrupt a
+/// data event being built in this CPU's scratch slot, so it builds its header on the stack
+/// and never touches the slot.
 pub fn emit_close<C: EbpfContext>(ctx: &C, conn: &ConnInfo, sk: u64) {
-    let Some(ev) = scratch() else {
-        return;
-    };
-    fill_header(&mut ev.hdr, conn, EventKind::Close, conn.pid, 0, conn.fd, sk);
+    // SAFETY: EventHeader is integers and byte arrays: all zeroes is a valid value.
+    let mut hdr: EventHeader = unsafe { core::mem::zeroed() };
+    fill_header(&mut hdr, conn, EventKind::Close, conn.pid, 0, conn.fd, sk);
     // Not in the owner's context: its command name is not the current one.
-    ev.hdr.comm = [0; 16];
-    ev.hdr.dir = 0;
-    ev.hdr.pos = 0;
-    ev.hdr.len = 0;
-    ev.hdr.cap = 0;
-    if !output(ctx, ev as *const DataEvent as *const u8, HEADER_SIZE) {
+    hdr.comm = [0; 16];
+    if !output(ctx, &hdr as *const EventHeader as *const u8, HEADER_SIZE) {
         count(counters::LOST_EVENTS, 1);
     }
 }

@@ -64,6 +64,12 @@ pub static FILTER_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
 #[map(name = "SCRATCH")]
 pub static SCRATCH: Array<DataEvent> = Array::with_max_entries(256, 0);
 
+/// Bumped each time a program takes this CPU's scratch slot: a program that finds it
+/// changed before output was interrupted by another user of the slot (a preemptible
+/// kernel) and drops its event, counted as lost, rather than send another's bytes.
+#[map(name = "SCRATCH_SEQ")]
+pub static SCRATCH_SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);
 
