@@ -4,10 +4,10 @@
 use aya_ebpf::{helpers::bpf_probe_read_user, macros::tracepoint, programs::TracePointContext, EbpfContext};
 use tracer_common::{FdRole, AF_INET, AF_INET6, ROLE_CLIENT, ROLE_SERVER};
 
-use super::{conn_key, current, sys_arg, sys_ret, tp_args, traced};
+use super::{conn_key, current, sys_arg, sys_ret, tp_args};
 use crate::{
     capture::emit_close,
-    maps::{SyscallArgs, ARGS, ARG_ACCEPT, ARG_CONNECT, CONNS, FD_ROLES},
+    maps::{ARGS, ARG_ACCEPT, ARG_CONNECT, CONNS, FD_ROLES},
 };
 
 const EINPROGRESS: i64 = 115;
@@ -94,24 +94,10 @@ pub fn close_enter(fd: u32) {
     let _ = FD_ROLES.remove(&conn_key(tgid, fd));
 }
 
-/// accept/connect enter: `a` holds the first four syscall arguments.
+/// accept/connect enter: `a` holds the first four syscall arguments (fd, sockaddr).
 #[inline(always)]
 pub fn save(kind: u32, a: &[u64; 4]) {
-    let (id, tgid, _) = current();
-    if !traced(tgid) {
-        return;
-    }
-    let args = SyscallArgs {
-        kind,
-        fd: a[0] as u32,
-        ptr: a[1],
-        count: 0,
-        sk: 0,
-        peek: 0,
-        _pad: 0,
-        enter_ns: 0,
-    };
-    let _ = ARGS.insert(&id, &args, 0);
+    super::data::save(kind, a, 1, 2);
 }
 
 /// accept/connect exit with the syscall's return value.
