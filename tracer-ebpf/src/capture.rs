@@ -50,7 +50,7 @@ pub fn on_payload<C: EbpfContext>(ctx: &C, args: &SyscallArgs, dir: u8, ret: u64
                 None => return,
             }
         }
-        (None, None) => match adopt(args, dir, sk, tgid) {
+        (None, None) => match adopt(args, dir, ret, sk, tgid) {
             Some(c) => c,
             None => return,
         },
@@ -111,11 +111,12 @@ fn insert_conn(sk: u64, role: u8, proto: u8, flags: u32, tgid: u32, fd: u32) -> 
 /// A connection the kernel side never saw open (it predates tracing, or the fd came from
 /// another process): adopt it when its first bytes here start an HTTP message.
 #[inline(always)]
-fn adopt(args: &SyscallArgs, dir: u8, sk: u64, tgid: u32) -> Option<*mut ConnInfo> {
+fn adopt(args: &SyscallArgs, dir: u8, ret: u64, sk: u64, tgid: u32) -> Option<*mut ConnInfo> {
     if args.kind == ARG_SENDFILE {
         return None;
     }
-    let role = match (first_bytes(args, 8, false), dir == DIR_EGRESS) {
+    // Only the `ret` bytes that moved: beyond them the buffer holds older data.
+    let role = match (first_bytes(args, ret, false), dir == DIR_EGRESS) {
         (FirstBytes::Other, _) => return None,
         (FirstBytes::Request, true) | (FirstBytes::Response, false) => ROLE_CLIENT,
         _ => ROLE_SERVER,

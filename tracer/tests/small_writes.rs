@@ -1,4 +1,9 @@
 //! A request written one byte per write() and a response in 10-byte writes.
+//!
+//! The server's accept thread is already blocked in accept() when l7trace starts (as an
+//! idle server's is), and the first bytes are paced so that its first read returns a
+//! single byte: the connection must be known from accept's exit alone, since a one-byte
+//! first read is too little to adopt a stream by its first bytes.
 
 mod common;
 

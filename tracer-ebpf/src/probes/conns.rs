@@ -4,7 +4,7 @@
 use aya_ebpf::{helpers::bpf_probe_read_user, macros::tracepoint, programs::TracePointContext, EbpfContext};
 use tracer_common::{FdRole, AF_INET, AF_INET6, ROLE_CLIENT, ROLE_SERVER};
 
-use super::{conn_key, current, sys_arg, sys_ret, tp_args};
+use super::{conn_key, current, sys_arg, sys_ret, tp_args, traced};
 use crate::{
     capture::emit_close,
     maps::{ARGS, ARG_ACCEPT, ARG_CONNECT, CONNS, FD_ROLES},
@@ -105,17 +105,23 @@ pub fn save(kind: u32, a: &[u64; 4]) {
 pub fn finish(kind: u32, ret: i64) {
     let (id, tgid, _) = current();
     // SAFETY: copied out at once.
-    let Some(args) = (unsafe { ARGS.get(&id) }).copied() else {
-        return;
-    };
-    let _ = ARGS.remove(&id);
-    if args.kind != kind {
-        return;
+    let saved = (unsafe { ARGS.get(&id) }).copied();
+    if saved.is_some() {
+        let _ = ARGS.remove(&id);
     }
-    let (fd, role) = match kind {
-        ARG_ACCEPT if ret >= 0 => (ret as u32, ROLE_SERVER),
-        ARG_CONNECT if ret == 0 || ret == -EINPROGRESS => (args.fd, ROLE_CLIENT),
+    let (fd, role) = match (kind, saved) {
+        // accept's result is the new fd: the exit needs nothing from the enter, which a
+        // server already blocked in accept when tracing began never passed (every idle
+        // server). Without this, its first connection would depend on adoption, which
+        // needs four bytes in the first read.
+        (ARG_ACCEPT, _) if ret >= 0 => (ret as u32, ROLE_SERVER),
+        (ARG_CONNECT, Some(args)) if args.kind == ARG_CONNECT && (ret == 0 || ret == -EINPROGRESS) => {
+            (args.fd, ROLE_CLIENT)
+        }
         _ => return,
     };
+    if !traced(tgid) {
+        return;
+    }
     let _ = FD_ROLES.insert(&conn_key(tgid, fd), &FdRole { role, _pad: [0; 7] }, 0);
 }

@@ -4,13 +4,20 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-/// All records, pretty enough for a failure message.
+/// All records, pretty enough for a failure message, and what the last l7trace stopped on
+/// this thread printed on stderr (its counters say where missing bytes went).
 pub fn dump(records: &[Value]) -> String {
-    records
+    let mut text = records
         .iter()
         .map(|r| r.to_string())
         .collect::<Vec<_>>()
-        .join("\n")
+        .join("\n");
+    let stderr = super::trace::last_stderr();
+    if !stderr.is_empty() {
+        text.push_str("\nl7trace stderr:\n");
+        text.push_str(&stderr.join("\n"));
+    }
+    text
 }
 
 /// The records of one role ("client" or "server"), in output order.

@@ -68,10 +68,16 @@ impl RawClient {
     pub fn send_bytewise(&mut self, bytes: &[u8]) {
         let mut stream = self.stream();
         stream.set_nodelay(true).unwrap();
-        for b in bytes {
+        for (i, b) in bytes.iter().enumerate() {
             stream
                 .write_all(std::slice::from_ref(b))
                 .expect("write byte");
+            // A pause after each of the first bytes lets the peer's reads return them one
+            // at a time, as they do on a loaded machine: the first read of the stream is
+            // then a single byte, whatever the scheduler does.
+            if i < 8 {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
         }
     }
 

@@ -14,6 +14,16 @@ const STOP_DEADLINE: Duration = Duration::from_secs(30);
 const SETTLE: Duration = Duration::from_millis(300);
 const READY_PREFIX: &str = "l7trace: tracing";
 
+thread_local! {
+    /// Stderr of the last l7trace stopped on this thread, for failure messages.
+    static LAST_STDERR: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Stderr of the last l7trace this thread stopped.
+pub fn last_stderr() -> Vec<String> {
+    LAST_STDERR.with(|s| s.borrow().clone())
+}
+
 /// A running l7trace; `stop` ends it with SIGINT and returns its records.
 pub struct Trace {
     child: Child,
@@ -186,6 +196,7 @@ impl Trace {
             .join()
             .unwrap();
         let stderr = self.stderr_lines();
+        LAST_STDERR.with(|s| *s.borrow_mut() = stderr.clone());
         assert!(
             status.success(),
             "l7trace {:?} exited with {status} after signal {signal}; stderr:\n{}",
