@@ -8,7 +8,8 @@
 //!
 //! `cargo bench -p tracer --bench pipeline` runs criterion. With `L7TRACE_BENCH_FIXED=SECS`
 //! it instead runs each case for about SECS seconds and prints one `pipeline-fixed: {json}`
-//! line per case (what `cargo xtask bench` reads).
+//! line per case (what `cargo xtask bench` reads). `L7TRACE_BENCH_ONLY=NAME` runs one
+//! workload (`keepalive`, `close` or `open16k`).
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -119,32 +120,46 @@ fn addr(ip: Ipv4Addr) -> [u8; 16] {
     a
 }
 
-/// `conns` connections (half server, half client), `per_conn` exchanges on each,
-/// round-robin, then a close each.
-fn workload(name: &'static str, conns: usize, per_conn: usize) -> Workload {
+/// `conns` connections (half server, half client), `per_conn` exchanges on each, records
+/// interleaved round-robin, `window` connections open at a time: each batch of `window`
+/// connections does its exchanges, then closes, and the next batch opens (wrk's `-c`
+/// connections; with `Connection: close` each is replaced as soon as it closes).
+fn workload(name: &'static str, conns: usize, per_conn: usize, window: usize) -> Workload {
     let resp = response();
-    let mut gens: Vec<ConnGen> = (0..conns).map(|n| ConnGen::new(n, n % 2 == 0)).collect();
     let mut records = Vec::new();
     let mut ts = 1_000_000_000u64;
-    for i in 0..per_conn {
-        for g in gens.iter_mut() {
-            g.exchange(i, &mut ts, &resp, &mut records);
+    for first in (0..conns).step_by(window) {
+        let mut gens: Vec<ConnGen> =
+            (first..(first + window).min(conns)).map(|n| ConnGen::new(n, n % 2 == 0)).collect();
+        for i in 0..per_conn {
+            for g in gens.iter_mut() {
+                g.exchange(i, &mut ts, &resp, &mut records);
+            }
         }
-    }
-    for g in &gens {
-        ts += 1000;
-        records.push(g.close(ts));
+        for g in &gens {
+            ts += 1000;
+            records.push(g.close(ts));
+        }
     }
     let bytes = records.iter().map(|r| r.len() as u64).sum();
     Workload { name, records, exchanges: (conns * per_conn) as u64, bytes }
 }
 
+/// Every workload, or only the one named by `L7TRACE_BENCH_ONLY` (for profiling one).
 fn workloads() -> Vec<Workload> {
+    let only = std::env::var("L7TRACE_BENCH_ONLY").ok();
+    all_workloads().into_iter().filter(|w| only.as_deref().is_none_or(|o| o == w.name)).collect()
+}
+
+fn all_workloads() -> Vec<Workload> {
     vec![
         // Keep-alive: 256 connections, 64 exchanges each.
-        workload("keepalive", 256, 64),
-        // Connection: close: one exchange per connection.
-        workload("close", 16_384, 1),
+        workload("keepalive", 256, 64, 256),
+        // Connection: close: one exchange per connection, 64 open at a time (wrk -c64).
+        workload("close", 16_384, 1, 64),
+        // The worst case for memory: 16,384 connections open at once, one exchange each,
+        // then every close.
+        workload("open16k", 16_384, 1, 16_384),
     ]
 }
 

@@ -148,7 +148,9 @@ struct Conn {
 pub struct Pipeline {
     cfg: Config,
     filter: Filter,
-    conns: HashMap<ConnKey, Conn, BuildConnHasher>,
+    /// Boxed: a connection's parser state is large, and the table moves its values when
+    /// it grows (a memcpy per entry per rehash, and per insert).
+    conns: HashMap<ConnKey, Box<Conn>, BuildConnHasher>,
     drained: Vec<Exchange>,
     /// Applied to every record before any sink sees it; masks secrets by default.
     redactor: Redactor,
@@ -312,7 +314,7 @@ impl Pipeline {
 
 }
 
-fn new_conn(cfg: &Config, filter: &Filter, meta: ConnMeta, ts_ns: u64) -> Conn {
+fn new_conn(cfg: &Config, filter: &Filter, meta: ConnMeta, ts_ns: u64) -> Box<Conn> {
     let role = meta.role.unwrap_or(Role::Client);
     tracing::debug!(
         pid = meta.pid, fd = meta.fd, ?role, local = %meta.local, remote = %meta.remote,
@@ -328,7 +330,7 @@ fn new_conn(cfg: &Config, filter: &Filter, meta: ConnMeta, ts_ns: u64) -> Conn {
         }
         p
     });
-    Conn { meta, role, parser, last_ns: ts_ns, lost_counted: 0 }
+    Box::new(Conn { meta, role, parser, last_ns: ts_ns, lost_counted: 0 })
 }
 
 fn emit(

@@ -66,10 +66,13 @@ impl Redactor {
     }
 
     fn apply_message(&self, m: &mut Message) {
-        for (name, value) in m.headers.iter_mut() {
-            let lower = name.trim_ascii().to_ascii_lowercase();
-            if self.names.contains(&lower) {
-                *value = masked(&lower, value);
+        for i in 0..m.headers.len() {
+            let (name, value) = m.headers.field(i);
+            let name = name.trim_ascii();
+            // No allocation per header: the list is short and compared without copies.
+            if let Some(lower) = self.names.iter().find(|n| n.eq_ignore_ascii_case(name)) {
+                let mask = masked(lower, value);
+                m.headers.set_value(i, &mask);
             }
         }
     }
@@ -105,7 +108,7 @@ mod tests {
     fn msg(headers: &[(&str, &[u8])]) -> Message {
         Message {
             start: StartLine::Request { method: "GET".into(), target: b"/".to_vec(), version: 1 },
-            headers: headers.iter().map(|(n, v)| (n.as_bytes().to_vec(), v.to_vec())).collect(),
+            headers: headers.iter().map(|(n, v)| (n.as_bytes(), *v)).collect(),
             body_size: 0,
             body: Vec::new(),
             body_truncated: false,

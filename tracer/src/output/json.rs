@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{rfc3339, Clock, Flow, Sink};
 use crate::{
     pipeline::{comm_str, Record},
-    protocols::{Message, Role, StartLine},
+    protocols::{Headers, Message, Role, StartLine},
 };
 
 #[derive(Serialize)]
@@ -44,12 +44,27 @@ struct JsonMessage<'a> {
     status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<Cow<'a, str>>,
-    headers: Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    headers: JsonHeaders<'a>,
     body_size: u64,
     body: Cow<'a, str>,
     body_truncated: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     body_encoding: Option<&'static str>,
+}
+
+/// `[[name, value], ...]`, serialised straight from the message: no list built per record,
+/// and no copy of a name or value that is valid UTF-8 (the common case).
+struct JsonHeaders<'a>(&'a Headers);
+
+impl Serialize for JsonHeaders<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (n, v) in self.0.iter() {
+            seq.serialize_element(&(String::from_utf8_lossy(n), String::from_utf8_lossy(v)))?;
+        }
+        seq.end()
+    }
 }
 
 fn version(v: u8) -> &'static str {
@@ -68,8 +83,7 @@ fn message(m: &Message) -> JsonMessage<'_> {
         Ok(s) => (Cow::Borrowed(s), None),
         Err(_) => (Cow::Owned(base64::engine::general_purpose::STANDARD.encode(&m.body)), Some("base64")),
     };
-    // Borrowed when valid UTF-8 (the common case): no copy per header.
-    let headers = m.headers.iter().map(|(n, v)| (String::from_utf8_lossy(n), String::from_utf8_lossy(v))).collect();
+    let headers = JsonHeaders(&m.headers);
     let mut out = JsonMessage {
         method: None,
         target: None,

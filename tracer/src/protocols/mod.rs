@@ -36,12 +36,102 @@ pub enum StartLine {
     Response { version: u8, status: u16, reason: Vec<u8> },
 }
 
+/// Header fields of one message, in order: every name and value in one buffer, so that a
+/// head costs two allocations however many fields it has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    bytes: Vec<u8>,
+    /// Per field: where its name starts, where its value starts (the name's end), where
+    /// its value ends.
+    spans: Vec<[u32; 3]>,
+}
+
+impl Headers {
+    /// Room for `fields` fields of `bytes` bytes in all.
+    pub fn with_capacity(fields: usize, bytes: usize) -> Self {
+        Headers {
+            bytes: Vec::with_capacity(bytes),
+            spans: Vec::with_capacity(fields),
+        }
+    }
+
+    pub fn push(&mut self, name: &[u8], value: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(name);
+        self.bytes.extend_from_slice(value);
+        self.spans.push([
+            start as u32,
+            (start + name.len()) as u32,
+            self.bytes.len() as u32,
+        ]);
+    }
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// (name, value) pairs in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&[u8], &[u8])> + '_ {
+        (0..self.spans.len()).map(|i| self.field(i))
+    }
+
+    /// Field `i`: (name, value).
+    pub fn field(&self, i: usize) -> (&[u8], &[u8]) {
+        let [n, v, e] = self.spans[i];
+        (
+            &self.bytes[n as usize..v as usize],
+            &self.bytes[v as usize..e as usize],
+        )
+    }
+
+    /// The value of the first field named `name` (ASCII case-insensitive).
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// Replaces the value of field `i`; the old value's bytes are overwritten, not left
+    /// behind in the buffer (redaction).
+    pub fn set_value(&mut self, i: usize, value: &[u8]) {
+        let [_, v, e] = self.spans[i];
+        let (v, e) = (v as usize, e as usize);
+        if value.len() <= e - v {
+            self.bytes[v..v + value.len()].copy_from_slice(value);
+            self.bytes[v + value.len()..e].fill(0);
+            self.spans[i][2] = (v + value.len()) as u32;
+        } else {
+            self.bytes[v..e].fill(0);
+            let at = self.bytes.len();
+            let name = self.spans[i][0] as usize..v;
+            let name_len = name.len();
+            self.bytes.extend_from_within(name);
+            self.bytes.extend_from_slice(value);
+            self.spans[i] = [at as u32, (at + name_len) as u32, self.bytes.len() as u32];
+        }
+    }
+}
+
+impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
+        let mut h = Headers::default();
+        for (n, v) in iter {
+            h.push(n.as_ref(), v.as_ref());
+        }
+        h
+    }
+}
+
 /// One HTTP message as seen on the wire. Header names and values are raw bytes; sinks
 /// sanitise them for display.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
     pub start: StartLine,
-    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub headers: Headers,
     /// Decoded body size (chunk framing removed), captured or not.
     pub body_size: u64,
     /// The first `max_body` bytes of the decoded body that were captured.
@@ -119,5 +209,64 @@ impl Default for Limits {
             response_timeout_ns: 10_000_000_000,
             reorder_timeout_ns: 200_000_000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Headers;
+
+    fn pairs(h: &Headers) -> Vec<(String, String)> {
+        h.iter()
+            .map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn headers_keep_order_and_look_up_any_case() {
+        let h: Headers = [("Host", "a"), ("X-Empty", ""), ("host", "b")]
+            .into_iter()
+            .collect();
+        assert_eq!(h.len(), 3);
+        assert_eq!(pairs(&h)[1], ("X-Empty".into(), "".into()));
+        assert_eq!(h.get(b"HOST"), Some(&b"a"[..]));
+        assert_eq!(h.get(b"missing"), None);
+    }
+
+    #[test]
+    fn set_value_shorter_or_longer_leaves_no_old_byte() {
+        let mut h: Headers = [
+            ("Cookie", "secret-value"),
+            ("A", "b"),
+            ("Authorization", "t"),
+        ]
+        .into_iter()
+        .collect();
+        h.set_value(0, b"[x]");
+        h.set_value(2, b"Bearer [redacted]");
+        assert_eq!(
+            pairs(&h),
+            vec![
+                ("Cookie".into(), "[x]".into()),
+                ("A".into(), "b".into()),
+                ("Authorization".into(), "Bearer [redacted]".into())
+            ]
+        );
+        assert!(
+            !h.bytes.windows(6).any(|w| w == b"secret"),
+            "old value left in {:?}",
+            h.bytes
+        );
+        let first = h
+            .bytes
+            .windows(13)
+            .position(|w| w == b"Authorization")
+            .unwrap();
+        assert_eq!(h.bytes[first + 13], 0, "old value left in {:?}", h.bytes);
     }
 }

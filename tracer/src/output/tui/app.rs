@@ -537,7 +537,7 @@ mod tests {
         use crate::protocols::{Exchange, Message, StartLine};
         let msg = |start| Message {
             start,
-            headers: vec![],
+            headers: Default::default(),
             body_size: 0,
             body: vec![],
             body_truncated: false,

@@ -67,12 +67,7 @@ impl Entry {
             StartLine::Request { method, target, .. } => (sanitize_str(method), sanitize(target)),
             StartLine::Response { .. } => (String::from("?"), String::new()),
         };
-        let host = req
-            .headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(b"host"))
-            .map(|(_, v)| sanitize(v))
-            .unwrap_or_default();
+        let host = req.headers.get(b"host").map(sanitize).unwrap_or_default();
         Entry {
             seq,
             pending: r.in_flight,

@@ -10,7 +10,7 @@ use crate::protocols::StartLine;
 /// Headers per head; more is a parse error (resync), never an allocation.
 pub(super) const MAX_HEADERS: usize = 128;
 
-pub(super) type Headers = Vec<(Vec<u8>, Vec<u8>)>;
+pub(super) use crate::protocols::Headers;
 
 /// How the body of a message ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +198,12 @@ fn trim(v: &[u8]) -> &[u8] {
 }
 
 fn owned(headers: &[Header<'_>]) -> Headers {
-    headers.iter().map(|h| (h.name.as_bytes().to_vec(), h.value.to_vec())).collect()
+    let bytes = headers.iter().map(|h| h.name.len() + h.value.len()).sum();
+    let mut out = Headers::with_capacity(headers.len(), bytes);
+    for h in headers {
+        out.push(h.name.as_bytes(), h.value);
+    }
+    out
 }
 
 /// Where a plausible message start is, when resynchronising after a gap.
