@@ -103,6 +103,13 @@ pub fn monotonic_ns() -> u64 {
 
 /// RFC 3339 UTC with microseconds, without a date crate.
 pub fn rfc3339(t: SystemTime) -> String {
+    let mut out = Vec::with_capacity(27);
+    rfc3339_into(&mut out, t);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `rfc3339`, appended to `out` without formatting machinery (one per JSON record).
+pub fn rfc3339_into(out: &mut Vec<u8>, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
@@ -117,7 +124,25 @@ pub fn rfc3339(t: SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + (month <= 2) as i64;
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{:06}Z", d.subsec_micros())
+    let digits = |out: &mut Vec<u8>, v: u64, width: u32| {
+        for k in (0..width).rev() {
+            out.push(b'0' + (v / 10u64.pow(k) % 10) as u8);
+        }
+    };
+    digits(out, year.clamp(0, 9999) as u64, 4);
+    out.push(b'-');
+    digits(out, month as u64, 2);
+    out.push(b'-');
+    digits(out, day as u64, 2);
+    out.push(b'T');
+    digits(out, h, 2);
+    out.push(b':');
+    digits(out, m, 2);
+    out.push(b':');
+    digits(out, s, 2);
+    out.push(b'.');
+    digits(out, u64::from(d.subsec_micros()), 6);
+    out.push(b'Z');
 }
 
 #[cfg(test)]
