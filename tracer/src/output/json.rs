@@ -50,7 +50,7 @@ pub fn write_record(out: &mut Vec<u8>, r: &Record, clock: &Clock) {
     opt_num(out, r.process.map(|p| u64::from(p.tid)));
     out.extend_from_slice(b",\"comm\":");
     match &r.process {
-        Some(p) => string(out, &String::from_utf8_lossy(comm_str(&p.comm))),
+        Some(p) => bytes(out, comm_str(&p.comm)),
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"src\":\"");
@@ -86,7 +86,7 @@ fn message(out: &mut Vec<u8>, m: &Message) {
             out.extend_from_slice(b"\"method\":");
             string(out, method);
             out.extend_from_slice(b",\"target\":");
-            string(out, &String::from_utf8_lossy(target));
+            bytes(out, target);
             out.extend_from_slice(b",\"version\":\"");
             out.extend_from_slice(version(*v).as_bytes());
             out.push(b'"');
@@ -97,7 +97,7 @@ fn message(out: &mut Vec<u8>, m: &Message) {
             out.extend_from_slice(b"\",\"status\":");
             num(out, u64::from(*status));
             out.extend_from_slice(b",\"reason\":");
-            string(out, &String::from_utf8_lossy(reason));
+            bytes(out, reason);
         }
     }
     out.extend_from_slice(b",\"headers\":[");
@@ -106,9 +106,9 @@ fn message(out: &mut Vec<u8>, m: &Message) {
             out.push(b',');
         }
         out.push(b'[');
-        string(out, &String::from_utf8_lossy(n));
+        bytes(out, n);
         out.push(b',');
-        string(out, &String::from_utf8_lossy(v));
+        bytes(out, v);
         out.push(b']');
     }
     out.extend_from_slice(b"],\"body_size\":");
@@ -170,6 +170,16 @@ fn opt_num(out: &mut Vec<u8>, n: Option<u64>) {
 
 fn boolean(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
+}
+
+/// Bytes from the wire as a JSON string; invalid UTF-8 becomes U+FFFD.
+fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+    // The strict check first: it is much cheaper than the lossy conversion's iterator on
+    // the short, valid strings that names, values and targets almost always are.
+    match std::str::from_utf8(b) {
+        Ok(s) => string(out, s),
+        Err(_) => string(out, &String::from_utf8_lossy(b)),
+    }
 }
 
 /// `s` as a JSON string: quotes, backslashes and control characters escaped as serde_json
@@ -319,6 +329,88 @@ mod tests {
         let mut out = Vec::new();
         string(&mut out, s);
         String::from_utf8(out).unwrap()
+    }
+
+    fn message(start: StartLine, headers: &[(&str, &[u8])], body: &[u8]) -> Message {
+        Message {
+            start,
+            headers: headers.iter().map(|(n, v)| (n.as_bytes(), *v)).collect(),
+            body_size: body.len() as u64 + 10,
+            body: body.to_vec(),
+            body_truncated: true,
+            first_ts_ns: 5_000_000,
+            last_ts_ns: 9_000_000,
+            tid: 7,
+            complete: true,
+            lost_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn record_lines_have_every_key_with_its_json_type() {
+        use crate::pipeline::{Process, Source};
+        use crate::protocols::{Exchange, Note};
+        let req = message(
+            StartLine::Request { method: "GET".into(), target: b"/a\"b\x1b[2J\xff".to_vec(), version: 0 },
+            &[("Host", b"x"), ("X-Bin", b"\x00\xfe")],
+            b"",
+        );
+        let resp = message(
+            StartLine::Response { version: 1, status: 200, reason: b"OK".to_vec() },
+            &[("Content-Length", b"14")],
+            b"\xff\x00binary",
+        );
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"curl");
+        let mut r = Record {
+            source: Source::Syscall,
+            role: Some(Role::Server),
+            process: Some(Process { pid: 42, tid: 43, comm }),
+            client: "[::1]:5000".parse().unwrap(),
+            server: "127.0.0.1:80".parse().unwrap(),
+            exchange: Exchange { request: req.clone(), response: Some(resp), note: Some(Note::Gap) },
+            conn: 1,
+            in_flight: false,
+        };
+        let clock = Clock::new();
+        let v: serde_json::Value = serde_json::from_str(&to_line(&r, &clock)).unwrap();
+        assert_eq!(v["role"], "server");
+        assert_eq!(v["pid"], 42);
+        assert_eq!(v["tid"], 43);
+        assert_eq!(v["comm"], "curl");
+        assert_eq!(v["src"], "[::1]:5000");
+        assert_eq!(v["dst"], "127.0.0.1:80");
+        assert_eq!(v["source"], "syscall");
+        assert_eq!(v["note"], "gap");
+        assert_eq!(v["latency_us"], 4000);
+        assert_eq!(v["ttfb_us"], 0);
+        assert_eq!(v["complete"], true);
+        assert_eq!(v["lost_bytes"], 0);
+        assert!(v["ts"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(v["request"]["method"], "GET");
+        assert_eq!(v["request"]["target"], "/a\"b\u{1b}[2J\u{fffd}");
+        assert_eq!(v["request"]["version"], "HTTP/1.0");
+        assert_eq!(v["request"]["headers"][1][1], "\u{0}\u{fffd}");
+        assert_eq!(v["request"]["body"], "");
+        assert!(v["request"].get("body_encoding").is_none());
+        assert!(v["request"].get("status").is_none());
+        assert_eq!(v["response"]["status"], 200);
+        assert_eq!(v["response"]["reason"], "OK");
+        assert_eq!(v["response"]["body_encoding"], "base64");
+        assert_eq!(v["response"]["body"], "/wBiaW5hcnk=");
+        assert_eq!(v["response"]["body_size"], 18);
+        assert_eq!(v["response"]["body_truncated"], true);
+        assert!(v["response"].get("method").is_none());
+
+        r.role = None;
+        r.process = None;
+        r.exchange = Exchange { request: req, response: None, note: None };
+        let v: serde_json::Value = serde_json::from_str(&to_line(&r, &clock)).unwrap();
+        for key in ["role", "pid", "tid", "comm", "response", "latency_us", "ttfb_us"] {
+            assert!(v[key].is_null(), "{key} in {v}");
+        }
+        assert!(v.get("note").is_none());
+        assert_eq!(v["complete"], false);
     }
 
     #[test]
