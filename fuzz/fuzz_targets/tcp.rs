@@ -19,6 +19,7 @@ fuzz_target!(|input: &[u8]| {
         limits: Limits { max_body: 64, max_buffer: 4096, ..Limits::default() },
         max_flows: 4,
         idle_timeout_ns: 5_000_000_000,
+        announce_requests: true,
     };
     let mut table = FlowTable::new(cfg);
     let clock = Clock::new();
@@ -31,7 +32,7 @@ fuzz_target!(|input: &[u8]| {
             server: x.server,
             exchange: x.exchange,
             conn: 0,
-            in_flight: false,
+            in_flight: x.in_flight,
         };
         let line = json::to_line(&r, &clock);
         assert!(serde_json::from_str::<serde_json::Value>(&line).is_ok(), "bad JSON: {line}");

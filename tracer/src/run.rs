@@ -66,8 +66,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     pipeline.defer_closes(matches!(tracer.source, Source::Perf(_)));
     let mut packet = cli.iface.as_ref().map(|_| {
         let c = config(cli);
-        let cfg = FlowConfig { limits: c.limits, max_flows: c.max_conns, idle_timeout_ns: c.idle_timeout_ns };
-        PacketPath::new(cfg, filter(cli))
+        let cfg = FlowConfig {
+            limits: c.limits,
+            max_flows: c.max_conns,
+            idle_timeout_ns: c.idle_timeout_ns,
+            announce_requests: c.announce_requests,
+        };
+        PacketPath::new(cfg, filter(cli)).with_redactor(Redactor::new(&cli.redact, !cli.no_redact))
     });
     let mut sink = sink(cli)?;
     let counters = event_loop(&mut tracer, &mut pipeline, packet.as_mut(), sink.as_mut())?;

@@ -66,3 +66,20 @@ fn no_redact_shows_secrets() {
         assert_eq!(headers(r, "X-Session", "response").as_deref(), Some("hdr-s3cret"));
     }
 }
+
+/// The interface capture masks the same secrets: packets carry them too.
+#[test]
+fn secrets_are_masked_on_the_interface_path() {
+    let (records, raw) = secret_exchange(&["--iface", "lo", "--redact", "x-session"]);
+    let text = String::from_utf8_lossy(&raw);
+    assert!(!text.contains("s3cret"), "a secret leaked into the --iface JSON stream:\n{text}");
+    assert_eq!(records.len(), 1, "one record per exchange with --iface:\n{}", dump(&records));
+    let r = &records[0];
+    assert_eq!(str_at(r, "/source"), "packet", "source in {r}");
+    assert_eq!(headers(r, "Authorization", "request").as_deref(), Some("Bearer <redacted>"));
+    assert_eq!(headers(r, "Cookie", "request").as_deref(), Some("<redacted>"));
+    assert_eq!(headers(r, "X-Api-Key", "request").as_deref(), Some("<redacted>"));
+    assert_eq!(headers(r, "X-Session", "request").as_deref(), Some("<redacted>"));
+    assert_eq!(headers(r, "Set-Cookie", "response").as_deref(), Some("<redacted>"));
+    assert_eq!(headers(r, "X-Session", "response").as_deref(), Some("<redacted>"));
+}

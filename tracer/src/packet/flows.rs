@@ -13,6 +13,9 @@ pub struct FlowExchange {
     pub client: SocketAddr,
     pub server: SocketAddr,
     pub exchange: Exchange,
+    /// Only the request head, announced as soon as it parsed (`announce_requests`); the
+    /// finished exchange follows.
+    pub in_flight: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +23,8 @@ pub struct FlowConfig {
     pub limits: Limits,
     pub max_flows: usize,
     pub idle_timeout_ns: u64,
+    /// Announce each request head as soon as it parses (the live view's pending rows).
+    pub announce_requests: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -130,11 +135,15 @@ impl FlowTable {
             let Some((client, server)) = self.roles_of_new(seg) else { return };
             self.make_room(ts_ns, sink);
             self.stats.flows += 1;
+            let mut http = Http1Conn::new(Role::Client, self.cfg.limits);
+            if self.cfg.announce_requests {
+                http.announce_requests();
+            }
             let flow = Flow {
                 client,
                 server,
                 seq: [SeqState::default(); 2],
-                http: Http1Conn::new(Role::Client, self.cfg.limits),
+                http,
                 fin: [false; 2],
                 closing_since: None,
                 last_ns: ts_ns,
@@ -236,10 +245,16 @@ impl FlowTable {
 }
 
 fn emit(flow: &mut Flow, drained: &mut Vec<Exchange>, sink: &mut impl FnMut(FlowExchange)) {
+    let mut heads = Vec::new();
+    flow.http.drain_started(&mut heads);
+    for request in heads {
+        let exchange = Exchange { request, response: None, note: None };
+        sink(FlowExchange { client: flow.client, server: flow.server, exchange, in_flight: true });
+    }
     flow.http.drain(drained);
     for exchange in drained.drain(..) {
         flow.lost_counted = flow.lost_counted.saturating_add(exchange.lost_bytes());
-        sink(FlowExchange { client: flow.client, server: flow.server, exchange });
+        sink(FlowExchange { client: flow.client, server: flow.server, exchange, in_flight: false });
     }
 }
 

@@ -11,12 +11,15 @@ use super::{
 use crate::{
     events::{self, Event},
     pipeline::{comm_str, Filter, Process, Record, Source},
+    redact::Redactor,
 };
 
 pub struct PacketPath {
     flows: FlowTable,
     owners: Attribution,
     filter: Filter,
+    /// Masks secrets before any sink sees a record, as on the syscall path.
+    redactor: Redactor,
     buf: Vec<u8>,
     clock: crate::output::Clock,
     ready: Vec<FlowExchange>,
@@ -36,6 +39,7 @@ impl PacketPath {
             flows: FlowTable::new(cfg),
             owners: Attribution::default(),
             filter,
+            redactor: Redactor::default(),
             buf: vec![0; 1 << 16],
             clock: crate::output::Clock::new(),
             ready: Vec::new(),
@@ -45,6 +49,12 @@ impl PacketPath {
             incomplete: 0,
             lost_bytes: 0,
         }
+    }
+
+    /// Replaces the default redaction (`--redact`, `--no-redact`).
+    pub fn with_redactor(mut self, redactor: Redactor) -> Self {
+        self.redactor = redactor;
+        self
     }
 
     pub fn active_flows(&self) -> usize {
@@ -120,10 +130,16 @@ impl PacketPath {
     /// a process's event about a connection precedes the packets that finish its exchange
     /// (it read the request before it sent the response).
     pub fn emit_ready(&mut self, emit: &mut impl FnMut(Record)) {
-        for x in self.ready.drain(..) {
+        for mut x in self.ready.drain(..) {
+            self.redactor.apply(&mut x.exchange);
             let owner = self.owners.lookup(x.client, x.server);
-            let record = record(x.client, x.server, owner, x.exchange);
+            let mut record = record(x.client, x.server, owner, x.exchange);
             if !selected(&self.filter, &record) {
+                continue;
+            }
+            if x.in_flight {
+                record.in_flight = true;
+                emit(record);
                 continue;
             }
             self.exchanges += 1;

@@ -19,7 +19,16 @@ struct Wire {
 
 impl Wire {
     fn new() -> Self {
-        let cfg = FlowConfig { limits: Limits::default(), max_flows: 16, idle_timeout_ns: 60_000_000_000 };
+        Wire::with_announce(false)
+    }
+
+    fn with_announce(announce_requests: bool) -> Self {
+        let cfg = FlowConfig {
+            limits: Limits::default(),
+            max_flows: 16,
+            idle_timeout_ns: 60_000_000_000,
+            announce_requests,
+        };
         Wire {
             table: FlowTable::new(cfg),
             out: Vec::new(),
@@ -51,6 +60,21 @@ const RESP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789";
 
 fn body(x: &FlowExchange) -> &[u8] {
     &x.exchange.response.as_ref().expect("response").body
+}
+
+#[test]
+fn announced_request_comes_before_its_exchange() {
+    let mut w = Wire::with_announce(true);
+    w.send(true, 100, SYN, b"");
+    w.send(false, 5000, SYN | ACK, b"");
+    w.send(true, 101, PSH_ACK, REQ);
+    assert_eq!(w.out.len(), 1, "the head is announced before any response");
+    assert!(w.out[0].in_flight && w.out[0].exchange.response.is_none());
+    w.send(false, 5001, PSH_ACK, RESP);
+    let out = w.finish();
+    assert_eq!(out.iter().map(|x| x.in_flight).collect::<Vec<_>>(), [true, false]);
+    assert_eq!(out[0].exchange.request.first_ts_ns, out[1].exchange.request.first_ts_ns);
+    assert_eq!(body(&out[1]), b"0123456789");
 }
 
 #[test]
