@@ -1,6 +1,7 @@
 //! Bad traffic on a traced HTTP port: l7trace keeps running and reports the next normal
 //! exchange, its peak RSS stays bounded, it fabricates no record from garbage, and its
-//! stdout is valid JSON without a raw control byte. Each case prints its peak RSS
+//! stdout is valid JSON without a raw control byte. Every case runs twice: syscall probes,
+//! and interface capture (`--iface lo`). Each case prints its peak RSS
 //! (`cargo xtask test` shows it with --nocapture; the numbers are in the note).
 
 mod common;
@@ -18,10 +19,47 @@ const PEAK_RSS_BOUND_MIB: f64 = 128.0;
 /// Every legitimate target a case sends starts with this.
 const OURS: &str = "/h-";
 
+/// Where l7trace reads the traffic.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Syscall,
+    Iface,
+}
+
+impl Path {
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            Path::Syscall => &[],
+            Path::Iface => &["--iface", "lo"],
+        }
+    }
+
+    fn source(self) -> &'static str {
+        match self {
+            Path::Syscall => "syscall",
+            Path::Iface => "packet",
+        }
+    }
+
+    /// Records per exchange between two local processes: one per side from the syscall
+    /// probes, one from the interface.
+    fn per_exchange(self) -> usize {
+        match self {
+            Path::Syscall => 2,
+            Path::Iface => 1,
+        }
+    }
+}
+
 /// Runs `bad` against a traced server, then a normal exchange; checks what l7trace printed.
-fn survives(case: &str, bad: impl FnOnce(u16)) -> Vec<Value> {
+fn survives(case: &str, path: Path, bad: impl FnOnce(u16)) -> Vec<Value> {
+    let case = match path {
+        Path::Syscall => case.to_owned(),
+        Path::Iface => format!("{case}-iface"),
+    };
+    let case = case.as_str();
     let server = HttpServer::start_default();
-    let trace = Trace::on_port(server.port(), &[]);
+    let trace = Trace::on_port(server.port(), path.args());
     let pid = trace.pid();
     let started = Instant::now();
     bad(server.port());
@@ -39,14 +77,17 @@ fn survives(case: &str, bad: impl FnOnce(u16)) -> Vec<Value> {
     assert!(peak < PEAK_RSS_BOUND_MIB, "{case}: peak RSS {peak:.1} MiB");
     assert_raw_json_clean(&stopped.stdout);
     let records = stopped.records;
-    for role in ["client", "server"] {
-        let normal: Vec<&Value> = by_role(&records, role)
-            .into_iter()
-            .filter(|r| r["request"]["target"] == after.as_str())
-            .collect();
-        assert_eq!(normal.len(), 1, "{case}: the {role} record of {after}; records:\n{}", dump(&records));
-        assert_complete_exchange(normal[0], trace_start_guess());
-        assert_eq!(u64_at(normal[0], "/response/status"), 200);
+    let normal: Vec<&Value> = records.iter().filter(|r| r["request"]["target"] == after.as_str()).collect();
+    assert_eq!(normal.len(), path.per_exchange(), "{case}: the records of {after}; records:\n{}", dump(&records));
+    if path == Path::Syscall {
+        for role in ["client", "server"] {
+            let n = normal.iter().filter(|r| r["role"] == role).count();
+            assert_eq!(n, 1, "{case}: the {role} record of {after}; records:\n{}", dump(&records));
+        }
+    }
+    for r in &normal {
+        assert_complete_exchange_from(r, trace_start_guess(), path.source());
+        assert_eq!(u64_at(r, "/response/status"), 200);
     }
     for r in &records {
         let target = str_at(r, "/request/target");
@@ -62,8 +103,8 @@ fn trace_start_guess() -> std::time::SystemTime {
     std::time::SystemTime::now() - Duration::from_secs(60)
 }
 
-/// Every byte of stdout is printable or the newline between records: serde escapes
-/// control bytes, ESC included, so nothing reaches a terminal raw.
+/// Every byte of stdout is printable or the newline between records: the JSON writer
+/// escapes control bytes, ESC included, so nothing reaches a terminal raw.
 fn assert_raw_json_clean(stdout: &[u8]) {
     if let Some(i) = stdout.iter().position(|&b| b < 0x20 && b != b'\n') {
         let from = i.saturating_sub(40);
@@ -90,19 +131,17 @@ fn drain_and_close(mut s: TcpStream) {
     let _ = s.read_to_end(&mut sink);
 }
 
-#[test]
-fn random_binary() {
-    let records = survives("binary", |port| {
+fn random_binary(path: Path) {
+    let records = survives("binary", path, |port| {
         for seed in 1..=4 {
             send_raw(port, &pseudo_random_bytes(256 * 1024, seed));
         }
     });
-    assert_eq!(records.len(), 2, "only the normal exchange:\n{}", dump(&records));
+    assert_eq!(records.len(), path.per_exchange(), "only the normal exchange:\n{}", dump(&records));
 }
 
-#[test]
-fn tls_client_hello() {
-    let records = survives("tls", |port| {
+fn tls_client_hello(path: Path) {
+    let records = survives("tls", path, |port| {
         // curl's own ClientHello (and whatever it makes of the plain-HTTP answer).
         let out = Command::new("curl")
             .args(["-sS", "-k", "--noproxy", "*", "--max-time", "5"])
@@ -113,12 +152,11 @@ fn tls_client_hello() {
             .expect("run curl");
         assert!(!out.success(), "TLS to a plain HTTP server cannot succeed");
     });
-    assert_eq!(records.len(), 2, "only the normal exchange:\n{}", dump(&records));
+    assert_eq!(records.len(), path.per_exchange(), "only the normal exchange:\n{}", dump(&records));
 }
 
-#[test]
-fn one_mib_header_line() {
-    survives("bigline", |port| {
+fn one_mib_header_line(path: Path) {
+    survives("bigline", path, |port| {
         let mut req = b"GET /h-bigline HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();
         req.extend(std::iter::repeat_n(b'a', 1 << 20));
         req.extend_from_slice(b"\r\n\r\n");
@@ -126,9 +164,8 @@ fn one_mib_header_line() {
     });
 }
 
-#[test]
-fn ten_thousand_headers() {
-    survives("headers10k", |port| {
+fn ten_thousand_headers(path: Path) {
+    survives("headers10k", path, |port| {
         let mut req = b"GET /h-headers HTTP/1.1\r\nHost: x\r\n".to_vec();
         for i in 0..10_000 {
             req.extend_from_slice(format!("X-H-{i}: v{i}\r\n").as_bytes());
@@ -138,10 +175,9 @@ fn ten_thousand_headers() {
     });
 }
 
-#[test]
-fn endless_chunked_body() {
+fn endless_chunked_body(path: Path) {
     const TOTAL: usize = 64 << 20;
-    survives("chunked64m", |port| {
+    survives("chunked64m", path, |port| {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.write_all(b"POST /h-chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
             .unwrap();
@@ -159,9 +195,8 @@ fn endless_chunked_body() {
     });
 }
 
-#[test]
-fn trickling_request_without_crlf() {
-    survives("trickle", |port| {
+fn trickling_request_without_crlf(path: Path) {
+    survives("trickle", path, |port| {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_nodelay(true).unwrap();
         s.write_all(b"GET /h-trickle HTTP/1.1\r\nX-Slow: ").unwrap();
@@ -174,9 +209,8 @@ fn trickling_request_without_crlf() {
     });
 }
 
-#[test]
-fn invalid_utf8() {
-    survives("utf8", |port| {
+fn invalid_utf8(path: Path) {
+    survives("utf8", path, |port| {
         send_raw(
             port,
             b"GET /h-utf8-\xff\xfe\xc3\x28 HTTP/1.1\r\nHost: x\r\nX-Bin: \xc3\x28\xa0\xa1\xf0\x28\x8c\xbc\r\n\r\n",
@@ -185,18 +219,16 @@ fn invalid_utf8() {
     });
 }
 
-#[test]
-fn nul_bytes() {
-    survives("nul", |port| {
+fn nul_bytes(path: Path) {
+    survives("nul", path, |port| {
         send_raw(port, b"GET /h-nul\0x HTTP/1.1\r\nHost: x\r\n\r\n");
         send_raw(port, b"GET /h-nul-value HTTP/1.1\r\nHost: x\r\nX-Nul: a\0b\r\n\r\n");
         send_raw(port, b"\0\0\0\0GET /h-nul-prefix HTTP/1.1\r\n\r\n");
     });
 }
 
-#[test]
-fn terminal_escapes_in_paths_and_headers() {
-    survives("escapes", |port| {
+fn terminal_escapes_in_paths_and_headers(path: Path) {
+    survives("escapes", path, |port| {
         send_raw(port, b"GET /h-esc-\x1b[2J\x1b[31m HTTP/1.1\r\nHost: x\r\n\r\n");
         send_raw(
             port,
@@ -206,4 +238,96 @@ fn terminal_escapes_in_paths_and_headers() {
         // Percent-encoded escapes are legal in a target; they must arrive as text.
         send_raw(port, b"GET /h-esc-%1b%5b2J HTTP/1.1\r\nHost: x\r\nX-C1: \xc2\x9b31m\r\n\r\n");
     });
+}
+
+// Each case on both paths.
+
+#[test]
+fn random_binary_syscall() {
+    random_binary(Path::Syscall);
+}
+
+#[test]
+fn random_binary_iface() {
+    random_binary(Path::Iface);
+}
+
+#[test]
+fn tls_client_hello_syscall() {
+    tls_client_hello(Path::Syscall);
+}
+
+#[test]
+fn tls_client_hello_iface() {
+    tls_client_hello(Path::Iface);
+}
+
+#[test]
+fn one_mib_header_line_syscall() {
+    one_mib_header_line(Path::Syscall);
+}
+
+#[test]
+fn one_mib_header_line_iface() {
+    one_mib_header_line(Path::Iface);
+}
+
+#[test]
+fn ten_thousand_headers_syscall() {
+    ten_thousand_headers(Path::Syscall);
+}
+
+#[test]
+fn ten_thousand_headers_iface() {
+    ten_thousand_headers(Path::Iface);
+}
+
+#[test]
+fn endless_chunked_body_syscall() {
+    endless_chunked_body(Path::Syscall);
+}
+
+#[test]
+fn endless_chunked_body_iface() {
+    endless_chunked_body(Path::Iface);
+}
+
+#[test]
+fn trickling_request_without_crlf_syscall() {
+    trickling_request_without_crlf(Path::Syscall);
+}
+
+#[test]
+fn trickling_request_without_crlf_iface() {
+    trickling_request_without_crlf(Path::Iface);
+}
+
+#[test]
+fn invalid_utf8_syscall() {
+    invalid_utf8(Path::Syscall);
+}
+
+#[test]
+fn invalid_utf8_iface() {
+    invalid_utf8(Path::Iface);
+}
+
+#[test]
+fn nul_bytes_syscall() {
+    nul_bytes(Path::Syscall);
+}
+
+#[test]
+fn nul_bytes_iface() {
+    nul_bytes(Path::Iface);
+}
+
+#[test]
+fn terminal_escapes_in_paths_and_headers_syscall() {
+    terminal_escapes_in_paths_and_headers(Path::Syscall);
+}
+
+#[test]
+fn terminal_escapes_in_paths_and_headers_iface() {
+    terminal_escapes_in_paths_and_headers(Path::Iface);
 }

@@ -72,7 +72,12 @@ pub fn header_at(rec: &Value, pointer: &str, name: &str) -> Option<String> {
 /// What every complete, well-captured exchange has: source, ts near `since`, no loss,
 /// latency_us >= ttfb_us >= 0, no note.
 pub fn assert_complete_exchange(rec: &Value, since: SystemTime) {
-    assert_eq!(rec["source"], "syscall", "source in {rec}");
+    assert_complete_exchange_from(rec, since, "syscall");
+}
+
+/// `assert_complete_exchange` for a record of `source` ("syscall" or "packet").
+pub fn assert_complete_exchange_from(rec: &Value, since: SystemTime, source: &str) {
+    assert_eq!(rec["source"], source, "source in {rec}");
     assert_eq!(rec["complete"], true, "complete in {rec}");
     assert_eq!(rec["lost_bytes"], 0, "lost_bytes in {rec}");
     assert!(
