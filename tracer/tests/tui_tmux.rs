@@ -199,3 +199,50 @@ fn sigterm_restores_terminal() {
     tmux.key("Enter");
     tmux.wait_for("the shell to run a command", |s| s.contains("cooked-42"));
 }
+
+/// Control sequences sent in a target and in headers reach the screen as text: the title
+/// is not set, the screen is not cleared, the view keeps drawing. (httparse refuses C0
+/// controls such as ESC in a head, so those never become rows; the 8-bit C1 forms, CSI
+/// U+009B and OSC U+009D, are bytes it accepts.) Through the interface
+/// capture, which shows the same rows (pending ones included) as the syscall probes.
+#[test]
+fn hostile_bytes_on_the_interface_path_stay_text() {
+    use std::io::{Read, Write};
+    let server = server();
+    let tmux = Tmux::start("hostile");
+    tmux.start_l7trace(&format!("--iface lo --port {}", server.port()));
+    let send = |bytes: &[u8]| {
+        let mut s = std::net::TcpStream::connect(server.addr).expect("connect");
+        s.write_all(bytes).expect("write");
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink);
+    };
+    send(b"GET /h-c1-\xc2\x9b2J HTTP/1.1\r\nHost: x\r\nX-Title: \xc2\x9d0;pwned\xc2\x9c\r\n\r\n");
+    send(b"GET /h-esc-bell HTTP/1.1\r\nHost: x\r\nX-Clear: \xc2\x9b2J\xc2\x9bH\r\n\r\n");
+    curl(&[&format!("http://{}/plain-after", server.authority())]);
+    let screen = tmux.wait_for("the three rows", |s| {
+        ["/h-c1-\\x9b2J", "/h-esc-bell", "/plain-after"].iter().all(|p| !rows_with(s, p).is_empty())
+    });
+    assert!(screen.contains(" l7trace ") && screen.contains("exch/s"), "header still drawn:\n{screen}");
+    for path in ["/h-c1-\\x9b2J", "/h-esc-bell", "/plain-after"] {
+        let row = rows_with(&screen, path)[0];
+        assert!(row.contains(" GET ") && row.contains(" 200 "), "row for {path}: {row:?}\n{screen}");
+    }
+
+    // The detail pane shows the headers, escaped.
+    tmux.type_text("/");
+    tmux.type_text("path~bell");
+    tmux.key("Enter");
+    tmux.wait_for("the filter", |s| rows_with(s, "/plain-after").is_empty());
+    tmux.key("Enter");
+    let screen = tmux.wait_for("the detail pane", |s| s.contains("X-Clear:"));
+    assert!(screen.contains(r"\x9b2J\x9bH"), "header value as text:\n{screen}");
+    let title = tmux.run(&["display-message", "-p", "-t", "main", "#{pane_title}"]);
+    assert!(!String::from_utf8_lossy(&title.stdout).contains("pwned"), "traffic set the terminal title");
+
+    tmux.type_text("q");
+    let screen = tmux.wait_for("l7trace to exit", |s| s.lines().any(|l| l.starts_with("EXIT=")));
+    assert!(screen.lines().any(|l| l == "EXIT=0"), "exit status:\n{screen}");
+}
