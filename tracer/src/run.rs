@@ -101,7 +101,7 @@ fn sink(cli: &Cli) -> anyhow::Result<Box<dyn Sink>> {
     // Stdout unbuffered by line: the sink writes each read's records at once (`flush`).
     // SAFETY: fd 1 is open for the whole run and nothing else writes to it.
     let stdout = unsafe { std::fs::File::from_raw_fd(1) };
-    Ok(Box::new(JsonSink::new(io::BufWriter::with_capacity(1 << 16, stdout), Clock::new()).watch(1)))
+    Ok(Box::new(JsonSink::new(stdout, Clock::new()).watch(1)))
 }
 
 fn config(cli: &Cli) -> Config {

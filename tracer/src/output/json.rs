@@ -251,10 +251,15 @@ fn push_escape(out: &mut Vec<u8>, c: u8, esc: u8) {
     }
 }
 
+/// Lines waiting are written out once they reach this size, and at every `flush` (once
+/// per read of the kernel buffers).
+const SEND_AT: usize = 64 << 10;
+
 pub struct JsonSink<W: Write> {
     out: W,
-    /// The line being built, reused from record to record.
-    line: Vec<u8>,
+    /// Lines not yet written: records are serialised straight into it, so a line is
+    /// copied once, by the write(2) that sends it.
+    pending: Vec<u8>,
     clock: Clock,
     closed: bool,
     /// Polled for the reader going away (`| head -1`) even while nothing is written.
@@ -263,7 +268,7 @@ pub struct JsonSink<W: Write> {
 
 impl<W: Write> JsonSink<W> {
     pub fn new(out: W, clock: Clock) -> Self {
-        JsonSink { out, line: Vec::with_capacity(4096), clock, closed: false, watch_fd: None }
+        JsonSink { out, pending: Vec::with_capacity(SEND_AT + 4096), clock, closed: false, watch_fd: None }
     }
 
     /// Notice when the reader of `fd` (a pipe) goes away, between records too.
@@ -272,13 +277,21 @@ impl<W: Write> JsonSink<W> {
         self
     }
 
-    /// Writes and flushes one line. An error (EPIPE when the reader went away) ends output.
-    /// Writes one line; `flush` sends it.
+    /// Adds one line; it is written out with the next batch (`flush`, or `SEND_AT` bytes).
+    /// An error (EPIPE when the reader went away) ends output.
     pub fn write(&mut self, r: &Record) -> io::Result<()> {
-        self.line.clear();
-        write_record(&mut self.line, r, &self.clock);
-        self.line.push(b'\n');
-        self.out.write_all(&self.line)
+        write_record(&mut self.pending, r, &self.clock);
+        self.pending.push(b'\n');
+        if self.pending.len() >= SEND_AT {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) -> io::Result<()> {
+        let result = self.out.write_all(&self.pending);
+        self.pending.clear();
+        result
     }
 }
 
@@ -314,7 +327,7 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn flush(&mut self) -> Flow {
-        if !self.closed && self.out.flush().is_err() {
+        if !self.closed && (self.send().is_err() || self.out.flush().is_err()) {
             self.closed = true;
         }
         if self.closed { Flow::Quit } else { Flow::Continue }
