@@ -31,6 +31,7 @@ pub mod globals {
     pub const FAST_PATH: &str = "FAST_PATH";
     pub const MAX_IOV: &str = "CFG_MAX_IOV";
     pub const ATTRIBUTION_ONLY: &str = "ATTRIBUTION_ONLY";
+    pub const DROP_OUTGOING: &str = "DROP_OUTGOING";
 }
 
 #[repr(u32)]

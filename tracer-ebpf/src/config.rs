@@ -24,6 +24,10 @@ pub static CFG_MAX_IOV: Global<u32> = Global::new(tracer_common::MAX_IOV as u32)
 /// `--iface`: payload bytes kept per packet.
 #[unsafe(no_mangle)]
 pub static CFG_SNAPLEN: Global<u32> = Global::new(65535);
+/// `--iface` on a loopback interface: every packet passes the packet socket twice, once
+/// outgoing and once incoming; the outgoing copy is dropped in the filter.
+#[unsafe(no_mangle)]
+pub static DROP_OUTGOING: Global<u8> = Global::new(0);
 /// `--iface`: the syscall probes only tell which process owns a connection (one
 /// payload-free event per connection), the packets carry the bytes.
 #[unsafe(no_mangle)]

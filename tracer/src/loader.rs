@@ -123,6 +123,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     let port_on = (!opts.ports.is_empty()) as u8;
     let self_pid = std::process::id();
     let attribution_only = opts.iface.is_some() as u8;
+    let drop_outgoing = opts.iface.as_deref().is_some_and(is_loopback) as u8;
     let fast_path = chosen.fast_path() as u8;
     let nr_cpus = aya::util::nr_cpus().map_err(|(s, e)| LoadError::Cpus(format!("{s}: {e}")))?;
     let mut loader = EbpfLoader::new();
@@ -133,6 +134,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         .override_global(globals::FILTER_PORT_ON, &port_on, true)
         .override_global(globals::SELF_PID, &self_pid, true)
         .override_global(globals::ATTRIBUTION_ONLY, &attribution_only, true)
+        .override_global(globals::DROP_OUTGOING, &drop_outgoing, true)
         .override_global(globals::SNAPLEN, &opts.snaplen, true)
         .override_global(globals::FAST_PATH, &fast_path, true)
         .override_global(globals::MAX_IOV, &max_iov, true)
@@ -255,4 +257,13 @@ fn ensure_tracefs() -> Result<(), LoadError> {
 fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+}
+
+/// Whether `iface` is a loopback interface (IFF_LOOPBACK in its sysfs flags).
+fn is_loopback(iface: &str) -> bool {
+    const IFF_LOOPBACK: u32 = 0x8;
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/flags"))
+        .ok()
+        .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
+        .is_some_and(|flags| flags & IFF_LOOPBACK != 0)
 }

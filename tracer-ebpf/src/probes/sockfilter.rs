@@ -4,7 +4,7 @@
 use aya_ebpf::{macros::socket_filter, programs::SkBuffContext};
 
 use crate::{
-    config::{CFG_SNAPLEN, FILTER_PORT_ON},
+    config::{CFG_SNAPLEN, DROP_OUTGOING, FILTER_PORT_ON},
     maps::FILTER_PORTS,
 };
 
@@ -17,6 +17,7 @@ const IPPROTO_TCP: u8 = 6;
 const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
 const TCP_RST: u8 = 0x04;
+const PACKET_OUTGOING: u32 = 4;
 
 #[socket_filter]
 pub fn l7_sockfilter(ctx: SkBuffContext) -> i64 {
@@ -31,6 +32,10 @@ fn be16(ctx: &SkBuffContext, off: usize) -> Option<u16> {
 /// Bytes of the frame to keep; None or 0 drops it.
 #[inline(always)]
 fn keep(ctx: &SkBuffContext) -> Option<i64> {
+    // SAFETY: the context's `__sk_buff`, readable by socket filters.
+    if DROP_OUTGOING.load() != 0 && unsafe { (*ctx.skb.skb).pkt_type } == PACKET_OUTGOING {
+        return None;
+    }
     let mut off = ETH_HLEN;
     let mut proto = be16(ctx, 12)?;
     // Tags the NIC or the stack did not strip (stacked: 802.1ad then 802.1Q).

@@ -6,7 +6,7 @@ use super::{
     attribution::Attribution,
     flows::{FlowConfig, FlowExchange, FlowTable},
     frame::parse_ethernet,
-    socket::PacketSocket,
+    socket::{PacketSocket, RecvBatch, BATCH_FRAMES},
 };
 use crate::{
     events::{self, Event},
@@ -20,7 +20,7 @@ pub struct PacketPath {
     filter: Filter,
     /// Masks secrets before any sink sees a record, as on the syscall path.
     redactor: Redactor,
-    buf: Vec<u8>,
+    batch: RecvBatch,
     clock: crate::output::Clock,
     ready: Vec<FlowExchange>,
     pub kernel_drops: u64,
@@ -40,7 +40,7 @@ impl PacketPath {
             owners: Attribution::default(),
             filter,
             redactor: Redactor::default(),
-            buf: vec![0; 1 << 16],
+            batch: RecvBatch::default(),
             clock: crate::output::Clock::new(),
             ready: Vec::new(),
             kernel_drops: 0,
@@ -90,27 +90,33 @@ impl PacketPath {
     /// Reads what the socket holds (up to a batch). Finished exchanges wait in a queue for
     /// `emit_ready`: the syscall events that name their processes are read in between.
     pub fn poll(&mut self, sock: &PacketSocket, now_ns: u64) {
-        for _ in 0..BATCH {
-            let got = match sock.recv(&mut self.buf) {
-                Ok(Some(r)) => r,
-                Ok(None) => break,
+        for _ in 0..BATCH / BATCH_FRAMES {
+            let n = match sock.recv_batch(&mut self.batch) {
+                Ok(n) => n,
                 Err(e) => {
                     tracing::warn!("reading the packet socket: {e}");
                     break;
                 }
             };
-            // On loopback each packet shows up twice; keep the incoming copy.
-            if got.outgoing && sock.loopback {
-                continue;
+            for i in 0..n {
+                let (frame, got) = self.batch.frame(i);
+                // On loopback each packet shows up twice; keep the incoming copy (the
+                // filter drops the outgoing one already; this is the safety net).
+                if got.outgoing && sock.loopback {
+                    continue;
+                }
+                // The frame's arrival, not the read's: a batch holds frames from a span of time.
+                let ts = got.ts_real_ns.map_or(now_ns, |t| self.clock.monotonic(t));
+                let Ok(seg) = parse_ethernet(frame) else {
+                    self.frame_errors += 1;
+                    continue;
+                };
+                let ready = &mut self.ready;
+                self.flows.on_segment(&seg, ts, &mut |x| ready.push(x));
             }
-            // The frame's arrival, not the read's: one batch holds frames from a span of time.
-            let ts = got.ts_real_ns.map_or(now_ns, |t| self.clock.monotonic(t));
-            let Ok(seg) = parse_ethernet(&self.buf[..got.len]) else {
-                self.frame_errors += 1;
-                continue;
-            };
-            let ready = &mut self.ready;
-            self.flows.on_segment(&seg, ts, &mut |x| ready.push(x));
+            if n < BATCH_FRAMES {
+                break;
+            }
         }
     }
 

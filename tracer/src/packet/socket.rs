@@ -37,6 +37,51 @@ pub struct Received {
     pub ts_real_ns: Option<u64>,
 }
 
+/// Frames read per recvmmsg(2).
+pub const BATCH_FRAMES: usize = 32;
+/// Bytes kept of one frame: loopback's MTU (65536) plus its link header.
+const FRAME_MAX: usize = (1 << 16) + 64;
+
+/// Buffers for `recv_batch`: one call reads up to `BATCH_FRAMES` frames (2 MiB).
+pub struct RecvBatch {
+    bufs: Vec<Box<[u8]>>,
+    names: Vec<libc::sockaddr_ll>,
+    iovs: Vec<libc::iovec>,
+    controls: Vec<[u64; 8]>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        fn zeroed<T>() -> T {
+            // SAFETY: only used for sockaddr_ll, iovec and mmsghdr, for which all-zero
+            // bytes are a valid value.
+            unsafe { std::mem::zeroed() }
+        }
+        RecvBatch {
+            bufs: (0..BATCH_FRAMES).map(|_| vec![0u8; FRAME_MAX].into_boxed_slice()).collect(),
+            names: (0..BATCH_FRAMES).map(|_| zeroed()).collect(),
+            iovs: (0..BATCH_FRAMES).map(|_| zeroed()).collect(),
+            controls: vec![[0u64; 8]; BATCH_FRAMES],
+            hdrs: (0..BATCH_FRAMES).map(|_| zeroed()).collect(),
+        }
+    }
+}
+
+impl RecvBatch {
+    /// Frame `i` of the last `recv_batch`: its bytes and what the kernel said about it.
+    pub fn frame(&self, i: usize) -> (&[u8], Received) {
+        let h = &self.hdrs[i];
+        let len = (h.msg_len as usize).min(FRAME_MAX);
+        let got = Received {
+            len,
+            outgoing: self.names[i].sll_pkttype == PACKET_OUTGOING,
+            ts_real_ns: timestamp(&h.msg_hdr),
+        };
+        (&self.bufs[i][..len], got)
+    }
+}
+
 const ETH_P_ALL: u16 = 0x0003;
 const PACKET_OUTGOING: u8 = 4;
 
@@ -87,6 +132,34 @@ impl PacketSocket {
             return Err(sys("bind(AF_PACKET)"));
         }
         Ok(())
+    }
+
+    /// As many frames as wait, up to the batch's size, in one recvmmsg(2); returns how many
+    /// (0 when nothing is waiting). Read them with `RecvBatch::frame`.
+    pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
+        let n = batch.bufs.len();
+        for i in 0..n {
+            batch.iovs[i] = libc::iovec { iov_base: batch.bufs[i].as_mut_ptr() as *mut libc::c_void, iov_len: FRAME_MAX };
+            // SAFETY: an all-zero msghdr is valid; the pointers set below point into the
+            // batch, which outlives the call.
+            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+            msg.msg_name = &mut batch.names[i] as *mut _ as *mut libc::c_void;
+            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
+            msg.msg_iov = &mut batch.iovs[i];
+            msg.msg_iovlen = 1;
+            msg.msg_control = batch.controls[i].as_mut_ptr() as *mut libc::c_void;
+            msg.msg_controllen = std::mem::size_of::<[u64; 8]>();
+            batch.hdrs[i] = libc::mmsghdr { msg_hdr: msg, msg_len: 0 };
+        }
+        // SAFETY: `n` valid mmsghdrs whose buffers live in `batch`; no timeout.
+        let got = unsafe {
+            libc::recvmmsg(self.fd.as_raw_fd(), batch.hdrs.as_mut_ptr(), n as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
+        };
+        if got < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::WouldBlock { Ok(0) } else { Err(e) };
+        }
+        Ok(got as usize)
     }
 
     /// One frame into `buf`; None when nothing is waiting.
