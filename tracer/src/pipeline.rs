@@ -110,6 +110,9 @@ pub struct Filter {
     /// Only these command names (exact, as the kernel reports them: at most 15 bytes).
     pub comms: Vec<Vec<u8>>,
     pub role: Option<Role>,
+    /// Only these processes (`--pid`). The syscall probes apply it in the kernel; the
+    /// packet path, which sees every host's traffic, applies it to the attributed owner.
+    pub pids: Vec<u32>,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -126,6 +126,7 @@ fn filter(cli: &Cli) -> Filter {
             RoleArg::Client => Role::Client,
             RoleArg::Server => Role::Server,
         }),
+        pids: cli.pids.clone(),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use super::{
-    attribution::Attribution,
+    attribution::{Attribution, Owner},
     flows::{FlowConfig, FlowExchange, FlowTable},
     frame::parse_ethernet,
     socket::{PacketSocket, RecvBatch, BATCH_FRAMES},
@@ -138,11 +138,10 @@ impl PacketPath {
     pub fn emit_ready(&mut self, emit: &mut impl FnMut(Record)) {
         for mut x in self.ready.drain(..) {
             self.redactor.apply(&mut x.exchange);
-            let owner = self.owners.lookup(x.client, x.server);
-            let mut record = record(x.client, x.server, owner, x.exchange);
-            if !selected(&self.filter, &record) {
+            let Some(owner) = pick(&self.filter, self.owners.both(x.client, x.server)) else {
                 continue;
-            }
+            };
+            let mut record = record(x.client, x.server, owner, x.exchange);
             if x.in_flight {
                 record.in_flight = true;
                 emit(record);
@@ -158,17 +157,27 @@ impl PacketPath {
     }
 }
 
-fn selected(filter: &Filter, r: &Record) -> bool {
-    let comm_ok = filter.comms.is_empty()
-        || r.process.is_some_and(|p| filter.comms.iter().any(|c| c.as_slice() == comm_str(&p.comm)));
-    let role_ok = filter.role.is_none() || r.role == filter.role;
-    comm_ok && role_ok
+/// The owner a record is attributed to, from the local owners of its ends (server first),
+/// or None to drop the record. Without `--pid`/`--comm`/`--role` every exchange is kept,
+/// attributed to the server side if local, else the client side, else nobody. With them,
+/// the first end whose process passes them: when both ends are local, `--comm curl` or
+/// `--role client` finds the client, as the syscall path would.
+fn pick(filter: &Filter, ends: [Option<Owner>; 2]) -> Option<Option<Owner>> {
+    if filter.pids.is_empty() && filter.comms.is_empty() && filter.role.is_none() {
+        return Some(ends[0].or(ends[1]));
+    }
+    let passes = |o: &Owner| {
+        (filter.pids.is_empty() || filter.pids.contains(&o.pid))
+            && (filter.comms.is_empty() || filter.comms.iter().any(|c| c.as_slice() == comm_str(&o.comm)))
+            && filter.role.is_none_or(|r| o.role == Some(r))
+    };
+    ends.into_iter().flatten().find(passes).map(Some)
 }
 
 fn record(
     client: SocketAddr,
     server: SocketAddr,
-    owner: Option<super::attribution::Owner>,
+    owner: Option<Owner>,
     exchange: crate::protocols::Exchange,
 ) -> Record {
     Record {
