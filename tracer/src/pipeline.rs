@@ -136,6 +136,8 @@ pub struct Stats {
     /// Bytes dropped by the per-connection buffer limit.
     pub dropped_bytes: u64,
     pub evicted_conns: u64,
+    /// Responses of ended connections that no request could be paired with.
+    pub orphan_responses: u64,
 }
 
 struct Conn {
@@ -273,7 +275,7 @@ impl Pipeline {
             if let Some(mut conn) = self.conns.remove(&key) {
                 if let Some(p) = conn.parser.as_mut() {
                     p.on_tick(now_ns);
-                    p.on_close(now_ns);
+                    p.on_abandon(now_ns);
                 }
                 self.emit_conn(&mut conn, sink);
             }
@@ -298,7 +300,7 @@ impl Pipeline {
         if let Some(mut conn) = self.conns.remove(&key) {
             self.stats.evicted_conns += 1;
             if let Some(p) = conn.parser.as_mut() {
-                p.on_close(now_ns);
+                p.on_abandon(now_ns);
             }
             self.emit_conn(&mut conn, sink);
         }
@@ -310,6 +312,7 @@ impl Pipeline {
         emit(conn, &mut self.drained, &mut self.stats, &self.redactor, sink);
         if let Some(p) = conn.parser.as_ref() {
             self.stats.dropped_bytes = self.stats.dropped_bytes.saturating_add(p.dropped_bytes());
+            self.stats.orphan_responses = self.stats.orphan_responses.saturating_add(p.orphan_responses());
             // Bytes lost where no record could carry them (inside a head that was dropped).
             self.stats.lost_bytes = self.stats.lost_bytes.saturating_add(p.lost_bytes().saturating_sub(conn.lost_counted));
         }
@@ -432,5 +435,17 @@ mod tests {
         assert!(!out[1].in_flight && out[1].exchange.response.is_some());
         assert_eq!(out[0].conn, out[1].conn);
         assert_eq!(out[0].exchange.request.first_ts_ns, out[1].exchange.request.first_ts_ns);
+    }
+
+    #[test]
+    fn orphan_responses_are_counted_and_not_shown() {
+        let cfg = Config { limits: Limits::default(), announce_requests: false, max_conns: 4, idle_timeout_ns: u64::MAX };
+        let mut p = Pipeline::new(cfg, Filter::default());
+        let mut out = Vec::new();
+        // A response with no request before it (the request predates the trace).
+        p.on_raw(&data(DIR_INGRESS, 0, 200, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), &mut |r| out.push(r));
+        p.flush(10_000_000_000, &mut |r| out.push(r));
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(p.stats.orphan_responses, 1);
     }
 }

@@ -163,7 +163,7 @@ fn event_loop(
                     // the processes of the exchanges they finished.
                     path.poll(sock, now);
                     if stopping {
-                        path.flush(now);
+                        path.flush(sock, now);
                     } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {
                         path.tick(sock, now);
                     }
@@ -220,6 +220,7 @@ fn counters(tracer: &Tracer, pipeline: &Pipeline, packet: Option<&PacketPath>, p
         evicted_conns: s.evicted_conns,
         decode_errors: s.decode_errors,
         events: s.events,
+        orphan_responses: s.orphan_responses,
     };
     if let Some(p) = packet {
         // Packets the kernel dropped on the capture socket are lost events like any other.
@@ -232,6 +233,7 @@ fn counters(tracer: &Tracer, pipeline: &Pipeline, packet: Option<&PacketPath>, p
         c.active_conns = p.active_flows() as u64;
         c.evicted_conns += p.evicted_flows();
         c.decode_errors += p.frame_errors;
+        c.orphan_responses += p.orphan_responses();
     }
     c
 }

@@ -21,14 +21,17 @@ pub struct Counters {
     pub evicted_conns: u64,
     pub decode_errors: u64,
     pub events: u64,
+    /// Responses no request could be paired with (the connection was picked up mid-way,
+    /// or the request was lost or unparseable): dropped, and counted here.
+    pub orphan_responses: u64,
 }
 
 impl Counters {
     pub fn summary(&self) -> String {
         format!(
-            "l7trace: summary: exchanges={} incomplete={} lost_events={} lost_bytes={} dropped_bytes={} uncaptured_bytes={} evicted_conns={} decode_errors={} events={}",
+            "l7trace: summary: exchanges={} incomplete={} lost_events={} lost_bytes={} dropped_bytes={} uncaptured_bytes={} evicted_conns={} decode_errors={} events={} orphan_responses={}",
             self.exchanges, self.incomplete, self.lost_events, self.lost_bytes, self.dropped_bytes,
-            self.uncaptured_bytes, self.evicted_conns, self.decode_errors, self.events
+            self.uncaptured_bytes, self.evicted_conns, self.decode_errors, self.events, self.orphan_responses
         )
     }
 }

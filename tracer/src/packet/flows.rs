@@ -37,6 +37,8 @@ pub struct FlowStats {
     pub dropped_bytes: u64,
     /// Bytes lost where no exchange could carry them (inside a dropped head).
     pub unreported_lost_bytes: u64,
+    /// Responses of ended flows that no request could be paired with.
+    pub orphan_responses: u64,
 }
 
 /// Per-direction sequence state.
@@ -131,6 +133,18 @@ impl FlowTable {
         let uncaptured = (seg.wire_len as u64).saturating_sub(seg.payload.len() as u64);
         self.stats.uncaptured_bytes = self.stats.uncaptured_bytes.saturating_add(uncaptured);
         let k = key(seg.src, seg.dst);
+        // A client's SYN that is not a retransmission of the flow's own opens a new
+        // connection on the same ports (the old one's end was not seen): the old flow ends
+        // here, so the new stream does not land in the old one's positions.
+        if seg.syn && !seg.ack {
+            let stale = self.flows.get(&k).is_some_and(|f| {
+                let d = if seg.src == f.client { 0 } else { 1 };
+                d != 0 || f.seq[0].base.is_some_and(|b| b != seg.seq.wrapping_add(1))
+            });
+            if stale {
+                self.close(k, ts_ns, false, sink);
+            }
+        }
         if !self.flows.contains_key(&k) {
             let Some((client, server)) = self.roles_of_new(seg) else { return };
             self.make_room(ts_ns, sink);
@@ -202,11 +216,11 @@ impl FlowTable {
             emit(flow, &mut self.drained, sink);
             let closed = flow.closing_since.is_some_and(|t| now_ns.saturating_sub(t) > window);
             if closed || now_ns.saturating_sub(flow.last_ns) > idle {
-                done.push(*k);
+                done.push((*k, closed));
             }
         }
-        for k in done {
-            self.close(k, now_ns, sink);
+        for (k, closed) in done {
+            self.close(k, now_ns, closed, sink);
         }
     }
 
@@ -216,15 +230,22 @@ impl FlowTable {
             if let Some(f) = self.flows.get_mut(&k) {
                 f.http.on_tick(now_ns);
             }
-            self.close(k, now_ns, sink);
+            self.close(k, now_ns, false, sink);
         }
     }
 
-    fn close(&mut self, k: FlowKey, now_ns: u64, sink: &mut impl FnMut(FlowExchange)) {
+    /// Ends a flow: `closed` when its FIN/RST was seen; otherwise it is abandoned (idle,
+    /// evicted, exit) and a message in progress is reported unfinished.
+    fn close(&mut self, k: FlowKey, now_ns: u64, closed: bool, sink: &mut impl FnMut(FlowExchange)) {
         if let Some(mut flow) = self.flows.remove(&k) {
-            flow.http.on_close(now_ns);
+            if closed {
+                flow.http.on_close(now_ns);
+            } else {
+                flow.http.on_abandon(now_ns);
+            }
             emit(&mut flow, &mut self.drained, sink);
             self.stats.dropped_bytes = self.stats.dropped_bytes.saturating_add(flow.http.dropped_bytes());
+            self.stats.orphan_responses = self.stats.orphan_responses.saturating_add(flow.http.orphan_responses());
             let unreported = flow.http.lost_bytes().saturating_sub(flow.lost_counted);
             self.stats.unreported_lost_bytes = self.stats.unreported_lost_bytes.saturating_add(unreported);
         }
@@ -239,7 +260,7 @@ impl FlowTable {
         by_age.select_nth_unstable(n - 1);
         for (_, k) in by_age.into_iter().take(n) {
             self.stats.evicted_flows += 1;
-            self.close(k, now_ns, sink);
+            self.close(k, now_ns, false, sink);
         }
     }
 }

@@ -74,6 +74,10 @@ impl PacketPath {
         self.flows.stats.dropped_bytes
     }
 
+    pub fn orphan_responses(&self) -> u64 {
+        self.flows.stats.orphan_responses
+    }
+
     pub fn evicted_flows(&self) -> u64 {
         self.flows.stats.evicted_flows
     }
@@ -127,7 +131,9 @@ impl PacketPath {
         self.flows.tick(now_ns, &mut |x| ready.push(x));
     }
 
-    pub fn flush(&mut self, now_ns: u64) {
+    /// Everything pending is emitted (exit); the socket's last drops are counted.
+    pub fn flush(&mut self, sock: &PacketSocket, now_ns: u64) {
+        self.kernel_drops += sock.drops();
         let ready = &mut self.ready;
         self.flows.flush(now_ns, &mut |x| ready.push(x));
     }

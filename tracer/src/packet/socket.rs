@@ -162,29 +162,6 @@ impl PacketSocket {
         Ok(got as usize)
     }
 
-    /// One frame into `buf`; None when nothing is waiting.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Received>> {
-        // SAFETY: zeroed sockaddr_ll, iovec, msghdr and control buffer are valid; every
-        // pointer set below outlives the call.
-        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr() as *mut libc::c_void, iov_len: buf.len() };
-        let mut control = [0u64; 8];
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_name = &mut sll as *mut _ as *mut libc::c_void;
-        msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-        msg.msg_controllen = std::mem::size_of_val(&control);
-        // SAFETY: as above.
-        let n = unsafe { libc::recvmsg(self.fd.as_raw_fd(), &mut msg, 0) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(e) };
-        }
-        Ok(Some(Received { len: n as usize, outgoing: sll.sll_pkttype == PACKET_OUTGOING, ts_real_ns: timestamp(&msg) }))
-    }
-
     /// Packets the kernel dropped on this socket since the last call (PACKET_STATISTICS).
     pub fn drops(&self) -> u64 {
         #[repr(C)]

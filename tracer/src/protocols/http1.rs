@@ -51,7 +51,7 @@ mod tests_gaps;
 
 use self::pairing::{Frontier, Pairing};
 use self::side::{Cx, Side, Stats};
-use crate::protocols::{Direction, Exchange, Limits, Message, Role};
+use crate::protocols::{Direction, Exchange, Limits, Message, Note, Role};
 use crate::reassembly::Segment;
 
 /// Bytes that failed to parse, on a connection where nothing parsed yet, after which the
@@ -120,18 +120,30 @@ impl Http1Conn {
         self.after_step();
     }
 
+    /// The connection closed: a close-delimited body ends here, complete.
     pub fn on_close(&mut self, ts_ns: u64) {
+        self.end(ts_ns, Note::Closed);
+    }
+
+    /// The connection is no longer followed (l7trace exits, or evicts it): what is in
+    /// progress is reported as it stands, incomplete (`unfinished`), a close-delimited body
+    /// included, since its end was not seen.
+    pub fn on_abandon(&mut self, ts_ns: u64) {
+        self.end(ts_ns, Note::Unfinished);
+    }
+
+    fn end(&mut self, ts_ns: u64, note: Note) {
         self.last_ts = self.last_ts.max(ts_ns);
         if self.closed {
             return;
         }
         let mut cx = Cx { pairing: &mut self.pairing, limits: &self.limits, stats: &mut self.stats, started: &mut self.started };
         if !self.not_http {
-            self.req.close(&mut cx);
+            self.req.close(note, &mut cx);
             cx.pairing.frontier = Frontier::closed();
-            self.resp.close(&mut cx);
+            self.resp.close(note, &mut cx);
         }
-        cx.pairing.close();
+        cx.pairing.close(note);
         self.closed = true;
         self.req.clear();
         self.resp.clear();

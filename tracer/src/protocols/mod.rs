@@ -155,6 +155,9 @@ pub enum Note {
     Gap,
     ResponseTimeout,
     Closed,
+    /// l7trace stopped following the connection (it exited, or evicted the connection)
+    /// before the message ended: what was seen is reported, as incomplete.
+    Unfinished,
     Upgrade,
     ParseError,
 }
@@ -165,6 +168,7 @@ impl Note {
             Note::Gap => "gap",
             Note::ResponseTimeout => "response_timeout",
             Note::Closed => "closed",
+            Note::Unfinished => "unfinished",
             Note::Upgrade => "upgrade",
             Note::ParseError => "parse_error",
         }

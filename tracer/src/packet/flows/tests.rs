@@ -78,6 +78,26 @@ fn announced_request_comes_before_its_exchange() {
 }
 
 #[test]
+fn new_syn_on_the_same_ports_starts_a_new_flow() {
+    let mut w = Wire::new();
+    w.send(true, 100, SYN, b"");
+    w.send(false, 5000, SYN | ACK, b"");
+    w.send(true, 101, PSH_ACK, REQ);
+    w.send(false, 5001, PSH_ACK, RESP);
+    // No FIN seen (lost, or outside the capture); the client port is reused.
+    w.send(true, 900_000, SYN, b"");
+    w.send(false, 70_000, SYN | ACK, b"");
+    w.send(true, 900_001, PSH_ACK, REQ);
+    w.send(false, 70_001, PSH_ACK, RESP);
+    let out = w.finish();
+    assert_eq!(out.len(), 2, "{out:?}");
+    for x in &out {
+        assert!(x.exchange.complete(), "{x:?}");
+        assert_eq!(body(x), b"0123456789");
+    }
+}
+
+#[test]
 fn handshake_exchange_and_close() {
     let mut w = Wire::new();
     w.send(true, 100, SYN, b"");

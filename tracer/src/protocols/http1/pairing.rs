@@ -288,18 +288,19 @@ impl Pairing {
         }
     }
 
-    /// Connection closed: whatever did not get a response never will.
-    pub fn close(&mut self) {
+    /// Connection closed (`note` Closed), or no longer followed (Unfinished): whatever did
+    /// not get a response never will here.
+    pub fn close(&mut self, note: Note) {
         for s in self.slots.iter_mut() {
             if matches!(s.resp, Resp::Awaiting | Resp::Started) {
                 s.resp = Resp::Missing;
-                s.add_note(Some(Note::Closed));
+                s.add_note(Some(note));
             }
         }
         self.flush();
         for s in self.slots.drain(..) {
             if let (false, Some(request)) = (s.emitted, s.req) {
-                self.ready.push(Exchange { request, response: None, note: s.note.or(Some(Note::Closed)) });
+                self.ready.push(Exchange { request, response: None, note: s.note.or(Some(note)) });
             }
         }
         self.front_seq = self.cursor.max(self.front_seq);

@@ -589,9 +589,10 @@ impl Side {
         }
     }
 
-    /// Connection closed: everything stored is processed, missing ranges become gaps,
-    /// and the message in progress ends (complete only if close-delimited).
-    pub fn close(&mut self, cx: &mut Cx<'_>) {
+    /// Connection closed (`note` Closed) or abandoned (Unfinished): everything stored is
+    /// processed, missing ranges become gaps, and the message in progress ends, complete
+    /// only if close-delimited and the connection really closed.
+    pub fn close(&mut self, note: Note, cx: &mut Cx<'_>) {
         while !cx.stats.upgraded {
             if self.paused {
                 self.resume(true, cx);
@@ -599,10 +600,10 @@ impl Side {
                 break;
             }
         }
-        if self.state != State::UntilClose {
+        if self.state != State::UntilClose || note != Note::Closed {
             if let Some(b) = self.cur.as_mut() {
                 b.msg.complete = false;
-                b.note.get_or_insert(Note::Closed);
+                b.note.get_or_insert(note);
             }
         }
         self.finish(cx);

@@ -392,3 +392,34 @@ fn paused_response_is_bounded() {
     assert!(h.drain().is_empty());
     assert!(h.conn.orphan_responses() > 0);
 }
+
+#[test]
+fn close_delimited_body_is_complete_only_when_the_connection_closes() {
+    let head = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nstreaming ";
+    // The server closes: the body ends there, complete.
+    let mut h = Harness::new();
+    h.req(&get("/stream"));
+    h.resp(head);
+    h.close();
+    let out = h.drain();
+    assert_eq!(out.len(), 1);
+    assert!(out[0].complete(), "closed by the server: {:?}", out[0]);
+    assert_eq!(out[0].note, None);
+    // l7trace stops following it (exit, eviction) with the body still streaming: what was
+    // seen is reported, and it says it is not the whole body.
+    let mut h = Harness::new();
+    h.req(&get("/stream"));
+    h.resp(head);
+    h.conn.on_abandon(h.ts + 1);
+    let out = h.drain();
+    assert_eq!(out.len(), 1);
+    let r = out[0].response.as_ref().expect("the response so far");
+    assert_eq!((r.complete, r.body_size), (false, 10));
+    assert_eq!(out[0].note, Some(Note::Unfinished));
+    assert!(!out[0].complete());
+    // A request still waiting for its response when abandoned is unfinished, not closed.
+    let mut h = Harness::new();
+    h.req(&get("/pending"));
+    h.conn.on_abandon(h.ts + 1);
+    assert_eq!(h.sums(), vec![alone("/pending", Note::Unfinished)]);
+}
