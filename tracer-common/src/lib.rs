@@ -128,9 +128,16 @@ pub struct ConnInfo {
     pub laddr: [u8; 16],
     pub raddr: [u8; 16],
     pub fd: u32,
-    pub _pad: u32,
+    /// `CONN_*_CLOSED` bits: the entry goes when both the socket and its fd are closed.
+    pub state: u32,
 }
 const _: () = assert!(core::mem::size_of::<ConnInfo>() == 80);
+
+/// The process closed the connection's fd.
+pub const CONN_FD_CLOSED: u32 = 1;
+/// The socket reached TCP_CLOSE (its Close event went out); bytes still queued for the
+/// process may be read after it (a half-closed client reading the answer).
+pub const CONN_TCP_CLOSED: u32 = 2;
 
 /// What accept/connect learnt about an fd, until its first data names the socket.
 #[repr(C)]

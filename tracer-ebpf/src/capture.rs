@@ -20,7 +20,7 @@ use crate::{
     config::{ATTRIBUTION_ONLY, CFG_MAX_CAPTURE, CFG_MAX_IOV, FILTER_PORT_ON, USE_RINGBUF},
     maps::{
         count, SyscallArgs, ARG_BUF, ARG_IOV, ARG_MSG, ARG_SENDFILE, CONNS, EVENTS_PERF,
-        EVENTS_RB, FD_ROLES, FILTER_PORTS, SCRATCH, SCRATCH_SEQ,
+        EVENTS_RB, FD_ROLES, FD_SOCK, FILTER_PORTS, SCRATCH, SCRATCH_SEQ,
     },
     probes::conn_key,
 };
@@ -99,11 +99,15 @@ fn insert_conn(sk: u64, role: u8, proto: u8, flags: u32, tgid: u32, fd: u32) -> 
         laddr: [0; 16],
         raddr: [0; 16],
         fd,
-        _pad: 0,
+        state: 0,
     };
     if CONNS.insert(&sk, &conn, 0).is_err() {
         count(counters::CONN_TABLE_FULL, 1);
         return None;
+    }
+    if fd != u32::MAX {
+        // Lets close(fd) find the socket (see `conns::close_enter`).
+        let _ = FD_SOCK.insert(&conn_key(tgid, fd), &sk, 0);
     }
     CONNS.get_ptr_mut(&sk)
 }

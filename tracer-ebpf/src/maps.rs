@@ -49,6 +49,11 @@ pub static ARGS: LruHashMap<u64, SyscallArgs> = LruHashMap::with_max_entries(655
 #[map(name = "CONNS")]
 pub static CONNS: LruHashMap<u64, ConnInfo> = LruHashMap::with_max_entries(65536, 0);
 
+/// `(tgid << 32) | fd` -> socket address, from a connection's first data until its fd is
+/// closed: close(2) names an fd, the connection table is keyed by socket.
+#[map(name = "FD_SOCK")]
+pub static FD_SOCK: LruHashMap<u64, u64> = LruHashMap::with_max_entries(65536, 0);
+
 /// Keyed by `(tgid << 32) | fd`, from accept/connect until the fd's first data.
 #[map(name = "FD_ROLES")]
 pub static FD_ROLES: LruHashMap<u64, FdRole> = LruHashMap::with_max_entries(65536, 0);

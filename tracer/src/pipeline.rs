@@ -148,7 +148,13 @@ struct Conn {
     last_ns: u64,
     /// Lost bytes already counted through this connection's exchanges.
     lost_counted: u64,
+    /// When its socket closed: it ends `CLOSE_GRACE_NS` later, so bytes the process reads
+    /// after the close (a half-closed client reading the answer) still count.
+    closing: Option<u64>,
 }
+
+/// How long a closed connection waits for reads of bytes that arrived before its close.
+const CLOSE_GRACE_NS: u64 = 500_000_000;
 
 pub struct Pipeline {
     cfg: Config,
@@ -238,25 +244,43 @@ impl Pipeline {
         self.closing = closing;
     }
 
-    fn close(&mut self, key: ConnKey, ts_ns: u64, sink: &mut impl FnMut(Record)) {
-        if let Some(mut conn) = self.conns.remove(&key) {
-            if let Some(p) = conn.parser.as_mut() {
-                p.on_close(ts_ns);
-            }
-            self.emit_conn(&mut conn, sink);
+    /// The socket closed: the connection ends after `CLOSE_GRACE_NS` (`tick`), or at exit.
+    fn close(&mut self, key: ConnKey, ts_ns: u64, _sink: &mut impl FnMut(Record)) {
+        if let Some(conn) = self.conns.get_mut(&key) {
+            conn.closing.get_or_insert(ts_ns);
         }
+    }
+
+    /// Ends a connection: closed if its socket closed, abandoned otherwise (exit, eviction).
+    fn end_conn(&mut self, mut conn: Box<Conn>, now_ns: u64, sink: &mut impl FnMut(Record)) {
+        if let Some(p) = conn.parser.as_mut() {
+            match conn.closing {
+                Some(ts) => p.on_close(ts.max(conn.last_ns)),
+                None => p.on_abandon(now_ns),
+            }
+        }
+        self.emit_conn(&mut conn, sink);
     }
 
     /// Periodic work: response timeouts, reorder timeouts, idle eviction.
     pub fn tick(&mut self, now_ns: u64, sink: &mut impl FnMut(Record)) {
         let idle = self.cfg.idle_timeout_ns;
         let mut idle_keys = Vec::new();
+        let mut closed_keys = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
             if let Some(p) = conn.parser.as_mut() {
                 p.on_tick(now_ns);
             }
-            if now_ns.saturating_sub(conn.last_ns) > idle {
+            let last = conn.closing.map_or(conn.last_ns, |c| c.max(conn.last_ns));
+            if conn.closing.is_some() && now_ns.saturating_sub(last) > CLOSE_GRACE_NS {
+                closed_keys.push(*key);
+            } else if now_ns.saturating_sub(conn.last_ns) > idle {
                 idle_keys.push(*key);
+            }
+        }
+        for key in closed_keys {
+            if let Some(conn) = self.conns.remove(&key) {
+                self.end_conn(conn, now_ns, sink);
             }
         }
         for conn in self.conns.values_mut() {
@@ -275,9 +299,8 @@ impl Pipeline {
             if let Some(mut conn) = self.conns.remove(&key) {
                 if let Some(p) = conn.parser.as_mut() {
                     p.on_tick(now_ns);
-                    p.on_abandon(now_ns);
                 }
-                self.emit_conn(&mut conn, sink);
+                self.end_conn(conn, now_ns, sink);
             }
         }
     }
@@ -297,12 +320,11 @@ impl Pipeline {
     }
 
     fn evict(&mut self, key: ConnKey, now_ns: u64, sink: &mut impl FnMut(Record)) {
-        if let Some(mut conn) = self.conns.remove(&key) {
-            self.stats.evicted_conns += 1;
-            if let Some(p) = conn.parser.as_mut() {
-                p.on_abandon(now_ns);
+        if let Some(conn) = self.conns.remove(&key) {
+            if conn.closing.is_none() {
+                self.stats.evicted_conns += 1;
             }
-            self.emit_conn(&mut conn, sink);
+            self.end_conn(conn, now_ns, sink);
         }
     }
 
@@ -336,7 +358,7 @@ fn new_conn(cfg: &Config, filter: &Filter, meta: ConnMeta, ts_ns: u64) -> Box<Co
         }
         p
     });
-    Box::new(Conn { meta, role, parser, last_ns: ts_ns, lost_counted: 0 })
+    Box::new(Conn { meta, role, parser, last_ns: ts_ns, lost_counted: 0, closing: None })
 }
 
 fn emit(

@@ -2,12 +2,12 @@
 //! until its first data names the socket; the socket's move to TCP_CLOSE ends it.
 //! The tracepoint entry points are here; `probes::kprobes` has the kprobe ones.
 use aya_ebpf::{helpers::bpf_probe_read_user, macros::tracepoint, programs::TracePointContext, EbpfContext};
-use tracer_common::{FdRole, AF_INET, AF_INET6, ROLE_CLIENT, ROLE_SERVER};
+use tracer_common::{FdRole, AF_INET, AF_INET6, CONN_FD_CLOSED, CONN_TCP_CLOSED, ROLE_CLIENT, ROLE_SERVER};
 
 use super::{conn_key, current, sys_arg, sys_ret, tp_args, traced};
 use crate::{
     capture::emit_close,
-    maps::{ARGS, ARG_ACCEPT, ARG_CONNECT, CONNS, FD_ROLES},
+    maps::{ARGS, ARG_ACCEPT, ARG_CONNECT, CONNS, FD_ROLES, FD_SOCK},
 };
 
 const EINPROGRESS: i64 = 115;
@@ -66,14 +66,22 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     if newstate != TCP_CLOSE {
         return 0;
     }
-    // SAFETY: copied out at once.
-    let Some(conn) = (unsafe { CONNS.get(&sk) }).copied() else {
+    let Some(conn) = CONNS.get_ptr_mut(&sk) else {
         return 0;
     };
-    if conn.emitted != 0 {
-        emit_close(&ctx, &conn, sk);
+    // SAFETY: map value pointer, used at once.
+    let conn = unsafe { &mut *conn };
+    if conn.emitted != 0 && conn.state & CONN_TCP_CLOSED == 0 {
+        emit_close(&ctx, conn, sk);
     }
-    let _ = CONNS.remove(&sk);
+    // The socket is closed, but what it received may still be read through its fd (a
+    // client that half-closed reads the answer after the server's FIN): the entry stays
+    // until the fd closes, so those reads keep the connection's identity and positions.
+    if conn.state & CONN_FD_CLOSED != 0 || conn.fd == u32::MAX {
+        let _ = CONNS.remove(&sk);
+    } else {
+        conn.state |= CONN_TCP_CLOSED;
+    }
     0
 }
 
@@ -91,7 +99,26 @@ pub fn connect_enter(a: &[u64; 4]) {
 #[inline(always)]
 pub fn close_enter(fd: u32) {
     let (_, tgid, _) = current();
-    let _ = FD_ROLES.remove(&conn_key(tgid, fd));
+    let key = conn_key(tgid, fd);
+    let _ = FD_ROLES.remove(&key);
+    // SAFETY: copied out at once.
+    let Some(sk) = (unsafe { FD_SOCK.get(&key) }).copied() else {
+        return;
+    };
+    let _ = FD_SOCK.remove(&key);
+    let Some(conn) = CONNS.get_ptr_mut(&sk) else {
+        return;
+    };
+    // SAFETY: map value pointer, used at once.
+    let conn = unsafe { &mut *conn };
+    if conn.pid != tgid || conn.fd != fd {
+        return;
+    }
+    if conn.state & CONN_TCP_CLOSED != 0 {
+        let _ = CONNS.remove(&sk);
+    } else {
+        conn.state |= CONN_FD_CLOSED;
+    }
 }
 
 /// accept/connect enter: `a` holds the first four syscall arguments (fd, sockaddr).

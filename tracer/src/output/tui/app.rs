@@ -107,8 +107,9 @@ pub struct App {
     pub now_ns: u64,
     pub quit: bool,
     clock: Clock,
-    /// Rows shown for requests still in flight: (connection, request's first timestamp).
-    pending: HashMap<(u64, u64), u64>,
+    /// Rows of requests in flight by (connection, first byte's time); several when
+    /// pipelined requests came in one segment (same time), completed in order.
+    pending: HashMap<(u64, u64), std::collections::VecDeque<u64>>,
 }
 
 impl App {
@@ -159,15 +160,28 @@ impl App {
         let id = (r.conn, r.exchange.request.first_ts_ns);
         if r.in_flight {
             let e = Entry::new(self.next_seq, r, &self.clock);
-            self.pending.insert(id, self.next_seq);
+            self.pending.entry(id).or_default().push_back(self.next_seq);
             if self.pending.len() > 2 * self.max_rows {
                 let first = self.entries.front().map_or(0, |e| e.seq);
-                self.pending.retain(|_, seq| *seq >= first);
+                self.pending.retain(|_, seqs| {
+                    seqs.retain(|seq| *seq >= first);
+                    !seqs.is_empty()
+                });
             }
             self.push_entry(e);
             return;
         }
-        match self.pending.remove(&id) {
+        let seq = match self.pending.get_mut(&id) {
+            Some(seqs) => {
+                let seq = seqs.pop_front();
+                if seqs.is_empty() {
+                    self.pending.remove(&id);
+                }
+                seq
+            }
+            None => None,
+        };
+        match seq {
             Some(seq) if self.entry(seq).is_some() => self.complete(seq, r),
             _ => self.push_entry(Entry::new(self.next_seq, r, &self.clock)),
         }
@@ -572,6 +586,20 @@ mod tests {
         assert_eq!(app.view_len(), 2, "the row was filled, not added");
         let e = app.view_entry(0).unwrap();
         assert_eq!((e.pending, e.status, e.target.as_str()), (false, Some(503), "/slow"));
+    }
+
+    #[test]
+    fn pipelined_requests_of_one_segment_fill_their_own_rows() {
+        // Two heads parsed from one segment carry the same first timestamp.
+        let mut app = App::new(10, Clock::new());
+        app.push(&record(7, "/a", None));
+        app.push(&record(7, "/b", None));
+        app.push(&record(7, "/a", Some(200)));
+        app.push(&record(7, "/b", Some(404)));
+        assert_eq!(app.view_len(), 2, "both rows filled in place");
+        let rows: Vec<_> = (0..2).map(|i| app.view_entry(i).unwrap()).map(|e| (e.target.clone(), e.status, e.pending)).collect();
+        assert!(rows.contains(&("/a".into(), Some(200), false)), "{rows:?}");
+        assert!(rows.contains(&("/b".into(), Some(404), false)), "{rows:?}");
     }
 
     #[test]
