@@ -29,6 +29,11 @@ impl Attribution {
     pub fn learn(&mut self, meta: &ConnMeta) {
         if self.owners.len() >= MAX_OWNERS {
             self.owners.retain(|_, o| o.closed_ns.is_none());
+            // Still full (closes were missed): start over rather than rescan the table on
+            // every insert; owners are learnt again from the next events of each connection.
+            if self.owners.len() >= MAX_OWNERS / 2 {
+                self.owners.clear();
+            }
         }
         self.owners.insert(
             (meta.local, meta.remote),

@@ -70,6 +70,11 @@ impl Headers {
         self.spans.len()
     }
 
+    /// Bytes held for names and values.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
@@ -147,6 +152,17 @@ pub struct Message {
     pub complete: bool,
     /// Bytes of this message known lost (gaps inside it).
     pub lost_bytes: u64,
+}
+
+impl Message {
+    /// Bytes this message keeps in memory (head fields and kept body), for the bounds.
+    pub fn held_bytes(&self) -> usize {
+        let start = match &self.start {
+            StartLine::Request { method, target, .. } => method.len() + target.len(),
+            StartLine::Response { reason, .. } => reason.len(),
+        };
+        start + self.headers.byte_len() + 16 * self.headers.len() + self.body.len()
+    }
 }
 
 /// Why an exchange is reported the way it is, when something went wrong.

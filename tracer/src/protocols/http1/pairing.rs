@@ -9,6 +9,8 @@ use crate::protocols::{Exchange, Message, Note};
 /// Requests waiting for emission or for a late response; beyond this the oldest is given
 /// up (emitted alone), so a peer that never answers cannot grow memory.
 const MAX_SLOTS: usize = 1024;
+/// Waiting requests beyond which the bytes they hold are checked against the budget.
+const BUDGET_CHECK_FROM: usize = 8;
 
 #[derive(Debug)]
 enum Resp {
@@ -99,8 +101,15 @@ impl Pairing {
         usize::try_from(self.cursor.saturating_sub(self.front_seq)).unwrap_or(usize::MAX).min(self.slots.len())
     }
 
-    pub fn push_request(&mut self, first_ts: u64, method: MethodKind) -> u64 {
+    /// A new request; `budget` bounds the bytes of the messages its connection holds
+    /// (heads and kept bodies of requests waiting for their responses, and of responses
+    /// waiting for earlier ones), like the stream buffers' own bound.
+    pub fn push_request(&mut self, first_ts: u64, method: MethodKind, budget: usize) -> u64 {
         if self.slots.len() >= MAX_SLOTS {
+            self.give_up_oldest();
+        }
+        // Only deep pipelines hold many messages: the sum is taken only then.
+        while self.slots.len() > BUDGET_CHECK_FROM && self.held_bytes() > budget {
             self.give_up_oldest();
         }
         if let Some(prev) = self.slots.back() {
@@ -121,6 +130,19 @@ impl Pairing {
             emitted: false,
         });
         self.front_seq + self.slots.len() as u64 - 1
+    }
+
+    fn held_bytes(&self) -> usize {
+        self.slots
+            .iter()
+            .map(|s| {
+                let resp = match &s.resp {
+                    Resp::Done(m) => m.held_bytes(),
+                    _ => 0,
+                };
+                s.req.as_ref().map_or(0, Message::held_bytes) + resp
+            })
+            .sum()
     }
 
     fn give_up_oldest(&mut self) {

@@ -246,7 +246,7 @@ impl Side {
             Err(_) => return Some(self.head_error(1, cx)),
         };
         let (ts, _) = self.marks.at(pos);
-        let slot = cx.pairing.push_request(ts, h.method);
+        let slot = cx.pairing.push_request(ts, h.method, cx.limits.max_buffer);
         let msg = self.new_message(h.start, h.headers, pos, len, cx);
         if let Some(started) = cx.started.as_mut() {
             started.push(msg.clone());

@@ -423,3 +423,21 @@ fn close_delimited_body_is_complete_only_when_the_connection_closes() {
     h.conn.on_abandon(h.ts + 1);
     assert_eq!(h.sums(), vec![alone("/pending", Note::Unfinished)]);
 }
+
+#[test]
+fn unanswered_pipelined_heads_are_bounded_in_bytes() {
+    // A peer pipelines large heads and never reads an answer: the requests held for
+    // their responses stay within the connection's buffer bound (or a few messages); the
+    // oldest are given up, emitted alone and marked.
+    let mut h = Harness::new();
+    let big = "v".repeat(200 << 10);
+    for i in 0..30 {
+        h.req(format!("GET /p{i} HTTP/1.1\r\nHost: x\r\nX-Big: {big}\r\n\r\n").as_bytes());
+    }
+    let out = h.drain();
+    // At most BUDGET_CHECK_FROM + 1 (9) requests are held when each is this large.
+    assert!(out.len() >= 30 - 9, "given up: {}", out.len());
+    for (i, x) in out.iter().enumerate() {
+        assert_eq!(sum(x), alone(&format!("/p{i}"), Note::Gap));
+    }
+}
