@@ -29,8 +29,9 @@ impl Attribution {
     pub fn learn(&mut self, meta: &ConnMeta) {
         if self.owners.len() >= MAX_OWNERS {
             self.owners.retain(|_, o| o.closed_ns.is_none());
-            // Still full (closes were missed): start over rather than rescan the table on
-            // every insert; owners are learnt again from the next events of each connection.
+            // Still half full (closes were missed): start over rather than rescan the table
+            // on every insert. Connections known so far lose their process (their one
+            // attribution event was sent); new ones are learnt as they start.
             if self.owners.len() >= MAX_OWNERS / 2 {
                 self.owners.clear();
             }
