@@ -244,10 +244,16 @@ impl Pipeline {
         self.closing = closing;
     }
 
-    /// The socket closed: the connection ends after `CLOSE_GRACE_NS` (`tick`), or at exit.
-    fn close(&mut self, key: ConnKey, ts_ns: u64, _sink: &mut impl FnMut(Record)) {
-        if let Some(conn) = self.conns.get_mut(&key) {
-            conn.closing.get_or_insert(ts_ns);
+    /// The socket closed. A connection with nothing in progress ends now; one waiting for
+    /// bytes (a response to a request, the rest of a message) ends after `CLOSE_GRACE_NS`
+    /// (`tick`) or at exit, so what the process reads after the close still counts.
+    fn close(&mut self, key: ConnKey, ts_ns: u64, sink: &mut impl FnMut(Record)) {
+        let Some(conn) = self.conns.get_mut(&key) else { return };
+        conn.closing.get_or_insert(ts_ns);
+        if conn.parser.as_ref().is_none_or(|p| p.is_idle()) {
+            if let Some(conn) = self.conns.remove(&key) {
+                self.end_conn(conn, ts_ns, sink);
+            }
         }
     }
 

@@ -187,6 +187,16 @@ impl Http1Conn {
         self.pairing.orphans()
     }
 
+    /// Nothing in progress: every message seen has been emitted, no byte is held. A close
+    /// then changes nothing, whatever is read after it.
+    pub fn is_idle(&self) -> bool {
+        self.is_done()
+            || (self.pairing.is_empty()
+                && self.req.at_boundary()
+                && self.resp.at_boundary()
+                && self.buffered_bytes() == 0)
+    }
+
     pub fn is_done(&self) -> bool {
         self.closed || self.not_http || self.stats.upgraded
     }

@@ -85,6 +85,11 @@ pub(super) struct Pairing {
 }
 
 impl Pairing {
+    /// No request waits for a response or for its turn to be emitted.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty() && self.ready.is_empty()
+    }
+
     pub fn orphans(&self) -> u64 {
         self.orphans
     }
