@@ -476,4 +476,39 @@ mod tests {
         assert!(out.is_empty(), "{out:?}");
         assert_eq!(p.stats.orphan_responses, 1);
     }
+
+    fn close_event(ts: u64) -> Vec<u8> {
+        let mut raw = data(DIR_EGRESS, 0, ts, b"");
+        // `kind` is the header's first field.
+        raw[..4].copy_from_slice(&(EventKind::Close as u32).to_ne_bytes());
+        raw
+    }
+
+    #[test]
+    fn bytes_read_after_the_close_still_count_and_idle_closes_end_at_once() {
+        let cfg = Config { limits: Limits::default(), announce_requests: false, max_conns: 4, idle_timeout_ns: u64::MAX };
+        let mut p = Pipeline::new(cfg, Filter::default());
+        let mut out = Vec::new();
+        let req = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        // Request out, then the socket closes (the peer's FIN after ours), then the answer
+        // is read.
+        p.on_raw(&data(DIR_EGRESS, 0, 100, req), &mut |r| out.push(r));
+        p.on_raw(&close_event(150), &mut |r| out.push(r));
+        assert!(out.is_empty(), "nothing ended yet: {out:?}");
+        p.on_raw(&data(DIR_INGRESS, 0, 200, resp), &mut |r| out.push(r));
+        assert_eq!(out.len(), 1);
+        assert!(out[0].exchange.complete(), "{:?}", out[0].exchange);
+        // Nothing in progress any more: the connection is gone at the next tick after the
+        // grace.
+        p.tick(200 + CLOSE_GRACE_NS + 1, &mut |r| out.push(r));
+        assert_eq!(p.active_conns(), 0);
+        // A close with nothing in progress ends the connection at once.
+        let mut p = Pipeline::new(cfg, Filter::default());
+        p.on_raw(&data(DIR_EGRESS, 0, 300, req), &mut |r| out.push(r));
+        p.on_raw(&data(DIR_INGRESS, 0, 400, resp), &mut |r| out.push(r));
+        assert_eq!(out.len(), 2);
+        p.on_raw(&close_event(500), &mut |r| out.push(r));
+        assert_eq!(p.active_conns(), 0, "ended on its close");
+    }
 }
