@@ -1,7 +1,7 @@
 //! The event loop: kernel buffers -> pipeline -> sink, ticks, signals, summary.
 use std::{
     io::{self, IsTerminal as _},
-    os::fd::{AsRawFd, FromRawFd},
+    os::fd::FromRawFd,
     sync::atomic::{AtomicBool, Ordering},
 };
 
@@ -35,6 +35,8 @@ fn install_signals() {
 
 /// Longest wait for kernel events before ticking (timeouts, input, redraw).
 pub const TICK_MS: i32 = 50;
+/// `--iface`: how often the packet socket is read.
+const PACKET_POLL_MS: i32 = 10;
 const WARN_EVERY_NS: u64 = 5_000_000_000;
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -137,17 +139,21 @@ fn event_loop(
     mut packet: Option<&mut PacketPath>,
     sink: &mut dyn Sink,
 ) -> anyhow::Result<Counters> {
-    let mut fds = tracer.source.fds();
-    fds.extend(tracer.packet.as_ref().map(|p| p.as_raw_fd()));
+    // The packet socket is not waited on: it would wake the loop for every frame. It is
+    // read every PACKET_POLL_MS instead (its 16 MiB buffer holds far more than that), and
+    // at once again while reads come back full.
+    let fds = tracer.source.fds();
     let epoll = Epoll::new(&fds).context("epoll")?;
+    let wait_ms = if tracer.packet.is_some() { PACKET_POLL_MS } else { TICK_MS };
+    let mut backlog = false;
     let mut perf_lost = 0u64;
     let mut scratch = Vec::new();
     let mut last_warn = (monotonic_ns(), 0u64);
     let mut last_tick = 0u64;
     loop {
         let stopping = STOP.load(Ordering::Relaxed);
-        if !stopping {
-            epoll.wait(TICK_MS);
+        if !stopping && !backlog {
+            epoll.wait(wait_ms);
         }
         let now = monotonic_ns();
         let mut quit = false;
@@ -161,7 +167,7 @@ fn event_loop(
                 (Some(path), Some(sock)) => {
                     // Packets carry the exchanges; the syscall events read after them name
                     // the processes of the exchanges they finished.
-                    path.poll(sock, now);
+                    backlog = path.poll(sock, now);
                     if stopping {
                         path.flush(sock, now);
                     } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {

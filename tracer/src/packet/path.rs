@@ -91,15 +91,16 @@ impl PacketPath {
         }
     }
 
-    /// Reads what the socket holds (up to a batch). Finished exchanges wait in a queue for
-    /// `emit_ready`: the syscall events that name their processes are read in between.
-    pub fn poll(&mut self, sock: &PacketSocket, now_ns: u64) {
+    /// Reads what the socket holds (up to a batch); true when the batch was full (more
+    /// may wait). Finished exchanges wait in a queue for `emit_ready`: the syscall events
+    /// that name their processes are read in between.
+    pub fn poll(&mut self, sock: &PacketSocket, now_ns: u64) -> bool {
         for _ in 0..BATCH / BATCH_FRAMES {
             let n = match sock.recv_batch(&mut self.batch) {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!("reading the packet socket: {e}");
-                    break;
+                    return false;
                 }
             };
             for i in 0..n {
@@ -119,9 +120,10 @@ impl PacketPath {
                 self.flows.on_segment(&seg, ts, &mut |x| ready.push(x));
             }
             if n < BATCH_FRAMES {
-                break;
+                return false;
             }
         }
+        true
     }
 
     pub fn tick(&mut self, sock: &PacketSocket, now_ns: u64) {
