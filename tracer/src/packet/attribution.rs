@@ -48,13 +48,6 @@ impl Attribution {
         }
     }
 
-    /// The owner of the server side if local, else of the client side: a server operator
-    /// capturing an interface cares about the local service first.
-    pub fn lookup(&self, client: SocketAddr, server: SocketAddr) -> Option<Owner> {
-        let [srv, cli] = self.both(client, server);
-        srv.or(cli)
-    }
-
     /// The local owners of both ends, server first (both local: a client and a server on
     /// this host talking through the interface).
     pub fn both(&self, client: SocketAddr, server: SocketAddr) -> [Option<Owner>; 2] {

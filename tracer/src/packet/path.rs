@@ -95,6 +95,10 @@ impl PacketPath {
     /// may wait). Finished exchanges wait in a queue for `emit_ready`: the syscall events
     /// that name their processes are read in between.
     pub fn poll(&mut self, sock: &PacketSocket, now_ns: u64) -> bool {
+        // Frames carry wall-clock times; the offset to the monotonic clock is taken afresh
+        // for each read, so a step of the wall clock (NTP) does not shift every later
+        // frame against the monotonic timeouts.
+        self.clock = crate::output::Clock::new();
         for _ in 0..BATCH / BATCH_FRAMES {
             let n = match sock.recv_batch(&mut self.batch) {
                 Ok(n) => n,
