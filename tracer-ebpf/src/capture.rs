@@ -316,7 +316,7 @@ fn emit_data<C: EbpfContext>(ctx: &C, conn: &mut ConnInfo, args: &SyscallArgs, d
     if scratch_seq() != seq {
         count(counters::LOST_EVENTS, 1);
         count(counters::LOST_BYTES, ret);
-    } else if output(ctx, ev as *const DataEvent as *const u8, size) {
+    } else if output(ctx, ev as *const DataEvent as *const u8, size, seq & 15 == 0) {
         conn.emitted = 1;
     } else {
         count(counters::LOST_EVENTS, 1);
@@ -376,8 +376,9 @@ fn copy_iov(ev: &mut DataEvent, iov: u64, iovcnt: u64, cap: u64) -> u64 {
 /// 8 MiB ring: far from full at any rate the reader keeps up with).
 const WAKEUP_AT: u64 = 512 << 10;
 
+/// `check_fill`: look at the ring's fill level for the early wake-up (see below).
 #[inline(always)]
-fn output<C: EbpfContext>(ctx: &C, data: *const u8, size: usize) -> bool {
+fn output<C: EbpfContext>(ctx: &C, data: *const u8, size: usize, check_fill: bool) -> bool {
     let mut size = size;
     if size > HEADER_SIZE + MAX_CAPTURE {
         size = HEADER_SIZE + MAX_CAPTURE;
@@ -388,10 +389,11 @@ fn output<C: EbpfContext>(ctx: &C, data: *const u8, size: usize) -> bool {
         // No wake-up per event: the reader polls every TICK_MS (run.rs) and is woken early
         // only once WAKEUP_AT bytes wait, so a busy server does not pay a reader wake-up
         // (and the reader a context switch) per syscall.
-        // The fill level is looked at on every 16th data event of a CPU only: reading it
+        // The fill level is looked at on every 16th data event of a CPU only (the caller
+        // says which, from the scratch generation it already holds): reading it
         // pulls in the cache line the reader writes; 15 events (at most 240 KiB) late is
         // still far from full.
-        let flags = if scratch_seq() & 15 == 0 && EVENTS_RB.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_AT {
+        let flags = if check_fill && EVENTS_RB.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_AT {
             BPF_RB_FORCE_WAKEUP
         } else {
             BPF_RB_NO_WAKEUP
@@ -412,7 +414,7 @@ pub fn emit_close<C: EbpfContext>(ctx: &C, conn: &ConnInfo, sk: u64) {
     fill_header(&mut hdr, conn, EventKind::Close, conn.pid, 0, conn.fd, sk);
     // Not in the owner's context: its command name is not the current one.
     hdr.comm = [0; 16];
-    if !output(ctx, &hdr as *const EventHeader as *const u8, HEADER_SIZE) {
+    if !output(ctx, &hdr as *const EventHeader as *const u8, HEADER_SIZE, false) {
         count(counters::LOST_EVENTS, 1);
     }
 }

@@ -27,12 +27,7 @@ use common::trace;
 use common::*;
 use netns::*;
 use serde_json::Value;
-use tracer::packet::frame::build_frame;
-
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-const PSH_ACK: u8 = 0x18;
-const FIN_ACK: u8 = 0x11;
+use tracer::packet::frame::{build_frame, tcp_flags::*};
 
 const PORT: u16 = 8080;
 

@@ -58,6 +58,22 @@ fn final_exchange_is_reported(records: &[serde_json::Value], target: &str) {
     }
 }
 
+/// Prints what a run cost, checks its peak RSS and that its last exchange (`/c-{last}`) was
+/// reported; returns a reader of its summary counters.
+fn bounded_and_reported<'a>(what: &str, last: usize, stopped: &'a trace::Stopped, peak: f64) -> impl Fn(&str) -> u64 + 'a {
+    let counter = |n: &str| summary_counter(&stopped.stderr, n);
+    eprintln!(
+        "many_conns: {what}: peak RSS {peak:.1} MiB, records {}, exchanges={} lost_events={} evicted_conns={}",
+        stopped.records.len(),
+        counter("exchanges"),
+        counter("lost_events"),
+        counter("evicted_conns")
+    );
+    assert!(peak < PEAK_RSS_BOUND_MIB, "peak RSS {peak:.1} MiB");
+    final_exchange_is_reported(&stopped.records, &format!("/c-{last}"));
+    counter
+}
+
 #[test]
 fn hundred_thousand_short_connections() {
     const N: usize = 100_000;
@@ -78,18 +94,7 @@ fn hundred_thousand_short_connections() {
     std::thread::sleep(Duration::from_millis(500));
     let peak = peak_rss_mib(pid);
     let stopped = trace.stop_full();
-    let counter = |n| summary_counter(&stopped.stderr, n);
-    eprintln!(
-        "many_conns: {N} short connections in {:.1}s: peak RSS {peak:.1} MiB, records {}, \
-         exchanges={} lost_events={} evicted_conns={}",
-        took.as_secs_f64(),
-        stopped.records.len(),
-        counter("exchanges"),
-        counter("lost_events"),
-        counter("evicted_conns")
-    );
-    assert!(peak < PEAK_RSS_BOUND_MIB, "peak RSS {peak:.1} MiB");
-    final_exchange_is_reported(&stopped.records, &format!("/c-{N}"));
+    let counter = bounded_and_reported(&format!("{N} short connections in {:.1}s", took.as_secs_f64()), N, &stopped, peak);
     // Closed connections leave the table; with nothing lost, every exchange is reported.
     if counter("lost_events") == 0 {
         assert!(counter("exchanges") >= 2 * N as u64, "exchanges in {:?}", stopped.stderr);
@@ -168,17 +173,7 @@ fn ten_thousand_idle_connections() {
     drop(held);
     drop(child.stdin.take());
     let _ = child.wait();
-    let counter = |n| summary_counter(&stopped.stderr, n);
-    eprintln!(
-        "many_conns: {N} idle connections held: peak RSS {peak:.1} MiB, records {}, \
-         exchanges={} lost_events={} evicted_conns={}",
-        stopped.records.len(),
-        counter("exchanges"),
-        counter("lost_events"),
-        counter("evicted_conns")
-    );
-    assert!(peak < PEAK_RSS_BOUND_MIB, "peak RSS {peak:.1} MiB");
-    final_exchange_is_reported(&stopped.records, &format!("/c-{N}"));
+    let counter = bounded_and_reported(&format!("{N} idle connections held"), N, &stopped, peak);
     // 2N tracked ends (client and server) into a table of 1000: at least 2N - 1000 go.
     let max: u64 = MAX_CONNS.parse().unwrap();
     let evicted = counter("evicted_conns");

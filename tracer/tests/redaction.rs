@@ -35,6 +35,16 @@ fn headers(rec: &Value, name: &str, msg: &str) -> Option<String> {
     header_at(rec, &format!("/{msg}/headers"), name)
 }
 
+/// The secrets `secret_exchange` sends, masked (X-Session by `--redact`).
+fn assert_masked(r: &Value) {
+    assert_eq!(headers(r, "Authorization", "request").as_deref(), Some("Bearer <redacted>"));
+    assert_eq!(headers(r, "Cookie", "request").as_deref(), Some("<redacted>"));
+    assert_eq!(headers(r, "X-Api-Key", "request").as_deref(), Some("<redacted>"));
+    assert_eq!(headers(r, "X-Session", "request").as_deref(), Some("<redacted>"));
+    assert_eq!(headers(r, "Set-Cookie", "response").as_deref(), Some("<redacted>"));
+    assert_eq!(headers(r, "X-Session", "response").as_deref(), Some("<redacted>"));
+}
+
 #[test]
 fn secrets_are_masked_by_default_and_with_redact() {
     let (records, raw) = secret_exchange(&["--redact", "x-SESSION"]);
@@ -42,12 +52,7 @@ fn secrets_are_masked_by_default_and_with_redact() {
     assert!(!text.contains("s3cret"), "a secret leaked into the JSON stream:\n{text}");
     for role in ["client", "server"] {
         let r = only_one(&records, role);
-        assert_eq!(headers(r, "Authorization", "request").as_deref(), Some("Bearer <redacted>"));
-        assert_eq!(headers(r, "Cookie", "request").as_deref(), Some("<redacted>"));
-        assert_eq!(headers(r, "X-Api-Key", "request").as_deref(), Some("<redacted>"));
-        assert_eq!(headers(r, "X-Session", "request").as_deref(), Some("<redacted>"));
-        assert_eq!(headers(r, "Set-Cookie", "response").as_deref(), Some("<redacted>"));
-        assert_eq!(headers(r, "X-Session", "response").as_deref(), Some("<redacted>"));
+        assert_masked(r);
         assert!(headers(r, "User-Agent", "request").is_some_and(|u| u.starts_with("curl/")));
     }
 }
@@ -76,10 +81,5 @@ fn secrets_are_masked_on_the_interface_path() {
     assert_eq!(records.len(), 1, "one record per exchange with --iface:\n{}", dump(&records));
     let r = &records[0];
     assert_eq!(str_at(r, "/source"), "packet", "source in {r}");
-    assert_eq!(headers(r, "Authorization", "request").as_deref(), Some("Bearer <redacted>"));
-    assert_eq!(headers(r, "Cookie", "request").as_deref(), Some("<redacted>"));
-    assert_eq!(headers(r, "X-Api-Key", "request").as_deref(), Some("<redacted>"));
-    assert_eq!(headers(r, "X-Session", "request").as_deref(), Some("<redacted>"));
-    assert_eq!(headers(r, "Set-Cookie", "response").as_deref(), Some("<redacted>"));
-    assert_eq!(headers(r, "X-Session", "response").as_deref(), Some("<redacted>"));
+    assert_masked(r);
 }

@@ -105,14 +105,24 @@ pub fn parse_ip(proto: u16, p: &[u8]) -> Result<TcpSegment<'_>, FrameError> {
         src: SocketAddr::new(src_ip, sport),
         dst: SocketAddr::new(dst_ip, dport),
         seq,
-        fin: flags & 0x01 != 0,
-        syn: flags & 0x02 != 0,
-        rst: flags & 0x04 != 0,
-        ack: flags & 0x10 != 0,
+        fin: flags & tcp_flags::FIN != 0,
+        syn: flags & tcp_flags::SYN != 0,
+        rst: flags & tcp_flags::RST != 0,
+        ack: flags & tcp_flags::ACK != 0,
         payload,
         wire_len,
         vlan: None,
     })
+}
+
+/// TCP header flag bits (and the combinations the tests send).
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const ACK: u8 = 0x10;
+    pub const PSH_ACK: u8 = 0x18;
+    pub const FIN_ACK: u8 = 0x11;
 }
 
 /// Builds an Ethernet/IP/TCP frame: for tests, fuzzing and the replay tests.

@@ -141,7 +141,21 @@ impl CurlRun {
 /// Runs Debian's curl with `args` (no proxy, errors shown, failure on HTTP errors off)
 /// and asserts it exits 0.
 pub fn curl(args: &[&str]) -> CurlRun {
-    let child = Command::new("curl")
+    curl_wrapped(&[], args)
+}
+
+/// `WRAPPER... curl -sS --noproxy '*' --max-time 20 ARGS` (a wrapper that ends by exec'ing
+/// the rest, such as `ip netns exec NS`, so the pid is curl's); asserts it exits 0.
+pub fn curl_wrapped(wrapper: &[&str], args: &[&str]) -> CurlRun {
+    let mut cmd = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg("curl");
+            c
+        }
+        None => Command::new("curl"),
+    };
+    let child = cmd
         .args(["-sS", "--noproxy", "*", "--max-time", "20"])
         .args(args)
         .stdin(Stdio::null())
@@ -154,7 +168,7 @@ pub fn curl(args: &[&str]) -> CurlRun {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
-        "curl {args:?} failed ({}): {stderr}",
+        "curl {args:?} (wrapper {wrapper:?}) failed ({}): {stderr}",
         out.status
     );
     CurlRun {

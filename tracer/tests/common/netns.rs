@@ -15,7 +15,7 @@ use std::time::SystemTime;
 
 use serde_json::Value;
 
-use crate::common::{str_at, u64_at, CurlRun, Trace};
+use crate::common::{str_at, CurlRun, Trace};
 
 /// Runs `ip ARGS`, panicking with its stderr when it fails.
 pub fn ip(args: &[&str]) {
@@ -183,37 +183,7 @@ pub fn trace_in(ns: &str, args: &[&str]) -> Trace {
 /// `ip netns exec NS curl -sS --noproxy '*' --max-time 20 ARGS`; asserts it exits 0.
 /// `ip netns exec` execs curl, so the pid is curl's.
 pub fn curl_in(ns: &str, args: &[&str]) -> CurlRun {
-    let child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            ns,
-            "curl",
-            "-sS",
-            "--noproxy",
-            "*",
-            "--max-time",
-            "20",
-        ])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ip netns exec curl");
-    let pid = child.id();
-    let out = child.wait_with_output().expect("wait curl");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success(),
-        "curl {args:?} in {ns} failed ({}): {stderr}",
-        out.status
-    );
-    CurlRun {
-        pid,
-        stdout: out.stdout,
-        stderr,
-    }
+    crate::common::curl_wrapped(&["ip", "netns", "exec", ns], args)
 }
 
 /// `host:port` as l7trace writes it (`[v6]:port` for IPv6).
@@ -288,25 +258,7 @@ impl RawSender {
 /// What every exchange reconstructed from packets without loss has: source "packet",
 /// complete, no lost bytes, no note, a response, latency >= ttfb, ts near `since`.
 pub fn assert_packet_exchange(rec: &Value, since: SystemTime) {
-    assert_eq!(rec["source"], "packet", "source in {rec}");
-    assert_eq!(rec["complete"], true, "complete in {rec}");
-    assert_eq!(rec["lost_bytes"], 0, "lost_bytes in {rec}");
-    assert!(
-        rec.get("note").is_none_or(Value::is_null),
-        "unexpected note in {rec}"
-    );
-    assert!(rec["response"].is_object(), "response missing in {rec}");
-    let latency = u64_at(rec, "/latency_us");
-    let ttfb = u64_at(rec, "/ttfb_us");
-    assert!(
-        latency >= ttfb,
-        "latency_us {latency} < ttfb_us {ttfb} in {rec}"
-    );
-    crate::common::assert_ts_between(
-        rec,
-        since - std::time::Duration::from_secs(2),
-        SystemTime::now() + std::time::Duration::from_secs(2),
-    );
+    crate::common::assert_complete_exchange_from(rec, since, "packet");
 }
 
 /// The records whose client (`src`) is `src`, in output order.

@@ -1,13 +1,7 @@
 use std::net::SocketAddr;
 
 use super::*;
-use crate::packet::frame::{build_frame, parse_ethernet};
-
-const SYN: u8 = 0x02;
-const ACK: u8 = 0x10;
-const PSH_ACK: u8 = 0x18;
-const FIN_ACK: u8 = 0x11;
-const RST: u8 = 0x04;
+use crate::packet::frame::{build_frame, parse_ethernet, tcp_flags::*};
 
 struct Wire {
     table: FlowTable,
