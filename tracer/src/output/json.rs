@@ -114,12 +114,9 @@ fn message(out: &mut Vec<u8>, m: &Message) {
     out.extend_from_slice(b"],\"body_size\":");
     num(out, m.body_size);
     out.extend_from_slice(b",\"body\":");
-    let base64 = match std::str::from_utf8(&m.body) {
-        Ok(s) => {
-            string(out, s);
-            false
-        }
-        Err(_) => {
+    let base64 = match quoted(out, &m.body, false) {
+        true => false,
+        false => {
             // Base64 needs no escaping.
             out.push(b'"');
             let at = out.len();
@@ -172,59 +169,118 @@ fn boolean(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
 }
 
-/// Bytes from the wire as a JSON string; invalid UTF-8 becomes U+FFFD.
+/// Bytes from the wire as a JSON string; invalid UTF-8 becomes U+FFFD, as
+/// `String::from_utf8_lossy` replaces it.
 fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-    // The strict check first: it is much cheaper than the lossy conversion's iterator on
-    // the short, valid strings that names, values and targets almost always are.
-    match std::str::from_utf8(b) {
-        Ok(s) => string(out, s),
-        Err(_) => string(out, &String::from_utf8_lossy(b)),
-    }
+    quoted(out, b, true);
 }
 
 /// `s` as a JSON string: quotes, backslashes and control characters escaped as serde_json
 /// escapes them, everything else (UTF-8 included) as is.
 fn string(out: &mut Vec<u8>, s: &str) {
-    let b = s.as_bytes();
-    out.reserve(b.len() + 2);
-    out.push(b'"');
-    let mut done = 0;
-    let mut i = 0;
-    // Eight bytes at a time while none of them needs escaping.
-    while i + 8 <= b.len() {
-        let w = u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or([0; 8]));
-        if !needs_escape(w) {
-            i += 8;
-            continue;
-        }
-        for j in i..i + 8 {
-            if let Some(esc) = escape(b[j]) {
-                out.extend_from_slice(&b[done..j]);
-                push_escape(out, b[j], esc);
-                done = j + 1;
-            }
-        }
-        i += 8;
-    }
-    for j in i..b.len() {
-        if let Some(esc) = escape(b[j]) {
-            out.extend_from_slice(&b[done..j]);
-            push_escape(out, b[j], esc);
-            done = j + 1;
-        }
-    }
-    out.extend_from_slice(&b[done..]);
-    out.push(b'"');
+    quoted(out, s.as_bytes(), true);
 }
 
-/// Whether any byte of `w` is below 0x20, '"' or '\\' (exact, as a whole-word test).
+/// `b` as a JSON string, in one pass that both escapes and checks UTF-8: plain ASCII runs
+/// are found sixteen bytes at a time and copied whole; at the first other byte the rest is
+/// validated once, and valid runs are then copied the same way. Invalid sequences become
+/// U+FFFD when `lossy`; otherwise nothing is written and the answer is false.
+fn quoted(out: &mut Vec<u8>, b: &[u8], lossy: bool) -> bool {
+    let start = out.len();
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    let mut i = 0;
+    // b[i..valid_to] is known to be valid UTF-8.
+    let mut valid_to = 0;
+    while i < b.len() {
+        let j = if i < valid_to { i + plain::<false>(&b[i..valid_to]) } else { i + plain::<true>(&b[i..]) };
+        out.extend_from_slice(&b[i..j]);
+        let Some(&c) = b.get(j) else { break };
+        if let Some(esc) = escape(c) {
+            push_escape(out, c, esc);
+            i = j + 1;
+        } else {
+            // Non-ASCII (inside a valid run only escapes stop the scan): validate from
+            // here to the next invalid sequence, in one call.
+            match std::str::from_utf8(&b[j..]) {
+                Ok(_) => valid_to = b.len(),
+                Err(e) if e.valid_up_to() > 0 => valid_to = j + e.valid_up_to(),
+                Err(e) => {
+                    if !lossy {
+                        out.truncate(start);
+                        return false;
+                    }
+                    out.extend_from_slice("\u{fffd}".as_bytes());
+                    // An incomplete sequence at the end is one replacement, as in
+                    // `from_utf8_lossy`.
+                    i = e.error_len().map_or(b.len(), |n| j + n);
+                    continue;
+                }
+            }
+            i = j;
+        }
+    }
+    out.push(b'"');
+    true
+}
+
+/// Length of the prefix of `b` that is copied as is: no byte below 0x20, no '"', no '\\',
+/// and when `ASCII`, no byte of 0x80 or above.
 #[inline]
-fn needs_escape(w: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
-    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH != 0;
-    below_space || has_zero(w ^ (ONES * b'"' as u64)) || has_zero(w ^ (ONES * b'\\' as u64))
+fn plain<const ASCII: bool>(b: &[u8]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if b.len() >= 16 {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of the x86_64 baseline; every load reads 16 bytes inside
+        // `b` (at + 16 <= b.len()), unaligned loads.
+        unsafe {
+            let stops = |at: usize| {
+                let v = _mm_loadu_si128(b.as_ptr().add(at).cast());
+                // Signed, `v < 0x20` also holds for every byte of 0x80 and above.
+                let low = if ASCII {
+                    _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))
+                } else {
+                    _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v)
+                };
+                let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+                let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+                _mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, backslash))) as u32
+            };
+            let mut at = 0;
+            while at + 16 <= b.len() {
+                let m = stops(at);
+                if m != 0 {
+                    return at + m.trailing_zeros() as usize;
+                }
+                at += 16;
+            }
+            if at == b.len() {
+                return at;
+            }
+            // The partial last block: one load ending at the end of `b`. The bytes it
+            // shares with the previous block are plain, so their bits are clear.
+            let last = b.len() - 16;
+            let m = stops(last);
+            return if m != 0 { last + m.trailing_zeros() as usize } else { b.len() };
+        }
+    }
+    let stop = if ASCII { &STOP_ASCII } else { &STOP_ESCAPE };
+    b.iter().position(|&c| stop[c as usize]).unwrap_or(b.len())
+}
+
+/// Per byte: whether it needs escaping.
+static STOP_ESCAPE: [bool; 256] = stop_table(false);
+/// Per byte: whether it needs escaping or is not ASCII.
+static STOP_ASCII: [bool; 256] = stop_table(true);
+
+const fn stop_table(non_ascii: bool) -> [bool; 256] {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        t[c] = c < 0x20 || c == b'"' as usize || c == b'\\' as usize || (non_ascii && c >= 0x80);
+        c += 1;
+    }
+    t
 }
 
 #[inline]
@@ -437,23 +493,48 @@ mod tests {
     }
 
     #[test]
-    fn word_test_agrees_with_the_byte_test() {
-        for c in 0..=255u8 {
-            for k in 0..8 {
-                let mut w = [b'a'; 8];
-                w[k] = c;
-                assert_eq!(needs_escape(u64::from_le_bytes(w)), escape(c).is_some(), "byte {c:#x} at {k}");
+    fn the_wide_scan_agrees_with_the_byte_test() {
+        let stops = |b: &[u8], ascii: bool| b.iter().position(|&c| escape(c).is_some() || (ascii && c >= 0x80)).unwrap_or(b.len());
+        // Every length around the 16-byte blocks, every byte at every offset.
+        for len in 0..50 {
+            for c in 0..=255u8 {
+                for k in 0..len {
+                    let mut b = vec![b'a'; len];
+                    b[k] = c;
+                    assert_eq!(plain::<true>(&b), stops(&b, true), "byte {c:#x} at {k} of {len}");
+                    assert_eq!(plain::<false>(&b), stops(&b, false), "byte {c:#x} at {k} of {len}");
+                }
             }
+            let b = vec![b'a'; len];
+            assert_eq!(plain::<true>(&b), len);
         }
-        // Pseudo-random words, many bytes near the boundaries.
+    }
+
+    /// Pseudo-random bytes, biased towards the ones that matter: escapes, ASCII, and the
+    /// pieces of multi-byte sequences (valid, truncated, overlong, surrogates).
+    #[test]
+    fn wire_bytes_match_lossy_conversion_through_serde_json() {
+        const PIECES: &[&[u8]] = &[b"a", b"plain text ", b"\"", b"\\", b"\n", b"\x01", b"\x7f", b"\xc3\xa9", b"\xe2\x9c\x93",
+            b"\xf0\x9d\x84\x9e", b"\xc3", b"\xe2\x9c", b"\xf0\x9d\x84", b"\xff", b"\x80", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"];
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        for _ in 0..200_000 {
+        for _ in 0..20_000 {
+            let mut b = Vec::new();
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let bytes = x.to_le_bytes();
-            let want = bytes.iter().any(|&b| escape(b).is_some());
-            assert_eq!(needs_escape(x), want, "{bytes:?}");
+            for k in 0..(x % 24) {
+                b.extend_from_slice(PIECES[((x >> (k * 2 % 60)) as usize ^ k as usize) % PIECES.len()]);
+            }
+            let lossy = String::from_utf8_lossy(&b);
+            let mut out = Vec::new();
+            bytes(&mut out, &b);
+            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&lossy).unwrap(), "{b:?}");
+            let mut strict = b"x".to_vec();
+            let valid = quoted(&mut strict, &b, false);
+            assert_eq!(valid, std::str::from_utf8(&b).is_ok(), "{b:?}");
+            if !valid {
+                assert_eq!(strict, b"x", "nothing written for {b:?}");
+            }
         }
     }
 
