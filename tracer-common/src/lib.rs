@@ -13,7 +13,6 @@ pub mod maps {
     pub const EVENTS_RINGBUF: &str = "EVENTS_RB";
     pub const EVENTS_PERF: &str = "EVENTS_PERF";
     pub const CONNS: &str = "CONNS";
-    pub const FD_ROLES: &str = "FD_ROLES";
     pub const FILTER_PIDS: &str = "FILTER_PIDS";
     pub const FILTER_PORTS: &str = "FILTER_PORTS";
     pub const SCRATCH: &str = "SCRATCH";
@@ -94,6 +93,8 @@ pub struct EventHeader {
     pub comm: [u8; 16],
 }
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 120);
+// The kernel side copies the addresses as two 8-byte words (see `capture::copy_addr`).
+const _: () = assert!(core::mem::offset_of!(EventHeader, laddr) % 8 == 0 && core::mem::offset_of!(EventHeader, raddr) % 8 == 0);
 
 pub const HEADER_SIZE: usize = core::mem::size_of::<EventHeader>();
 
@@ -132,20 +133,13 @@ pub struct ConnInfo {
     pub state: u32,
 }
 const _: () = assert!(core::mem::size_of::<ConnInfo>() == 80);
+const _: () = assert!(core::mem::offset_of!(ConnInfo, laddr) % 8 == 0 && core::mem::offset_of!(ConnInfo, raddr) % 8 == 0);
 
 /// The process closed the connection's fd.
 pub const CONN_FD_CLOSED: u32 = 1;
 /// The socket reached TCP_CLOSE (its Close event went out); bytes still queued for the
 /// process may be read after it (a half-closed client reading the answer).
 pub const CONN_TCP_CLOSED: u32 = 2;
-
-/// What accept/connect learnt about an fd, until its first data names the socket.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct FdRole {
-    pub role: u8,
-    pub _pad: [u8; 7],
-}
 
 pub const PROTO_UNKNOWN: u8 = 0;
 pub const PROTO_HTTP: u8 = 1;
@@ -169,6 +163,4 @@ pub mod counters {
 mod user {
     // SAFETY: plain-old-data: integers and byte arrays, explicit padding, no pointers.
     unsafe impl aya::Pod for super::ConnInfo {}
-    // SAFETY: as above.
-    unsafe impl aya::Pod for super::FdRole {}
 }

@@ -3,10 +3,10 @@
 use core::ffi::c_void;
 
 use aya_ebpf::{
-    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_CONS_POS, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
-        bpf_get_current_comm, bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user,
-        generated::{bpf_get_smp_processor_id, bpf_probe_read_user as read_user_raw},
+        bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user,
+        generated::{bpf_get_current_comm as get_comm_raw, bpf_get_smp_processor_id, bpf_probe_read_user as read_user_raw},
     },
     EbpfContext,
 };
@@ -20,7 +20,7 @@ use crate::{
     config::{ATTRIBUTION_ONLY, CFG_MAX_CAPTURE, CFG_MAX_IOV, FILTER_PORT_ON, USE_RINGBUF},
     maps::{
         count, SyscallArgs, ARG_BUF, ARG_IOV, ARG_MSG, ARG_SENDFILE, CONNS, EVENTS_PERF,
-        EVENTS_RB, FD_ROLES, FD_SOCK, FILTER_PORTS, SCRATCH, SCRATCH_SEQ,
+        EVENTS_RB, FD_SOCK, FILTER_PORTS, SCRATCH, SCRATCH_SEQ, WAKE_CONS,
     },
     probes::conn_key,
 };
@@ -36,21 +36,9 @@ enum FirstBytes {
 #[inline(always)]
 pub fn on_payload<C: EbpfContext>(ctx: &C, args: &SyscallArgs, dir: u8, ret: u64, tgid: u32, tid: u32) {
     let sk = args.sk;
-    // A role from accept/connect means a new connection on this fd, even if a stale entry
-    // for a reused socket address is still in the table.
-    let fd_key = conn_key(tgid, args.fd);
-    // SAFETY: copied out at once.
-    let fresh = unsafe { FD_ROLES.get(&fd_key) }.map(|r| r.role);
-    let conn = match (fresh, CONNS.get_ptr_mut(&sk)) {
-        (None, Some(c)) => c,
-        (Some(role), _) => {
-            let _ = FD_ROLES.remove(&fd_key);
-            match insert_conn(sk, role, PROTO_UNKNOWN, 0, tgid, args.fd) {
-                Some(c) => c,
-                None => return,
-            }
-        }
-        (None, None) => match adopt(args, dir, ret, sk, tgid) {
+    let conn = match CONNS.get_ptr_mut(&sk) {
+        Some(c) => c,
+        None => match adopt(args, dir, ret, sk, tgid) {
             Some(c) => c,
             None => return,
         },
@@ -58,6 +46,13 @@ pub fn on_payload<C: EbpfContext>(ctx: &C, args: &SyscallArgs, dir: u8, ret: u64
     // SAFETY: map value pointer; concurrent users of one socket are rare and at worst
     // make a position stale, which userspace sees as a gap.
     let conn = unsafe { &mut *conn };
+    if conn.fd == u32::MAX && args.fd != u32::MAX {
+        // Entered at the handshake (softirq): its first data names process and fd, which
+        // lets close(2) find the socket (see `conns::close_enter`).
+        conn.fd = args.fd;
+        conn.pid = tgid;
+        let _ = FD_SOCK.insert(&conn_key(tgid, args.fd), &sk, 0);
+    }
     if conn.addr_known == 0 {
         read_addrs(conn, sk);
         if FILTER_PORT_ON.load() != 0 && !port_selected(conn) {
@@ -82,7 +77,7 @@ pub fn on_payload<C: EbpfContext>(ctx: &C, args: &SyscallArgs, dir: u8, ret: u64
 }
 
 #[inline(always)]
-fn insert_conn(sk: u64, role: u8, proto: u8, flags: u32, tgid: u32, fd: u32) -> Option<*mut ConnInfo> {
+pub fn insert_conn(sk: u64, role: u8, proto: u8, flags: u32, tgid: u32, fd: u32) -> Option<*mut ConnInfo> {
     let conn = ConnInfo {
         // SAFETY: helper without preconditions.
         conn_id: unsafe { bpf_ktime_get_ns() },
@@ -222,13 +217,26 @@ fn port_selected(conn: &ConnInfo) -> bool {
     unsafe { FILTER_PORTS.get(&conn.lport).is_some() || FILTER_PORTS.get(&conn.rport).is_some() }
 }
 
+/// A 16-byte address copied as two words: a `[u8; 16]` assignment compiles to a call of a
+/// byte-at-a-time `memmove` on BPF.
 #[inline(always)]
-fn fill_header(hdr: &mut EventHeader, conn: &ConnInfo, kind: EventKind, tgid: u32, tid: u32, fd: u32, sk: u64) {
+fn copy_addr(dst: &mut [u8; 16], src: &[u8; 16]) {
+    let (d, s) = (dst.as_mut_ptr() as *mut u64, src.as_ptr() as *const u64);
+    // SAFETY: both arrays sit at 8-byte offsets of 8-aligned structs (asserted in
+    // tracer-common), so the two word accesses are aligned and in bounds.
+    unsafe {
+        d.write(s.read());
+        d.add(1).write(s.add(1).read());
+    }
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn fill_header(hdr: &mut EventHeader, conn: &ConnInfo, kind: EventKind, tgid: u32, tid: u32, fd: u32, sk: u64, ts_ns: u64) {
     hdr.kind = kind as u32;
     hdr.sock = sk;
     hdr.flags = conn.flags as u32;
-    // SAFETY: helper without preconditions.
-    hdr.ts_ns = unsafe { bpf_ktime_get_ns() };
+    hdr.ts_ns = ts_ns;
     hdr.conn_id = conn.conn_id;
     hdr.pid = tgid;
     hdr.tid = tid;
@@ -238,9 +246,11 @@ fn fill_header(hdr: &mut EventHeader, conn: &ConnInfo, kind: EventKind, tgid: u3
     hdr.lport = conn.lport;
     hdr.rport = conn.rport;
     hdr._pad = 0;
-    hdr.laddr = conn.laddr;
-    hdr.raddr = conn.raddr;
-    hdr.comm = bpf_get_current_comm().unwrap_or([0; 16]);
+    copy_addr(&mut hdr.laddr, &conn.laddr);
+    copy_addr(&mut hdr.raddr, &conn.raddr);
+    // Straight into the header: the safe wrapper zeroes a stack copy first, byte by byte.
+    // SAFETY: 16 writable bytes; the helper zero-fills them on failure.
+    unsafe { get_comm_raw(hdr.comm.as_mut_ptr() as *mut c_void, 16) };
 }
 
 /// This CPU's scratch generation (see `SCRATCH_SEQ`).
@@ -277,10 +287,15 @@ fn emit_data<C: EbpfContext>(ctx: &C, conn: &mut ConnInfo, args: &SyscallArgs, d
         return;
     };
     let seq = take_scratch_seq();
-    fill_header(&mut ev.hdr, conn, EventKind::Data, tgid, tid, args.fd, sk);
-    if dir == DIR_EGRESS {
-        ev.hdr.ts_ns = args.enter_ns;
-    }
+    // Egress: when the syscall entered (its first byte left then), if that is known.
+    // Ingress: now, when the bytes were there.
+    let ts_ns = if dir == DIR_EGRESS && args.enter_ns != 0 {
+        args.enter_ns
+    } else {
+        // SAFETY: helper without preconditions.
+        unsafe { bpf_ktime_get_ns() }
+    };
+    fill_header(&mut ev.hdr, conn, EventKind::Data, tgid, tid, args.fd, sk, ts_ns);
     ev.hdr.dir = dir;
     ev.hdr.pos = conn.pos[(dir & 1) as usize];
     ev.hdr.len = ret as u32;
@@ -393,7 +408,7 @@ fn output<C: EbpfContext>(ctx: &C, data: *const u8, size: usize, check_fill: boo
         // says which, from the scratch generation it already holds): reading it
         // pulls in the cache line the reader writes; 15 events (at most 240 KiB) late is
         // still far from full.
-        let flags = if check_fill && EVENTS_RB.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_AT {
+        let flags = if check_fill && EVENTS_RB.query(BPF_RB_AVAIL_DATA as u64) >= WAKEUP_AT && reader_not_woken() {
             BPF_RB_FORCE_WAKEUP
         } else {
             BPF_RB_NO_WAKEUP
@@ -405,13 +420,35 @@ fn output<C: EbpfContext>(ctx: &C, data: *const u8, size: usize, check_fill: boo
     }
 }
 
+/// Whether the reader has consumed since the last forced wake-up (which it then needs
+/// again); notes this wake-up. Each forced wake-up is an interrupt (an irq_work, a VM exit
+/// under a hypervisor), and the reader, once woken, drains the ring anyway: without this,
+/// every 16th event would raise one until the woken reader got a CPU.
+#[inline(always)]
+fn reader_not_woken() -> bool {
+    let cons = EVENTS_RB.query(BPF_RB_CONS_POS as u64);
+    let Some(last) = WAKE_CONS.get_ptr_mut(0) else {
+        return true;
+    };
+    // SAFETY: an 8-byte map value; racing CPUs at worst wake the reader twice.
+    unsafe {
+        if *last == cons {
+            return false;
+        }
+        *last = cons;
+    }
+    true
+}
+
 /// Closes come from `inet_sock_set_state`, which also runs in softirq: it may interrupt a
 /// data event being built in this CPU's scratch slot, so it builds its header on the stack
 /// and never touches the slot.
 pub fn emit_close<C: EbpfContext>(ctx: &C, conn: &ConnInfo, sk: u64) {
     // SAFETY: EventHeader is integers and byte arrays: all zeroes is a valid value.
     let mut hdr: EventHeader = unsafe { core::mem::zeroed() };
-    fill_header(&mut hdr, conn, EventKind::Close, conn.pid, 0, conn.fd, sk);
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    fill_header(&mut hdr, conn, EventKind::Close, conn.pid, 0, conn.fd, sk, now);
     // Not in the owner's context: its command name is not the current one.
     hdr.comm = [0; 16];
     if !output(ctx, &hdr as *const EventHeader as *const u8, HEADER_SIZE, false) {

@@ -3,7 +3,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, PerfEventByteArray, RingBuf},
 };
-use tracer_common::{counters, ConnInfo, DataEvent, FdRole};
+use tracer_common::{counters, ConnInfo, DataEvent};
 
 /// Arguments of a syscall in flight, saved at enter for the exit probe.
 #[repr(C)]
@@ -12,7 +12,7 @@ pub struct SyscallArgs {
     /// `ARG_*`
     pub kind: u32,
     pub fd: u32,
-    /// Buffer, iovec array, or msghdr, depending on `kind`; sockaddr for connect.
+    /// Buffer, iovec array, or msghdr, depending on `kind`.
     pub ptr: u64,
     /// iovec count where `ptr` is an iovec array.
     pub count: u64,
@@ -22,6 +22,7 @@ pub struct SyscallArgs {
     pub peek: u32,
     pub _pad: u32,
     /// Entry time: an egress event is stamped with it, the moment its first byte left.
+    /// 0 where it is not known (the fast path runs after the bytes moved): stamped at output.
     pub enter_ns: u64,
 }
 
@@ -32,8 +33,6 @@ pub const ARG_BUF: u32 = 1;
 pub const ARG_IOV: u32 = 2;
 pub const ARG_MSG: u32 = 3;
 pub const ARG_SENDFILE: u32 = 4;
-pub const ARG_CONNECT: u32 = 5;
-pub const ARG_ACCEPT: u32 = 6;
 
 #[map(name = "EVENTS_RB")]
 pub static EVENTS_RB: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
@@ -54,10 +53,6 @@ pub static CONNS: LruHashMap<u64, ConnInfo> = LruHashMap::with_max_entries(65536
 #[map(name = "FD_SOCK")]
 pub static FD_SOCK: LruHashMap<u64, u64> = LruHashMap::with_max_entries(65536, 0);
 
-/// Keyed by `(tgid << 32) | fd`, from accept/connect until the fd's first data.
-#[map(name = "FD_ROLES")]
-pub static FD_ROLES: LruHashMap<u64, FdRole> = LruHashMap::with_max_entries(65536, 0);
-
 #[map(name = "FILTER_PIDS")]
 pub static FILTER_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 
@@ -74,6 +69,11 @@ pub static SCRATCH: Array<DataEvent> = Array::with_max_entries(256, 0);
 /// kernel) and drops its event, counted as lost, rather than send another's bytes.
 #[map(name = "SCRATCH_SEQ")]
 pub static SCRATCH_SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// The ring's consumer position when a producer last forced a wake-up of the reader: until
+/// the reader has consumed something, further forced wake-ups are only interrupts wasted.
+#[map(name = "WAKE_CONS")]
+pub static WAKE_CONS: Array<u64> = Array::with_max_entries(1, 0);
 
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);

@@ -4,7 +4,8 @@
 //! Two groups of hooks: the syscalls themselves (`syscalls/sys_{enter,exit}_*`, or
 //! kprobes/kretprobes on `__x64_sys_*`), and socket identity (`sock/sock_{send,recv}_length`
 //! from 6.5, or kprobes on `tcp_sendmsg`/`tcp_recvmsg`/`tcp_sendpage`). The connection's end
-//! is always the `sock/inet_sock_set_state` tracepoint (4.16+).
+//! and its role (which side connected, from the handshake's states) are always the
+//! `sock/inet_sock_set_state` tracepoint (4.16+).
 use std::{fmt, path::Path};
 
 use aya::{
@@ -142,9 +143,6 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
 /// Syscall tracepoints: each has a `sys_enter_<name>` and `sys_exit_<name>` program except
 /// close (enter only).
 const SYSCALLS: &[(&str, bool)] = &[
-    ("accept", true),
-    ("accept4", true),
-    ("connect", true),
     ("close", false),
     ("read", true),
     ("readv", true),

@@ -1,78 +1,75 @@
-//! Connection lifecycle: accept (server role) and connect (client role) name the fd's role
-//! until its first data names the socket; the socket's move to TCP_CLOSE ends it.
+//! Connection lifecycle, from the socket's TCP states: a connection enters the table when
+//! it is established (its role from the state it came from: SYN_SENT, it connected;
+//! SYN_RECV, it was accepted) and leaves when both its socket is closed and its fd.
 //! The tracepoint entry points are here; `probes::kprobes` has the kprobe ones.
-use aya_ebpf::{helpers::bpf_probe_read_user, macros::tracepoint, programs::TracePointContext, EbpfContext};
-use tracer_common::{FdRole, AF_INET, AF_INET6, CONN_FD_CLOSED, CONN_TCP_CLOSED, ROLE_CLIENT, ROLE_SERVER};
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext, EbpfContext};
+use tracer_common::{CONN_FD_CLOSED, CONN_TCP_CLOSED, PROTO_UNKNOWN, ROLE_CLIENT, ROLE_SERVER};
 
-use super::{conn_key, current, sys_arg, sys_ret, tp_args, traced};
+use super::{conn_key, current, sys_arg};
 use crate::{
-    capture::emit_close,
-    maps::{ARGS, ARG_ACCEPT, ARG_CONNECT, CONNS, FD_ROLES, FD_SOCK},
+    capture::{emit_close, insert_conn},
+    maps::{CONNS, FD_SOCK},
 };
 
-const EINPROGRESS: i64 = 115;
+const TCP_ESTABLISHED: i32 = 1;
+const TCP_SYN_SENT: i32 = 2;
+const TCP_SYN_RECV: i32 = 3;
 const TCP_CLOSE: i32 = 7;
+const IPPROTO_TCP: u16 = 6;
 
-#[tracepoint]
-pub fn sys_enter_accept(ctx: TracePointContext) -> u32 {
-    save(ARG_ACCEPT, &tp_args(&ctx));
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_accept4(ctx: TracePointContext) -> u32 {
-    save(ARG_ACCEPT, &tp_args(&ctx));
-    0
-}
-
-#[tracepoint]
-pub fn sys_exit_accept(ctx: TracePointContext) -> u32 {
-    finish(ARG_ACCEPT, sys_ret(&ctx));
-    0
-}
-
-#[tracepoint]
-pub fn sys_exit_accept4(ctx: TracePointContext) -> u32 {
-    finish(ARG_ACCEPT, sys_ret(&ctx));
-    0
-}
-
-#[tracepoint]
-pub fn sys_enter_connect(ctx: TracePointContext) -> u32 {
-    connect_enter(&tp_args(&ctx));
-    0
-}
-
-#[tracepoint]
-pub fn sys_exit_connect(ctx: TracePointContext) -> u32 {
-    finish(ARG_CONNECT, sys_ret(&ctx));
-    0
-}
-
-/// Closing an fd forgets its pending role (the number will be reused); the connection
-/// itself lives until its socket closes, whatever other fds still point at it.
+/// Closing the fd a connection was first used through: the entry goes once its socket is
+/// closed too (other fds may still point at it; they keep it alive until then).
 #[tracepoint]
 pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     close_enter(sys_arg(&ctx, 0) as u32);
     0
 }
 
-/// `sock/inet_sock_set_state`: skaddr @8, newstate @20. Runs in any context (softirq too).
+/// `sock/inet_sock_set_state`: skaddr @8, oldstate @16, newstate @20, protocol @30. Runs in
+/// any context (the handshake's end in softirq).
 #[tracepoint]
 pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     let p = ctx.as_ptr() as *const u8;
     // SAFETY: offsets from the tracepoint's format file, stable since 4.16.
-    let (sk, newstate) = unsafe { (*(p.add(8) as *const u64), *(p.add(20) as *const i32)) };
-    if newstate != TCP_CLOSE {
+    let (sk, oldstate, newstate, protocol) =
+        unsafe { (*(p.add(8) as *const u64), *(p.add(16) as *const i32), *(p.add(20) as *const i32), *(p.add(30) as *const u16)) };
+    if protocol != IPPROTO_TCP {
         return 0;
     }
+    match (oldstate, newstate) {
+        (TCP_SYN_SENT, TCP_ESTABLISHED) => established(sk, ROLE_CLIENT),
+        (TCP_SYN_RECV, TCP_ESTABLISHED) => established(sk, ROLE_SERVER),
+        (_, TCP_CLOSE) => closed(&ctx, sk),
+        _ => {}
+    }
+    0
+}
+
+/// A new connection on `sk`. An entry still there belongs to an earlier connection whose
+/// socket address is reused (its fd was closed without close(2): at exit, by dup2), unless
+/// that entry is live: a TCP Fast Open client's data went out before the handshake ended,
+/// and was adopted then.
+#[inline(always)]
+fn established(sk: u64, role: u8) {
+    // SAFETY: read at once.
+    if let Some(c) = unsafe { CONNS.get(&sk) } {
+        if c.state & CONN_TCP_CLOSED == 0 {
+            return;
+        }
+    }
+    // Process and fd are not known here (softirq); the first data names them.
+    let _ = insert_conn(sk, role, PROTO_UNKNOWN, 0, 0, u32::MAX);
+}
+
+#[inline(always)]
+fn closed<C: EbpfContext>(ctx: &C, sk: u64) {
     let Some(conn) = CONNS.get_ptr_mut(&sk) else {
-        return 0;
+        return;
     };
     // SAFETY: map value pointer, used at once.
     let conn = unsafe { &mut *conn };
     if conn.emitted != 0 && conn.state & CONN_TCP_CLOSED == 0 {
-        emit_close(&ctx, conn, sk);
+        emit_close(ctx, conn, sk);
     }
     // The socket is closed, but what it received may still be read through its fd (a
     // client that half-closed reads the answer after the server's FIN): the entry stays
@@ -82,25 +79,12 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     } else {
         conn.state |= CONN_TCP_CLOSED;
     }
-    0
-}
-
-#[inline(always)]
-pub fn connect_enter(a: &[u64; 4]) {
-    let addr = a[1] as *const u16;
-    // Only inet sockets: unix-socket connects are not ours.
-    // SAFETY: a user pointer read through the helper, which checks it.
-    match unsafe { bpf_probe_read_user(addr) } {
-        Ok(AF_INET) | Ok(AF_INET6) => save(ARG_CONNECT, a),
-        _ => {}
-    }
 }
 
 #[inline(always)]
 pub fn close_enter(fd: u32) {
     let (_, tgid, _) = current();
     let key = conn_key(tgid, fd);
-    let _ = FD_ROLES.remove(&key);
     // SAFETY: copied out at once.
     let Some(sk) = (unsafe { FD_SOCK.get(&key) }).copied() else {
         return;
@@ -119,36 +103,4 @@ pub fn close_enter(fd: u32) {
     } else {
         conn.state |= CONN_FD_CLOSED;
     }
-}
-
-/// accept/connect enter: `a` holds the first four syscall arguments (fd, sockaddr).
-#[inline(always)]
-pub fn save(kind: u32, a: &[u64; 4]) {
-    super::data::save(kind, a, 1, 2);
-}
-
-/// accept/connect exit with the syscall's return value.
-#[inline(always)]
-pub fn finish(kind: u32, ret: i64) {
-    let (id, tgid, _) = current();
-    // SAFETY: copied out at once.
-    let saved = (unsafe { ARGS.get(&id) }).copied();
-    if saved.is_some() {
-        let _ = ARGS.remove(&id);
-    }
-    let (fd, role) = match (kind, saved) {
-        // accept's result is the new fd: the exit needs nothing from the enter, which a
-        // server already blocked in accept when tracing began never passed (every idle
-        // server). Without this, its first connection would depend on adoption, which
-        // needs four bytes in the first read.
-        (ARG_ACCEPT, _) if ret >= 0 => (ret as u32, ROLE_SERVER),
-        (ARG_CONNECT, Some(args)) if args.kind == ARG_CONNECT && (ret == 0 || ret == -EINPROGRESS) => {
-            (args.fd, ROLE_CLIENT)
-        }
-        _ => return,
-    };
-    if !traced(tgid) {
-        return;
-    }
-    let _ = FD_ROLES.insert(&conn_key(tgid, fd), &FdRole { role, _pad: [0; 7] }, 0);
 }

@@ -19,7 +19,7 @@ use super::{
     sock::{self, MSG_PEEK},
     user_args,
 };
-use crate::maps::{ARG_ACCEPT, ARG_BUF, ARG_CONNECT, ARG_IOV, ARG_MSG, ARG_SENDFILE};
+use crate::maps::{ARG_BUF, ARG_IOV, ARG_MSG, ARG_SENDFILE};
 
 /// The syscall's first four arguments, from the user registers the wrapper receives.
 #[inline(always)]
@@ -76,51 +76,6 @@ exit!(kretprobe_sendto, DIR_EGRESS, ARG_BUF, 2);
 exit!(kretprobe_writev, DIR_EGRESS, ARG_IOV, 2);
 exit!(kretprobe_sendmsg, DIR_EGRESS, ARG_MSG, 2);
 exit!(kretprobe_sendfile64, DIR_EGRESS, ARG_SENDFILE, 3);
-
-#[kprobe]
-pub fn kprobe_accept(ctx: ProbeContext) -> u32 {
-    accept_enter(&ctx);
-    0
-}
-
-#[kprobe]
-pub fn kprobe_accept4(ctx: ProbeContext) -> u32 {
-    accept_enter(&ctx);
-    0
-}
-
-#[kretprobe]
-pub fn kretprobe_accept(ctx: RetProbeContext) -> u32 {
-    conns::finish(ARG_ACCEPT, sys_ret(&ctx));
-    0
-}
-
-#[kretprobe]
-pub fn kretprobe_accept4(ctx: RetProbeContext) -> u32 {
-    conns::finish(ARG_ACCEPT, sys_ret(&ctx));
-    0
-}
-
-#[inline(always)]
-fn accept_enter(ctx: &ProbeContext) {
-    if let Some(a) = sys_args(ctx) {
-        conns::save(ARG_ACCEPT, &a);
-    }
-}
-
-#[kprobe]
-pub fn kprobe_connect(ctx: ProbeContext) -> u32 {
-    if let Some(a) = sys_args(&ctx) {
-        conns::connect_enter(&a);
-    }
-    0
-}
-
-#[kretprobe]
-pub fn kretprobe_connect(ctx: RetProbeContext) -> u32 {
-    conns::finish(ARG_CONNECT, sys_ret(&ctx));
-    0
-}
 
 #[kprobe]
 pub fn kprobe_close(ctx: ProbeContext) -> u32 {

@@ -79,15 +79,15 @@ fn capture_now(ctx: &TracePointContext, sk: u64, family: u16, recv: bool, peek: 
     let known = kind != ARG_SENDFILE || nr == 40;
     let args = SyscallArgs {
         kind,
-        // An unknown syscall's first register is no fd: match no accept/connect role.
+        // An unknown syscall's first register is no fd: name no fd for the connection.
         fd: if known { a[0] as u32 } else { u32::MAX },
         ptr: a[1],
         count: a[2],
         sk,
         peek: 0,
         _pad: 0,
-        // SAFETY: helper without preconditions.
-        enter_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
+        // Unknown: the syscall entered before this point; the event is stamped now.
+        enter_ns: 0,
     };
     on_payload(ctx, &args, if recv { DIR_INGRESS } else { DIR_EGRESS }, ret as u64, tgid, tid);
 }
