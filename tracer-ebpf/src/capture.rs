@@ -420,22 +420,28 @@ fn output<C: EbpfContext>(ctx: &C, data: *const u8, size: usize, check_fill: boo
     }
 }
 
-/// Whether the reader has consumed since the last forced wake-up (which it then needs
-/// again); notes this wake-up. Each forced wake-up is an interrupt (an irq_work, a VM exit
-/// under a hypervisor), and the reader, once woken, drains the ring anyway: without this,
-/// every 16th event would raise one until the woken reader got a CPU.
+/// Forced wake-ups of a reader that has not consumed since the last one are spaced by this.
+const REWAKE_NS: u64 = 1_000_000;
+
+/// Whether to force a wake-up now: the reader has consumed since the last forced one, or
+/// that one is REWAKE_NS old. Each forced wake-up is an interrupt (an irq_work; a VM exit
+/// under a hypervisor), and a woken reader drains the ring anyway: without this, every 16th
+/// event would raise one until the woken reader got a CPU.
 #[inline(always)]
 fn reader_not_woken() -> bool {
-    let cons = EVENTS_RB.query(BPF_RB_CONS_POS as u64);
+    // +1: the map starts zeroed, and the first consumer position is 0.
+    let cons = EVENTS_RB.query(BPF_RB_CONS_POS as u64) + 1;
     let Some(last) = WAKE_CONS.get_ptr_mut(0) else {
         return true;
     };
-    // SAFETY: an 8-byte map value; racing CPUs at worst wake the reader twice.
+    // SAFETY: helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: a map value of two words; racing CPUs at worst wake the reader twice.
     unsafe {
-        if *last == cons {
+        if (*last)[0] == cons && now.wrapping_sub((*last)[1]) < REWAKE_NS {
             return false;
         }
-        *last = cons;
+        *last = [cons, now];
     }
     true
 }

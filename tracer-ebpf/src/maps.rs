@@ -70,10 +70,11 @@ pub static SCRATCH: Array<DataEvent> = Array::with_max_entries(256, 0);
 #[map(name = "SCRATCH_SEQ")]
 pub static SCRATCH_SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
-/// The ring's consumer position when a producer last forced a wake-up of the reader: until
-/// the reader has consumed something, further forced wake-ups are only interrupts wasted.
+/// The ring's consumer position (+1) and the time when a producer last forced a wake-up of
+/// the reader: until the reader has consumed something, further forced wake-ups are mostly
+/// interrupts wasted (see `capture::reader_not_woken`).
 #[map(name = "WAKE_CONS")]
-pub static WAKE_CONS: Array<u64> = Array::with_max_entries(1, 0);
+pub static WAKE_CONS: Array<[u64; 2]> = Array::with_max_entries(1, 0);
 
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);
