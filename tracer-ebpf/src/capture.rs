@@ -230,6 +230,7 @@ fn copy_addr(dst: &mut [u8; 16], src: &[u8; 16]) {
     }
 }
 
+/// Every field but `comm` (and the data fields), which only the owner's context gives.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn fill_header(hdr: &mut EventHeader, conn: &ConnInfo, kind: EventKind, tgid: u32, tid: u32, fd: u32, sk: u64, ts_ns: u64) {
@@ -248,9 +249,6 @@ fn fill_header(hdr: &mut EventHeader, conn: &ConnInfo, kind: EventKind, tgid: u3
     hdr._pad = 0;
     copy_addr(&mut hdr.laddr, &conn.laddr);
     copy_addr(&mut hdr.raddr, &conn.raddr);
-    // Straight into the header: the safe wrapper zeroes a stack copy first, byte by byte.
-    // SAFETY: 16 writable bytes; the helper zero-fills them on failure.
-    unsafe { get_comm_raw(hdr.comm.as_mut_ptr() as *mut c_void, 16) };
 }
 
 /// This CPU's scratch generation (see `SCRATCH_SEQ`).
@@ -296,6 +294,9 @@ fn emit_data<C: EbpfContext>(ctx: &C, conn: &mut ConnInfo, args: &SyscallArgs, d
         unsafe { bpf_ktime_get_ns() }
     };
     fill_header(&mut ev.hdr, conn, EventKind::Data, tgid, tid, args.fd, sk, ts_ns);
+    // Straight into the header: the safe wrapper zeroes a stack copy first, byte by byte.
+    // SAFETY: 16 writable bytes; the helper zero-fills them on failure.
+    unsafe { get_comm_raw(ev.hdr.comm.as_mut_ptr() as *mut c_void, 16) };
     ev.hdr.dir = dir;
     ev.hdr.pos = conn.pos[(dir & 1) as usize];
     ev.hdr.len = ret as u32;
@@ -454,9 +455,8 @@ pub fn emit_close<C: EbpfContext>(ctx: &C, conn: &ConnInfo, sk: u64) {
     let mut hdr: EventHeader = unsafe { core::mem::zeroed() };
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
+    // `comm` stays zeroed: this is not the owner's context, the current command is not its.
     fill_header(&mut hdr, conn, EventKind::Close, conn.pid, 0, conn.fd, sk, now);
-    // Not in the owner's context: its command name is not the current one.
-    hdr.comm = [0; 16];
     if !output(ctx, &hdr as *const EventHeader as *const u8, HEADER_SIZE, false) {
         count(counters::LOST_EVENTS, 1);
     }

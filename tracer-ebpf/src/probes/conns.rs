@@ -5,7 +5,7 @@
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext, EbpfContext};
 use tracer_common::{CONN_FD_CLOSED, CONN_TCP_CLOSED, PROTO_UNKNOWN, ROLE_CLIENT, ROLE_SERVER};
 
-use super::{conn_key, current, sys_arg};
+use super::{conn_key, current, sys_arg, IPPROTO_TCP};
 use crate::{
     capture::{emit_close, insert_conn},
     maps::{CONNS, FD_SOCK},
@@ -15,7 +15,6 @@ const TCP_ESTABLISHED: i32 = 1;
 const TCP_SYN_SENT: i32 = 2;
 const TCP_SYN_RECV: i32 = 3;
 const TCP_CLOSE: i32 = 7;
-const IPPROTO_TCP: u16 = 6;
 
 /// Closing the fd a connection was first used through: the entry goes once its socket is
 /// closed too (other fds may still point at it; they keep it alive until then).
