@@ -16,6 +16,12 @@ impl Nginx {
     /// Serves the files `(name, bytes)` from its root on 127.0.0.1:`port`, one process
     /// (no master), sendfile on; returns once the port accepts connections.
     pub fn start(port: u16, files: &[(&str, &[u8])]) -> Nginx {
+        Nginx::start_with(port, files, "")
+    }
+
+    /// As `start`, with `listen_params` after the address of the `listen` directive
+    /// (e.g. "fastopen=16").
+    pub fn start_with(port: u16, files: &[(&str, &[u8])], listen_params: &str) -> Nginx {
         let dir = TempDir::new("nginx");
         let root = dir.join("root");
         std::fs::create_dir_all(&root).unwrap();
@@ -23,7 +29,7 @@ impl Nginx {
             std::fs::write(root.join(name), bytes).unwrap();
         }
         let conf = dir.join("nginx.conf");
-        std::fs::write(&conf, config(&dir, port)).unwrap();
+        std::fs::write(&conf, config(&dir, port, listen_params)).unwrap();
         let mut child = Command::new("/usr/sbin/nginx")
             .arg("-p")
             .arg(dir.path())
@@ -61,7 +67,7 @@ impl Nginx {
     }
 }
 
-fn config(dir: &TempDir, port: u16) -> String {
+fn config(dir: &TempDir, port: u16, listen_params: &str) -> String {
     let d = dir.path().display();
     // Every temp path inside the dir, so nginx needs nothing under /var.
     format!(
@@ -83,7 +89,7 @@ http {{
     uwsgi_temp_path {d}/uwsgi_temp;
     scgi_temp_path {d}/scgi_temp;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port} {listen_params};
         root {d}/root;
     }}
 }}
