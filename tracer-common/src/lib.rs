@@ -146,6 +146,17 @@ pub const PROTO_HTTP: u8 = 1;
 /// Not HTTP, or filtered out by port: send nothing.
 pub const PROTO_IGNORED: u8 = 2;
 
+/// TCP header flag bits (and the combinations the tests send): the socket filter tests
+/// them, the userspace segment parser reads them.
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const ACK: u8 = 0x10;
+    pub const PSH_ACK: u8 = 0x18;
+    pub const FIN_ACK: u8 = 0x11;
+}
+
 /// Indexes of the per-CPU `COUNTERS` array.
 pub mod counters {
     /// Events the ring/perf buffer refused (full).

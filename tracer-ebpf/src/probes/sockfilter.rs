@@ -2,6 +2,7 @@
 //! the selected ports, truncated to the headers plus the snap length; drops the rest in
 //! the kernel. Ethernet (up to two VLAN tags), IPv4, IPv6 (no extension headers).
 use aya_ebpf::{macros::socket_filter, programs::SkBuffContext};
+use tracer_common::tcp_flags;
 
 use crate::{
     config::{CFG_SNAPLEN, DROP_OUTGOING, FILTER_PORT_ON},
@@ -14,9 +15,6 @@ const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const IPPROTO_TCP: u8 = 6;
-const TCP_FIN: u8 = 0x01;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
 const PACKET_OUTGOING: u32 = 4;
 
 #[socket_filter]
@@ -80,7 +78,7 @@ fn keep(ctx: &SkBuffContext) -> Option<i64> {
     let flags: u8 = ctx.load(l4 + 13).ok()?;
     let hdr_end = l4 + ((doff >> 4) as usize) * 4;
     let has_payload = payload_end > hdr_end;
-    if !has_payload && flags & (TCP_SYN | TCP_FIN | TCP_RST) == 0 {
+    if !has_payload && flags & (tcp_flags::SYN | tcp_flags::FIN | tcp_flags::RST) == 0 {
         return None;
     }
     let want = hdr_end + CFG_SNAPLEN.load() as usize;

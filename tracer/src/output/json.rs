@@ -74,7 +74,7 @@ pub fn write_record(out: &mut Vec<u8>, r: &Record, clock: &Clock) {
     num(out, ex.lost_bytes());
     if let Some(note) = ex.note {
         out.extend_from_slice(b",\"note\":");
-        string(out, note.as_str());
+        bytes(out, note.as_str().as_bytes());
     }
     out.push(b'}');
 }
@@ -84,7 +84,7 @@ fn message(out: &mut Vec<u8>, m: &Message) {
     match &m.start {
         StartLine::Request { method, target, version: v } => {
             out.extend_from_slice(b"\"method\":");
-            string(out, method);
+            bytes(out, method.as_bytes());
             out.extend_from_slice(b",\"target\":");
             bytes(out, target);
             out.extend_from_slice(b",\"version\":\"");
@@ -176,16 +176,11 @@ fn boolean(out: &mut Vec<u8>, b: bool) {
     out.extend_from_slice(if b { b"true" } else { b"false" });
 }
 
-/// Bytes from the wire as a JSON string; invalid UTF-8 becomes U+FFFD, as
-/// `String::from_utf8_lossy` replaces it.
+/// Bytes as a JSON string: quotes, backslashes and control characters escaped as
+/// serde_json escapes them, other UTF-8 as is, invalid UTF-8 as U+FFFD (as
+/// `String::from_utf8_lossy` replaces it).
 fn bytes(out: &mut Vec<u8>, b: &[u8]) {
     quoted(out, b, true);
-}
-
-/// `s` as a JSON string: quotes, backslashes and control characters escaped as serde_json
-/// escapes them, everything else (UTF-8 included) as is.
-fn string(out: &mut Vec<u8>, s: &str) {
-    quoted(out, s.as_bytes(), true);
 }
 
 /// `b` as a JSON string, in one pass that both escapes and checks UTF-8: plain ASCII runs
@@ -403,7 +398,7 @@ mod tests {
 
     fn encoded(s: &str) -> String {
         let mut out = Vec::new();
-        string(&mut out, s);
+        bytes(&mut out, s.as_bytes());
         String::from_utf8(out).unwrap()
     }
 

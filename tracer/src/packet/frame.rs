@@ -115,15 +115,8 @@ pub fn parse_ip(proto: u16, p: &[u8]) -> Result<TcpSegment<'_>, FrameError> {
     })
 }
 
-/// TCP header flag bits (and the combinations the tests send).
-pub mod tcp_flags {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const ACK: u8 = 0x10;
-    pub const PSH_ACK: u8 = 0x18;
-    pub const FIN_ACK: u8 = 0x11;
-}
+/// TCP header flag bits, shared with the kernel's socket filter.
+pub use tracer_common::tcp_flags;
 
 /// Builds an Ethernet/IP/TCP frame: for tests, fuzzing and the replay tests.
 #[allow(clippy::too_many_arguments)]

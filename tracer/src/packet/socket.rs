@@ -29,9 +29,8 @@ pub struct PacketSocket {
     pub loopback: bool,
 }
 
-/// A received frame's bytes and whether the kernel marked it outgoing.
+/// What the kernel said about a received frame: whether it is outgoing, and when.
 pub struct Received {
-    pub len: usize,
     pub outgoing: bool,
     /// When the kernel saw the frame (CLOCK_REALTIME ns, SO_TIMESTAMPNS).
     pub ts_real_ns: Option<u64>,
@@ -74,7 +73,6 @@ impl RecvBatch {
         let h = &self.hdrs[i];
         let len = (h.msg_len as usize).min(FRAME_MAX);
         let got = Received {
-            len,
             outgoing: self.names[i].sll_pkttype == PACKET_OUTGOING,
             ts_real_ns: timestamp(&h.msg_hdr),
         };

@@ -41,6 +41,13 @@ impl Wire {
         self.table.on_segment(&seg, self.ts, &mut |x| out.push(x));
     }
 
+    /// The handshake (initial sequence numbers `c_isn`, `s_isn`), then REQ from the client.
+    fn open_with_request(&mut self, c_isn: u32, s_isn: u32) {
+        self.send(true, c_isn, SYN, b"");
+        self.send(false, s_isn, SYN | ACK, b"");
+        self.send(true, c_isn + 1, PSH_ACK, REQ);
+    }
+
     fn finish(&mut self) -> Vec<FlowExchange> {
         let out = &mut self.out;
         self.table.tick(self.ts + 10_000_000_000, &mut |x| out.push(x));
@@ -59,9 +66,7 @@ fn body(x: &FlowExchange) -> &[u8] {
 #[test]
 fn announced_request_comes_before_its_exchange() {
     let mut w = Wire::with_announce(true);
-    w.send(true, 100, SYN, b"");
-    w.send(false, 5000, SYN | ACK, b"");
-    w.send(true, 101, PSH_ACK, REQ);
+    w.open_with_request(100, 5000);
     assert_eq!(w.out.len(), 1, "the head is announced before any response");
     assert!(w.out[0].in_flight && w.out[0].exchange.response.is_none());
     w.send(false, 5001, PSH_ACK, RESP);
@@ -74,14 +79,10 @@ fn announced_request_comes_before_its_exchange() {
 #[test]
 fn new_syn_on_the_same_ports_starts_a_new_flow() {
     let mut w = Wire::new();
-    w.send(true, 100, SYN, b"");
-    w.send(false, 5000, SYN | ACK, b"");
-    w.send(true, 101, PSH_ACK, REQ);
+    w.open_with_request(100, 5000);
     w.send(false, 5001, PSH_ACK, RESP);
     // No FIN seen (lost, or outside the capture); the client port is reused.
-    w.send(true, 900_000, SYN, b"");
-    w.send(false, 70_000, SYN | ACK, b"");
-    w.send(true, 900_001, PSH_ACK, REQ);
+    w.open_with_request(900_000, 70_000);
     w.send(false, 70_001, PSH_ACK, RESP);
     let out = w.finish();
     assert_eq!(out.len(), 2, "{out:?}");
@@ -94,9 +95,7 @@ fn new_syn_on_the_same_ports_starts_a_new_flow() {
 #[test]
 fn handshake_exchange_and_close() {
     let mut w = Wire::new();
-    w.send(true, 100, SYN, b"");
-    w.send(false, 5000, SYN | ACK, b"");
-    w.send(true, 101, PSH_ACK, REQ);
+    w.open_with_request(100, 5000);
     w.send(false, 5001, PSH_ACK, RESP);
     w.send(true, 101 + REQ.len() as u32, FIN_ACK, b"");
     w.send(false, 5001 + RESP.len() as u32, FIN_ACK, b"");
@@ -123,9 +122,7 @@ fn connection_open_before_start_is_picked_up_at_a_message_start() {
 #[test]
 fn reordered_retransmitted_and_overlapping_segments() {
     let mut w = Wire::new();
-    w.send(true, 100, SYN, b"");
-    w.send(false, 5000, SYN | ACK, b"");
-    w.send(true, 101, PSH_ACK, REQ);
+    w.open_with_request(100, 5000);
     let r = RESP;
     // Second half first, then the first half, then a retransmission and an overlap.
     w.send(false, 5001 + 20, PSH_ACK, &r[20..]);
@@ -157,9 +154,7 @@ fn sequence_wrap_around() {
 #[test]
 fn lost_segment_in_body_is_marked_not_misparsed() {
     let mut w = Wire::new();
-    w.send(true, 100, SYN, b"");
-    w.send(false, 5000, SYN | ACK, b"");
-    w.send(true, 101, PSH_ACK, REQ);
+    w.open_with_request(100, 5000);
     let head_len = RESP.len() - 10;
     w.send(false, 5001, PSH_ACK, &RESP[..head_len + 3]);
     // bytes 3..6 of the body never arrive
