@@ -129,14 +129,12 @@ pub struct ConnInfo {
     pub laddr: [u8; 16],
     pub raddr: [u8; 16],
     pub fd: u32,
-    /// `CONN_*_CLOSED` bits: the entry goes when both the socket and its fd are closed.
+    /// `CONN_TCP_CLOSED`; the entry goes when the kernel destroys the socket.
     pub state: u32,
 }
 const _: () = assert!(core::mem::size_of::<ConnInfo>() == 80);
 const _: () = assert!(core::mem::offset_of!(ConnInfo, laddr) % 8 == 0 && core::mem::offset_of!(ConnInfo, raddr) % 8 == 0);
 
-/// The process closed the connection's fd.
-pub const CONN_FD_CLOSED: u32 = 1;
 /// The socket reached TCP_CLOSE (its Close event went out); bytes still queued for the
 /// process may be read after it (a half-closed client reading the answer).
 pub const CONN_TCP_CLOSED: u32 = 2;

@@ -20,9 +20,8 @@ use crate::{
     config::{ATTRIBUTION_ONLY, CFG_MAX_CAPTURE, CFG_MAX_IOV, FILTER_PORT_ON, USE_RINGBUF},
     maps::{
         count, SyscallArgs, ARG_BUF, ARG_IOV, ARG_MSG, ARG_SENDFILE, CONNS, EVENTS_PERF,
-        EVENTS_RB, FD_SOCK, FILTER_PORTS, SCRATCH, SCRATCH_SEQ, WAKE_CONS,
+        EVENTS_RB, FILTER_PORTS, SCRATCH, SCRATCH_SEQ, WAKE_CONS,
     },
-    probes::conn_key,
 };
 
 /// What the first bytes of a stream say.
@@ -47,11 +46,9 @@ pub fn on_payload<C: EbpfContext>(ctx: &C, args: &SyscallArgs, dir: u8, ret: u64
     // make a position stale, which userspace sees as a gap.
     let conn = unsafe { &mut *conn };
     if conn.fd == u32::MAX && args.fd != u32::MAX {
-        // Entered at the handshake (softirq): its first data names process and fd, which
-        // lets close(2) find the socket (see `conns::close_enter`).
+        // Entered at the handshake (softirq): its first data names process and fd.
         conn.fd = args.fd;
         conn.pid = tgid;
-        let _ = FD_SOCK.insert(&conn_key(tgid, args.fd), &sk, 0);
     }
     if conn.addr_known == 0 {
         read_addrs(conn, sk);
@@ -99,10 +96,6 @@ pub fn insert_conn(sk: u64, role: u8, proto: u8, flags: u32, tgid: u32, fd: u32)
     if CONNS.insert(&sk, &conn, 0).is_err() {
         count(counters::CONN_TABLE_FULL, 1);
         return None;
-    }
-    if fd != u32::MAX {
-        // Lets close(fd) find the socket (see `conns::close_enter`).
-        let _ = FD_SOCK.insert(&conn_key(tgid, fd), &sk, 0);
     }
     CONNS.get_ptr_mut(&sk)
 }

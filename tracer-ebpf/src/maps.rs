@@ -48,11 +48,6 @@ pub static ARGS: LruHashMap<u64, SyscallArgs> = LruHashMap::with_max_entries(655
 #[map(name = "CONNS")]
 pub static CONNS: LruHashMap<u64, ConnInfo> = LruHashMap::with_max_entries(65536, 0);
 
-/// `(tgid << 32) | fd` -> socket address, from a connection's first data until its fd is
-/// closed: close(2) names an fd, the connection table is keyed by socket.
-#[map(name = "FD_SOCK")]
-pub static FD_SOCK: LruHashMap<u64, u64> = LruHashMap::with_max_entries(65536, 0);
-
 #[map(name = "FILTER_PIDS")]
 pub static FILTER_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 

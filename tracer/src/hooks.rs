@@ -3,9 +3,11 @@
 //!
 //! Two groups of hooks: the syscalls themselves (`syscalls/sys_{enter,exit}_*`, or
 //! kprobes/kretprobes on `__x64_sys_*`), and socket identity (`sock/sock_{send,recv}_length`
-//! from 6.5, or kprobes on `tcp_sendmsg`/`tcp_recvmsg`/`tcp_sendpage`). The connection's end
-//! and its role (which side connected, from the handshake's states) are always the
-//! `sock/inet_sock_set_state` tracepoint (4.16+).
+//! from 6.5, or kprobes on `tcp_sendmsg`/`tcp_recvmsg`/`tcp_sendpage`). A connection's
+//! start, role (which side connected, from the handshake's states) and close are always the
+//! `sock/inet_sock_set_state` tracepoint (4.16+), and its socket's end `tcp/tcp_destroy_sock`
+//! (4.16+). Where the fast path is taken no syscall tracepoint is attached at all: one alone
+//! sends every syscall of the host through the kernel's slow path.
 use std::{fmt, path::Path};
 
 use aya::{
@@ -140,20 +142,10 @@ fn kernel_at_least(major: u32, minor: u32) -> bool {
     (ma, mi) >= (major, minor)
 }
 
-/// Syscall tracepoints: each has a `sys_enter_<name>` and `sys_exit_<name>` program except
-/// close (enter only).
-const SYSCALLS: &[(&str, bool)] = &[
-    ("close", false),
-    ("read", true),
-    ("readv", true),
-    ("recvfrom", true),
-    ("recvmsg", true),
-    ("write", true),
-    ("writev", true),
-    ("sendto", true),
-    ("sendmsg", true),
-    ("sendfile64", true),
-];
+/// Syscalls probed where the fast path is not taken, each with a `sys_enter_<name>` and a
+/// `sys_exit_<name>` program (or `kprobe_<name>` and `kretprobe_<name>`): their only job
+/// is to find payload buffers.
+const SYSCALLS: &[&str] = &["read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto", "sendmsg", "sendfile64"];
 
 /// Socket identity by kprobe: (program, kernel function, required). `tcp_sendpage` is
 /// sendfile's path before 6.5 and gone after.
@@ -166,9 +158,6 @@ const TCP_KPROBES: &[(&str, &str, bool)] = &[
 /// The syscall functions' prefix on this architecture.
 const SYSCALL_PREFIX: &str = if cfg!(target_arch = "aarch64") { "__arm64_sys_" } else { "__x64_sys_" };
 
-/// Syscalls whose only job is to find payload buffers: the fast path needs none of them.
-const PAYLOAD_SYSCALLS: &[&str] = &["read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto", "sendmsg", "sendfile64"];
-
 impl Hooks {
     /// Payload captured inside the `sock_*_length` tracepoints, with the syscall's
     /// arguments from the saved user registers (x86_64): no per-syscall probes.
@@ -177,41 +166,61 @@ impl Hooks {
     }
 }
 
-/// Loads and attaches the programs of `hooks`; the others stay unloaded.
-pub fn attach(ebpf: &mut Ebpf, hooks: Hooks) -> Result<(), HookError> {
-    tracepoint(ebpf, "sock", "inet_sock_set_state")?;
-    match hooks.sockets {
-        HookKind::Tracepoint => {
-            tracepoint(ebpf, "sock", "sock_send_length")?;
-            tracepoint(ebpf, "sock", "sock_recv_length")?;
-        }
-        HookKind::Kprobe => {
-            for (prog, func, required) in TCP_KPROBES {
-                match kprobe(ebpf, prog, func) {
-                    Err(e) if !*required => tracing::debug!("optional kprobe on {func} not attached: {e}"),
-                    r => r?,
-                }
-            }
-        }
-    }
-    for (name, has_exit) in SYSCALLS {
-        if hooks.fast_path() && PAYLOAD_SYSCALLS.contains(name) {
-            continue;
-        }
-        match hooks.syscalls {
+/// One program to attach.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hook {
+    /// Program `name` on tracepoint `category/name`.
+    Tracepoint { category: &'static str, name: String },
+    /// Program `prog` on kernel function `func`; an optional one may be missing.
+    Kprobe { prog: String, func: String, required: bool },
+}
+
+impl Hooks {
+    /// Every program to attach for these hooks, in order.
+    pub fn plan(self) -> Vec<Hook> {
+        let tp = |category, name: &str| Hook::Tracepoint { category, name: name.to_owned() };
+        let kp = |prog: String, func: String, required| Hook::Kprobe { prog, func, required };
+        let mut plan = vec![tp("sock", "inet_sock_set_state"), tp("tcp", "tcp_destroy_sock")];
+        match self.sockets {
             HookKind::Tracepoint => {
-                tracepoint(ebpf, "syscalls", &format!("sys_enter_{name}"))?;
-                if *has_exit {
-                    tracepoint(ebpf, "syscalls", &format!("sys_exit_{name}"))?;
-                }
+                plan.push(tp("sock", "sock_send_length"));
+                plan.push(tp("sock", "sock_recv_length"));
             }
             HookKind::Kprobe => {
-                let func = format!("{SYSCALL_PREFIX}{name}");
-                kprobe(ebpf, &format!("kprobe_{name}"), &func)?;
-                if *has_exit {
-                    kprobe(ebpf, &format!("kretprobe_{name}"), &func)?;
+                for (prog, func, required) in TCP_KPROBES {
+                    plan.push(kp(prog.to_string(), func.to_string(), *required));
                 }
             }
+        }
+        if self.fast_path() {
+            return plan;
+        }
+        for name in SYSCALLS {
+            match self.syscalls {
+                HookKind::Tracepoint => {
+                    plan.push(tp("syscalls", &format!("sys_enter_{name}")));
+                    plan.push(tp("syscalls", &format!("sys_exit_{name}")));
+                }
+                HookKind::Kprobe => {
+                    let func = format!("{SYSCALL_PREFIX}{name}");
+                    plan.push(kp(format!("kprobe_{name}"), func.clone(), true));
+                    plan.push(kp(format!("kretprobe_{name}"), func, true));
+                }
+            }
+        }
+        plan
+    }
+}
+
+/// Loads and attaches the programs of `hooks`; the others stay unloaded.
+pub fn attach(ebpf: &mut Ebpf, hooks: Hooks) -> Result<(), HookError> {
+    for hook in hooks.plan() {
+        match hook {
+            Hook::Tracepoint { category, name } => tracepoint(ebpf, category, &name)?,
+            Hook::Kprobe { prog, func, required } => match kprobe(ebpf, &prog, &func) {
+                Err(e) if !required => tracing::debug!("optional kprobe on {func} not attached: {e}"),
+                r => r?,
+            },
         }
     }
     Ok(())
@@ -296,6 +305,35 @@ mod tests {
         assert_eq!(h.to_string(), "tracepoint+tcp-kprobes");
         let h = kernel(true, true, true, true).choose(HooksArg::Kprobe).unwrap();
         assert_eq!(h, Hooks { syscalls: KP, sockets: KP });
+    }
+
+    #[test]
+    fn fast_path_attaches_no_syscall_tracepoint() {
+        // One syscall tracepoint alone sends every syscall of the host through the slow
+        // path; the fast path needs none.
+        let h = Hooks { syscalls: TP, sockets: TP };
+        assert_eq!(h.fast_path(), cfg!(target_arch = "x86_64"));
+        let plan = h.plan();
+        if h.fast_path() {
+            let names: Vec<_> = plan.iter().map(|p| format!("{p:?}")).collect();
+            assert_eq!(plan.len(), 4, "{names:?}");
+            assert!(plan.iter().all(|p| matches!(p, Hook::Tracepoint { category, .. } if *category != "syscalls")), "{names:?}");
+        }
+        // Without it, every payload syscall has an enter and an exit program, and close none.
+        let slow = Hooks { syscalls: TP, sockets: KP }.plan();
+        let sys: Vec<_> = slow
+            .iter()
+            .filter_map(|p| match p {
+                Hook::Tracepoint { category: "syscalls", name } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sys.len(), 2 * SYSCALLS.len());
+        assert!(sys.contains(&"sys_enter_sendfile64") && sys.contains(&"sys_exit_read"));
+        assert!(!sys.iter().any(|n| n.contains("close")));
+        let kprobes = Hooks { syscalls: KP, sockets: KP }.plan();
+        assert!(kprobes.contains(&Hook::Kprobe { prog: "kretprobe_writev".into(), func: format!("{SYSCALL_PREFIX}writev"), required: true }));
+        assert!(kprobes.contains(&Hook::Tracepoint { category: "tcp", name: "tcp_destroy_sock".into() }));
     }
 
     #[test]

@@ -14,7 +14,6 @@ use aya_ebpf::{
 use tracer_common::{DIR_EGRESS, DIR_INGRESS};
 
 use super::{
-    conns,
     data::{self, Recover},
     sock::{self, MSG_PEEK},
     user_args,
@@ -76,14 +75,6 @@ exit!(kretprobe_sendto, DIR_EGRESS, ARG_BUF, 2);
 exit!(kretprobe_writev, DIR_EGRESS, ARG_IOV, 2);
 exit!(kretprobe_sendmsg, DIR_EGRESS, ARG_MSG, 2);
 exit!(kretprobe_sendfile64, DIR_EGRESS, ARG_SENDFILE, 3);
-
-#[kprobe]
-pub fn kprobe_close(ctx: ProbeContext) -> u32 {
-    if let Some(a) = sys_args(&ctx) {
-        conns::close_enter(a[0] as u32);
-    }
-    0
-}
 
 /// `tcp_sendmsg(struct sock *sk, struct msghdr *msg, size_t size)`: write, send*, and on
 /// 6.5+ sendfile (MSG_SPLICE_PAGES).

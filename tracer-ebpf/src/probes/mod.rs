@@ -88,8 +88,3 @@ pub fn current() -> (u64, u32, u32) {
     let id = bpf_get_current_pid_tgid();
     (id, (id >> 32) as u32, id as u32)
 }
-
-#[inline(always)]
-pub fn conn_key(tgid: u32, fd: u32) -> u64 {
-    ((tgid as u64) << 32) | fd as u64
-}
