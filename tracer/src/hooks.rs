@@ -252,10 +252,13 @@ fn kprobe(ebpf: &mut Ebpf, name: &str, func: &str) -> Result<(), HookError> {
     Ok(())
 }
 
+/// Each program's name and what the verifier said of it.
+pub type Verdicts = Vec<(String, Result<(), HookError>)>;
+
 /// Loads every program of the object into the kernel without attaching any: what the
 /// verifier says of each, by name (sorted).
-pub fn verify_all(ebpf: &mut Ebpf) -> Vec<(String, Result<(), HookError>)> {
-    let mut out: Vec<(String, Result<(), HookError>)> = ebpf
+pub fn verify_all(ebpf: &mut Ebpf) -> Verdicts {
+    let mut out: Verdicts = ebpf
         .programs_mut()
         .map(|(name, prog)| {
             let r = match prog {

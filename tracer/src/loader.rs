@@ -177,7 +177,7 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tr
 
 /// Loads every program of the object without attaching any (a verifier check for this
 /// kernel): each program's name and what the verifier said.
-pub fn verify_programs() -> Result<Vec<(String, Result<(), HookError>)>, LoadError> {
+pub fn verify_programs() -> Result<hooks::Verdicts, LoadError> {
     raise_memlock();
     let nr_cpus = aya::util::nr_cpus().map_err(|(s, e)| LoadError::Cpus(format!("{s}: {e}")))?;
     let max_iov = iovecs_walked(&KernelHooks::probe());

@@ -255,7 +255,7 @@ pub fn drain(source: &mut Source, on_raw: &mut impl FnMut(&[u8]), perf_lost: &mu
         Source::Perf(bufs) => {
             for buf in bufs.iter_mut() {
                 buf.for_each(|ev| match ev {
-                    PerfEvent::Sample { head, tail } if tail.is_empty() => on_raw(head),
+                    PerfEvent::Sample { head, tail: [] } => on_raw(head),
                     PerfEvent::Sample { head, tail } => {
                         scratch.clear();
                         scratch.extend_from_slice(head);

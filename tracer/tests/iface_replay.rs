@@ -197,13 +197,16 @@ impl Net {
     }
 }
 
+/// What a scenario's records must be.
+type Check = Box<dyn Fn(&Scenario, &[&Value])>;
+
 /// A crafted connection: its frames in sending order, and what its records must be.
 struct Scenario {
     name: &'static str,
     client: SocketAddr,
     server: SocketAddr,
     frames: Vec<Vec<u8>>,
-    check: Box<dyn Fn(&Scenario, &[&Value])>,
+    check: Check,
 }
 
 /// An exchange rebuilt exactly: source packet, complete, no loss, no process (no local

@@ -156,7 +156,7 @@ fn ten_thousand_idle_connections() {
         .spawn()
         .expect("start the server child");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).map(|c| client_exchange_done(c)).is_err() {
+    while TcpStream::connect(("127.0.0.1", port)).map(client_exchange_done).is_err() {
         assert!(Instant::now() < deadline, "server child did not listen");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -183,9 +183,10 @@ impl FlowTable {
         if seg.fin {
             flow.fin[d] = true;
         }
-        // A reset, the server's FIN, or both FINs end the exchange stream; wait the
-        // reorder window first so segments overtaken by the FIN still count.
-        if seg.rst || flow.fin[1] || (flow.fin[0] && flow.fin[1]) {
+        // A reset or the server's FIN ends the exchange stream (the client's FIN alone is
+        // a half-close: the answer may follow); wait the reorder window first so segments
+        // overtaken by the FIN still count.
+        if seg.rst || flow.fin[1] {
             flow.closing_since.get_or_insert(ts_ns);
         }
         emit(flow, &mut self.drained, sink);
