@@ -5,7 +5,7 @@
 //! refers to it. No probe on close(2): any syscall tracepoint attached sends every syscall
 //! of the host through the kernel's slow path (about 60 ns more each, measured here).
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext, EbpfContext};
-use tracer_common::{CONN_TCP_CLOSED, PROTO_UNKNOWN, ROLE_CLIENT, ROLE_SERVER};
+use tracer_common::{CONN_TCP_CLOSED, FLAG_PREEXISTING, PROTO_UNKNOWN, ROLE_CLIENT, ROLE_SERVER};
 
 use super::IPPROTO_TCP;
 use crate::{
@@ -38,15 +38,16 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     0
 }
 
-/// A new connection on `sk`. An entry still there belongs to an earlier connection whose
-/// socket address is reused (its fd was closed without close(2): at exit, by dup2), unless
-/// that entry is live: a TCP Fast Open client's data went out before the handshake ended,
-/// and was adopted then.
+/// A new connection on `sk`. An entry already there is kept only when it was adopted from
+/// this socket's first bytes: a TCP Fast Open client's data goes out before the handshake
+/// ends. Any other is stale, an earlier connection on the same socket memory whose end the
+/// kernel side missed (a program was already running on that CPU when the socket was
+/// destroyed: the kernel then skips ours): it is replaced, never continued.
 #[inline(always)]
 fn established(sk: u64, role: u8) {
     // SAFETY: read at once.
     if let Some(c) = unsafe { CONNS.get(&sk) } {
-        if c.state & CONN_TCP_CLOSED == 0 {
+        if c.state & CONN_TCP_CLOSED == 0 && c.flags as u32 & FLAG_PREEXISTING != 0 {
             return;
         }
     }
