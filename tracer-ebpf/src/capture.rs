@@ -440,9 +440,9 @@ fn reader_not_woken() -> bool {
     true
 }
 
-/// Closes come from `inet_sock_set_state`, which also runs in softirq: it may interrupt a
-/// data event being built in this CPU's scratch slot, so it builds its header on the stack
-/// and never touches the slot.
+/// Closes come from `inet_sock_set_state` and `tcp_destroy_sock`, which also run in softirq:
+/// they may interrupt a data event being built in this CPU's scratch slot, so a close builds
+/// its header on the stack and never touches the slot.
 pub fn emit_close<C: EbpfContext>(ctx: &C, conn: &ConnInfo, sk: u64) {
     // SAFETY: EventHeader is integers and byte arrays: all zeroes is a valid value.
     let mut hdr: EventHeader = unsafe { core::mem::zeroed() };

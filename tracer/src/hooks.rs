@@ -5,13 +5,13 @@
 //! kprobes/kretprobes on `__x64_sys_*`), and socket identity (`sock/sock_{send,recv}_length`
 //! from 6.5, or kprobes on `tcp_sendmsg`/`tcp_recvmsg`/`tcp_sendpage`). A connection's
 //! start, role (which side connected, from the handshake's states) and close are always the
-//! `sock/inet_sock_set_state` tracepoint (4.16+), and its socket's end `tcp/tcp_destroy_sock`
-//! (4.16+). Where the fast path is taken no syscall tracepoint is attached at all: one alone
+//! raw tracepoint `inet_sock_set_state`, and its socket's end `tcp_destroy_sock` (4.17+).
+//! Where the fast path is taken no syscall tracepoint is attached at all: one alone
 //! sends every syscall of the host through the kernel's slow path.
 use std::{fmt, path::Path};
 
 use aya::{
-    programs::{KProbe, ProgramError, TracePoint},
+    programs::{KProbe, ProgramError, RawTracePoint, TracePoint},
     Ebpf,
 };
 use thiserror::Error;
@@ -171,6 +171,8 @@ impl Hooks {
 pub enum Hook {
     /// Program `name` on tracepoint `category/name`.
     Tracepoint { category: &'static str, name: String },
+    /// Program `name` on the raw tracepoint `name`.
+    RawTracepoint { name: &'static str },
     /// Program `prog` on kernel function `func`; an optional one may be missing.
     Kprobe { prog: String, func: String, required: bool },
 }
@@ -180,7 +182,8 @@ impl Hooks {
     pub fn plan(self) -> Vec<Hook> {
         let tp = |category, name: &str| Hook::Tracepoint { category, name: name.to_owned() };
         let kp = |prog: String, func: String, required| Hook::Kprobe { prog, func, required };
-        let mut plan = vec![tp("sock", "inet_sock_set_state"), tp("tcp", "tcp_destroy_sock")];
+        let raw = |name| Hook::RawTracepoint { name };
+        let mut plan = vec![raw("inet_sock_set_state"), raw("tcp_destroy_sock")];
         match self.sockets {
             HookKind::Tracepoint => {
                 plan.push(tp("sock", "sock_send_length"));
@@ -217,6 +220,7 @@ pub fn attach(ebpf: &mut Ebpf, hooks: Hooks) -> Result<(), HookError> {
     for hook in hooks.plan() {
         match hook {
             Hook::Tracepoint { category, name } => tracepoint(ebpf, category, &name)?,
+            Hook::RawTracepoint { name } => raw_tracepoint(ebpf, name)?,
             Hook::Kprobe { prog, func, required } => match kprobe(ebpf, &prog, &func) {
                 Err(e) if !required => tracing::debug!("optional kprobe on {func} not attached: {e}"),
                 r => r?,
@@ -238,6 +242,17 @@ fn tracepoint(ebpf: &mut Ebpf, category: &str, name: &str) -> Result<(), HookErr
         .map_err(program_error(name))?;
     prog.load().map_err(program_error(name))?;
     prog.attach(category, name).map_err(program_error(name))?;
+    Ok(())
+}
+
+fn raw_tracepoint(ebpf: &mut Ebpf, name: &str) -> Result<(), HookError> {
+    let prog: &mut RawTracePoint = ebpf
+        .program_mut(name)
+        .ok_or_else(|| HookError::MissingProgram(name.into()))?
+        .try_into()
+        .map_err(program_error(name))?;
+    prog.load().map_err(program_error(name))?;
+    prog.attach(name).map_err(program_error(name))?;
     Ok(())
 }
 
@@ -264,6 +279,7 @@ pub fn verify_all(ebpf: &mut Ebpf) -> Verdicts {
             let r = match prog {
                 aya::programs::Program::TracePoint(p) => p.load(),
                 aya::programs::Program::KProbe(p) => p.load(),
+                aya::programs::Program::RawTracePoint(p) => p.load(),
                 aya::programs::Program::SocketFilter(p) => p.load(),
                 _ => Ok(()),
             };
@@ -320,7 +336,7 @@ mod tests {
         if h.fast_path() {
             let names: Vec<_> = plan.iter().map(|p| format!("{p:?}")).collect();
             assert_eq!(plan.len(), 4, "{names:?}");
-            assert!(plan.iter().all(|p| matches!(p, Hook::Tracepoint { category, .. } if *category != "syscalls")), "{names:?}");
+            assert!(!plan.iter().any(|p| matches!(p, Hook::Tracepoint { category: "syscalls", .. })), "{names:?}");
         }
         // Without it, every payload syscall has an enter and an exit program, and close none.
         let slow = Hooks { syscalls: TP, sockets: KP }.plan();
@@ -336,7 +352,7 @@ mod tests {
         assert!(!sys.iter().any(|n| n.contains("close")));
         let kprobes = Hooks { syscalls: KP, sockets: KP }.plan();
         assert!(kprobes.contains(&Hook::Kprobe { prog: "kretprobe_writev".into(), func: format!("{SYSCALL_PREFIX}writev"), required: true }));
-        assert!(kprobes.contains(&Hook::Tracepoint { category: "tcp", name: "tcp_destroy_sock".into() }));
+        assert!(kprobes.contains(&Hook::RawTracepoint { name: "tcp_destroy_sock" }));
     }
 
     #[test]

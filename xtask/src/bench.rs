@@ -3,8 +3,8 @@
 //!
 //! nginx (Debian's, one worker, `master_process off`) serves a 1 KiB file on loopback,
 //! pinned to CPU 0; wrk (one thread) drives it at saturation from CPU 1; l7trace is not
-//! pinned. Rounds alternate untraced and traced, with keep-alive and with
-//! `Connection: close`; each traced round starts a fresh
+//! pinned. Each round runs untraced and every traced variant (in an order rotated from round
+//! to round), with keep-alive and with `Connection: close`; each traced run starts a fresh
 //! `l7trace --json --port <port> > /dev/null`.
 
 use std::fmt::Write as _;
@@ -22,7 +22,7 @@ use crate::proc::output_of;
 const USAGE: &str = "\
 usage: cargo xtask bench [OPTIONS]
 
-  --rounds N          rounds per mode, each untraced then traced (default 5)
+  --rounds N          rounds per mode, each untraced and every variant (default 5)
   --duration SECS     wrk time per round (default 10)
   --connections N     wrk connections (default 64)
   --port PORT         nginx port on 127.0.0.1 (default 18080)
@@ -482,18 +482,29 @@ fn run_mode(opts: &Opts, bin: &Path, close: bool) -> Result<Mode> {
         untraced: Vec::new(),
         traced: opts.variants.iter().map(|v| (v.clone(), Vec::new())).collect(),
     };
+    // Each round runs untraced and every variant, in an order rotated from round to round:
+    // a run's position in the round (warm caches, sockets still in TIME_WAIT from the run
+    // before it in close mode) then weighs on each variant alike.
+    let slots = 1 + mode.traced.len();
     for r in 1..=opts.rounds {
-        let w = wrk(opts, close, opts.duration)?;
-        eprintln!("xtask: bench: {name} round {r}/{} untraced: {:.0} req/s, p99 {:.0} us", opts.rounds, w.rps, w.p99_us);
-        mode.untraced.push(Round { wrk: w, traced: None });
-        for (v, rounds) in mode.traced.iter_mut() {
-            let round = traced_round(opts, bin, close, v)?;
-            let t = round.traced.unwrap_or_default();
-            eprintln!(
-                "xtask: bench: {name} round {r}/{} traced ({}): {:.0} req/s, p99 {:.0} us, cpu {:.2} s, rss {} KiB, events {}, lost {}",
-                opts.rounds, v.name, round.wrk.rps, round.wrk.p99_us, t.cpu_secs, t.peak_rss_kib, t.events, t.lost_events
-            );
-            rounds.push(round);
+        for k in 0..slots {
+            match (k + r - 1) % slots {
+                0 => {
+                    let w = wrk(opts, close, opts.duration)?;
+                    eprintln!("xtask: bench: {name} round {r}/{} untraced: {:.0} req/s, p99 {:.0} us", opts.rounds, w.rps, w.p99_us);
+                    mode.untraced.push(Round { wrk: w, traced: None });
+                }
+                i => {
+                    let (v, rounds) = &mut mode.traced[i - 1];
+                    let round = traced_round(opts, bin, close, v)?;
+                    let t = round.traced.unwrap_or_default();
+                    eprintln!(
+                        "xtask: bench: {name} round {r}/{} traced ({}): {:.0} req/s, p99 {:.0} us, cpu {:.2} s, rss {} KiB, events {}, lost {}",
+                        opts.rounds, v.name, round.wrk.rps, round.wrk.p99_us, t.cpu_secs, t.peak_rss_kib, t.events, t.lost_events
+                    );
+                    rounds.push(round);
+                }
+            }
         }
     }
     Ok(mode)
@@ -560,7 +571,7 @@ fn rows(mode: &Mode) -> Vec<Row> {
             variant: v.name.clone(),
             rps: median(rounds.iter().map(|r| r.wrk.rps).collect()),
             p99_us: median(rounds.iter().map(|r| r.wrk.p99_us).collect()),
-            // Each traced round against the untraced round just before it.
+            // Each traced round against the untraced run of the same round.
             ratio: Some(median(rounds.iter().zip(&base).map(|(r, b)| r.wrk.rps / b).collect())),
             cpu_per_1k: Some(median(
                 rounds.iter().map(|r| t(r).cpu_secs / (r.wrk.requests.max(1) as f64 / 1000.0)).collect(),

@@ -4,10 +4,15 @@
 //! leaves the table when the kernel destroys the socket: after TCP_CLOSE and once no fd
 //! refers to it. No probe on close(2): any syscall tracepoint attached sends every syscall
 //! of the host through the kernel's slow path (about 60 ns more each, measured here).
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext, EbpfContext};
+//!
+//! Both are raw tracepoints (4.17+): the kernel hands over the arguments as they are, where
+//! a tracepoint first builds its record (addresses, for `tcp_destroy_sock` a socket cookie)
+//! on every connection of the host. And a raw tracepoint's program is skipped only when it
+//! is itself running on that CPU, not whenever any tracing program is (a socket destroyed
+//! in softirq while a payload probe runs): fewer missed ends.
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext, EbpfContext};
 use tracer_common::{CONN_TCP_CLOSED, FLAG_PREEXISTING, PROTO_UNKNOWN, ROLE_CLIENT, ROLE_SERVER};
 
-use super::IPPROTO_TCP;
 use crate::{
     capture::{emit_close, insert_conn},
     maps::CONNS,
@@ -18,17 +23,16 @@ const TCP_SYN_SENT: i32 = 2;
 const TCP_SYN_RECV: i32 = 3;
 const TCP_CLOSE: i32 = 7;
 
-/// `sock/inet_sock_set_state`: skaddr @8, oldstate @16, newstate @20, protocol @30. Runs in
-/// any context (the handshake's end in softirq).
-#[tracepoint]
-pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
-    let p = ctx.as_ptr() as *const u8;
-    // SAFETY: offsets from the tracepoint's format file, stable since 4.16.
-    let (sk, oldstate, newstate, protocol) =
-        unsafe { (*(p.add(8) as *const u64), *(p.add(16) as *const i32), *(p.add(20) as *const i32), *(p.add(30) as *const u16)) };
-    if protocol != IPPROTO_TCP {
-        return 0;
-    }
+/// `inet_sock_set_state(const struct sock *sk, const int oldstate, const int newstate)`.
+/// Runs in any context (the handshake's end in softirq). No protocol test: SYN_SENT and
+/// SYN_RECV are states of TCP sockets only (and of an MPTCP socket, whose entry then
+/// carries nothing: its bytes are not TCP's to the payload probes), and a close only
+/// touches sockets already in the table.
+#[raw_tracepoint(tracepoint = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: RawTracePointContext) -> u32 {
+    let sk: u64 = ctx.arg(0);
+    let oldstate = ctx.arg::<u64>(1) as i32;
+    let newstate = ctx.arg::<u64>(2) as i32;
     match (oldstate, newstate) {
         (TCP_SYN_SENT, TCP_ESTABLISHED) => established(sk, ROLE_CLIENT),
         (TCP_SYN_RECV, TCP_ESTABLISHED) => established(sk, ROLE_SERVER),
@@ -72,18 +76,17 @@ fn closed<C: EbpfContext>(ctx: &C, sk: u64) {
     conn.state |= CONN_TCP_CLOSED;
 }
 
-/// `tcp/tcp_destroy_sock`: skaddr @8 (4.16+). The socket is closed and no fd refers to it
+/// `tcp_destroy_sock(struct sock *sk)` (4.16+). The socket is closed and no fd refers to it
 /// any more (the last close(2), or the process's exit); its memory may be reused by the
 /// next socket. Runs in process context or softirq.
-#[tracepoint]
-pub fn tcp_destroy_sock(ctx: TracePointContext) -> u32 {
-    // SAFETY: offset from the tracepoint's format file.
-    let sk = unsafe { *((ctx.as_ptr() as *const u8).add(8) as *const u64) };
+#[raw_tracepoint(tracepoint = "tcp_destroy_sock")]
+pub fn tcp_destroy_sock(ctx: RawTracePointContext) -> u32 {
+    let sk: u64 = ctx.arg(0);
     if let Some(conn) = CONNS.get_ptr_mut(&sk) {
         // SAFETY: map value pointer, used at once.
         let conn = unsafe { &*conn };
-        // Its TCP_CLOSE event was missed (a program already running on this CPU, which
-        // the kernel does not interrupt with another): close it now.
+        // Its TCP_CLOSE event was missed (this program was running on that CPU already,
+        // and the kernel does not nest it): close it now.
         if conn.emitted != 0 && conn.state & CONN_TCP_CLOSED == 0 {
             emit_close(&ctx, conn, sk);
         }
