@@ -66,6 +66,7 @@ impl Default for Opts {
             variants: vec![
                 Variant { name: "json".into(), args: vec![] },
                 Variant { name: "iface".into(), args: vec!["--iface".into(), "lo".into()] },
+                Variant { name: "tui".into(), args: vec!["--tui".into()] },
             ],
             pipeline_secs: Some(2.0),
         }
@@ -368,13 +369,21 @@ struct Traced {
     lost_events: u64,
 }
 
+/// A traced run's l7trace: `--json` to /dev/null, or with `--tui` its live view in a
+/// detached tmux pane (a real terminal, redrawn as a user would see it).
 struct Tracer {
-    child: Child,
+    child: Option<Child>,
+    pid: u32,
     lines: Receiver<String>,
+    /// The tmux server (`-L` socket name) of a live-view run.
+    tmux: Option<String>,
 }
 
 impl Tracer {
     fn start(bin: &Path, port: u16, extra: &[String]) -> Result<Tracer> {
+        if extra.iter().any(|a| a == "--tui") {
+            return Tracer::start_in_tmux(bin, port, extra);
+        }
         let mut child = Command::new(bin)
             .args(["--json", "--port", &port.to_string()])
             .args(extra)
@@ -392,9 +401,52 @@ impl Tracer {
                 }
             }
         });
-        let mut t = Tracer { child, lines };
+        let mut t = Tracer { pid: child.id(), child: Some(child), lines, tmux: None };
         t.wait_for("l7trace: tracing", Duration::from_secs(30))
             .context("l7trace did not report `l7trace: tracing`")?;
+        Ok(t)
+    }
+
+    /// l7trace as the only process of a 160x48 tmux pane (`exec`, so the pane's pid is
+    /// its pid), its stderr to a file that a thread follows.
+    fn start_in_tmux(bin: &Path, port: u16, extra: &[String]) -> Result<Tracer> {
+        let socket = format!("l7bench-{}", std::process::id());
+        let err_path = std::env::temp_dir().join(format!("{socket}.stderr"));
+        let _ = std::fs::remove_file(&err_path);
+        let cmd = format!("exec {} --port {port} {} 2>{}", bin.display(), extra.join(" "), err_path.display());
+        let tmux = |args: &[&str]| -> Result<String> {
+            let out = Command::new("tmux").arg("-L").arg(&socket).args(args).output().context("running tmux")?;
+            if !out.status.success() {
+                bail!("tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim());
+            }
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        };
+        tmux(&["new-session", "-d", "-s", "bench", "-x", "160", "-y", "48", &cmd])?;
+        let pid: u32 = tmux(&["display-message", "-p", "-t", "bench", "#{pane_pid}"])?.parse().context("pane pid")?;
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            let mut seen = 0usize;
+            loop {
+                let text = std::fs::read_to_string(&err_path).unwrap_or_default();
+                let done = !Path::new(&format!("/proc/{pid}")).exists();
+                let complete = text.rfind('\n').map_or(0, |i| i + 1);
+                if complete > seen {
+                    for line in text[seen..complete].lines() {
+                        if tx.send(line.to_owned()).is_err() {
+                            return;
+                        }
+                    }
+                    seen = complete;
+                } else if done {
+                    let _ = std::fs::remove_file(&err_path);
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let mut t = Tracer { child: None, pid, lines, tmux: Some(socket) };
+        t.wait_for("l7trace: tracing", Duration::from_secs(30))
+            .context("l7trace (live view in tmux) did not report `l7trace: tracing`")?;
         Ok(t)
     }
 
@@ -407,22 +459,24 @@ impl Tracer {
                 Ok(line) if line.starts_with(prefix) => return Ok(line),
                 Ok(line) => eprintln!("  {line}"),
                 Err(RecvTimeoutError::Timeout) => bail!("timed out after {timeout:?}"),
-                Err(RecvTimeoutError::Disconnected) => bail!("l7trace exited ({:?})", self.child.try_wait()),
+                Err(RecvTimeoutError::Disconnected) => bail!("l7trace exited"),
             }
         }
     }
 
     fn cpu_secs(&self) -> f64 {
-        proc_cpu_secs(self.child.id()).unwrap_or(0.0)
+        proc_cpu_secs(self.pid).unwrap_or(0.0)
     }
 
     /// SIGINT, then the summary's counters.
     fn stop(mut self) -> Result<(u64, u64)> {
-        signal(self.child.id(), "INT");
+        signal(self.pid, "INT");
         let line = self.wait_for("l7trace: summary:", Duration::from_secs(30))?;
-        let status = self.child.wait()?;
-        if !status.success() {
-            bail!("l7trace exited with {status}");
+        if let Some(child) = self.child.as_mut() {
+            let status = child.wait()?;
+            if !status.success() {
+                bail!("l7trace exited with {status}");
+            }
         }
         let field = |name: &str| -> u64 {
             line.split_whitespace()
@@ -436,9 +490,17 @@ impl Tracer {
 
 impl Drop for Tracer {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if let Some(child) = self.child.as_mut() {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        if let Some(socket) = &self.tmux {
+            if Path::new(&format!("/proc/{}", self.pid)).exists() {
+                signal(self.pid, "KILL");
+            }
+            let _ = Command::new("tmux").arg("-L").arg(socket).arg("kill-server").output();
         }
     }
 }
@@ -512,7 +574,7 @@ fn run_mode(opts: &Opts, bin: &Path, close: bool) -> Result<Mode> {
 
 fn traced_round(opts: &Opts, bin: &Path, close: bool, v: &Variant) -> Result<Round> {
     let tracer = Tracer::start(bin, opts.port, &v.args)?;
-    let pid = tracer.child.id();
+    let pid = tracer.pid;
     let cpu0 = tracer.cpu_secs();
     let w = wrk(opts, close, opts.duration)?;
     // Let it drain what the last requests produced before the CPU is read.

@@ -156,7 +156,7 @@ impl App {
     /// A request in flight (a new row), or a finished exchange (fills its row in place, or
     /// a new row): O(1) whatever the size of the list, but for a filter whose verdict
     /// changes when the response arrives.
-    pub fn push(&mut self, r: &Record) {
+    pub fn push(&mut self, r: Record) {
         let id = (r.conn, r.exchange.request.first_ts_ns);
         if r.in_flight {
             let e = Entry::new(self.next_seq, r, &self.clock);
@@ -187,7 +187,7 @@ impl App {
         }
     }
 
-    fn complete(&mut self, seq: u64, r: &Record) {
+    fn complete(&mut self, seq: u64, r: Record) {
         let e = Entry::new(seq, r, &self.clock);
         self.stats.add(e.done_ns(), e.status, e.latency_us);
         let Some(first) = self.entries.front().map(|e| e.seq) else { return };
@@ -578,11 +578,11 @@ mod tests {
     #[test]
     fn in_flight_row_is_completed_in_place() {
         let mut app = App::new(10, Clock::new());
-        app.push(&record(7, "/slow", None));
-        app.push(&record(8, "/other", Some(200)));
+        app.push(record(7, "/slow", None));
+        app.push(record(8, "/other", Some(200)));
         assert_eq!(app.view_len(), 2);
         assert!(app.view_entry(0).unwrap().pending);
-        app.push(&record(7, "/slow", Some(503)));
+        app.push(record(7, "/slow", Some(503)));
         assert_eq!(app.view_len(), 2, "the row was filled, not added");
         let e = app.view_entry(0).unwrap();
         assert_eq!((e.pending, e.status, e.target.as_str()), (false, Some(503), "/slow"));
@@ -592,10 +592,10 @@ mod tests {
     fn pipelined_requests_of_one_segment_fill_their_own_rows() {
         // Two heads parsed from one segment carry the same first timestamp.
         let mut app = App::new(10, Clock::new());
-        app.push(&record(7, "/a", None));
-        app.push(&record(7, "/b", None));
-        app.push(&record(7, "/a", Some(200)));
-        app.push(&record(7, "/b", Some(404)));
+        app.push(record(7, "/a", None));
+        app.push(record(7, "/b", None));
+        app.push(record(7, "/a", Some(200)));
+        app.push(record(7, "/b", Some(404)));
         assert_eq!(app.view_len(), 2, "both rows filled in place");
         let rows: Vec<_> = (0..2).map(|i| app.view_entry(i).unwrap()).map(|e| (e.target.clone(), e.status, e.pending)).collect();
         assert!(rows.contains(&("/a".into(), Some(200), false)), "{rows:?}");
@@ -608,9 +608,9 @@ mod tests {
         for c in "status>=500".chars() {
             app.update(Action::FilterChar(c));
         }
-        app.push(&record(7, "/slow", None));
+        app.push(record(7, "/slow", None));
         assert_eq!(app.view_len(), 0);
-        app.push(&record(7, "/slow", Some(503)));
+        app.push(record(7, "/slow", Some(503)));
         assert_eq!(seqs(&app), vec![0]);
     }
 }

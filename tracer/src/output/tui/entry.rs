@@ -1,5 +1,8 @@
-//! One row of the view: what is shown of a record, sanitised once when it arrives so a
-//! frame never does more than format the rows it shows.
+//! One row of the view: what the table shows of a record (and filters on), sanitised once
+//! when it arrives, so a frame never does more than format the rows it shows; the messages
+//! kept as they came, for the detail pane, which sanitises the one it shows when it draws
+//! (the list holds thousands of entries, most never opened: sanitising every header of
+//! every exchange up front cost more than all the parsing).
 
 use std::net::SocketAddr;
 
@@ -7,17 +10,18 @@ use super::sanitize::{sanitize, sanitize_str};
 use crate::{
     output::Clock,
     pipeline::{comm_str, Record},
-    protocols::{Message, Note, Role, StartLine},
+    protocols::{Headers, Message, Note, Role, StartLine},
 };
 
 /// Body bytes kept per message for the detail pane (the list holds many entries).
 pub const BODY_PREVIEW: usize = 1024;
 
-/// A message as the detail pane shows it, sanitised.
+/// A message for the detail pane, as it came (see `start_line` and `headers` for what is
+/// shown of it).
 #[derive(Debug, Clone)]
 pub struct MessageView {
-    pub start_line: String,
-    pub headers: Vec<(String, String)>,
+    pub start: StartLine,
+    pub headers: Headers,
     pub body_size: u64,
     /// The first `BODY_PREVIEW` captured bytes, raw: the pane chooses text or hex.
     pub body: Vec<u8>,
@@ -58,16 +62,16 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(seq: u64, r: &Record, clock: &Clock) -> Entry {
-        let ex = &r.exchange;
+    pub fn new(seq: u64, r: Record, clock: &Clock) -> Entry {
+        let ex = r.exchange;
         let req = &ex.request;
         let resp = ex.response.as_ref();
-        let (client, server) = (r.client, r.server);
         let (method, target) = match &req.start {
             StartLine::Request { method, target, .. } => (sanitize_str(method), sanitize(target)),
             StartLine::Response { .. } => (String::from("?"), String::new()),
         };
         let host = req.headers.get(b"host").map(sanitize).unwrap_or_default();
+        let (complete, lost_bytes) = (ex.complete(), ex.lost_bytes());
         Entry {
             seq,
             pending: r.in_flight,
@@ -77,8 +81,8 @@ impl Entry {
             tid: r.process.map_or(0, |p| p.tid),
             comm: r.process.map_or_else(|| "-".to_owned(), |p| sanitize(comm_str(&p.comm))),
             role: r.role,
-            client,
-            server,
+            client: r.client,
+            server: r.server,
             method,
             host,
             target,
@@ -87,11 +91,11 @@ impl Entry {
             ttfb_us: resp.map(|m| m.first_ts_ns.saturating_sub(req.first_ts_ns) / 1000),
             req_size: req.body_size,
             resp_size: resp.map(|m| m.body_size),
-            complete: ex.complete(),
-            lost_bytes: ex.lost_bytes(),
+            complete,
+            lost_bytes,
             note: ex.note,
-            request: MessageView::new(req),
-            response: resp.map(MessageView::new),
+            request: MessageView::new(ex.request),
+            response: ex.response.map(MessageView::new),
         }
     }
 
@@ -107,18 +111,34 @@ impl Entry {
 }
 
 impl MessageView {
-    fn new(m: &Message) -> MessageView {
+    fn new(m: Message) -> MessageView {
+        let mut body = m.body;
+        let body_truncated = m.body_truncated || body.len() > BODY_PREVIEW;
+        if body.len() > BODY_PREVIEW {
+            body.truncate(BODY_PREVIEW);
+            body.shrink_to_fit();
+        }
         MessageView {
-            start_line: start_line(&m.start),
-            headers: m.headers.iter().map(|(n, v)| (sanitize(n), sanitize(v))).collect(),
+            start: m.start,
+            headers: m.headers,
             body_size: m.body_size,
-            body: m.body[..m.body.len().min(BODY_PREVIEW)].to_vec(),
-            body_truncated: m.body_truncated || m.body.len() > BODY_PREVIEW,
+            body,
+            body_truncated,
             complete: m.complete,
             lost_bytes: m.lost_bytes,
             first_ts_ns: m.first_ts_ns,
             last_ts_ns: m.last_ts_ns,
         }
+    }
+
+    /// The start line, sanitised.
+    pub fn start_line(&self) -> String {
+        start_line(&self.start)
+    }
+
+    /// The header fields, sanitised.
+    pub fn headers(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.headers.iter().map(|(n, v)| (sanitize(n), sanitize(v)))
     }
 }
 

@@ -80,7 +80,7 @@ where
 
 impl Sink for TuiSink {
     fn record(&mut self, r: Record) -> Flow {
-        self.app.push(&r);
+        self.app.push(r);
         self.dirty = true;
         Flow::Continue
     }

@@ -89,6 +89,24 @@ fn hostile_traffic_is_shown_escaped() {
 }
 
 #[test]
+fn hostile_headers_are_escaped_in_the_detail_pane() {
+    // The detail pane sanitises when it draws: start lines and header fields as they came.
+    let mut app = App::new(100, Clock::new());
+    let mut e = entry(0, "GET", "/x", Some(200), Some(5), "curl");
+    e.request.headers.push(b"X-Title\x1b]0;pwned\x07", b"a\x1b[2Jb\x00c\xff");
+    if let Some(resp) = e.response.as_mut() {
+        resp.start = crate::protocols::StartLine::Response { version: 1, status: 200, reason: b"OK\x1b[31m\x9b".to_vec() };
+    }
+    app.push_entry(e);
+    app.update(Action::ToggleDetail);
+    let s = screen(&mut app, 120, 40);
+    assert!(s.contains("X-Title\\x1b]0;pwned\\x07:"), "{s}");
+    assert!(s.contains("a\\x1b[2Jb\\x00c"), "{s}");
+    assert!(s.contains("OK\\x1b[31m"), "{s}");
+    assert!(!s.chars().any(|c| c.is_control() && c != '\n'), "{s}");
+}
+
+#[test]
 fn many_rows_draw_only_the_window() {
     let mut app = App::new(10_000, Clock::new());
     for i in 0..50_000u64 {

@@ -3,12 +3,16 @@
 use std::net::SocketAddr;
 
 use super::entry::{Entry, MessageView};
-use crate::protocols::Role;
+use crate::protocols::{Headers, Role, StartLine};
 
-fn message(start_line: String, headers: &[(&str, &str)], body: &[u8], ts: u64) -> MessageView {
+fn message(start: StartLine, headers: &[(&str, &str)], body: &[u8], ts: u64) -> MessageView {
+    let mut fields = Headers::default();
+    for (n, v) in headers {
+        fields.push(n.as_bytes(), v.as_bytes());
+    }
     MessageView {
-        start_line,
-        headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        start,
+        headers: fields,
         body_size: body.len() as u64,
         body: body.to_vec(),
         body_truncated: false,
@@ -35,7 +39,7 @@ pub fn entry(
     let body = format!("hello from {target}");
     let response = status.map(|s| {
         message(
-            format!("HTTP/1.1 {s} {}", if s < 400 { "OK" } else { "Error" }),
+            StartLine::Response { version: 1, status: s, reason: if s < 400 { b"OK".to_vec() } else { b"Error".to_vec() } },
             &[("Content-Type", "text/plain"), ("Content-Length", &body.len().to_string())],
             body.as_bytes(),
             ts + latency_us.unwrap_or(0) * 1000,
@@ -63,7 +67,7 @@ pub fn entry(
         lost_bytes: 0,
         note: None,
         request: message(
-            format!("{method} {target} HTTP/1.1"),
+            StartLine::Request { method: method.to_owned(), target: target.as_bytes().to_vec(), version: 1 },
             &[("Host", "127.0.0.1:8080"), ("User-Agent", "curl/7.88.1"), ("Accept", "*/*")],
             b"",
             ts,

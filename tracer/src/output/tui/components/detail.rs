@@ -96,8 +96,8 @@ fn section(name: &str) -> Line<'static> {
 }
 
 fn message(out: &mut Vec<Line<'static>>, m: &MessageView, first: Style) {
-    out.push(Line::styled(m.start_line.clone(), first));
-    for (n, v) in &m.headers {
+    out.push(Line::styled(m.start_line(), first));
+    for (n, v) in m.headers() {
         out.push(Line::from(vec![Span::styled(format!("{n}:"), Style::new().fg(Color::Cyan)), Span::raw(format!(" {v}"))]));
     }
     let mut about = format!("body {}", fmt_size(m.body_size));
