@@ -188,11 +188,11 @@ impl App {
     }
 
     fn complete(&mut self, seq: u64, r: Record) {
-        let e = Entry::new(seq, r, &self.clock);
-        self.stats.add(e.done_ns(), e.status, e.latency_us);
         let Some(first) = self.entries.front().map(|e| e.seq) else { return };
-        let matches = self.filter.matches(&e);
-        self.entries[(seq - first) as usize] = e;
+        let e = &mut self.entries[(seq - first) as usize];
+        e.finish(r);
+        self.stats.add(e.done_ns(), e.status, e.latency_us);
+        let matches = self.filter.matches(e);
         if seq >= self.applied_upto {
             return;
         }

@@ -4,7 +4,7 @@
 //! (the list holds thousands of entries, most never opened: sanitising every header of
 //! every exchange up front cost more than all the parsing).
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::SystemTime};
 
 use super::sanitize::{sanitize, sanitize_str};
 use crate::{
@@ -38,8 +38,8 @@ pub struct Entry {
     pub seq: u64,
     /// The request was seen, its exchange is not finished yet.
     pub pending: bool,
-    /// Wall-clock time of the request's first byte, `HH:MM:SS.mmm` UTC.
-    pub time: String,
+    /// Wall-clock time of the request's first byte (shown by `time`).
+    pub wall: SystemTime,
     pub pid: u32,
     pub tid: u32,
     pub comm: String,
@@ -63,19 +63,15 @@ pub struct Entry {
 
 impl Entry {
     pub fn new(seq: u64, r: Record, clock: &Clock) -> Entry {
-        let ex = r.exchange;
-        let req = &ex.request;
-        let resp = ex.response.as_ref();
+        let req = &r.exchange.request;
         let (method, target) = match &req.start {
             StartLine::Request { method, target, .. } => (sanitize_str(method), sanitize(target)),
             StartLine::Response { .. } => (String::from("?"), String::new()),
         };
-        let host = req.headers.get(b"host").map(sanitize).unwrap_or_default();
-        let (complete, lost_bytes) = (ex.complete(), ex.lost_bytes());
-        Entry {
+        let mut e = Entry {
             seq,
             pending: r.in_flight,
-            time: clock_time(clock, req.first_ts_ns),
+            wall: clock.wall(req.first_ts_ns),
             // 0: a packet between processes we do not know.
             pid: r.process.map_or(0, |p| p.pid),
             tid: r.process.map_or(0, |p| p.tid),
@@ -84,19 +80,41 @@ impl Entry {
             client: r.client,
             server: r.server,
             method,
-            host,
+            host: req.headers.get(b"host").map(sanitize).unwrap_or_default(),
             target,
-            status: resp.and_then(status),
-            latency_us: resp.map(|m| m.last_ts_ns.saturating_sub(req.first_ts_ns) / 1000),
-            ttfb_us: resp.map(|m| m.first_ts_ns.saturating_sub(req.first_ts_ns) / 1000),
-            req_size: req.body_size,
-            resp_size: resp.map(|m| m.body_size),
-            complete,
-            lost_bytes,
-            note: ex.note,
-            request: MessageView::new(ex.request),
-            response: ex.response.map(MessageView::new),
-        }
+            status: None,
+            latency_us: None,
+            ttfb_us: None,
+            req_size: 0,
+            resp_size: None,
+            complete: false,
+            lost_bytes: 0,
+            note: None,
+            request: MessageView::default(),
+            response: None,
+        };
+        let in_flight = r.in_flight;
+        e.finish(r);
+        e.pending = in_flight;
+        e
+    }
+
+    /// What the exchange says beyond its request head; for a row of a request in flight,
+    /// fills it in place when its exchange finished (the head's fields are already there).
+    pub fn finish(&mut self, r: Record) {
+        let ex = r.exchange;
+        let (req, resp) = (&ex.request, ex.response.as_ref());
+        self.pending = false;
+        self.status = resp.and_then(status);
+        self.latency_us = resp.map(|m| m.last_ts_ns.saturating_sub(req.first_ts_ns) / 1000);
+        self.ttfb_us = resp.map(|m| m.first_ts_ns.saturating_sub(req.first_ts_ns) / 1000);
+        self.req_size = req.body_size;
+        self.resp_size = resp.map(|m| m.body_size);
+        self.complete = ex.complete();
+        self.lost_bytes = ex.lost_bytes();
+        self.note = ex.note;
+        self.request = MessageView::new(ex.request);
+        self.response = ex.response.map(MessageView::new);
     }
 
     /// Kernel time of the last byte seen of this exchange: when it finished.
@@ -104,9 +122,33 @@ impl Entry {
         self.response.as_ref().map_or(self.request.last_ts_ns, |m| m.last_ts_ns)
     }
 
+    /// `HH:MM:SS.mmm` UTC, formatted when a row is drawn.
+    pub fn time(&self) -> String {
+        let t = super::super::rfc3339(self.wall);
+        // "2026-11-22T10:15:02.123456Z" -> "10:15:02.123"
+        t.get(11..23).unwrap_or(&t).to_owned()
+    }
+
     /// `host` followed by the target, as the table shows it.
     pub fn url(&self) -> String {
         format!("{}{}", self.host, self.target)
+    }
+}
+
+impl Default for MessageView {
+    fn default() -> Self {
+        MessageView::new(Message {
+            start: StartLine::Request { method: String::new(), target: Vec::new(), version: 1 },
+            headers: Headers::default(),
+            body_size: 0,
+            body: Vec::new(),
+            body_truncated: false,
+            first_ts_ns: 0,
+            last_ts_ns: 0,
+            tid: 0,
+            complete: false,
+            lost_bytes: 0,
+        })
     }
 }
 
@@ -166,12 +208,6 @@ fn start_line(s: &StartLine) -> String {
             format!("{} {} {}", version(*v), status, sanitize(reason))
         }
     }
-}
-
-fn clock_time(clock: &Clock, mono_ns: u64) -> String {
-    let t = super::super::rfc3339(clock.wall(mono_ns));
-    // "2026-11-22T10:15:02.123456Z" -> "10:15:02.123"
-    t.get(11..23).unwrap_or(&t).to_owned()
 }
 
 /// `412µs`, `12.3ms`, `1.25s`.

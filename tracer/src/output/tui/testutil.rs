@@ -48,7 +48,8 @@ pub fn entry(
     Entry {
         seq,
         pending: false,
-        time: format!("10:15:{:02}.{:03}", seq % 60, seq % 1000),
+        // Shown as 10:15:SS.mmm.
+        wall: std::time::UNIX_EPOCH + std::time::Duration::from_millis((10 * 3600 + 15 * 60 + seq % 60) * 1000 + seq % 1000),
         pid: seq as u32 + 1,
         tid: seq as u32 + 1,
         comm: comm.to_owned(),

@@ -60,7 +60,7 @@ fn lines(e: &Entry) -> Vec<Line<'static>> {
         ]),
         Line::from(vec![
             label("time "),
-            Span::raw(e.time.clone()),
+            Span::raw(e.time()),
             label(" UTC  latency "),
             Span::raw(lat(e.latency_us)),
             label("  ttfb "),

@@ -63,7 +63,7 @@ fn row(e: &Entry) -> Row<'static> {
     };
     let flagged = !e.complete || e.lost_bytes > 0;
     Row::new([
-        Cell::from(e.time.clone()),
+        Cell::from(e.time()),
         Cell::from(if e.pid == 0 { "-".to_owned() } else { e.pid.to_string() }),
         Cell::from(e.comm.clone()),
         Cell::from(match e.role {
