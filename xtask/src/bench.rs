@@ -427,8 +427,9 @@ impl Tracer {
         std::thread::spawn(move || {
             let mut seen = 0usize;
             loop {
-                let text = std::fs::read_to_string(&err_path).unwrap_or_default();
+                // Gone before the read: the read has all it wrote.
                 let done = !Path::new(&format!("/proc/{pid}")).exists();
+                let text = std::fs::read_to_string(&err_path).unwrap_or_default();
                 let complete = text.rfind('\n').map_or(0, |i| i + 1);
                 if complete > seen {
                     for line in text[seen..complete].lines() {
