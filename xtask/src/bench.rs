@@ -410,7 +410,11 @@ impl Tracer {
     /// l7trace as the only process of a 160x48 tmux pane (`exec`, so the pane's pid is
     /// its pid), its stderr to a file that a thread follows.
     fn start_in_tmux(bin: &Path, port: u16, extra: &[String]) -> Result<Tracer> {
-        let socket = format!("l7bench-{}", std::process::id());
+        // A tmux server and a stderr file of its own per run: the last run's server may
+        // still be going away, and its follower thread still reading its file.
+        static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let socket = format!("l7bench-{}-{run}", std::process::id());
         let err_path = std::env::temp_dir().join(format!("{socket}.stderr"));
         let _ = std::fs::remove_file(&err_path);
         let cmd = format!("exec {} --port {port} {} 2>{}", bin.display(), extra.join(" "), err_path.display());

@@ -135,6 +135,7 @@ impl Entry {
     }
 }
 
+/// An empty request (nothing allocated): what a row holds until `Entry::finish` fills it.
 impl Default for MessageView {
     fn default() -> Self {
         MessageView::new(Message {
