@@ -585,7 +585,7 @@ mod tests {
         app.push(record(7, "/slow", Some(503)));
         assert_eq!(app.view_len(), 2, "the row was filled, not added");
         let e = app.view_entry(0).unwrap();
-        assert_eq!((e.pending, e.status, e.target.as_str()), (false, Some(503), "/slow"));
+        assert_eq!((e.pending, e.status, e.target()), (false, Some(503), "/slow"));
     }
 
     #[test]
@@ -597,7 +597,7 @@ mod tests {
         app.push(record(7, "/a", Some(200)));
         app.push(record(7, "/b", Some(404)));
         assert_eq!(app.view_len(), 2, "both rows filled in place");
-        let rows: Vec<_> = (0..2).map(|i| app.view_entry(i).unwrap()).map(|e| (e.target.clone(), e.status, e.pending)).collect();
+        let rows: Vec<_> = (0..2).map(|i| app.view_entry(i).unwrap()).map(|e| (e.target().to_owned(), e.status, e.pending)).collect();
         assert!(rows.contains(&("/a".into(), Some(200), false)), "{rows:?}");
         assert!(rows.contains(&("/b".into(), Some(404), false)), "{rows:?}");
     }

@@ -6,7 +6,7 @@
 
 use std::{net::SocketAddr, time::SystemTime};
 
-use super::sanitize::{sanitize, sanitize_str};
+use super::sanitize::{sanitize, sanitize_into, sanitize_str};
 use crate::{
     output::Clock,
     pipeline::{comm_str, Record},
@@ -42,13 +42,15 @@ pub struct Entry {
     pub wall: SystemTime,
     pub pid: u32,
     pub tid: u32,
-    pub comm: String,
     pub role: Option<Role>,
     pub client: SocketAddr,
     pub server: SocketAddr,
-    pub method: String,
-    pub host: String,
-    pub target: String,
+    /// Method, comm, host and target, sanitised, in one buffer (one allocation, not four:
+    /// the rows that fall off a full list are freed cold); host and target are adjacent,
+    /// so the URL is their span. See `method`, `comm`, `host`, `target`, `url`.
+    pub(super) text: String,
+    /// Where comm, host and target start in `text`.
+    pub(super) at: [u32; 3],
     pub status: Option<u16>,
     pub latency_us: Option<u64>,
     pub ttfb_us: Option<u64>,
@@ -64,10 +66,12 @@ pub struct Entry {
 impl Entry {
     pub fn new(seq: u64, r: Record, clock: &Clock) -> Entry {
         let req = &r.exchange.request;
+        let host = req.headers.get(b"host").unwrap_or_default();
         let (method, target) = match &req.start {
-            StartLine::Request { method, target, .. } => (sanitize_str(method), sanitize(target)),
-            StartLine::Response { .. } => (String::from("?"), String::new()),
+            StartLine::Request { method, target, .. } => (method.as_bytes(), target.as_slice()),
+            StartLine::Response { .. } => (&b"?"[..], &b""[..]),
         };
+        let comm = r.process.as_ref().map_or(&b"-"[..], |p| comm_str(&p.comm));
         let mut e = Entry {
             seq,
             pending: r.in_flight,
@@ -75,13 +79,11 @@ impl Entry {
             // 0: a packet between processes we do not know.
             pid: r.process.map_or(0, |p| p.pid),
             tid: r.process.map_or(0, |p| p.tid),
-            comm: r.process.map_or_else(|| "-".to_owned(), |p| sanitize(comm_str(&p.comm))),
             role: r.role,
             client: r.client,
             server: r.server,
-            method,
-            host: req.headers.get(b"host").map(sanitize).unwrap_or_default(),
-            target,
+            text: String::new(),
+            at: [0; 3],
             status: None,
             latency_us: None,
             ttfb_us: None,
@@ -93,6 +95,7 @@ impl Entry {
             request: MessageView::default(),
             response: None,
         };
+        e.set_text(method, comm, host, target);
         let in_flight = r.in_flight;
         e.finish(r);
         e.pending = in_flight;
@@ -129,9 +132,37 @@ impl Entry {
         t.get(11..23).unwrap_or(&t).to_owned()
     }
 
+    /// Sets method, comm, host and target, each sanitised.
+    pub fn set_text(&mut self, method: &[u8], comm: &[u8], host: &[u8], target: &[u8]) {
+        let mut text = String::with_capacity(method.len() + comm.len() + host.len() + target.len());
+        sanitize_into(&mut text, method);
+        let mut at = [0; 3];
+        for (i, field) in [comm, host, target].into_iter().enumerate() {
+            at[i] = text.len() as u32;
+            sanitize_into(&mut text, field);
+        }
+        (self.text, self.at) = (text, at);
+    }
+
+    pub fn method(&self) -> &str {
+        &self.text[..self.at[0] as usize]
+    }
+
+    pub fn comm(&self) -> &str {
+        &self.text[self.at[0] as usize..self.at[1] as usize]
+    }
+
+    pub fn host(&self) -> &str {
+        &self.text[self.at[1] as usize..self.at[2] as usize]
+    }
+
+    pub fn target(&self) -> &str {
+        &self.text[self.at[2] as usize..]
+    }
+
     /// `host` followed by the target, as the table shows it.
-    pub fn url(&self) -> String {
-        format!("{}{}", self.host, self.target)
+    pub fn url(&self) -> &str {
+        &self.text[self.at[1] as usize..]
     }
 }
 

@@ -244,14 +244,14 @@ impl Test {
     fn matches(&self, e: &Entry) -> bool {
         match self {
             Test::Word(w) => {
-                contains_ci(&e.method, w) || contains_ci(&e.url(), w) || contains_ci(&e.comm, w)
+                contains_ci(e.method(), w) || contains_ci(e.url(), w) || contains_ci(e.comm(), w)
             }
             Test::Text(field, op, v) => {
                 let have = match field {
-                    TextField::Method => &e.method,
-                    TextField::Path => &e.target,
-                    TextField::Host => &e.host,
-                    TextField::Comm => &e.comm,
+                    TextField::Method => e.method(),
+                    TextField::Path => e.target(),
+                    TextField::Host => e.host(),
+                    TextField::Comm => e.comm(),
                 };
                 match op {
                     Op::Contains => contains_ci(have, v),

@@ -8,15 +8,20 @@ use std::fmt::Write as _;
 /// bidirectional controls and line separators as `\u{NNNN}`.
 pub fn sanitize(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
+    sanitize_into(&mut out, bytes);
+    out
+}
+
+/// `sanitize`, appended to `out`.
+pub fn sanitize_into(out: &mut String, bytes: &[u8]) {
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
-            push_char(&mut out, c);
+            push_char(out, c);
         }
         for b in chunk.invalid() {
             let _ = write!(out, "\\x{b:02x}");
         }
     }
-    out
 }
 
 /// `sanitize` for text that is already a `str` (methods, our own strings built from

@@ -45,20 +45,18 @@ pub fn entry(
             ts + latency_us.unwrap_or(0) * 1000,
         )
     });
-    Entry {
+    let mut e = Entry {
         seq,
         pending: false,
         // Shown as 10:15:SS.mmm.
         wall: std::time::UNIX_EPOCH + std::time::Duration::from_millis((10 * 3600 + 15 * 60 + seq % 60) * 1000 + seq % 1000),
         pid: seq as u32 + 1,
         tid: seq as u32 + 1,
-        comm: comm.to_owned(),
         role: Some(Role::Client),
         client,
         server,
-        method: method.to_owned(),
-        host: "127.0.0.1:8080".to_owned(),
-        target: target.to_owned(),
+        text: String::new(),
+        at: [0; 3],
         status,
         latency_us,
         ttfb_us: latency_us.map(|l| l / 2),
@@ -74,5 +72,7 @@ pub fn entry(
             ts,
         ),
         response,
-    }
+    };
+    e.set_text(method.as_bytes(), comm.as_bytes(), b"127.0.0.1:8080", target.as_bytes());
+    e
 }

@@ -56,7 +56,7 @@ fn lines(e: &Entry) -> Vec<Line<'static>> {
             label(" tid "),
             Span::raw(e.tid.to_string()),
             label(" comm "),
-            Span::raw(e.comm.clone()),
+            Span::raw(e.comm().to_owned()),
         ]),
         Line::from(vec![
             label("time "),

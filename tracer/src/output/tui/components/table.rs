@@ -65,14 +65,14 @@ fn row(e: &Entry) -> Row<'static> {
     Row::new([
         Cell::from(e.time()),
         Cell::from(if e.pid == 0 { "-".to_owned() } else { e.pid.to_string() }),
-        Cell::from(e.comm.clone()),
+        Cell::from(e.comm().to_owned()),
         Cell::from(match e.role {
             Some(Role::Client) => "C",
             Some(Role::Server) => "S",
             None => "-",
         }),
-        Cell::from(e.method.clone()),
-        Cell::from(e.url()),
+        Cell::from(e.method().to_owned()),
+        Cell::from(e.url().to_owned()),
         Cell::from(Span::styled(status, Style::new().fg(status_color(e.status)))),
         Cell::from(e.latency_us.map_or_else(|| "-".to_owned(), fmt_latency)),
         Cell::from(fmt_size(e.req_size)),
