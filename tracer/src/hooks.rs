@@ -11,7 +11,7 @@
 use std::{fmt, path::Path};
 
 use aya::{
-    programs::{KProbe, ProgramError, RawTracePoint, TracePoint},
+    programs::{KProbe, Program, ProgramError, RawTracePoint, TracePoint},
     Ebpf,
 };
 use thiserror::Error;
@@ -234,34 +234,33 @@ fn program_error(name: &str) -> impl Fn(ProgramError) -> HookError + '_ {
     move |source| HookError::Program { name: name.to_owned(), source }
 }
 
-fn tracepoint(ebpf: &mut Ebpf, category: &str, name: &str) -> Result<(), HookError> {
-    let prog: &mut TracePoint = ebpf
-        .program_mut(name)
+/// Program `name` of the object, as its type `T`.
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, HookError>
+where
+    &'a mut T: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
         .ok_or_else(|| HookError::MissingProgram(name.into()))?
         .try_into()
-        .map_err(program_error(name))?;
+        .map_err(program_error(name))
+}
+
+fn tracepoint(ebpf: &mut Ebpf, category: &str, name: &str) -> Result<(), HookError> {
+    let prog: &mut TracePoint = program(ebpf, name)?;
     prog.load().map_err(program_error(name))?;
     prog.attach(category, name).map_err(program_error(name))?;
     Ok(())
 }
 
 fn raw_tracepoint(ebpf: &mut Ebpf, name: &str) -> Result<(), HookError> {
-    let prog: &mut RawTracePoint = ebpf
-        .program_mut(name)
-        .ok_or_else(|| HookError::MissingProgram(name.into()))?
-        .try_into()
-        .map_err(program_error(name))?;
+    let prog: &mut RawTracePoint = program(ebpf, name)?;
     prog.load().map_err(program_error(name))?;
     prog.attach(name).map_err(program_error(name))?;
     Ok(())
 }
 
 fn kprobe(ebpf: &mut Ebpf, name: &str, func: &str) -> Result<(), HookError> {
-    let prog: &mut KProbe = ebpf
-        .program_mut(name)
-        .ok_or_else(|| HookError::MissingProgram(name.into()))?
-        .try_into()
-        .map_err(program_error(name))?;
+    let prog: &mut KProbe = program(ebpf, name)?;
     prog.load().map_err(program_error(name))?;
     prog.attach(func, 0).map_err(program_error(name))?;
     Ok(())
@@ -277,10 +276,10 @@ pub fn verify_all(ebpf: &mut Ebpf) -> Verdicts {
         .programs_mut()
         .map(|(name, prog)| {
             let r = match prog {
-                aya::programs::Program::TracePoint(p) => p.load(),
-                aya::programs::Program::KProbe(p) => p.load(),
-                aya::programs::Program::RawTracePoint(p) => p.load(),
-                aya::programs::Program::SocketFilter(p) => p.load(),
+                Program::TracePoint(p) => p.load(),
+                Program::KProbe(p) => p.load(),
+                Program::RawTracePoint(p) => p.load(),
+                Program::SocketFilter(p) => p.load(),
                 _ => Ok(()),
             };
             (name.to_owned(), r.map_err(program_error(name)))

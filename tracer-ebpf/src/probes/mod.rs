@@ -18,9 +18,6 @@ use crate::{
     maps::FILTER_PIDS,
 };
 
-/// The `protocol` of the `sock/*` tracepoints' records (a u16 there).
-pub const IPPROTO_TCP: u16 = 6;
-
 /// Argument `n` of a `syscalls/sys_enter_*` tracepoint.
 #[inline(always)]
 pub fn sys_arg(ctx: &TracePointContext, n: usize) -> u64 {

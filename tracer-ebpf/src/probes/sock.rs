@@ -6,13 +6,15 @@ use aya_ebpf::{macros::tracepoint, programs::TracePointContext, EbpfContext};
 
 use tracer_common::{DIR_EGRESS, DIR_INGRESS};
 
-use super::{current, current_syscall, traced, IPPROTO_TCP};
+use super::{current, current_syscall, traced};
 use crate::{
     capture::on_payload,
     config::FAST_PATH,
     maps::{SyscallArgs, ARGS, ARG_BUF, ARG_FROM_REGS, ARG_IOV, ARG_MSG, ARG_SENDFILE},
 };
 
+/// The `protocol` of the `sock_*_length` records (a u16 there).
+const IPPROTO_TCP: u16 = 6;
 pub const MSG_PEEK: i32 = 2;
 
 #[tracepoint]

@@ -114,19 +114,16 @@ fn message(out: &mut Vec<u8>, m: &Message) {
     out.extend_from_slice(b"],\"body_size\":");
     num(out, m.body_size);
     out.extend_from_slice(b",\"body\":");
-    let base64 = match quoted(out, &m.body, false) {
-        true => false,
-        false => {
-            // Base64 needs no escaping.
-            out.push(b'"');
-            let at = out.len();
-            out.resize(at + m.body.len().div_ceil(3) * 4, 0);
-            let n = base64::engine::general_purpose::STANDARD.encode_slice(&m.body, &mut out[at..]).unwrap_or(0);
-            out.truncate(at + n);
-            out.push(b'"');
-            true
-        }
-    };
+    // Not UTF-8 (nothing was written then): base64, which needs no escaping.
+    let base64 = !quoted(out, &m.body, false);
+    if base64 {
+        out.push(b'"');
+        let at = out.len();
+        out.resize(at + m.body.len().div_ceil(3) * 4, 0);
+        let n = base64::engine::general_purpose::STANDARD.encode_slice(&m.body, &mut out[at..]).unwrap_or(0);
+        out.truncate(at + n);
+        out.push(b'"');
+    }
     out.extend_from_slice(b",\"body_truncated\":");
     boolean(out, m.body_truncated);
     if base64 {

@@ -36,6 +36,13 @@ pub enum StartLine {
     Response { version: u8, status: u16, reason: Vec<u8> },
 }
 
+/// An empty request line (nothing allocated): a placeholder, never parsed from the wire.
+impl Default for StartLine {
+    fn default() -> Self {
+        StartLine::Request { method: String::new(), target: Vec::new(), version: 1 }
+    }
+}
+
 /// Header fields of one message, in order: every name and value in one buffer, so that a
 /// head costs two allocations however many fields it has.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -133,7 +140,7 @@ impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for Headers {
 
 /// One HTTP message as seen on the wire. Header names and values are raw bytes; sinks
 /// sanitise them for display.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Message {
     pub start: StartLine,
     pub headers: Headers,

@@ -17,8 +17,9 @@ use crate::{
 pub const BODY_PREVIEW: usize = 1024;
 
 /// A message for the detail pane, as it came (see `start_line` and `headers` for what is
-/// shown of it).
-#[derive(Debug, Clone)]
+/// shown of it). The default, an empty request with nothing allocated, is what a row holds
+/// until `Entry::finish` fills it.
+#[derive(Debug, Clone, Default)]
 pub struct MessageView {
     pub start: StartLine,
     pub headers: Headers,
@@ -163,24 +164,6 @@ impl Entry {
     /// `host` followed by the target, as the table shows it.
     pub fn url(&self) -> &str {
         &self.text[self.at[1] as usize..]
-    }
-}
-
-/// An empty request (nothing allocated): what a row holds until `Entry::finish` fills it.
-impl Default for MessageView {
-    fn default() -> Self {
-        MessageView::new(Message {
-            start: StartLine::Request { method: String::new(), target: Vec::new(), version: 1 },
-            headers: Headers::default(),
-            body_size: 0,
-            body: Vec::new(),
-            body_truncated: false,
-            first_ts_ns: 0,
-            last_ts_ns: 0,
-            tid: 0,
-            complete: false,
-            lost_bytes: 0,
-        })
     }
 }
 
