@@ -177,7 +177,9 @@ fn boolean(out: &mut Vec<u8>, b: bool) {
 /// serde_json escapes them, other UTF-8 as is, invalid UTF-8 as U+FFFD (as
 /// `String::from_utf8_lossy` replaces it).
 fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-    quoted(out, b, true);
+    if !short_plain(out, b) {
+        quoted(out, b, true);
+    }
 }
 
 /// `b` as a JSON string, in one pass that both escapes and checks UTF-8: plain ASCII runs
@@ -221,6 +223,58 @@ fn quoted(out: &mut Vec<u8>, b: &[u8], lossy: bool) -> bool {
     }
     out.push(b'"');
     true
+}
+
+/// Most strings of a record are short (header names and values, method, reason): those of
+/// 4 to 16 bytes with nothing to escape are checked a word at a time and written as two
+/// (possibly overlapping) words, without a per-byte loop or a copy call. False, with
+/// nothing written: not that case.
+#[inline(always)]
+fn short_plain(out: &mut Vec<u8>, b: &[u8]) -> bool {
+    let n = b.len();
+    if (8..=16).contains(&n) {
+        let lo: [u8; 8] = b[..8].try_into().unwrap_or_default();
+        let hi: [u8; 8] = b[n - 8..].try_into().unwrap_or_default();
+        if word_stops(u64::from_le_bytes(lo)) || word_stops(u64::from_le_bytes(hi)) {
+            return false;
+        }
+        out.reserve(n + 2);
+        out.push(b'"');
+        let at = out.len();
+        out.extend_from_slice(&lo);
+        out.truncate(at + n - 8);
+        out.extend_from_slice(&hi);
+    } else if (4..8).contains(&n) {
+        let lo: [u8; 4] = b[..4].try_into().unwrap_or_default();
+        let hi: [u8; 4] = b[n - 4..].try_into().unwrap_or_default();
+        if word_stops(u64::from(u32::from_le_bytes(lo)) | u64::from(u32::from_le_bytes(hi)) << 32) {
+            return false;
+        }
+        out.reserve(n + 2);
+        out.push(b'"');
+        let at = out.len();
+        out.extend_from_slice(&lo);
+        out.truncate(at + n - 4);
+        out.extend_from_slice(&hi);
+    } else {
+        return false;
+    }
+    out.push(b'"');
+    true
+}
+
+/// Whether a byte of `w` is below 0x20, '"', '\\' or 0x80 and above (the exact "any byte"
+/// tests: a borrow can only spread above a byte that already matched).
+#[inline(always)]
+fn word_stops(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let quote = w ^ (ONES * b'"' as u64);
+    let backslash = w ^ (ONES * b'\\' as u64);
+    let low = w.wrapping_sub(ONES * 0x20) & !w;
+    let quote = quote.wrapping_sub(ONES) & !quote;
+    let backslash = backslash.wrapping_sub(ONES) & !backslash;
+    (low | quote | backslash | w) & HIGH != 0
 }
 
 /// Length of the prefix of `b` that is copied as is: no byte below 0x20, no '"', no '\\',
@@ -506,6 +560,46 @@ mod tests {
             }
             let b = vec![b'a'; len];
             assert_eq!(plain::<true>(&b), len);
+        }
+    }
+
+    #[test]
+    fn the_word_test_agrees_with_the_byte_test() {
+        // Every byte at every place of a word whose other bytes are plain, or are the
+        // bytes on either side of the ranges.
+        for fill in [b'a', b' ', b'~', 0x7f, b'!', b'#', b'[', b']'] {
+            for c in 0..=255u8 {
+                for k in 0..8 {
+                    let mut w = [fill; 8];
+                    w[k] = c;
+                    let byte_test = w.iter().any(|&c| escape(c).is_some() || c >= 0x80);
+                    assert_eq!(word_stops(u64::from_le_bytes(w)), byte_test, "{w:?}");
+                }
+            }
+        }
+        // Two special bytes in one word (a borrow out of the lower must not hide the upper).
+        for a in 0..=255u8 {
+            for c in [0u8, 0x1f, b'"', b'\\', 0x80, 0xff, b'a'] {
+                let w = [b'a', a, b'a', c, b'a', b'a', a, c];
+                let byte_test = w.iter().any(|&c| escape(c).is_some() || c >= 0x80);
+                assert_eq!(word_stops(u64::from_le_bytes(w)), byte_test, "{w:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_strings_written_whole_match_the_long_path() {
+        for len in 0..=17 {
+            for c in 0..=255u8 {
+                for k in 0..len {
+                    let mut b: Vec<u8> = (0..len).map(|i| b'a' + i as u8).collect();
+                    b[k] = c;
+                    let mut out = b"prefix".to_vec();
+                    bytes(&mut out, &b);
+                    let want = serde_json::to_string(&String::from_utf8_lossy(&b)).unwrap();
+                    assert_eq!(String::from_utf8(out).unwrap(), format!("prefix{want}"), "{b:?}");
+                }
+            }
         }
     }
 

@@ -45,12 +45,11 @@ impl Default for StartLine {
 
 /// Header fields of one message, in order: every name and value in one buffer, so that a
 /// head costs two allocations however many fields it has.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Headers {
     bytes: Vec<u8>,
-    /// Per field: where its name starts, where its value starts (the name's end), where
-    /// its value ends.
-    spans: Vec<[u32; 3]>,
+    /// Per field: where its name starts and ends, where its value starts and ends.
+    spans: Vec<[u32; 4]>,
 }
 
 impl Headers {
@@ -63,14 +62,41 @@ impl Headers {
     }
 
     pub fn push(&mut self, name: &[u8], value: &[u8]) {
-        let start = self.bytes.len();
+        let start = self.bytes.len() as u32;
         self.bytes.extend_from_slice(name);
         self.bytes.extend_from_slice(value);
-        self.spans.push([
-            start as u32,
-            (start + name.len()) as u32,
-            self.bytes.len() as u32,
-        ]);
+        let v = start + name.len() as u32;
+        self.spans.push([start, v, v, self.bytes.len() as u32]);
+    }
+
+    /// The fields of one parsed head, whose names and values are slices of `head`: the
+    /// bytes from the first name to the last value are copied once, as a block, rather
+    /// than field by field (the block keeps the ": " and CRLF between fields). Fields
+    /// that are not inside `head` are copied one by one.
+    pub fn from_head<'a>(head: &'a [u8], fields: impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + Clone) -> Self {
+        let base = head.as_ptr() as usize;
+        let inside = |s: &[u8]| {
+            let at = (s.as_ptr() as usize).wrapping_sub(base);
+            (at <= head.len() && s.len() <= head.len() - at && head.len() <= u32::MAX as usize).then_some(at as u32)
+        };
+        let mut spans = Vec::with_capacity(fields.len());
+        let (mut lo, mut hi) = (u32::MAX, 0);
+        for (n, v) in fields.clone() {
+            let (Some(n_at), Some(v_at)) = (inside(n), inside(v)) else {
+                let mut h = Headers::with_capacity(fields.len(), 0);
+                fields.for_each(|(n, v)| h.push(n, v));
+                return h;
+            };
+            let span = [n_at, n_at + n.len() as u32, v_at, v_at + v.len() as u32];
+            lo = lo.min(span[0]).min(span[2]);
+            hi = hi.max(span[1]).max(span[3]);
+            spans.push(span);
+        }
+        if spans.is_empty() {
+            return Headers::default();
+        }
+        spans.iter_mut().flatten().for_each(|at| *at -= lo);
+        Headers { bytes: head[lo as usize..hi as usize].to_vec(), spans }
     }
 
     pub fn len(&self) -> usize {
@@ -93,11 +119,8 @@ impl Headers {
 
     /// Field `i`: (name, value).
     pub fn field(&self, i: usize) -> (&[u8], &[u8]) {
-        let [n, v, e] = self.spans[i];
-        (
-            &self.bytes[n as usize..v as usize],
-            &self.bytes[v as usize..e as usize],
-        )
+        let [n, m, v, e] = self.spans[i];
+        (&self.bytes[n as usize..m as usize], &self.bytes[v as usize..e as usize])
     }
 
     /// The value of the first field named `name` (ASCII case-insensitive).
@@ -110,23 +133,28 @@ impl Headers {
     /// Replaces the value of field `i`; the old value's bytes are overwritten, not left
     /// behind in the buffer (redaction).
     pub fn set_value(&mut self, i: usize, value: &[u8]) {
-        let [_, v, e] = self.spans[i];
+        let [_, _, v, e] = self.spans[i];
         let (v, e) = (v as usize, e as usize);
+        self.bytes[v..e].fill(0);
         if value.len() <= e - v {
             self.bytes[v..v + value.len()].copy_from_slice(value);
-            self.bytes[v + value.len()..e].fill(0);
-            self.spans[i][2] = (v + value.len()) as u32;
+            self.spans[i][3] = (v + value.len()) as u32;
         } else {
-            self.bytes[v..e].fill(0);
-            let at = self.bytes.len();
-            let name = self.spans[i][0] as usize..v;
-            let name_len = name.len();
-            self.bytes.extend_from_within(name);
+            let at = self.bytes.len() as u32;
             self.bytes.extend_from_slice(value);
-            self.spans[i] = [at as u32, (at + name_len) as u32, self.bytes.len() as u32];
+            self.spans[i][2..].copy_from_slice(&[at, self.bytes.len() as u32]);
         }
     }
 }
+
+/// The same fields in the same order, however the bytes are laid out.
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
 
 impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
@@ -263,6 +291,23 @@ mod tests {
         assert_eq!(pairs(&h)[1], ("X-Empty".into(), "".into()));
         assert_eq!(h.get(b"HOST"), Some(&b"a"[..]));
         assert_eq!(h.get(b"missing"), None);
+    }
+
+    #[test]
+    fn a_parsed_head_is_one_block_and_equals_its_fields() {
+        let head = b"GET / HTTP/1.1\r\nHost: a\r\nX-Empty:\r\nhost: b\r\n\r\n";
+        let fields = [(&head[16..20], &head[22..23]), (&head[25..32], &head[33..33]), (&head[35..39], &head[41..42])];
+        assert_eq!(fields[2], (&b"host"[..], &b"b"[..]));
+        let h = Headers::from_head(head, fields.iter().copied());
+        assert_eq!(h.bytes, &head[16..42], "one copy, from the first name to the last value");
+        let pushed: Headers = [("Host", "a"), ("X-Empty", ""), ("host", "b")].into_iter().collect();
+        assert_eq!(h, pushed);
+        assert_ne!(h, [("Host", "a"), ("X-Empty", ""), ("host", "c")].into_iter().collect());
+        // Slices of another buffer: copied one by one, same fields.
+        let other = b"Host: a";
+        let h = Headers::from_head(&head[..10], [(&other[..4], &other[6..])].into_iter());
+        assert_eq!(h, [("Host", "a")].into_iter().collect());
+        assert_eq!(Headers::from_head(head, std::iter::empty()), Headers::default());
     }
 
     #[test]

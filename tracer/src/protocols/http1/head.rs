@@ -109,7 +109,7 @@ pub(super) fn parse_request(buf: &[u8]) -> Result<Parsed<RequestHead>, HeadError
     };
     let head = RequestHead {
         start: StartLine::Request { method: method.to_owned(), target: path.as_bytes().to_vec(), version },
-        headers: owned(req.headers),
+        headers: owned(buf, req.headers),
         method: MethodKind::of(method),
         framing,
     };
@@ -133,7 +133,7 @@ pub(super) fn parse_response(buf: &[u8]) -> Result<Parsed<ResponseHead>, HeadErr
             status,
             reason: resp.reason.unwrap_or("").as_bytes().to_vec(),
         },
-        headers: owned(resp.headers),
+        headers: owned(buf, resp.headers),
         status,
         body: body_headers(resp.headers)?,
     };
@@ -197,13 +197,8 @@ fn trim(v: &[u8]) -> &[u8] {
     &v[start..end]
 }
 
-fn owned(headers: &[Header<'_>]) -> Headers {
-    let bytes = headers.iter().map(|h| h.name.len() + h.value.len()).sum();
-    let mut out = Headers::with_capacity(headers.len(), bytes);
-    for h in headers {
-        out.push(h.name.as_bytes(), h.value);
-    }
-    out
+fn owned(buf: &[u8], headers: &[Header<'_>]) -> Headers {
+    Headers::from_head(buf, headers.iter().map(|h| (h.name.as_bytes(), h.value)))
 }
 
 /// Where a plausible message start is, when resynchronising after a gap.
