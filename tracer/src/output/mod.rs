@@ -127,25 +127,24 @@ pub fn rfc3339_into(out: &mut Vec<u8>, t: SystemTime) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + (month <= 2) as i64;
-    let digits = |out: &mut Vec<u8>, v: u64, width: u32| {
-        for k in (0..width).rev() {
-            out.push(b'0' + (v / 10u64.pow(k) % 10) as u8);
-        }
-    };
-    digits(out, year.clamp(0, 9999) as u64, 4);
-    out.push(b'-');
-    digits(out, month as u64, 2);
-    out.push(b'-');
-    digits(out, day as u64, 2);
-    out.push(b'T');
-    digits(out, h, 2);
-    out.push(b':');
-    digits(out, m, 2);
-    out.push(b':');
-    digits(out, s, 2);
-    out.push(b'.');
-    digits(out, u64::from(d.subsec_micros()), 6);
-    out.push(b'Z');
+    // Two digits at a time, each by a constant divisor (a multiplication).
+    let two = |v: u64| [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8];
+    let year = year.clamp(0, 9999) as u64;
+    let us = u64::from(d.subsec_micros());
+    let [y0, y1] = two(year / 100);
+    let [y2, y3] = two(year);
+    let [mo0, mo1] = two(month as u64);
+    let [d0, d1] = two(day as u64);
+    let [h0, h1] = two(h);
+    let [m0, m1] = two(m);
+    let [s0, s1] = two(s);
+    let [u0, u1] = two(us / 10_000);
+    let [u2, u3] = two(us / 100);
+    let [u4, u5] = two(us);
+    out.extend_from_slice(&[
+        y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b'T', h0, h1, b':', m0, m1, b':', s0, s1, b'.', u0, u1, u2, u3,
+        u4, u5, b'Z',
+    ]);
 }
 
 #[cfg(test)]
@@ -159,5 +158,9 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000000Z");
+        let last = UNIX_EPOCH + Duration::from_micros(253_402_300_799_999_999); // the last of 9999
+        assert_eq!(rfc3339(last), "9999-12-31T23:59:59.999999Z");
+        let t = UNIX_EPOCH + Duration::from_micros(1_000_000_000_000_001);
+        assert_eq!(rfc3339(t), "2001-09-09T01:46:40.000001Z");
     }
 }
