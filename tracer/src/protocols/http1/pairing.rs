@@ -7,7 +7,8 @@ use super::head::MethodKind;
 use crate::protocols::{Exchange, Message, Note};
 
 /// Requests waiting for emission or for a late response; beyond this the oldest is given
-/// up (emitted alone), so a peer that never answers cannot grow memory.
+/// up (emitted alone, marked unfinished), so a peer that never answers cannot grow memory.
+/// Its response, when it comes, is still known for what it is (`Pairing::skip`).
 const MAX_SLOTS: usize = 1024;
 /// Waiting requests beyond which the bytes they hold are checked against the budget.
 const BUDGET_CHECK_FROM: usize = 8;
@@ -79,6 +80,14 @@ pub(super) struct Pairing {
     /// gap; 0 when none was seen, i.e. unknown).
     resp_gap: Option<u64>,
     pipelined: bool,
+    /// Responses still owed to requests given up unanswered: while the response stream is
+    /// intact, the next this many answer them (they are older than every request held),
+    /// and are dropped, not paired with a later request.
+    skip: u64,
+    /// After a response gap that count is no longer known: responses may answer given-up
+    /// requests until an ambiguous decision gives them all up. First byte of the latest.
+    given_up_ts: Option<u64>,
+    last_given_up_ts: u64,
     pub frontier: Frontier,
     ready: Vec<Exchange>,
     orphans: u64,
@@ -153,13 +162,19 @@ impl Pairing {
     fn give_up_oldest(&mut self) {
         if let Some(mut s) = self.slots.pop_front() {
             self.front_seq += 1;
+            let first_ts = s.first_ts;
             if !s.emitted && s.req.is_some() {
-                s.add_note(Some(Note::Gap));
+                s.add_note(Some(Note::Unfinished));
                 self.emit(s);
             }
             if self.cursor < self.front_seq {
+                // Unanswered: its response is still to come, ahead of the others.
                 self.cursor = self.front_seq;
-                self.response_gap(0);
+                self.last_given_up_ts = first_ts;
+                match self.resp_gap {
+                    None => self.skip += 1,
+                    Some(_) => self.given_up_ts = Some(first_ts),
+                }
             }
         }
     }
@@ -195,6 +210,10 @@ impl Pairing {
 
     /// Which request the final response whose first byte is at `t` answers.
     pub fn decide(&mut self, t: u64, force: bool) -> Decision {
+        if self.resp_gap.is_none() && self.skip > 0 {
+            self.skip -= 1;
+            return self.orphan();
+        }
         let start = self.unanswered_start();
         if start == self.slots.len() {
             return if force { self.orphan() } else { Decision::Wait };
@@ -210,6 +229,15 @@ impl Pairing {
             return Decision::Wait;
         }
         let k = self.slots.range(start..).take_while(|s| s.first_ts <= t).count();
+        // Given-up requests may still be answered: any later candidate is ambiguous.
+        if self.given_up_ts.is_some_and(|g| g <= t) {
+            if k == 0 {
+                return self.orphan();
+            }
+            (start..start + k).for_each(|i| self.miss(i, Note::Gap));
+            self.given_up_ts = None;
+            return self.orphan();
+        }
         // Without pipelining, each later candidate was sent after the answer to the one
         // before it, an answer lost in the gap: after the gap began, in a later write.
         let one_by_one = gap_ts > 0
@@ -272,6 +300,11 @@ impl Pairing {
     /// Responses may have been lost after the last response byte at `ts`.
     pub fn response_gap(&mut self, ts: u64) {
         self.resp_gap.get_or_insert(ts);
+        if self.skip > 0 {
+            // Some owed responses may be among the lost ones: how many is unknown now.
+            self.skip = 0;
+            self.given_up_ts = Some(self.last_given_up_ts);
+        }
     }
 
     /// A response head failed to parse at a message boundary: it was the answer to the

@@ -438,6 +438,46 @@ fn unanswered_pipelined_heads_are_bounded_in_bytes() {
     // At most BUDGET_CHECK_FROM + 1 (9) requests are held when each is this large.
     assert!(out.len() >= 30 - 9, "given up: {}", out.len());
     for (i, x) in out.iter().enumerate() {
-        assert_eq!(sum(x), alone(&format!("/p{i}"), Note::Gap));
+        assert_eq!(sum(x), alone(&format!("/p{i}"), Note::Unfinished));
+    }
+}
+
+#[test]
+fn requests_given_up_unanswered_keep_later_responses_aligned() {
+    // More requests in flight than are held: the oldest are given up (reported alone), and
+    // their responses, when they come, answer them, not the requests after them.
+    for (sent, lose_after) in [(1030, None), (1100, None), (1100, Some(40))] {
+        let mut h = Harness::new();
+        let mut reqs = Vec::new();
+        for i in 0..sent {
+            reqs.extend_from_slice(&get(&format!("/r{i}")));
+        }
+        h.req(&reqs);
+        for i in 0..sent {
+            if lose_after == Some(i) {
+                h.lose_resp(ok_resp(&format!("body {i}")).len());
+                continue;
+            }
+            h.resp(&ok_resp(&format!("body {i}")));
+        }
+        h.close();
+        let out = h.sums();
+        assert_eq!(out.len(), sent, "every request reported once");
+        let given_up = sent - 1024;
+        for (i, x) in out.iter().enumerate() {
+            let target = format!("/r{i}");
+            if i < given_up {
+                assert_eq!(*x, alone(&target, Note::Unfinished), "{sent} {lose_after:?}");
+            } else if x.status.is_some() {
+                // Paired: with its own response, never another's.
+                assert_eq!(*x, ok("GET", &target, b"", 200, format!("body {i}").as_bytes()), "{sent} {lose_after:?}");
+            } else {
+                assert!(lose_after.is_some(), "{target} unpaired with every response seen");
+                assert!(!x.complete);
+            }
+        }
+        if lose_after.is_none() {
+            assert!(out[given_up..].iter().all(|x| x.status == Some(200)), "all held requests paired");
+        }
     }
 }
