@@ -49,7 +49,8 @@ pub const DIR_INGRESS: u8 = 1;
 pub const ROLE_UNKNOWN: u8 = 0;
 pub const ROLE_CLIENT: u8 = 1;
 pub const ROLE_SERVER: u8 = 2;
-/// `EventHeader::flags`: the bytes were sent by sendfile (never in user memory).
+/// `EventHeader::flags`: the bytes never passed through the user memory named by the
+/// syscall (sendfile, recv with MSG_TRUNC): counted, not copied.
 pub const FLAG_SENDFILE: u32 = 1;
 /// `EventHeader::flags`: the connection existed before tracing started (role inferred).
 pub const FLAG_PREEXISTING: u32 = 2;

@@ -116,22 +116,36 @@ fn adopt(args: &SyscallArgs, dir: u8, ret: u64, sk: u64, tgid: u32) -> Option<*m
     insert_conn(sk, role, PROTO_HTTP, FLAG_PREEXISTING, tgid, args.fd)
 }
 
-/// The first user buffer of the syscall.
+/// The first non-empty user buffer of the syscall (among its first FIRST_IOVS iovecs).
 #[inline(always)]
 fn first_buf(args: &SyscallArgs) -> Option<(u64, u64)> {
-    match args.kind {
-        ARG_BUF => Some((args.ptr, u64::MAX)),
-        ARG_IOV => read_iov(args.ptr, 0),
-        ARG_MSG => {
-            let (iov, _) = read_msg_iov(args.ptr)?;
-            read_iov(iov, 0)
+    let (iov, n) = match args.kind {
+        ARG_BUF => return Some((args.ptr, u64::MAX)),
+        ARG_IOV => (args.ptr, args.count),
+        ARG_MSG => read_msg_iov(args.ptr)?,
+        _ => return None,
+    };
+    for i in 0..FIRST_IOVS {
+        if i >= n {
+            break;
         }
-        _ => None,
+        let (base, len) = read_iov(iov, i)?;
+        if len > 0 {
+            return Some((base, len));
+        }
     }
+    None
 }
 
-/// Compares the first bytes with HTTP method names and "HTTP". With `prefix_ok`, fewer
-/// than four bytes may match a prefix (requests written a byte at a time).
+/// Empty iovecs skipped looking for a message's first bytes.
+const FIRST_IOVS: u64 = 4;
+
+/// Whether the first bytes start a response ("HTTP") or may start a request: a method
+/// token (any: PURGE, PROPFIND and MKCOL as much as GET), whose first four bytes are
+/// upper-case letters or '-', or a shorter one ended by a space. Userspace parses what
+/// this lets through and stops following a stream that turns out not to be HTTP. With
+/// `prefix_ok`, fewer than four bytes may match a prefix (requests written a byte at a
+/// time).
 #[inline(always)]
 fn first_bytes(args: &SyscallArgs, avail: u64, prefix_ok: bool) -> FirstBytes {
     let Some((ptr, len)) = first_buf(args) else {
@@ -147,19 +161,21 @@ fn first_bytes(args: &SyscallArgs, avail: u64, prefix_ok: bool) -> FirstBytes {
         // Fewer than 4 readable bytes: read one at a time is not worth it; be permissive.
         return FirstBytes::Other;
     };
-    let mask: u32 = if n >= 4 { u32::MAX } else { (1u32 << (8 * n as u32)) - 1 };
-    const METHODS: [&[u8; 4]; 9] = [
-        b"GET ", b"POST", b"PUT ", b"HEAD", b"DELE", b"PATC", b"OPTI", b"CONN", b"TRAC",
-    ];
-    if word & mask == u32::from_le_bytes(*b"HTTP") & mask && n >= 4 {
+    if word == u32::from_le_bytes(*b"HTTP") && n >= 4 {
         return FirstBytes::Response;
     }
-    for m in METHODS {
-        if word & mask == u32::from_le_bytes(*m) & mask {
-            return FirstBytes::Request;
-        }
+    let b = word.to_le_bytes();
+    let upper = |c: u8| c.is_ascii_uppercase();
+    let token = |c: u8| upper(c) || c == b'-';
+    let ok = upper(b[0])
+        && (n < 2 || token(b[1]))
+        && (n < 3 || token(b[2]) || (b[2] == b' ' && upper(b[1])))
+        && (n < 4 || token(b[3]) || (b[3] == b' ' && b[2] != b' ' && upper(b[2])));
+    if ok {
+        FirstBytes::Request
+    } else {
+        FirstBytes::Other
     }
-    FirstBytes::Other
 }
 
 #[inline(always)]

@@ -18,8 +18,9 @@ pub struct SyscallArgs {
     pub count: u64,
     /// The socket, as the `sock_*_length` tracepoints report it; 0: not an inet TCP socket.
     pub sk: u64,
-    /// The read only peeked (MSG_PEEK): bytes stay queued, do not count them.
-    pub peek: u32,
+    /// The recv flags that change what moved (`MSG_PEEK`: the bytes stay queued, do not
+    /// count them; `MSG_TRUNC`: they were dropped, never copied to the buffer).
+    pub recv_flags: u32,
     pub _pad: u32,
     /// Entry time: an egress event is stamped with it, the moment its first byte left.
     /// 0 where it is not known (the fast path runs after the bytes moved): stamped at output.

@@ -4,7 +4,11 @@
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext, EbpfContext};
 use tracer_common::{DIR_EGRESS, DIR_INGRESS};
 
-use super::{current, sys_ret, tp_args, traced, user_args};
+use super::{
+    current,
+    sock::{MSG_PEEK, MSG_TRUNC},
+    sys_ret, tp_args, traced, user_args,
+};
 use crate::{
     capture::on_payload,
     maps::{SyscallArgs, ARGS, ARG_BUF, ARG_FROM_REGS, ARG_IOV, ARG_MSG, ARG_SENDFILE},
@@ -74,7 +78,7 @@ pub fn save(kind: u32, a: &[u64; 4], ptr_arg: usize, count_arg: usize) {
         ptr: a[ptr_arg & 3],
         count: a[count_arg & 3],
         sk: 0,
-        peek: 0,
+        recv_flags: 0,
         _pad: 0,
         // SAFETY: helper without preconditions.
         enter_ns: unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() },
@@ -96,8 +100,12 @@ pub fn finish<C: EbpfContext>(ctx: &C, ret: i64, dir: u8, kind: u32, count_arg: 
             return;
         }
     }
-    if ret <= 0 || args.sk == 0 || args.peek != 0 {
+    if ret <= 0 || args.sk == 0 || args.recv_flags & MSG_PEEK != 0 {
         return;
+    }
+    if args.recv_flags & MSG_TRUNC != 0 {
+        // Counted, not read: the buffer holds whatever it held before.
+        args.kind = ARG_SENDFILE;
     }
     on_payload(ctx, &args, dir, ret as u64, tgid, tid);
 }

@@ -15,7 +15,7 @@ use tracer_common::{DIR_EGRESS, DIR_INGRESS};
 
 use super::{
     data::{self, Recover},
-    sock::{self, MSG_PEEK},
+    sock,
     user_args,
 };
 use crate::maps::{ARG_BUF, ARG_IOV, ARG_MSG, ARG_SENDFILE};
@@ -109,6 +109,6 @@ fn on_tcp(ctx: &ProbeContext, recv: bool) {
     let Ok(family) = (unsafe { bpf_probe_read_kernel((sk as *const u8).wrapping_add(16) as *const u16) }) else {
         return;
     };
-    let peek = recv && ctx.arg::<u64>(3).is_some_and(|f| f as i32 & MSG_PEEK != 0);
-    sock::mark_socket(sk, family, peek);
+    let flags = if recv { ctx.arg::<u64>(3).unwrap_or(0) as u32 } else { 0 };
+    sock::mark_socket(sk, family, flags);
 }

@@ -15,7 +15,8 @@ use crate::{
 
 /// The `protocol` of the `sock_*_length` records (a u16 there).
 const IPPROTO_TCP: u16 = 6;
-pub const MSG_PEEK: i32 = 2;
+pub const MSG_PEEK: u32 = 2;
+pub const MSG_TRUNC: u32 = 0x20;
 
 #[tracepoint]
 pub fn sock_send_length(ctx: TracePointContext) -> u32 {
@@ -39,19 +40,19 @@ fn on_length(ctx: &TracePointContext, recv: bool) {
             *(p.add(8) as *const u64),
             *(p.add(16) as *const u16),
             *(p.add(18) as *const u16),
-            *(p.add(24) as *const i32),
+            *(p.add(24) as *const u32),
         )
     };
     if protocol != IPPROTO_TCP {
         return;
     }
-    let peek = recv && flags & MSG_PEEK != 0;
+    let flags = if recv { flags } else { 0 };
     if FAST_PATH.load() != 0 {
         // SAFETY: ret @20 per the format file.
         let ret = unsafe { *(p.add(20) as *const i32) };
-        capture_now(ctx, sk, family, recv, peek, ret);
+        capture_now(ctx, sk, family, recv, flags, ret);
     } else {
-        mark_socket(sk, family, peek);
+        mark_socket(sk, family, flags);
     }
 }
 
@@ -59,8 +60,8 @@ fn on_length(ctx: &TracePointContext, recv: bool) {
 /// Every byte through the socket is counted; bytes of syscalls we cannot read (sendfile,
 /// sendmmsg, io_uring workers) are counted without being copied, never guessed at.
 #[inline(always)]
-fn capture_now(ctx: &TracePointContext, sk: u64, family: u16, recv: bool, peek: bool, ret: i32) {
-    if ret <= 0 || peek || (family != tracer_common::AF_INET && family != tracer_common::AF_INET6) {
+fn capture_now(ctx: &TracePointContext, sk: u64, family: u16, recv: bool, flags: u32, ret: i32) {
+    if ret <= 0 || flags & MSG_PEEK != 0 || (family != tracer_common::AF_INET && family != tracer_common::AF_INET6) {
         return;
     }
     let (_, tgid, tid) = current();
@@ -78,6 +79,9 @@ fn capture_now(ctx: &TracePointContext, sk: u64, family: u16, recv: bool, peek: 
         _ => ARG_SENDFILE,
     };
     let known = kind != ARG_SENDFILE || nr == 40;
+    // recv(MSG_TRUNC) drops the bytes without copying them: counted, not read (the buffer
+    // holds whatever it held before).
+    let kind = if flags & MSG_TRUNC != 0 { ARG_SENDFILE } else { kind };
     let args = SyscallArgs {
         kind,
         // An unknown syscall's first register is no fd: name no fd for the connection.
@@ -85,7 +89,7 @@ fn capture_now(ctx: &TracePointContext, sk: u64, family: u16, recv: bool, peek: 
         ptr: a[1],
         count: a[2],
         sk,
-        peek: 0,
+        recv_flags: 0,
         _pad: 0,
         // Unknown: the syscall entered before this point; the event is stamped now.
         enter_ns: 0,
@@ -93,9 +97,10 @@ fn capture_now(ctx: &TracePointContext, sk: u64, family: u16, recv: bool, peek: 
     on_payload(ctx, &args, if recv { DIR_INGRESS } else { DIR_EGRESS }, ret as u64, tgid, tid);
 }
 
-/// Tells the pending syscall of this thread that its fd is the inet socket `sk`.
+/// Tells the pending syscall of this thread that its fd is the inet socket `sk`, and the
+/// recv flags that change what moved (0 for a send).
 #[inline(always)]
-pub fn mark_socket(sk: u64, family: u16, peek: bool) {
+pub fn mark_socket(sk: u64, family: u16, flags: u32) {
     if family != tracer_common::AF_INET && family != tracer_common::AF_INET6 {
         return;
     }
@@ -108,7 +113,7 @@ pub fn mark_socket(sk: u64, family: u16, peek: bool) {
             if !traced(tgid) {
                 return;
             }
-            let blank = SyscallArgs { kind: ARG_FROM_REGS, fd: 0, ptr: 0, count: 0, sk: 0, peek: 0, _pad: 0, enter_ns: 0 };
+            let blank = SyscallArgs { kind: ARG_FROM_REGS, fd: 0, ptr: 0, count: 0, sk: 0, recv_flags: 0, _pad: 0, enter_ns: 0 };
             if ARGS.insert(&id, &blank, 0).is_err() {
                 return;
             }
@@ -121,8 +126,6 @@ pub fn mark_socket(sk: u64, family: u16, peek: bool) {
     // SAFETY: the entry belongs to this thread, which is inside the syscall.
     unsafe {
         (*args).sk = sk;
-        if peek {
-            (*args).peek = 1;
-        }
+        (*args).recv_flags = flags & (MSG_PEEK | MSG_TRUNC);
     }
 }

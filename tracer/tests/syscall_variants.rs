@@ -1,0 +1,110 @@
+//! Ways of moving bytes that the kernel side must read right: a connection whose first
+//! request uses a method beyond the common ones, a writev whose first iovec is empty, and
+//! a recv(MSG_TRUNC) that drops bytes without copying them.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+
+use common::*;
+
+#[test]
+fn any_method_token_starts_a_stream() {
+    // The connection's first request decides, in the kernel, whether it is followed.
+    let server = HttpServer::start_default();
+    let trace = Trace::on_port(server.port(), &[]);
+    let since = trace.started_at;
+    let mut client = RawClient::connect(server.addr);
+    for (method, target) in [("PURGE", "/cache/a"), ("PROPFIND", "/dav/"), ("GET", "/after")] {
+        let resp = client.exchange(method, target);
+        assert_eq!(resp.body_text(), format!("hello from {target}"));
+    }
+    drop(client);
+    let records = trace.stop();
+    for role in ["client", "server"] {
+        let recs = by_role(&records, role);
+        let methods: Vec<&str> = recs.iter().map(|r| str_at(r, "/request/method")).collect();
+        assert_eq!(methods, ["PURGE", "PROPFIND", "GET"], "{role}:\n{}", dump(&records));
+        for (rec, target) in recs.iter().zip(["/cache/a", "/dav/", "/after"]) {
+            assert_complete_exchange(rec, since);
+            assert_eq!(str_at(rec, "/request/target"), target);
+            assert_eq!(str_at(rec, "/response/body"), format!("hello from {target}"));
+        }
+    }
+}
+
+#[test]
+fn writev_with_an_empty_first_iovec() {
+    let server = HttpServer::start_default();
+    let trace = Trace::on_port(server.port(), &[]);
+    let since = trace.started_at;
+    let mut client = RawClient::connect(server.addr);
+    let req = request("GET", "/iov", &server.authority(), &[("X-Iov", "second")]);
+    let empty = [0u8; 0];
+    let iov = [
+        libc::iovec { iov_base: empty.as_ptr() as *mut _, iov_len: 0 },
+        libc::iovec { iov_base: req.as_ptr() as *mut _, iov_len: req.len() },
+    ];
+    // SAFETY: two iovecs over live buffers, on the client's open socket.
+    let n = unsafe { libc::writev(client.stream().as_raw_fd(), iov.as_ptr(), 2) };
+    assert_eq!(n, req.len() as isize);
+    assert_eq!(client.read_response(false).body_text(), "hello from /iov");
+    drop(client);
+    let records = trace.stop();
+    for role in ["client", "server"] {
+        let rec = only_one(&records, role);
+        assert_complete_exchange(rec, since);
+        assert_eq!(str_at(rec, "/request/target"), "/iov", "{rec}");
+        assert_eq!(header_at(rec, "/request/headers", "X-Iov").as_deref(), Some("second"), "{rec}");
+    }
+}
+
+#[test]
+fn recv_msg_trunc_bytes_are_counted_never_read() {
+    // The server reads the head, then drops the body with recv(MSG_TRUNC) into a buffer
+    // that still holds older bytes: the kernel never copies the body there, so what the
+    // buffer holds is not the body and must not be reported as it.
+    const BODY: usize = 100;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (conn, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(conn.try_clone().unwrap());
+        let mut head = String::new();
+        while reader.read_line(&mut head).unwrap() > 2 {}
+        assert!(reader.buffer().is_empty(), "the client paused after the head");
+        let mut stale = b"STALE".repeat(BODY / 5);
+        let mut dropped = 0;
+        while dropped < BODY {
+            // SAFETY: a live buffer of its own length, on the accepted socket.
+            let n = unsafe {
+                libc::recv(conn.as_raw_fd(), stale.as_mut_ptr().cast(), BODY - dropped, libc::MSG_TRUNC)
+            };
+            assert!(n > 0, "recv: {}", std::io::Error::last_os_error());
+            dropped += n as usize;
+        }
+        assert!(stale.starts_with(b"STALE"), "MSG_TRUNC left the buffer alone");
+        (&conn).write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok").unwrap();
+        let mut rest = Vec::new();
+        let _ = (&conn).read_to_end(&mut rest);
+    });
+    let trace = Trace::on_port(addr.port(), &[]);
+    let mut client = RawClient::connect(addr);
+    let body = "x".repeat(BODY);
+    client.send(request("POST", "/trunc", &addr.to_string(), &[("Content-Length", &BODY.to_string())]).as_bytes());
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    client.send(body.as_bytes());
+    assert_eq!(client.read_response(false).body_text(), "ok");
+    drop(client);
+    server.join().unwrap();
+    let records = trace.stop();
+    let served = only_one(&records, "server");
+    assert_eq!(u64_at(served, "/request/body_size"), BODY as u64, "{served}");
+    assert!(!str_at(served, "/request/body").contains("STALE"), "buffer bytes reported as body: {served}");
+    assert!(bool_at(served, "/request/body_truncated"), "{served}");
+    assert_eq!(u64_at(served, "/response/status"), 200, "{served}");
+    let sent = only_one(&records, "client");
+    assert_eq!(str_at(sent, "/request/body"), body, "{sent}");
+}
