@@ -183,7 +183,15 @@ fn body_headers(headers: &[Header<'_>]) -> Result<BodyHeaders, HeadError> {
     Ok(out)
 }
 
+/// A Content-Length value; a list of identical values (`3, 3`, from merged fields) is that
+/// value, as RFC 9110 section 8.6 lets a recipient take it.
 fn parse_length(value: &[u8]) -> Option<u64> {
+    let mut values = value.split(|&b| b == b',').map(one_length);
+    let first = values.next()??;
+    values.all(|v| v == Some(first)).then_some(first)
+}
+
+fn one_length(value: &[u8]) -> Option<u64> {
     let v = trim(value);
     if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
         return None;
@@ -287,5 +295,10 @@ mod tests {
         assert_eq!(parse_length(b" 42 "), Some(42));
         assert_eq!(parse_length(b"-1"), None);
         assert_eq!(parse_length(b"99999999999999999999"), None);
+        assert_eq!(parse_length(b"3, 3"), Some(3));
+        assert_eq!(parse_length(b"3,3 ,3"), Some(3));
+        assert_eq!(parse_length(b"3, 4"), None);
+        assert_eq!(parse_length(b"3,"), None);
+        assert_eq!(parse_length(b""), None);
     }
 }
