@@ -108,3 +108,35 @@ fn recv_msg_trunc_bytes_are_counted_never_read() {
     let sent = only_one(&records, "client");
     assert_eq!(str_at(sent, "/request/body"), body, "{sent}");
 }
+
+#[test]
+fn a_head_beyond_the_capture_is_reported_incomplete() {
+    // One write of a 20 KB head: the client's syscall captures its first 16 KiB. The
+    // exchange is still reported, marked, with its own response, and the connection is
+    // still followed. The server reads the head in pieces the capture holds whole.
+    let server = HttpServer::start_default();
+    let trace = Trace::on_port(server.port(), &[]);
+    let since = trace.started_at;
+    let mut client = RawClient::connect(server.addr);
+    let big = "b".repeat(20_000);
+    client.send(request("GET", "/big", &server.authority(), &[("X-Trace", "kept"), ("X-Big", &big)]).as_bytes());
+    assert_eq!(client.read_response(false).body_text(), "hello from /big");
+    assert_eq!(client.exchange("GET", "/next").body_text(), "hello from /next");
+    drop(client);
+    let records = trace.stop();
+    for role in ["client", "server"] {
+        let recs = by_role(&records, role);
+        let targets: Vec<&str> = recs.iter().map(|r| str_at(r, "/request/target")).collect();
+        assert_eq!(targets, ["/big", "/next"], "{role}:\n{}", dump(&records));
+        assert_eq!(str_at(recs[0], "/response/body"), "hello from /big", "{}", recs[0]);
+        assert_eq!(header_at(recs[0], "/request/headers", "X-Trace").as_deref(), Some("kept"), "{}", recs[0]);
+        assert_complete_exchange(recs[1], since);
+    }
+    let cut = by_role(&records, "client")[0];
+    assert!(!bool_at(cut, "/complete"), "{cut}");
+    assert_eq!(str_at(cut, "/note"), "gap", "{cut}");
+    assert!(u64_at(cut, "/lost_bytes") > 0, "{cut}");
+    let whole = by_role(&records, "server")[0];
+    assert_complete_exchange(whole, since);
+    assert_eq!(header_at(whole, "/request/headers", "X-Big").map(|v| v.len()), Some(big.len()), "{whole}");
+}

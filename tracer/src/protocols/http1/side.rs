@@ -475,6 +475,9 @@ impl Side {
                     n = 0;
                 }
                 _ => {
+                    if self.state == State::Head && self.cur.is_none() && !self.resync {
+                        self.salvage_head(cx);
+                    }
                     self.framing_lost(n, cx);
                     n = 0;
                 }
@@ -497,6 +500,40 @@ impl Side {
         if lost {
             cx.stats.lost = cx.stats.lost.saturating_add(k);
         }
+    }
+
+    /// A gap cuts the head in `held` short (a head larger than what a syscall or a packet
+    /// captured): what arrived of it, the start line and the complete field lines, becomes
+    /// the message, incomplete, so that the exchange is reported and its response pairs
+    /// with its own request rather than being dropped or pairing with the next.
+    fn salvage_head(&mut self, cx: &mut Cx<'_>) {
+        let Some(end) = self.held.iter().rposition(|&b| b == b'\n') else { return };
+        let mut cut = Vec::with_capacity(end + 3);
+        cut.extend_from_slice(&self.held[..=end]);
+        cut.extend_from_slice(b"\r\n");
+        let (pos, len) = (self.held_pos, self.held.len());
+        let (ts, _) = self.marks.at(pos);
+        let building = if self.request {
+            let Ok(Parsed::Complete { head: h, .. }) = head::parse_request(&cut) else { return };
+            let slot = cx.pairing.push_request(ts, h.method, cx.limits.max_buffer);
+            let msg = self.new_message(h.start, h.headers, pos, len, cx);
+            if let Some(started) = cx.started.as_mut() {
+                started.push(msg.clone());
+            }
+            Building { msg, slot: Some(slot), note: None, hole: false }
+        } else {
+            let Ok(Parsed::Complete { head: h, .. }) = head::parse_response(&cut) else { return };
+            if h.is_interim() {
+                return;
+            }
+            let slot = match cx.pairing.decide(ts, true) {
+                Decision::Pair(seq) => Some(seq),
+                _ => None,
+            };
+            Building { msg: self.new_message(h.start, h.headers, pos, len, cx), slot, note: None, hole: false }
+        };
+        self.cur = Some(building);
+        self.held.clear();
     }
 
     fn framing_lost(&mut self, n: u64, cx: &mut Cx<'_>) {

@@ -48,6 +48,13 @@ impl Harness {
         self.resp_pos += len;
     }
 
+    /// A request segment of `len` stream bytes of which only `data` was captured.
+    pub fn req_partial(&mut self, len: u64, data: &[u8]) {
+        let ts = self.tick_ts();
+        self.conn.on_data(Direction::Egress, self.req_pos, len, data, ts, 7);
+        self.req_pos += len;
+    }
+
     /// Bytes that were sent but whose events were lost.
     pub fn lose_req(&mut self, n: usize) {
         self.tick_ts();

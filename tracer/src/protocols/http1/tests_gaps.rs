@@ -272,6 +272,54 @@ fn uncaptured_head_bytes_are_a_gap() {
 }
 
 #[test]
+fn heads_cut_short_by_uncaptured_bytes_are_reported_incomplete() {
+    // A head larger than a syscall's capture: its start line and complete fields are
+    // reported, incomplete, and paired with their own response; the next exchange is intact.
+    let big = format!("GET /big HTTP/1.1\r\nHost: example.test\r\nX-Big: {}\r\n\r\n", "b".repeat(20_000));
+    for first in [true, false] {
+        let mut h = Harness::new();
+        if !first {
+            h.req(&get("/before"));
+            h.resp(&ok_resp("zero"));
+        }
+        h.req_partial(big.len() as u64, &big.as_bytes()[..16_384]);
+        h.req(&get("/next"));
+        h.resp(&ok_resp("one"));
+        h.resp(&ok_resp("two"));
+        h.close();
+        let mut got = h.drain();
+        if !first {
+            assert_eq!(sum(&got.remove(0)), ok("GET", "/before", b"", 200, b"zero"));
+        }
+        assert_eq!(got.len(), 2, "{got:?}");
+        let cut = &got[0];
+        assert_eq!(sum(cut).target, "/big");
+        assert_eq!(cut.request.headers.get(b"host"), Some(&b"example.test"[..]));
+        assert_eq!(cut.request.headers.get(b"x-big"), None, "the field cut short is not made up");
+        assert!(!cut.request.complete);
+        assert_eq!(cut.note, Some(Note::Gap));
+        let resp = cut.response.as_ref().expect("its own response");
+        assert_eq!((resp.body_size, resp.complete), (3, true));
+        assert_eq!(sum(&got[1]), ok("GET", "/next", b"", 200, b"two"));
+    }
+    // A response head cut short: its status is reported, incomplete, with its request.
+    let mut h = Harness::new();
+    h.req(&get("/1"));
+    let big = format!("HTTP/1.1 503 Busy\r\nRetry-After: 5\r\nX-Big: {}\r\n\r\n", "b".repeat(20_000));
+    h.resp_partial(big.len() as u64, &big.as_bytes()[..16_384]);
+    h.req(&get("/2"));
+    h.resp(&ok_resp("two"));
+    h.close();
+    let got = h.drain();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let resp = got[0].response.as_ref().expect("the cut response");
+    assert_eq!(sum(&got[0]).status, Some(503));
+    assert!(!resp.complete);
+    assert_eq!(resp.headers.get(b"retry-after"), Some(&b"5"[..]));
+    assert_eq!(sum(&got[1]), ok("GET", "/2", b"", 200, b"two"));
+}
+
+#[test]
 fn response_timeout_then_late_response_is_not_misread() {
     let mut h = Harness::new();
     h.req(&get("/slow"));
