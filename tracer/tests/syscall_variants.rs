@@ -140,3 +140,24 @@ fn a_head_beyond_the_capture_is_reported_incomplete() {
     assert_complete_exchange(whole, since);
     assert_eq!(header_at(whole, "/request/headers", "X-Big").map(|v| v.len()), Some(big.len()), "{whole}");
 }
+
+#[test]
+fn a_request_with_a_control_byte_in_a_field_is_reported_marked() {
+    // httparse refuses the field; the server answers the request all the same.
+    let server = HttpServer::start_default();
+    let trace = Trace::on_port(server.port(), &[]);
+    let mut client = RawClient::connect(server.addr);
+    client.send(format!("GET /evil HTTP/1.1\r\nHost: {}\r\nX-Evil: \x1b]0;pwned\x07\r\n\r\n", server.authority()).as_bytes());
+    assert_eq!(client.read_response(false).body_text(), "hello from /evil");
+    assert_eq!(client.exchange("GET", "/next").body_text(), "hello from /next");
+    drop(client);
+    let records = trace.stop();
+    for role in ["client", "server"] {
+        let recs = by_role(&records, role);
+        let targets: Vec<&str> = recs.iter().map(|r| str_at(r, "/request/target")).collect();
+        assert_eq!(targets, ["/evil", "/next"], "{role}:\n{}", dump(&records));
+        assert_eq!(str_at(recs[0], "/note"), "parse_error", "{}", recs[0]);
+        assert_eq!(header_at(recs[0], "/request/headers", "X-Evil").as_deref(), Some("\x1b]0;pwned\x07"), "{}", recs[0]);
+        assert_eq!(str_at(recs[0], "/response/body"), "hello from /evil", "{}", recs[0]);
+    }
+}

@@ -69,6 +69,8 @@ pub(super) struct RequestHead {
     pub headers: Headers,
     pub method: MethodKind,
     pub framing: Framing,
+    /// Not valid HTTP, read leniently (`parse_request_lenient`): the message is marked.
+    pub lenient: bool,
 }
 
 pub(super) struct ResponseHead {
@@ -86,6 +88,13 @@ impl ResponseHead {
 }
 
 pub(super) fn parse_request(buf: &[u8]) -> Result<Parsed<RequestHead>, HeadError> {
+    match parse_request_strict(buf) {
+        Err(HeadError::Syntax(e)) => parse_request_lenient(buf).unwrap_or(Err(HeadError::Syntax(e))),
+        parsed => parsed,
+    }
+}
+
+fn parse_request_strict(buf: &[u8]) -> Result<Parsed<RequestHead>, HeadError> {
     let mut slots = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let len = match ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, &mut slots) {
@@ -96,8 +105,75 @@ pub(super) fn parse_request(buf: &[u8]) -> Result<Parsed<RequestHead>, HeadError
     let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
         return Err(HeadError::Syntax(httparse::Error::Token));
     };
-    let body = body_headers(req.headers)?;
-    let framing = if body.chunked {
+    let body = body_headers(req.headers.iter().map(|h| (h.name.as_bytes(), h.value)))?;
+    let head = RequestHead {
+        start: StartLine::Request { method: method.to_owned(), target: path.as_bytes().to_vec(), version },
+        headers: owned(buf, req.headers),
+        method: MethodKind::of(method),
+        framing: request_framing(&body)?,
+        lenient: false,
+    };
+    Ok(Parsed::Complete { len, head })
+}
+
+/// A request httparse refuses (a control byte in a field, a byte above 0x7e in the
+/// target, a malformed field line) whose request line still has HTTP's shape: a method of
+/// upper-case letters, a target of any bytes but space and control ones, "HTTP/1.x".
+/// Servers answer such requests, so they are reported, their bytes as they came (sinks
+/// escape them), each field line split at its first ':' (a line without one is a name
+/// with an empty value), and marked. None: not that shape.
+fn parse_request_lenient(buf: &[u8]) -> Option<Result<Parsed<RequestHead>, HeadError>> {
+    let line_end = buf.iter().position(|&b| b == b'\n');
+    let line = &buf[..line_end.unwrap_or(buf.len())];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let (method, target, version) = (parts.next()?, parts.next(), parts.next());
+    let target_ok = |t: &[u8]| !t.is_empty() && t.iter().all(|&b| b > 0x20 && b != 0x7f);
+    if method.is_empty() || !method.iter().all(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let Some(line_end) = line_end else {
+        // The line is still coming: wait while what came has the shape.
+        let so_far = target.is_none_or(|t| t.is_empty() || target_ok(t))
+            && version.is_none_or(|v| b"HTTP/1.1".starts_with(v) || b"HTTP/1.0".starts_with(v));
+        return so_far.then_some(Ok(Parsed::Partial));
+    };
+    let version = match version? {
+        b"HTTP/1.1" => 1,
+        b"HTTP/1.0" => 0,
+        _ => return None,
+    };
+    let target = target.filter(|t| target_ok(t))?;
+    let Some(len) = find_blank_line(&buf[line_end..]).map(|n| line_end + n) else {
+        return Some(Ok(Parsed::Partial));
+    };
+    let mut fields = Headers::default();
+    for line in buf[line_end + 1..len].split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            continue;
+        }
+        match line.iter().position(|&b| b == b':') {
+            Some(c) => fields.push(line[..c].trim_ascii(), line[c + 1..].trim_ascii()),
+            None => fields.push(line, b""),
+        }
+    }
+    let method = std::str::from_utf8(method).ok()?;
+    let framing = body_headers(fields.iter()).and_then(|b| request_framing(&b));
+    Some(framing.map(|framing| Parsed::Complete {
+        len,
+        head: RequestHead {
+            start: StartLine::Request { method: method.to_owned(), target: target.to_vec(), version },
+            headers: fields,
+            method: MethodKind::of(method),
+            framing,
+            lenient: true,
+        },
+    }))
+}
+
+fn request_framing(body: &BodyHeaders) -> Result<Framing, HeadError> {
+    Ok(if body.chunked {
         Framing::Chunked
     } else if body.other_encoding {
         return Err(HeadError::RequestEncoding);
@@ -106,14 +182,7 @@ pub(super) fn parse_request(buf: &[u8]) -> Result<Parsed<RequestHead>, HeadError
             Some(0) | None => Framing::Empty,
             Some(n) => Framing::Length(n),
         }
-    };
-    let head = RequestHead {
-        start: StartLine::Request { method: method.to_owned(), target: path.as_bytes().to_vec(), version },
-        headers: owned(buf, req.headers),
-        method: MethodKind::of(method),
-        framing,
-    };
-    Ok(Parsed::Complete { len, head })
+    })
 }
 
 pub(super) fn parse_response(buf: &[u8]) -> Result<Parsed<ResponseHead>, HeadError> {
@@ -135,7 +204,7 @@ pub(super) fn parse_response(buf: &[u8]) -> Result<Parsed<ResponseHead>, HeadErr
         },
         headers: owned(buf, resp.headers),
         status,
-        body: body_headers(resp.headers)?,
+        body: body_headers(resp.headers.iter().map(|h| (h.name.as_bytes(), h.value)))?,
     };
     Ok(Parsed::Complete { len, head })
 }
@@ -163,17 +232,17 @@ pub(super) fn response_framing(status: u16, method: MethodKind, body: &BodyHeade
     }
 }
 
-fn body_headers(headers: &[Header<'_>]) -> Result<BodyHeaders, HeadError> {
+fn body_headers<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Result<BodyHeaders, HeadError> {
     let mut out = BodyHeaders::default();
-    for h in headers {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // Only the last coding frames the message; an earlier "chunked" is not final.
-            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or(b"");
+            let last = value.rsplit(|&b| b == b',').next().unwrap_or(b"");
             let chunked = trim(last).eq_ignore_ascii_case(b"chunked");
             out.chunked = chunked;
             out.other_encoding = !chunked;
-        } else if h.name.eq_ignore_ascii_case("content-length") {
-            let n = parse_length(h.value).ok_or(HeadError::ContentLength)?;
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let n = parse_length(value).ok_or(HeadError::ContentLength)?;
             if out.length.is_some_and(|old| old != n) {
                 return Err(HeadError::ContentLength);
             }

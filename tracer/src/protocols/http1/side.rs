@@ -251,7 +251,8 @@ impl Side {
         if let Some(started) = cx.started.as_mut() {
             started.push(msg.clone());
         }
-        self.cur = Some(Building { msg, slot: Some(slot), note: None, hole: false });
+        let note = h.lenient.then_some(Note::ParseError);
+        self.cur = Some(Building { msg, slot: Some(slot), note, hole: false });
         self.enter_body(h.framing, cx);
         Some(len)
     }

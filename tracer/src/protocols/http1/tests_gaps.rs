@@ -320,6 +320,45 @@ fn heads_cut_short_by_uncaptured_bytes_are_reported_incomplete() {
 }
 
 #[test]
+fn requests_httparse_refuses_are_reported_as_they_came() {
+    // Control and non-ASCII bytes, a field line without a colon: servers answer these, so
+    // they are reported, bytes as they came, marked; at every split, the next is intact.
+    let odd: &[&[u8]] = &[
+        b"GET /x HTTP/1.1\r\nHost: a\r\nX-Evil: \x1b]0;pwned\x07\r\n\r\n",
+        b"GET /caf\xe9 HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"POST /form HTTP/1.1\r\nno colon here\r\nContent-Length: 3\r\nX-Del: a\x7fb\r\n\r\nabc",
+    ];
+    for wire in odd {
+        for cut in 1..wire.len() {
+            let mut h = Harness::new();
+            h.req(&wire[..cut]);
+            h.req(&wire[cut..]);
+            h.resp(&ok_resp("one"));
+            h.req(&get("/next"));
+            h.resp(&ok_resp("two"));
+            h.close();
+            let got = h.drain();
+            assert_eq!(got.len(), 2, "{wire:?} cut at {cut}: {got:?}");
+            let x = &got[0];
+            assert_eq!(x.note, Some(Note::ParseError));
+            assert_eq!(sum(x).status, Some(200));
+            assert_eq!(x.response.as_ref().map(|r| r.body.as_slice()), Some(&b"one"[..]));
+            let crate::protocols::StartLine::Request { target, .. } = &x.request.start else { panic!() };
+            assert_eq!(target.as_slice(), wire[wire.iter().position(|&b| b == b' ').unwrap() + 1..].split(|&b| b == b' ').next().unwrap());
+            assert_eq!(sum(&got[1]), ok("GET", "/next", b"", 200, b"two"));
+        }
+    }
+    let mut h = Harness::new();
+    h.req(odd[0]);
+    h.req(odd[2]);
+    h.close();
+    let got = h.drain();
+    assert_eq!(got[0].request.headers.get(b"x-evil"), Some(&b"\x1b]0;pwned\x07"[..]));
+    assert_eq!(got[1].request.headers.get(b"no colon here"), Some(&b""[..]));
+    assert_eq!((got[1].request.body.as_slice(), got[1].request.body_size), (&b"abc"[..], 3));
+}
+
+#[test]
 fn response_timeout_then_late_response_is_not_misread() {
     let mut h = Harness::new();
     h.req(&get("/slow"));
