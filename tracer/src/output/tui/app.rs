@@ -589,6 +589,34 @@ mod tests {
     }
 
     #[test]
+    fn finished_exchange_names_the_process_its_head_did_not_know() {
+        // --iface: the head is attributed to the client; the server process that reads
+        // it later owns the connection by the time the exchange finishes.
+        use crate::{pipeline::Process, protocols::Role};
+        let owner = |pid, comm: &[u8]| {
+            let mut c = [0; 16];
+            c[..comm.len()].copy_from_slice(comm);
+            Some(Process { pid, tid: pid, comm: c })
+        };
+        let mut app = App::new(10, Clock::new());
+        for c in "comm=slowsrv".chars() {
+            app.update(Action::FilterChar(c));
+        }
+        let mut head = record(7, "/slow", None);
+        (head.process, head.role) = (owner(11, b"curl"), Some(Role::Client));
+        head.exchange.request.headers.push(b"Host", b"127.0.0.1:8277");
+        app.push(head);
+        assert_eq!(app.view_len(), 0);
+        let mut done = record(7, "/slow", Some(200));
+        (done.process, done.role) = (owner(22, b"slowsrv"), Some(Role::Server));
+        app.push(done);
+        assert_eq!(seqs(&app), vec![0], "the filter sees the final owner");
+        let e = app.view_entry(0).unwrap();
+        assert_eq!((e.pid, e.tid, e.comm(), e.role), (22, 22, "slowsrv", Some(Role::Server)));
+        assert_eq!((e.method(), e.host(), e.target()), ("GET", "127.0.0.1:8277", "/slow"));
+    }
+
+    #[test]
     fn pipelined_requests_of_one_segment_fill_their_own_rows() {
         // Two heads parsed from one segment carry the same first timestamp.
         let mut app = App::new(10, Clock::new());
