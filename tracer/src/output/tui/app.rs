@@ -86,6 +86,9 @@ pub struct App {
     sorted: Vec<u64>,
     sorted_stale: bool,
     pub filter: Filter,
+    /// The text `filter` was parsed from: what the header shows as applied, which the
+    /// input is not while it does not parse.
+    pub filter_text: String,
     pub filter_input: String,
     pub filter_error: Option<String>,
     filter_before_edit: String,
@@ -123,6 +126,7 @@ impl App {
             sorted: Vec::new(),
             sorted_stale: false,
             filter: Filter::default(),
+            filter_text: String::new(),
             filter_input: String::new(),
             filter_error: None,
             filter_before_edit: String::new(),
@@ -345,7 +349,10 @@ impl App {
                 self.filter_input.clear();
                 self.reparse();
             }
-            Action::FilterAccept => self.mode = Mode::Normal,
+            // Text that does not parse is not kept: its error stays in sight until it
+            // is mended or undone.
+            Action::FilterAccept if self.filter_error.is_none() => self.mode = Mode::Normal,
+            Action::FilterAccept => {}
             Action::FilterCancel => {
                 self.filter_input = std::mem::take(&mut self.filter_before_edit);
                 self.reparse();
@@ -413,6 +420,7 @@ impl App {
         match Filter::parse(&self.filter_input) {
             Ok(f) => {
                 self.filter_error = None;
+                self.filter_text.clone_from(&self.filter_input);
                 if f != self.filter {
                     self.filter = f;
                     self.refilter();
