@@ -86,6 +86,9 @@ pub struct App {
     sorted: Vec<u64>,
     sorted_stale: bool,
     pub filter: Filter,
+    /// The text `filter` was parsed from: what the header shows as applied, which the
+    /// input is not while it does not parse.
+    pub filter_text: String,
     pub filter_input: String,
     pub filter_error: Option<String>,
     filter_before_edit: String,
@@ -123,6 +126,7 @@ impl App {
             sorted: Vec::new(),
             sorted_stale: false,
             filter: Filter::default(),
+            filter_text: String::new(),
             filter_input: String::new(),
             filter_error: None,
             filter_before_edit: String::new(),
@@ -345,7 +349,10 @@ impl App {
                 self.filter_input.clear();
                 self.reparse();
             }
-            Action::FilterAccept => self.mode = Mode::Normal,
+            // Text that does not parse is not kept: its error stays in sight until it
+            // is mended or undone.
+            Action::FilterAccept if self.filter_error.is_none() => self.mode = Mode::Normal,
+            Action::FilterAccept => {}
             Action::FilterCancel => {
                 self.filter_input = std::mem::take(&mut self.filter_before_edit);
                 self.reparse();
@@ -413,6 +420,7 @@ impl App {
         match Filter::parse(&self.filter_input) {
             Ok(f) => {
                 self.filter_error = None;
+                self.filter_text.clone_from(&self.filter_input);
                 if f != self.filter {
                     self.filter = f;
                     self.refilter();
@@ -586,6 +594,34 @@ mod tests {
         assert_eq!(app.view_len(), 2, "the row was filled, not added");
         let e = app.view_entry(0).unwrap();
         assert_eq!((e.pending, e.status, e.target()), (false, Some(503), "/slow"));
+    }
+
+    #[test]
+    fn finished_exchange_names_the_process_its_head_did_not_know() {
+        // --iface: the head is attributed to the client; the server process that reads
+        // it later owns the connection by the time the exchange finishes.
+        use crate::{pipeline::Process, protocols::Role};
+        let owner = |pid, comm: &[u8]| {
+            let mut c = [0; 16];
+            c[..comm.len()].copy_from_slice(comm);
+            Some(Process { pid, tid: pid, comm: c })
+        };
+        let mut app = App::new(10, Clock::new());
+        for c in "comm=slowsrv".chars() {
+            app.update(Action::FilterChar(c));
+        }
+        let mut head = record(7, "/slow", None);
+        (head.process, head.role) = (owner(11, b"curl"), Some(Role::Client));
+        head.exchange.request.headers.push(b"Host", b"127.0.0.1:8277");
+        app.push(head);
+        assert_eq!(app.view_len(), 0);
+        let mut done = record(7, "/slow", Some(200));
+        (done.process, done.role) = (owner(22, b"slowsrv"), Some(Role::Server));
+        app.push(done);
+        assert_eq!(seqs(&app), vec![0], "the filter sees the final owner");
+        let e = app.view_entry(0).unwrap();
+        assert_eq!((e.pid, e.tid, e.comm(), e.role), (22, 22, "slowsrv", Some(Role::Server)));
+        assert_eq!((e.method(), e.host(), e.target()), ("GET", "127.0.0.1:8277", "/slow"));
     }
 
     #[test]

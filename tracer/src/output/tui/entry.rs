@@ -105,7 +105,20 @@ impl Entry {
 
     /// What the exchange says beyond its request head; for a row of a request in flight,
     /// fills it in place when its exchange finished (the head's fields are already there).
+    /// The owner too: on packets it may have become known only after the head came (the
+    /// server reads the request later), and the finished record knows best.
     pub fn finish(&mut self, r: Record) {
+        if let Some(p) = r.process {
+            (self.pid, self.tid) = (p.pid, p.tid);
+            let comm = comm_str(&p.comm);
+            // Equal bytes are the usual case: no need to sanitise again.
+            if comm != self.comm().as_bytes() {
+                self.set_comm(comm);
+            }
+        }
+        if r.role.is_some() {
+            self.role = r.role;
+        }
         let ex = r.exchange;
         let (req, resp) = (&ex.request, ex.response.as_ref());
         self.pending = false;
@@ -143,6 +156,18 @@ impl Entry {
             sanitize_into(&mut text, field);
         }
         (self.text, self.at) = (text, at);
+    }
+
+    /// Replaces comm, keeping method, host and target (sanitised already).
+    fn set_comm(&mut self, comm: &[u8]) {
+        let (method, host, url) = (self.method(), self.host(), self.url());
+        let mut text = String::with_capacity(method.len() + comm.len() + url.len());
+        text.push_str(method);
+        sanitize_into(&mut text, comm);
+        let host_at = text.len();
+        text.push_str(url);
+        self.at = [self.at[0], host_at as u32, (host_at + host.len()) as u32];
+        self.text = text;
     }
 
     pub fn method(&self) -> &str {

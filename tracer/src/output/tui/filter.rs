@@ -8,14 +8,14 @@
 //! ```
 //! `=` is equality, `!=` its negation, `~` (or `:`) "contains"; `<`, `<=`, `>`, `>=`
 //! compare numbers. Latency takes `us`, `ms` (the default) or `s`; size takes `B`, `K`, `M`.
+//! A term is a comparison only when the text before its operator names a field: `q=a` and
+//! `127.0.0.1:8080/x` are bare words.
 
 use super::entry::Entry;
 use crate::protocols::Role;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FilterError {
-    #[error("unknown field `{0}` (method, path, host, status, comm, pid, latency, size, role)")]
-    UnknownField(String),
     #[error("`{0}` needs a value")]
     MissingValue(String),
     #[error("bad value `{value}` for {field}")]
@@ -74,6 +74,17 @@ enum NumField {
     Pid,
     LatencyUs,
     Size,
+}
+
+/// What a term compares, by the name before its operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Text(TextField),
+    Status,
+    Pid,
+    Latency,
+    Size,
+    Role,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,25 +157,37 @@ fn split_op(word: &str) -> Option<(&str, Op, &str)> {
 }
 
 fn test(word: &str) -> Result<Test, FilterError> {
-    let Some((field, op, value)) = split_op(word).filter(|(f, _, _)| !f.is_empty()) else {
+    // Only a field's name makes a comparison: other text before `=` or `:` is part of a
+    // word (`q=a`, `127.0.0.1:8080/x`), which the URL may well contain.
+    let Some((field, op, value)) = split_op(word).and_then(|(f, op, v)| Some((field(f)?, op, v))) else {
         return Ok(bare(word));
     };
     if value.is_empty() {
         return Err(FilterError::MissingValue(word.to_owned()));
     }
-    let text = |f| Ok(Test::Text(f, op, value.to_lowercase()));
-    match field.to_ascii_lowercase().as_str() {
-        "method" | "m" => text(TextField::Method),
-        "path" | "target" | "url" | "p" => text(TextField::Path),
-        "host" | "h" => text(TextField::Host),
-        "comm" | "c" => text(TextField::Comm),
-        "status" | "s" => status(op, value),
-        "pid" => num(NumField::Pid, "pid", op, value.parse().ok(), value),
-        "latency" | "lat" | "l" => num(NumField::LatencyUs, "latency", op, duration_us(value), value),
-        "size" => num(NumField::Size, "size", op, size(value), value),
-        "role" => role(op, value),
-        other => Err(FilterError::UnknownField(other.to_owned())),
+    match field {
+        Field::Text(f) => Ok(Test::Text(f, op, value.to_lowercase())),
+        Field::Status => status(op, value),
+        Field::Pid => num(NumField::Pid, "pid", op, value.parse().ok(), value),
+        Field::Latency => num(NumField::LatencyUs, "latency", op, duration_us(value), value),
+        Field::Size => num(NumField::Size, "size", op, size(value), value),
+        Field::Role => role(op, value),
     }
+}
+
+fn field(name: &str) -> Option<Field> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "method" | "m" => Field::Text(TextField::Method),
+        "path" | "target" | "url" | "p" => Field::Text(TextField::Path),
+        "host" | "h" => Field::Text(TextField::Host),
+        "comm" | "c" => Field::Text(TextField::Comm),
+        "status" | "s" => Field::Status,
+        "pid" => Field::Pid,
+        "latency" | "lat" | "l" => Field::Latency,
+        "size" => Field::Size,
+        "role" => Field::Role,
+        _ => return None,
+    })
 }
 
 fn bare(word: &str) -> Test {
@@ -306,6 +329,22 @@ mod tests {
     }
 
     #[test]
+    fn a_term_compares_only_a_known_field() {
+        let query = entry(1, "GET", "/search?q=a", Some(200), Some(1_500), "curl");
+        let other = entry(2, "GET", "/other", Some(503), Some(1_500), "curl");
+        let colon = entry(3, "GET", "/foo:bar", Some(200), Some(1_500), "curl");
+        // Text before `=` or `:` that names no field is part of the word: host + target.
+        assert!(m("q=a", &query) && !m("q=a", &other));
+        assert!(m("127.0.0.1:8080/other", &other) && !m("127.0.0.1:8080/other", &query));
+        assert!(m("foo:bar", &colon) && !m("foo:bar", &query));
+        assert!(m("Q=", &query) && !m("q=", &other));
+        assert!(m("!q=a", &other) && !m("!q=a", &query));
+        // Known fields (and their short names) still compare.
+        assert!(m("status>=500", &other) && !m("status>=500", &query));
+        assert!(m("s=5xx", &other) && m("h:8080", &query) && !m("p:8080", &query));
+    }
+
+    #[test]
     fn no_response_matches_no_comparison() {
         let pending = entry(1, "GET", "/slow", None, None, "curl");
         assert!(!m("status>=100", &pending));
@@ -317,7 +356,6 @@ mod tests {
     fn errors_while_typing() {
         assert_eq!(Filter::parse("status>="), Err(FilterError::MissingValue("status>=".into())));
         assert!(matches!(Filter::parse("latency>10parsecs"), Err(FilterError::BadValue { .. })));
-        assert!(matches!(Filter::parse("colour=red"), Err(FilterError::UnknownField(_))));
         assert!(matches!(Filter::parse("status~5"), Err(FilterError::BadOperator { .. })));
     }
 }

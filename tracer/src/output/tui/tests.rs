@@ -71,6 +71,36 @@ fn filter_being_typed() {
 }
 
 #[test]
+fn header_names_the_filter_applied_not_the_text_refused() {
+    let mut app = app();
+    app.update(Action::StartFilter);
+    for c in "status>=400x".chars() {
+        app.update(Action::FilterChar(c));
+    }
+    // The rows are those of `status>=400`, the last text that parsed.
+    let s = screen(&mut app, 120, 10);
+    let header = s.lines().next().unwrap();
+    assert!(header.ends_with("rows 2/5 (max 10000)  sort time  filter status>=400"), "{s}");
+    assert!(s.contains("/status>=400x█  bad value `400x` for status"), "{s}");
+    // Enter does not keep text that does not parse: the error stays in sight.
+    app.update(Action::FilterAccept);
+    let s = screen(&mut app, 120, 10);
+    assert!(s.lines().next().unwrap().ends_with("filter status>=400"), "{s}");
+    assert!(s.contains("bad value `400x` for status"), "{s}");
+    app.update(Action::FilterBackspace);
+    app.update(Action::FilterAccept);
+    let s = screen(&mut app, 120, 10);
+    assert!(s.lines().next().unwrap().ends_with("filter status>=400"), "{s}");
+    assert!(s.ends_with("q quit"), "{s}");
+    // Esc after an edit that did not parse goes back to what was kept.
+    app.update(Action::StartFilter);
+    app.update(Action::FilterChar('x'));
+    app.update(Action::FilterCancel);
+    let s = screen(&mut app, 120, 10);
+    assert!(s.lines().next().unwrap().ends_with("rows 2/5 (max 10000)  sort time  filter status>=400"), "{s}");
+}
+
+#[test]
 fn help_overlay() {
     let mut app = app();
     app.update(Action::ToggleHelp);

@@ -9,7 +9,7 @@ use ratatui::{
 };
 
 use super::status_color;
-use crate::output::tui::{app::App, entry::fmt_latency, entry::fmt_size};
+use crate::output::tui::{app::App, entry::fmt_latency, entry::fmt_size, sanitize::sanitize_str};
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     f.render_widget(Paragraph::new(vec![title(app), numbers(app)]), area);
@@ -48,7 +48,7 @@ fn title(app: &App) -> Line<'static> {
         )),
     ];
     if !app.filter.is_empty() {
-        spans.push(Span::styled(format!("  filter {}", app.filter_input), Style::new().fg(Color::Cyan)));
+        spans.push(Span::styled(format!("  filter {}", sanitize_str(&app.filter_text)), Style::new().fg(Color::Cyan)));
     }
     Line::from(spans)
 }
