@@ -47,7 +47,7 @@ pub struct Cli {
     #[arg(long, value_name = "IFACE")]
     pub iface: Option<String>,
     /// With --iface: payload bytes kept per packet; the rest is counted.
-    #[arg(long, default_value_t = 65535, value_name = "BYTES")]
+    #[arg(long, default_value_t = 65535, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..))]
     pub snaplen: u32,
     /// Payload bytes copied per syscall (at most 16384); the rest is counted.
     #[arg(long, default_value_t = 16384, value_name = "BYTES")]

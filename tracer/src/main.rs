@@ -19,7 +19,14 @@ fn main() -> ExitCode {
     match run::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("l7trace: error: {e:#}");
+            // The chain, each cause once: many errors already name their cause.
+            let mut line = e.to_string();
+            for cause in e.chain().skip(1).map(|c| c.to_string()) {
+                if !line.contains(&cause) {
+                    line = format!("{line}: {cause}");
+                }
+            }
+            eprintln!("l7trace: error: {line}");
             ExitCode::from(1)
         }
     }
