@@ -342,8 +342,10 @@ impl Pairing {
             }
             let req = s.req.take();
             s.emitted = true;
+            // With response bytes lost since, its response may have been among them.
+            let note = if self.resp_gap.is_some() { Note::Gap } else { Note::ResponseTimeout };
             if let Some(request) = req {
-                self.ready.push(Exchange { request, response: None, note: Some(Note::ResponseTimeout) });
+                self.ready.push(Exchange { request, response: None, note: Some(note) });
             }
         }
     }

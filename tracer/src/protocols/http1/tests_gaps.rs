@@ -374,6 +374,18 @@ fn response_timeout_then_late_response_is_not_misread() {
 }
 
 #[test]
+fn a_request_unanswered_after_lost_response_bytes_is_a_gap_not_a_timeout() {
+    let mut h = Harness::new();
+    h.req(&get("/1"));
+    let r = ok_resp(&"x".repeat(100));
+    h.lose_resp(20);
+    h.resp(&r[20..]);
+    h.tick_after_reorder();
+    h.conn.on_tick(h.ts + Limits::default().response_timeout_ns + 1);
+    assert_eq!(h.sums(), vec![alone("/1", Note::Gap)]);
+}
+
+#[test]
 fn started_response_keeps_waiting_past_timeout() {
     let mut h = Harness::new();
     h.req(&get("/long"));
