@@ -173,11 +173,22 @@ impl FlowTable {
             flow.seq[d] = SeqState { base: Some(seg.seq.wrapping_add(1)), high: 0 };
         }
         let data_seq = if seg.syn { seg.seq.wrapping_add(1) } else { seg.seq };
-        if seg.wire_len > 0 && !flow.http.is_done() {
+        // A FIN, or a reset before any FIN (one after it carries the FIN's number plus
+        // one), says where this direction's stream ended; without the direction's start
+        // there is no position to give it.
+        let ends = seg.fin || (seg.rst && !flow.fin[d]);
+        let ends_known = ends && flow.seq[d].base.is_some();
+        if (seg.wire_len > 0 || ends_known) && !flow.http.is_done() {
             if let Some(pos) = flow.seq[d].pos(data_seq) {
                 let dir = if d == 0 { Direction::Egress } else { Direction::Ingress };
-                flow.http.on_data(dir, pos, seg.wire_len as u64, seg.payload, ts_ns, 0);
-                flow.seq[d].advance(pos + seg.wire_len as u64);
+                let end = pos + seg.wire_len as u64;
+                if seg.wire_len > 0 {
+                    flow.http.on_data(dir, pos, seg.wire_len as u64, seg.payload, ts_ns, 0);
+                    flow.seq[d].advance(end);
+                }
+                if ends_known {
+                    flow.http.on_end(dir, end, ts_ns);
+                }
             }
         }
         if seg.fin {
