@@ -252,3 +252,34 @@ fn fin_right_after_the_last_byte_completes_a_close_delimited_body() {
     assert!(out[0].exchange.complete(), "{out:?}");
     assert_eq!(out[0].exchange.lost_bytes(), 0);
 }
+
+#[test]
+fn port_reused_within_the_reorder_window_after_both_fins_ends_the_old_flow_closed() {
+    let mut w = Wire::new();
+    // As `curl --local-port` three times in a row against an HTTP/1.0 server.
+    for (c_isn, s_isn) in [(100, 5000), (900_000, 70_000), (2_000_000, 300_000)] {
+        w.open_with_request(c_isn, s_isn);
+        w.send(false, s_isn + 1, PSH_ACK, RESP_10);
+        w.send(false, s_isn + 1 + RESP_10.len() as u32, FIN_ACK, b"");
+        w.send(true, c_isn + 1 + REQ.len() as u32, FIN_ACK, b"");
+    }
+    let out = w.finish();
+    assert_eq!(out.len(), 3, "{out:?}");
+    for x in &out {
+        assert!(x.exchange.complete(), "{x:?}");
+        assert_eq!(body(x), b"0123456789");
+    }
+}
+
+#[test]
+fn port_reused_while_the_old_flow_is_open_leaves_it_unfinished() {
+    let mut w = Wire::new();
+    w.open_with_request(100, 5000);
+    w.send(false, 5001, PSH_ACK, RESP_10);
+    // No FIN seen: the close-delimited body's end is unknown.
+    w.open_with_request(900_000, 70_000);
+    let out = std::mem::take(&mut w.out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(!out[0].exchange.complete());
+    assert_eq!(out[0].exchange.note, Some(Note::Unfinished));
+}
