@@ -36,7 +36,7 @@ impl Wire {
     fn send(&mut self, from_client: bool, seq: u32, flags: u8, payload: &[u8]) {
         let (a, b) = if from_client { (self.c, self.s) } else { (self.s, self.c) };
         let f = build_frame(a, b, seq, 0, flags, payload, None);
-        let seg = parse_ethernet(&f).unwrap();
+        let seg = parse_ethernet(&f, f.len()).unwrap();
         self.ts += 1_000;
         let out = &mut self.out;
         self.table.on_segment(&seg, self.ts, &mut |x| out.push(x));
