@@ -54,7 +54,7 @@ fuzz_target!(|input: &[u8]| {
         // Cut the frame anywhere (a snap length, or a broken capture).
         let cut = frame.len().saturating_sub(h[6] as usize % 64);
         ts += (h[0] as u64 >> 2) * 1_000_000;
-        if let Ok(seg) = parse_ethernet(&frame[..cut]) {
+        if let Ok(seg) = parse_ethernet(&frame[..cut], frame.len()) {
             table.on_segment(&seg, ts, &mut emit);
         }
         if h[0] & 0x80 != 0 {

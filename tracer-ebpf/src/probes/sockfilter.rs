@@ -43,11 +43,17 @@ fn keep(ctx: &SkBuffContext) -> Option<i64> {
             off += 4;
         }
     }
+    let len = ctx.len() as usize;
+    // A BIG TCP super-packet (over 64 KiB) says 0 in its IP length field (IPv6: the kernel
+    // removed the jumbo option before taps see it): it ends where the packet does.
     let (l4, payload_end) = match proto {
         ETH_P_IP => {
             let vihl: u8 = ctx.load(off).ok()?;
             let ihl = ((vihl & 0x0f) as usize) * 4;
-            let total = be16(ctx, off + 2)? as usize;
+            let total = match be16(ctx, off + 2)? {
+                0 => len.saturating_sub(off),
+                n => n as usize,
+            };
             let frag = be16(ctx, off + 6)? & 0x1fff;
             let p: u8 = ctx.load(off + 9).ok()?;
             if p != IPPROTO_TCP || frag != 0 || ihl < 20 {
@@ -56,11 +62,14 @@ fn keep(ctx: &SkBuffContext) -> Option<i64> {
             (off + ihl, off + total)
         }
         ETH_P_IPV6 => {
-            let plen = be16(ctx, off + 4)? as usize;
             let next: u8 = ctx.load(off + 6).ok()?;
             if next != IPPROTO_TCP {
                 return None;
             }
+            let plen = match be16(ctx, off + 4)? {
+                0 => len.saturating_sub(off + 40),
+                n => n as usize,
+            };
             (off + 40, off + 40 + plen)
         }
         _ => return None,
@@ -82,6 +91,5 @@ fn keep(ctx: &SkBuffContext) -> Option<i64> {
         return None;
     }
     let want = hdr_end + CFG_SNAPLEN.load() as usize;
-    let len = ctx.len() as usize;
     Some(if want < len { want } else { len } as i64)
 }

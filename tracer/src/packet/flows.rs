@@ -134,15 +134,18 @@ impl FlowTable {
         self.stats.uncaptured_bytes = self.stats.uncaptured_bytes.saturating_add(uncaptured);
         let k = key(seg.src, seg.dst);
         // A client's SYN that is not a retransmission of the flow's own opens a new
-        // connection on the same ports (the old one's end was not seen): the old flow ends
-        // here, so the new stream does not land in the old one's positions.
+        // connection on the same ports: the old flow ends here, so the new stream does not
+        // land in the old one's positions. Its end, if seen, is the one `tick` would have
+        // acted on after the reorder window (a reset or the server's FIN): closed then;
+        // otherwise it was still open, and is abandoned.
         if seg.syn && !seg.ack {
-            let stale = self.flows.get(&k).is_some_and(|f| {
+            let stale = self.flows.get(&k).and_then(|f| {
                 let d = if seg.src == f.client { 0 } else { 1 };
-                d != 0 || f.seq[0].base.is_some_and(|b| b != seg.seq.wrapping_add(1))
+                let new_conn = d != 0 || f.seq[0].base.is_some_and(|b| b != seg.seq.wrapping_add(1));
+                new_conn.then_some(f.closing_since.is_some())
             });
-            if stale {
-                self.close(k, ts_ns, false, sink);
+            if let Some(closed) = stale {
+                self.close(k, ts_ns, closed, sink);
             }
         }
         if !self.flows.contains_key(&k) {
@@ -173,11 +176,22 @@ impl FlowTable {
             flow.seq[d] = SeqState { base: Some(seg.seq.wrapping_add(1)), high: 0 };
         }
         let data_seq = if seg.syn { seg.seq.wrapping_add(1) } else { seg.seq };
-        if seg.wire_len > 0 && !flow.http.is_done() {
+        // A FIN, or a reset before any FIN (one after it carries the FIN's number plus
+        // one), says where this direction's stream ended; without the direction's start
+        // there is no position to give it.
+        let ends = seg.fin || (seg.rst && !flow.fin[d]);
+        let ends_known = ends && flow.seq[d].base.is_some();
+        if (seg.wire_len > 0 || ends_known) && !flow.http.is_done() {
             if let Some(pos) = flow.seq[d].pos(data_seq) {
                 let dir = if d == 0 { Direction::Egress } else { Direction::Ingress };
-                flow.http.on_data(dir, pos, seg.wire_len as u64, seg.payload, ts_ns, 0);
-                flow.seq[d].advance(pos + seg.wire_len as u64);
+                let end = pos + seg.wire_len as u64;
+                if seg.wire_len > 0 {
+                    flow.http.on_data(dir, pos, seg.wire_len as u64, seg.payload, ts_ns, 0);
+                    flow.seq[d].advance(end);
+                }
+                if ends_known {
+                    flow.http.on_end(dir, end, ts_ns);
+                }
             }
         }
         if seg.fin {

@@ -40,8 +40,9 @@ fn be32(b: &[u8], off: usize) -> Result<u32, FrameError> {
     b.get(off..off + 4).map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]])).ok_or(FrameError::Short)
 }
 
-/// Parses an Ethernet frame (as an AF_PACKET raw socket delivers it).
-pub fn parse_ethernet(f: &[u8]) -> Result<TcpSegment<'_>, FrameError> {
+/// Parses an Ethernet frame (as an AF_PACKET raw socket delivers it), `frame_len` bytes
+/// long before the snap length cut it to `f`.
+pub fn parse_ethernet(f: &[u8], frame_len: usize) -> Result<TcpSegment<'_>, FrameError> {
     let mut off = 14;
     let mut proto = be16(f, 12)?;
     let mut vlan = None;
@@ -52,18 +53,26 @@ pub fn parse_ethernet(f: &[u8]) -> Result<TcpSegment<'_>, FrameError> {
             off += 4;
         }
     }
-    let mut seg = parse_ip(proto, &f[off.min(f.len())..])?;
+    let mut seg = parse_ip(proto, &f[off.min(f.len())..], frame_len.saturating_sub(off))?;
     seg.vlan = vlan;
     Ok(seg)
 }
 
-/// Parses from the network header, `proto` being the ethertype.
-pub fn parse_ip(proto: u16, p: &[u8]) -> Result<TcpSegment<'_>, FrameError> {
+/// Parses from the network header, `proto` being the ethertype; the packet was `packet_len`
+/// bytes long before the snap length cut it to `p`.
+///
+/// A BIG TCP super-packet (over 64 KiB, GSO/GRO) carries 0 in its IP length field (IPv4
+/// total length, IPv6 payload length, whose jumbo option the kernel removes before taps
+/// see it): its length is the packet's.
+pub fn parse_ip(proto: u16, p: &[u8], packet_len: usize) -> Result<TcpSegment<'_>, FrameError> {
     let (src_ip, dst_ip, l4, ip_end) = match proto {
         0x0800 => {
             let vihl = *p.first().ok_or(FrameError::Short)?;
             let ihl = ((vihl & 0x0f) as usize) * 4;
-            let total = be16(p, 2)? as usize;
+            let total = match be16(p, 2)? {
+                0 => packet_len,
+                n => n as usize,
+            };
             if *p.get(9).ok_or(FrameError::Short)? != 6 || be16(p, 6)? & 0x1fff != 0 {
                 return Err(FrameError::NotTcp);
             }
@@ -75,10 +84,13 @@ pub fn parse_ip(proto: u16, p: &[u8]) -> Result<TcpSegment<'_>, FrameError> {
             (IpAddr::V4(src), IpAddr::V4(dst), ihl, total)
         }
         0x86dd => {
-            let plen = be16(p, 4)? as usize;
             if *p.get(6).ok_or(FrameError::Short)? != 6 {
                 return Err(FrameError::NotTcp);
             }
+            let plen = match be16(p, 4)? {
+                0 => packet_len.saturating_sub(40),
+                n => n as usize,
+            };
             let a: [u8; 16] = p.get(8..24).ok_or(FrameError::Short)?.try_into().map_err(|_| FrameError::Short)?;
             let b: [u8; 16] = p.get(24..40).ok_or(FrameError::Short)?.try_into().map_err(|_| FrameError::Short)?;
             (IpAddr::V6(Ipv6Addr::from(a)), IpAddr::V6(Ipv6Addr::from(b)), 40, 40 + plen)
@@ -204,12 +216,12 @@ mod tests {
         let a: SocketAddr = "10.0.0.1:40000".parse().unwrap();
         let b: SocketAddr = "10.0.0.2:80".parse().unwrap();
         let f = build_frame(a, b, 7, 0, 0x18, b"GET / HTTP/1.1\r\n\r\n", Some(42));
-        let s = parse_ethernet(&f).unwrap();
+        let s = parse_ethernet(&f, f.len()).unwrap();
         assert_eq!((s.src, s.dst, s.seq, s.payload, s.wire_len, s.vlan), (a, b, 7, &b"GET / HTTP/1.1\r\n\r\n"[..], 18, Some(42)));
         let a: SocketAddr = "[fd00::1]:40000".parse().unwrap();
         let b: SocketAddr = "[fd00::2]:80".parse().unwrap();
         let f = build_frame(a, b, u32::MAX, 0, 0x02, b"", None);
-        let s = parse_ethernet(&f).unwrap();
+        let s = parse_ethernet(&f, f.len()).unwrap();
         assert!(s.syn && !s.fin && s.payload.is_empty());
         assert_eq!((s.src, s.dst, s.seq), (a, b, u32::MAX));
     }
@@ -219,10 +231,32 @@ mod tests {
         let a: SocketAddr = "10.0.0.1:1".parse().unwrap();
         let b: SocketAddr = "10.0.0.2:2".parse().unwrap();
         let f = build_frame(a, b, 1, 0, 0x18, &[b'x'; 1000], None);
-        let s = parse_ethernet(&f[..14 + 20 + 20 + 100]).unwrap();
+        let s = parse_ethernet(&f[..14 + 20 + 20 + 100], f.len()).unwrap();
         assert_eq!((s.payload.len(), s.wire_len), (100, 1000));
         for cut in 0..54 {
-            assert!(parse_ethernet(&f[..cut]).is_err(), "cut at {cut}");
+            assert!(parse_ethernet(&f[..cut], f.len()).is_err(), "cut at {cut}");
+        }
+    }
+
+    /// A BIG TCP super-packet as a tap sees it, cut to its headers plus `snap` payload
+    /// bytes: the IP length field says 0 and the frame's own length is the packet's.
+    fn big_tcp(src: &str, dst: &str, payload: usize, snap: usize) -> (Vec<u8>, usize) {
+        let (a, b): (SocketAddr, SocketAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+        let mut f = build_frame(a, b, 1, 0, 0x18, &vec![b'x'; payload], None);
+        let len_field = if a.is_ipv4() { 14 + 2 } else { 14 + 4 };
+        f[len_field..len_field + 2].copy_from_slice(&[0, 0]);
+        let frame_len = f.len();
+        let hdrs = if a.is_ipv4() { 14 + 20 + 20 } else { 14 + 40 + 20 };
+        f.truncate(hdrs + snap);
+        (f, frame_len)
+    }
+
+    #[test]
+    fn big_tcp_length_comes_from_the_frame() {
+        for (a, b) in [("[fd00::1]:40000", "[fd00::2]:80"), ("10.0.0.1:40000", "10.0.0.2:80")] {
+            let (f, frame_len) = big_tcp(a, b, 150_000, 256);
+            let s = parse_ethernet(&f, frame_len).unwrap();
+            assert_eq!((s.payload.len(), s.wire_len), (256, 150_000), "{a}");
         }
     }
 }

@@ -116,7 +116,7 @@ impl PacketPath {
                 }
                 // The frame's arrival, not the read's: a batch holds frames from a span of time.
                 let ts = got.ts_real_ns.map_or(now_ns, |t| self.clock.monotonic(t));
-                let Ok(seg) = parse_ethernet(frame) else {
+                let Ok(seg) = parse_ethernet(frame, got.frame_len) else {
                     self.frame_errors += 1;
                     continue;
                 };

@@ -29,11 +29,15 @@ pub struct PacketSocket {
     pub loopback: bool,
 }
 
-/// What the kernel said about a received frame: whether it is outgoing, and when.
+/// What the kernel said about a received frame: whether it is outgoing, when, and how
+/// long it was.
 pub struct Received {
     pub outgoing: bool,
     /// When the kernel saw the frame (CLOCK_REALTIME ns, SO_TIMESTAMPNS).
     pub ts_real_ns: Option<u64>,
+    /// The frame's length before the filter cut it to the snap length (PACKET_AUXDATA),
+    /// or what was read when the kernel did not say.
+    pub frame_len: usize,
 }
 
 /// Frames read per recvmmsg(2).
@@ -46,7 +50,8 @@ pub struct RecvBatch {
     bufs: Vec<Box<[u8]>>,
     names: Vec<libc::sockaddr_ll>,
     iovs: Vec<libc::iovec>,
-    controls: Vec<[u64; 8]>,
+    /// Room for the timestamp (32 bytes) and the auxdata (40 bytes) control messages.
+    controls: Vec<[u64; 12]>,
     hdrs: Vec<libc::mmsghdr>,
 }
 
@@ -61,7 +66,7 @@ impl Default for RecvBatch {
             bufs: (0..BATCH_FRAMES).map(|_| vec![0u8; FRAME_MAX].into_boxed_slice()).collect(),
             names: (0..BATCH_FRAMES).map(|_| zeroed()).collect(),
             iovs: (0..BATCH_FRAMES).map(|_| zeroed()).collect(),
-            controls: vec![[0u64; 8]; BATCH_FRAMES],
+            controls: vec![[0u64; 12]; BATCH_FRAMES],
             hdrs: (0..BATCH_FRAMES).map(|_| zeroed()).collect(),
         }
     }
@@ -72,9 +77,11 @@ impl RecvBatch {
     pub fn frame(&self, i: usize) -> (&[u8], Received) {
         let h = &self.hdrs[i];
         let len = (h.msg_len as usize).min(FRAME_MAX);
+        let (ts_real_ns, frame_len) = control(&h.msg_hdr);
         let got = Received {
             outgoing: self.names[i].sll_pkttype == PACKET_OUTGOING,
-            ts_real_ns: timestamp(&h.msg_hdr),
+            ts_real_ns,
+            frame_len: frame_len.map_or(len, |l| l as usize),
         };
         (&self.bufs[i][..len], got)
     }
@@ -107,11 +114,14 @@ impl PacketSocket {
         // Room for bursts: 16 MiB (FORCE works as root, above rmem_max).
         let size: libc::c_int = 16 << 20;
         // Each frame's own arrival time: frames read in one batch must not share the read's.
+        // Each frame's length before the snap length cut it: a BIG TCP super-packet's IP
+        // header says 0, and only this length gives its payload's.
         let on: libc::c_int = 1;
         // SAFETY: valid option pointers and lengths.
         unsafe {
             libc::setsockopt(s.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size as *const _ as *const libc::c_void, 4);
             libc::setsockopt(s.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &on as *const _ as *const libc::c_void, 4);
+            libc::setsockopt(s.fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_AUXDATA, &on as *const _ as *const libc::c_void, 4);
         }
         Ok(s)
     }
@@ -146,7 +156,7 @@ impl PacketSocket {
             msg.msg_iov = &mut batch.iovs[i];
             msg.msg_iovlen = 1;
             msg.msg_control = batch.controls[i].as_mut_ptr() as *mut libc::c_void;
-            msg.msg_controllen = std::mem::size_of::<[u64; 8]>();
+            msg.msg_controllen = std::mem::size_of::<[u64; 12]>();
             batch.hdrs[i] = libc::mmsghdr { msg_hdr: msg, msg_len: 0 };
         }
         // SAFETY: `n` valid mmsghdrs whose buffers live in `batch`; no timeout.
@@ -189,19 +199,28 @@ impl AsRawFd for PacketSocket {
     }
 }
 
-/// The SCM_TIMESTAMPNS control message of a received frame.
-fn timestamp(msg: &libc::msghdr) -> Option<u64> {
+/// The SCM_TIMESTAMPNS and PACKET_AUXDATA control messages of a received frame: its
+/// timestamp and its length before the filter cut it.
+fn control(msg: &libc::msghdr) -> (Option<u64>, Option<u32>) {
+    let (mut ts_ns, mut frame_len) = (None, None);
     // SAFETY: the CMSG macros walk the control buffer the kernel filled, within
-    // msg_controllen; the payload is read unaligned.
+    // msg_controllen; the payloads are read unaligned.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(msg);
         while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
-                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
-                return Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+            match ((*c).cmsg_level, (*c).cmsg_type) {
+                (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => {
+                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                    ts_ns = Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
+                }
+                (libc::SOL_PACKET, libc::PACKET_AUXDATA) => {
+                    let aux: libc::tpacket_auxdata = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::tpacket_auxdata);
+                    frame_len = Some(aux.tp_len);
+                }
+                _ => {}
             }
             c = libc::CMSG_NXTHDR(msg, c);
         }
     }
-    None
+    (ts_ns, frame_len)
 }

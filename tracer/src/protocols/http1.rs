@@ -120,6 +120,15 @@ impl Http1Conn {
         self.after_step();
     }
 
+    /// The `dir` stream ends at `pos` (a FIN or RST there): bytes before it that never
+    /// arrive are a gap, declared after the reorder timeout or at close like any other, so
+    /// a close-delimited body cut short by lost bytes is not reported complete.
+    pub fn on_end(&mut self, dir: Direction, pos: u64, ts_ns: u64) {
+        // An empty segment at the end: the stream buffer then knows the bytes before it
+        // are missing, as it knows those behind a segment that arrived early.
+        self.on_data(dir, pos, 0, &[], ts_ns, 0);
+    }
+
     /// The connection closed: a close-delimited body ends here, complete.
     pub fn on_close(&mut self, ts_ns: u64) {
         self.end(ts_ns, Note::Closed);

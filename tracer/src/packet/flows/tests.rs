@@ -2,6 +2,7 @@ use std::net::SocketAddr;
 
 use super::*;
 use crate::packet::frame::{build_frame, parse_ethernet, tcp_flags::*};
+use crate::protocols::Note;
 
 struct Wire {
     table: FlowTable,
@@ -35,7 +36,7 @@ impl Wire {
     fn send(&mut self, from_client: bool, seq: u32, flags: u8, payload: &[u8]) {
         let (a, b) = if from_client { (self.c, self.s) } else { (self.s, self.c) };
         let f = build_frame(a, b, seq, 0, flags, payload, None);
-        let seg = parse_ethernet(&f).unwrap();
+        let seg = parse_ethernet(&f, f.len()).unwrap();
         self.ts += 1_000;
         let out = &mut self.out;
         self.table.on_segment(&seg, self.ts, &mut |x| out.push(x));
@@ -193,4 +194,92 @@ fn garbage_flows_yield_nothing() {
     w.send(true, 101, PSH_ACK, &[0x16, 0x03, 0x01, 0x00, 0x10, 1, 2, 3]);
     w.send(false, 50, PSH_ACK, b"\x00\x01garbage HTTP/1.1 200 OK");
     assert!(w.finish().is_empty());
+}
+
+/// A close-delimited (HTTP/1.0) response: it ends where the server's stream ends.
+const RESP_10: &[u8] = b"HTTP/1.0 200 OK\r\n\r\n0123456789";
+
+/// REQ answered by RESP_10 except its last `lost` bytes, which never arrive; then the FIN
+/// (or RST) of the server at the stream's real end.
+fn close_delimited_with_lost_tail(lost: usize, end_flags: u8) -> Wire {
+    let mut w = Wire::new();
+    w.open_with_request(100, 5000);
+    w.send(false, 5001, PSH_ACK, &RESP_10[..RESP_10.len() - lost]);
+    w.send(false, 5001 + RESP_10.len() as u32, end_flags, b"");
+    w
+}
+
+fn assert_lost_tail(out: &[FlowExchange], lost: u64) {
+    assert_eq!(out.len(), 1, "{out:?}");
+    let x = &out[0].exchange;
+    assert!(!x.complete(), "{x:?}");
+    assert_eq!(x.lost_bytes(), lost);
+    assert_eq!(x.note, Some(Note::Gap));
+}
+
+#[test]
+fn bytes_lost_before_the_fin_are_a_gap_after_the_reorder_window() {
+    let mut w = close_delimited_with_lost_tail(4, FIN_ACK);
+    w.send(true, 101 + REQ.len() as u32, FIN_ACK, b"");
+    let out = w.finish();
+    assert_lost_tail(&out, 4);
+    assert_eq!(body(&out[0]), b"012345");
+}
+
+#[test]
+fn bytes_lost_before_a_reset_are_a_gap() {
+    let mut w = close_delimited_with_lost_tail(3, RST);
+    assert_lost_tail(&w.finish(), 3);
+}
+
+#[test]
+fn bytes_lost_before_the_fin_are_a_gap_at_once_when_the_flow_ends() {
+    let mut w = close_delimited_with_lost_tail(4, FIN_ACK);
+    w.send(true, 101 + REQ.len() as u32, FIN_ACK, b"");
+    // The port is reused at once, within the reorder window: the old flow ends here.
+    w.open_with_request(900_000, 70_000);
+    let out = std::mem::take(&mut w.out);
+    assert_lost_tail(&out, 4);
+}
+
+#[test]
+fn fin_right_after_the_last_byte_completes_a_close_delimited_body() {
+    let mut w = close_delimited_with_lost_tail(0, FIN_ACK);
+    // A reset after the FIN carries the FIN's sequence number plus one: no byte is missing.
+    w.send(false, 5002 + RESP_10.len() as u32, RST, b"");
+    let out = w.finish();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].exchange.complete(), "{out:?}");
+    assert_eq!(out[0].exchange.lost_bytes(), 0);
+}
+
+#[test]
+fn port_reused_within_the_reorder_window_after_both_fins_ends_the_old_flow_closed() {
+    let mut w = Wire::new();
+    // As `curl --local-port` three times in a row against an HTTP/1.0 server.
+    for (c_isn, s_isn) in [(100, 5000), (900_000, 70_000), (2_000_000, 300_000)] {
+        w.open_with_request(c_isn, s_isn);
+        w.send(false, s_isn + 1, PSH_ACK, RESP_10);
+        w.send(false, s_isn + 1 + RESP_10.len() as u32, FIN_ACK, b"");
+        w.send(true, c_isn + 1 + REQ.len() as u32, FIN_ACK, b"");
+    }
+    let out = w.finish();
+    assert_eq!(out.len(), 3, "{out:?}");
+    for x in &out {
+        assert!(x.exchange.complete(), "{x:?}");
+        assert_eq!(body(x), b"0123456789");
+    }
+}
+
+#[test]
+fn port_reused_while_the_old_flow_is_open_leaves_it_unfinished() {
+    let mut w = Wire::new();
+    w.open_with_request(100, 5000);
+    w.send(false, 5001, PSH_ACK, RESP_10);
+    // No FIN seen: the close-delimited body's end is unknown.
+    w.open_with_request(900_000, 70_000);
+    let out = std::mem::take(&mut w.out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(!out[0].exchange.complete());
+    assert_eq!(out[0].exchange.note, Some(Note::Unfinished));
 }
