@@ -1,6 +1,7 @@
 //! Socket filter for `--iface`: keeps TCP segments that carry payload or SYN/FIN/RST on
 //! the selected ports, truncated to the headers plus the snap length; drops the rest in
-//! the kernel. Ethernet (up to two VLAN tags), IPv4, IPv6 (no extension headers).
+//! the kernel. Ethernet (up to two VLAN tags), IPv4, IPv6 (no extension headers but BIG
+//! TCP's jumbo hop-by-hop header).
 use aya_ebpf::{macros::socket_filter, programs::SkBuffContext};
 use tracer_common::tcp_flags;
 
@@ -15,6 +16,9 @@ const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 const IPPROTO_TCP: u8 = 6;
+const IPPROTO_HOPOPTS: u8 = 0;
+/// IPv6 jumbo payload option (RFC 2675): type and data length.
+const IPV6_TLV_JUMBO: [u8; 2] = [0xc2, 4];
 const PACKET_OUTGOING: u32 = 4;
 
 #[socket_filter]
@@ -44,8 +48,8 @@ fn keep(ctx: &SkBuffContext) -> Option<i64> {
         }
     }
     let len = ctx.len() as usize;
-    // A BIG TCP super-packet (over 64 KiB) says 0 in its IP length field (IPv6: the kernel
-    // removed the jumbo option before taps see it): it ends where the packet does.
+    // A BIG TCP super-packet (over 64 KiB) says 0 in its IP length field: it ends where
+    // the packet does.
     let (l4, payload_end) = match proto {
         ETH_P_IP => {
             let vihl: u8 = ctx.load(off).ok()?;
@@ -63,14 +67,24 @@ fn keep(ctx: &SkBuffContext) -> Option<i64> {
         }
         ETH_P_IPV6 => {
             let next: u8 = ctx.load(off + 6).ok()?;
-            if next != IPPROTO_TCP {
-                return None;
+            let plen = be16(ctx, off + 4)?;
+            let to_end = len.saturating_sub(off + 40);
+            if plen == 0 && next == IPPROTO_HOPOPTS {
+                // IPv6 BIG TCP may keep its jumbo hop-by-hop header (8 bytes, one option)
+                // where taps see it: TCP follows it, and its length must be the packet's.
+                let hbh: [u8; 8] = ctx.load(off + 40).ok()?;
+                let jumbo = u32::from_be_bytes([hbh[4], hbh[5], hbh[6], hbh[7]]) as usize;
+                if hbh[0] != IPPROTO_TCP || hbh[1] != 0 || [hbh[2], hbh[3]] != IPV6_TLV_JUMBO || jumbo != to_end {
+                    return None;
+                }
+                (off + 48, off + 40 + to_end)
+            } else {
+                if next != IPPROTO_TCP {
+                    return None;
+                }
+                let plen = if plen == 0 { to_end } else { plen as usize };
+                (off + 40, off + 40 + plen)
             }
-            let plen = match be16(ctx, off + 4)? {
-                0 => len.saturating_sub(off + 40),
-                n => n as usize,
-            };
-            (off + 40, off + 40 + plen)
         }
         _ => return None,
     };

@@ -62,8 +62,9 @@ pub fn parse_ethernet(f: &[u8], frame_len: usize) -> Result<TcpSegment<'_>, Fram
 /// bytes long before the snap length cut it to `p`.
 ///
 /// A BIG TCP super-packet (over 64 KiB, GSO/GRO) carries 0 in its IP length field (IPv4
-/// total length, IPv6 payload length, whose jumbo option the kernel removes before taps
-/// see it): its length is the packet's.
+/// total length, IPv6 payload length): its length is the packet's. IPv6 may keep its
+/// jumbo hop-by-hop header where taps see it: TCP follows it, and the jumbo length must
+/// agree with the packet's.
 pub fn parse_ip(proto: u16, p: &[u8], packet_len: usize) -> Result<TcpSegment<'_>, FrameError> {
     let (src_ip, dst_ip, l4, ip_end) = match proto {
         0x0800 => {
@@ -84,16 +85,16 @@ pub fn parse_ip(proto: u16, p: &[u8], packet_len: usize) -> Result<TcpSegment<'_
             (IpAddr::V4(src), IpAddr::V4(dst), ihl, total)
         }
         0x86dd => {
-            if *p.get(6).ok_or(FrameError::Short)? != 6 {
-                return Err(FrameError::NotTcp);
-            }
-            let plen = match be16(p, 4)? {
-                0 => packet_len.saturating_sub(40),
-                n => n as usize,
+            let next = *p.get(6).ok_or(FrameError::Short)?;
+            let (l4, plen) = match (be16(p, 4)?, next) {
+                (0, 0) => (48, jumbo_len(p, packet_len)?),
+                (0, 6) => (40, packet_len.saturating_sub(40)),
+                (n, 6) => (40, n as usize),
+                _ => return Err(FrameError::NotTcp),
             };
             let a: [u8; 16] = p.get(8..24).ok_or(FrameError::Short)?.try_into().map_err(|_| FrameError::Short)?;
             let b: [u8; 16] = p.get(24..40).ok_or(FrameError::Short)?.try_into().map_err(|_| FrameError::Short)?;
-            (IpAddr::V6(Ipv6Addr::from(a)), IpAddr::V6(Ipv6Addr::from(b)), 40, 40 + plen)
+            (IpAddr::V6(Ipv6Addr::from(a)), IpAddr::V6(Ipv6Addr::from(b)), l4, 40 + plen)
         }
         _ => return Err(FrameError::NotTcp),
     };
@@ -125,6 +126,22 @@ pub fn parse_ip(proto: u16, p: &[u8], packet_len: usize) -> Result<TcpSegment<'_
         wire_len,
         vlan: None,
     })
+}
+
+/// The payload length of an IPv6 packet (`packet_len` bytes from its IPv6 header) whose
+/// only extension header is BIG TCP's jumbo hop-by-hop header, TCP after it: 8 bytes, one
+/// jumbo payload option (RFC 2675) whose length counts the hop-by-hop header and must be
+/// the packet's.
+fn jumbo_len(p: &[u8], packet_len: usize) -> Result<usize, FrameError> {
+    let hbh = p.get(40..48).ok_or(FrameError::Short)?;
+    if hbh[0] != 6 || hbh[1] != 0 || hbh[2..4] != [0xc2, 4] {
+        return Err(FrameError::NotTcp);
+    }
+    let plen = packet_len.saturating_sub(40);
+    if be32(hbh, 4)? as usize != plen {
+        return Err(FrameError::BadHeader);
+    }
+    Ok(plen)
 }
 
 /// TCP header flag bits, shared with the kernel's socket filter.
@@ -257,6 +274,42 @@ mod tests {
             let (f, frame_len) = big_tcp(a, b, 150_000, 256);
             let s = parse_ethernet(&f, frame_len).unwrap();
             assert_eq!((s.payload.len(), s.wire_len), (256, 150_000), "{a}");
+        }
+    }
+
+    /// An IPv6 BIG TCP super-packet that kept its jumbo hop-by-hop header, as the tap on
+    /// this kernel's veth sees it, cut to its headers plus `snap` payload bytes.
+    fn big_tcp_jumbo(payload: usize, snap: usize) -> (Vec<u8>, usize) {
+        let (a, b): (SocketAddr, SocketAddr) = ("[fd00::1]:40000".parse().unwrap(), "[fd00::2]:80".parse().unwrap());
+        let mut f = build_frame(a, b, 1, 0, 0x18, &vec![b'x'; payload], None);
+        let jumbo = (8 + 20 + payload) as u32;
+        let mut hbh = vec![6, 0, 0xc2, 4];
+        hbh.extend_from_slice(&jumbo.to_be_bytes());
+        f.splice(14 + 40..14 + 40, hbh);
+        f[14 + 4..14 + 7].copy_from_slice(&[0, 0, 0]);
+        let frame_len = f.len();
+        f.truncate(14 + 40 + 8 + 20 + snap);
+        (f, frame_len)
+    }
+
+    #[test]
+    fn big_tcp_ipv6_jumbo_header_is_skipped_and_its_length_checked() {
+        let (f, frame_len) = big_tcp_jumbo(150_000, 256);
+        let s = parse_ethernet(&f, frame_len).unwrap();
+        assert_eq!((s.dst.port(), s.seq, s.payload.len(), s.wire_len), (80, 1, 256, 150_000));
+        assert_eq!(s.payload, &[b'x'; 256][..]);
+        // The jumbo length and the packet's disagree: refused, not guessed.
+        for len in [frame_len - 1, frame_len + 1] {
+            assert_eq!(parse_ethernet(&f, len), Err(FrameError::BadHeader), "{len}");
+        }
+        // Not TCP after it, a longer header, another option: not parsed.
+        for (at, v) in [(54, 17), (55, 1), (56, 0xc3), (57, 8)] {
+            let mut g = f.clone();
+            g[at] = v;
+            assert_eq!(parse_ethernet(&g, frame_len), Err(FrameError::NotTcp), "byte {at} = {v}");
+        }
+        for cut in 0..14 + 40 + 8 + 20 {
+            assert!(parse_ethernet(&f[..cut], frame_len).is_err(), "cut at {cut}");
         }
     }
 }
