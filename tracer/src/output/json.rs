@@ -200,6 +200,15 @@ fn quoted(out: &mut Vec<u8>, b: &[u8], lossy: bool) -> bool {
         if let Some(esc) = escape(c) {
             push_escape(out, c, esc);
             i = j + 1;
+        } else if c == 0xc2 && j < valid_to {
+            // Inside a valid run, so a continuation byte follows. U+0080..U+009F are the C1
+            // controls (0x9b is CSI): escaped, so that `l7trace --json` on a terminal that
+            // honours them cannot be driven by traffic. Others are copied.
+            match b.get(j + 1) {
+                Some(&next) if next <= 0x9f => push_escape(out, next, b'u'),
+                _ => out.extend_from_slice(&b[j..(j + 2).min(b.len())]),
+            }
+            i = j + 2;
         } else {
             // Non-ASCII (inside a valid run only escapes stop the scan): validate from
             // here to the next invalid sequence, in one call.
@@ -278,7 +287,8 @@ fn word_stops(w: u64) -> bool {
 }
 
 /// Length of the prefix of `b` that is copied as is: no byte below 0x20, no '"', no '\\',
-/// and when `ASCII`, no byte of 0x80 or above.
+/// no 0xc2 (which starts the C1 controls' encodings), and when `ASCII`, no byte of 0x80 or
+/// above.
 #[inline]
 fn plain<const ASCII: bool>(b: &[u8]) -> usize {
     #[cfg(target_arch = "x86_64")]
@@ -297,7 +307,8 @@ fn plain<const ASCII: bool>(b: &[u8]) -> usize {
                 };
                 let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
                 let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-                _mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, backslash))) as u32
+                let c1 = _mm_cmpeq_epi8(v, _mm_set1_epi8(0xc2u8 as i8));
+                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(low, c1), _mm_or_si128(quote, backslash))) as u32
             };
             let mut at = 0;
             while at + 16 <= b.len() {
@@ -330,7 +341,7 @@ const fn stop_table(non_ascii: bool) -> [bool; 256] {
     let mut t = [false; 256];
     let mut c = 0;
     while c < 256 {
-        t[c] = c < 0x20 || c == b'"' as usize || c == b'\\' as usize || (non_ascii && c >= 0x80);
+        t[c] = c < 0x20 || c == b'"' as usize || c == b'\\' as usize || c == 0xc2 || (non_ascii && c >= 0x80);
         c += 1;
     }
     t
@@ -447,6 +458,27 @@ impl<W: Write> Sink for JsonSink<W> {
 mod tests {
     use super::*;
 
+    /// serde_json's string, with the C1 controls escaped as ours are (serde_json leaves
+    /// them raw: valid JSON, but bytes a terminal may act on).
+    fn serde_with_c1_escaped(s: &str) -> String {
+        serde_json::to_string(s)
+            .unwrap()
+            .chars()
+            .map(|c| if ('\u{80}'..='\u{9f}').contains(&c) { format!("\\u{:04x}", c as u32) } else { c.to_string() })
+            .collect()
+    }
+
+    #[test]
+    fn c1_controls_are_escaped_and_other_two_byte_characters_kept() {
+        let s = "a\u{9b}[31mb\u{85}c\u{a0}d\u{80}\u{9f}é\u{c2}";
+        let ours = encoded(s);
+        assert_eq!(ours, "\"a\\u009b[31mb\\u0085c\u{a0}d\\u0080\\u009fé\u{c2}\"");
+        assert_eq!(serde_json::from_str::<String>(&ours).unwrap(), s);
+        let long = format!("{}{s}{}", "x".repeat(40), "y".repeat(40));
+        assert_eq!(serde_json::from_str::<String>(&encoded(&long)).unwrap(), long);
+        assert!(!encoded(&long).contains('\u{9b}'));
+    }
+
     fn encoded(s: &str) -> String {
         let mut out = Vec::new();
         bytes(&mut out, s.as_bytes());
@@ -547,7 +579,9 @@ mod tests {
 
     #[test]
     fn the_wide_scan_agrees_with_the_byte_test() {
-        let stops = |b: &[u8], ascii: bool| b.iter().position(|&c| escape(c).is_some() || (ascii && c >= 0x80)).unwrap_or(b.len());
+        let stops = |b: &[u8], ascii: bool| {
+            b.iter().position(|&c| escape(c).is_some() || c == 0xc2 || (ascii && c >= 0x80)).unwrap_or(b.len())
+        };
         // Every length around the 16-byte blocks, every byte at every offset.
         for len in 0..50 {
             for c in 0..=255u8 {
@@ -596,7 +630,7 @@ mod tests {
                     b[k] = c;
                     let mut out = b"prefix".to_vec();
                     bytes(&mut out, &b);
-                    let want = serde_json::to_string(&String::from_utf8_lossy(&b)).unwrap();
+                    let want = serde_with_c1_escaped(&String::from_utf8_lossy(&b));
                     assert_eq!(String::from_utf8(out).unwrap(), format!("prefix{want}"), "{b:?}");
                 }
             }
@@ -621,7 +655,7 @@ mod tests {
             let lossy = String::from_utf8_lossy(&b);
             let mut out = Vec::new();
             bytes(&mut out, &b);
-            assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&lossy).unwrap(), "{b:?}");
+            assert_eq!(String::from_utf8(out).unwrap(), serde_with_c1_escaped(&lossy), "{b:?}");
             let mut strict = b"x".to_vec();
             let valid = quoted(&mut strict, &b, false);
             assert_eq!(valid, std::str::from_utf8(&b).is_ok(), "{b:?}");
@@ -644,7 +678,7 @@ mod tests {
         cases.extend((0..=0x7fu8).map(|c| format!("{}{}{}", "x".repeat(c as usize % 9), c as char, "y".repeat(7))));
         for s in &cases {
             let ours = encoded(s);
-            assert_eq!(ours, serde_json::to_string(s).unwrap(), "{s:?}");
+            assert_eq!(ours, serde_with_c1_escaped(s), "{s:?}");
             assert_eq!(serde_json::from_str::<String>(&ours).unwrap(), *s);
         }
     }

@@ -204,6 +204,9 @@ impl Message {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Note {
     Gap,
+    /// Bytes were counted but not captured (beyond `--max-capture` or `--snaplen`) where
+    /// the framing needed them: the message ends there, incomplete, with nothing lost.
+    Truncated,
     ResponseTimeout,
     Closed,
     /// l7trace stopped following the connection (it exited, or evicted the connection)
@@ -217,6 +220,7 @@ impl Note {
     pub fn as_str(self) -> &'static str {
         match self {
             Note::Gap => "gap",
+            Note::Truncated => "truncated",
             Note::ResponseTimeout => "response_timeout",
             Note::Closed => "closed",
             Note::Unfinished => "unfinished",

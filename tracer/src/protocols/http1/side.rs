@@ -479,7 +479,7 @@ impl Side {
                     if self.state == State::Head && self.cur.is_none() && !self.resync {
                         self.salvage_head(cx);
                     }
-                    self.framing_lost(n, cx);
+                    self.framing_lost(n, lost, cx);
                     n = 0;
                 }
             }
@@ -537,12 +537,15 @@ impl Side {
         self.held.clear();
     }
 
-    fn framing_lost(&mut self, n: u64, cx: &mut Cx<'_>) {
-        cx.stats.lost = cx.stats.lost.saturating_add(n);
+    /// `n` bytes the framing needed are missing: lost (`lost`), or counted but not
+    /// captured, which is no loss: the message is then `truncated`, not a `gap`.
+    fn framing_lost(&mut self, n: u64, lost: bool, cx: &mut Cx<'_>) {
+        let lost_n = if lost { n } else { 0 };
+        cx.stats.lost = cx.stats.lost.saturating_add(lost_n);
         if let Some(b) = self.cur.as_mut() {
             b.msg.complete = false;
-            b.msg.lost_bytes = b.msg.lost_bytes.saturating_add(n);
-            b.note.get_or_insert(Note::Gap);
+            b.msg.lost_bytes = b.msg.lost_bytes.saturating_add(lost_n);
+            b.note.get_or_insert(if lost { Note::Gap } else { Note::Truncated });
         }
         self.finish(cx);
         if !self.held.is_empty() {
@@ -620,7 +623,7 @@ impl Side {
                 cx.stats.dropped = cx.stats.dropped.saturating_add(len);
             } else if !self.held.is_empty() {
                 cx.stats.dropped += self.held.len() as u64;
-                self.framing_lost(0, cx);
+                self.framing_lost(0, true, cx);
             } else {
                 return;
             }
