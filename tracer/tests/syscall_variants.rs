@@ -109,26 +109,38 @@ fn recv_msg_trunc_bytes_are_counted_never_read() {
     assert_eq!(str_at(sent, "/request/body"), body, "{sent}");
 }
 
-#[test]
-fn a_head_beyond_the_capture_is_reported_incomplete() {
-    // One write of a 20 KB head: the client's syscall captures its first 16 KiB. The
-    // exchange is still reported, marked, with its own response, and the connection is
-    // still followed. The server reads the head in pieces the capture holds whole.
+/// Sends `wire`, a request for `target` to the default server, then `GET /next` on the
+/// same connection; both roles must report the two, in order, the first with its own
+/// response. The records, and when tracing began.
+fn odd_request_then_next(wire: impl FnOnce(&str) -> String, target: &str) -> (Vec<serde_json::Value>, std::time::SystemTime) {
     let server = HttpServer::start_default();
     let trace = Trace::on_port(server.port(), &[]);
     let since = trace.started_at;
     let mut client = RawClient::connect(server.addr);
-    let big = "b".repeat(20_000);
-    client.send(request("GET", "/big", &server.authority(), &[("X-Trace", "kept"), ("X-Big", &big)]).as_bytes());
-    assert_eq!(client.read_response(false).body_text(), "hello from /big");
+    client.send(wire(&server.authority()).as_bytes());
+    assert_eq!(client.read_response(false).body_text(), format!("hello from {target}"));
     assert_eq!(client.exchange("GET", "/next").body_text(), "hello from /next");
     drop(client);
     let records = trace.stop();
     for role in ["client", "server"] {
         let recs = by_role(&records, role);
         let targets: Vec<&str> = recs.iter().map(|r| str_at(r, "/request/target")).collect();
-        assert_eq!(targets, ["/big", "/next"], "{role}:\n{}", dump(&records));
-        assert_eq!(str_at(recs[0], "/response/body"), "hello from /big", "{}", recs[0]);
+        assert_eq!(targets, [target, "/next"], "{role}:\n{}", dump(&records));
+        assert_eq!(str_at(recs[0], "/response/body"), format!("hello from {target}"), "{}", recs[0]);
+    }
+    (records, since)
+}
+
+#[test]
+fn a_head_beyond_the_capture_is_reported_incomplete() {
+    // One write of a 20 KB head: the client's syscall captures its first 16 KiB. The
+    // exchange is still reported, marked, with its own response, and the connection is
+    // still followed. The server reads the head in pieces the capture holds whole.
+    let big = "b".repeat(20_000);
+    let (records, since) =
+        odd_request_then_next(|host| request("GET", "/big", host, &[("X-Trace", "kept"), ("X-Big", &big)]), "/big");
+    for role in ["client", "server"] {
+        let recs = by_role(&records, role);
         assert_eq!(header_at(recs[0], "/request/headers", "X-Trace").as_deref(), Some("kept"), "{}", recs[0]);
         assert_complete_exchange(recs[1], since);
     }
@@ -144,20 +156,13 @@ fn a_head_beyond_the_capture_is_reported_incomplete() {
 #[test]
 fn a_request_with_a_control_byte_in_a_field_is_reported_marked() {
     // httparse refuses the field; the server answers the request all the same.
-    let server = HttpServer::start_default();
-    let trace = Trace::on_port(server.port(), &[]);
-    let mut client = RawClient::connect(server.addr);
-    client.send(format!("GET /evil HTTP/1.1\r\nHost: {}\r\nX-Evil: \x1b]0;pwned\x07\r\n\r\n", server.authority()).as_bytes());
-    assert_eq!(client.read_response(false).body_text(), "hello from /evil");
-    assert_eq!(client.exchange("GET", "/next").body_text(), "hello from /next");
-    drop(client);
-    let records = trace.stop();
+    let (records, _) = odd_request_then_next(
+        |host| format!("GET /evil HTTP/1.1\r\nHost: {host}\r\nX-Evil: \x1b]0;pwned\x07\r\n\r\n"),
+        "/evil",
+    );
     for role in ["client", "server"] {
-        let recs = by_role(&records, role);
-        let targets: Vec<&str> = recs.iter().map(|r| str_at(r, "/request/target")).collect();
-        assert_eq!(targets, ["/evil", "/next"], "{role}:\n{}", dump(&records));
-        assert_eq!(str_at(recs[0], "/note"), "parse_error", "{}", recs[0]);
-        assert_eq!(header_at(recs[0], "/request/headers", "X-Evil").as_deref(), Some("\x1b]0;pwned\x07"), "{}", recs[0]);
-        assert_eq!(str_at(recs[0], "/response/body"), "hello from /evil", "{}", recs[0]);
+        let first = by_role(&records, role)[0];
+        assert_eq!(str_at(first, "/note"), "parse_error", "{first}");
+        assert_eq!(header_at(first, "/request/headers", "X-Evil").as_deref(), Some("\x1b]0;pwned\x07"), "{first}");
     }
 }

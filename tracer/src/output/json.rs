@@ -240,34 +240,33 @@ fn quoted(out: &mut Vec<u8>, b: &[u8], lossy: bool) -> bool {
 /// nothing written: not that case.
 #[inline(always)]
 fn short_plain(out: &mut Vec<u8>, b: &[u8]) -> bool {
+    match b.len() {
+        8..=16 => overlapping_words::<8>(out, b),
+        4..=7 => overlapping_words::<4>(out, b),
+        _ => false,
+    }
+}
+
+/// `short_plain` for `W` to `2W` bytes: a word from the start and one ending at the end.
+#[inline(always)]
+fn overlapping_words<const W: usize>(out: &mut Vec<u8>, b: &[u8]) -> bool {
     let n = b.len();
-    if (8..=16).contains(&n) {
-        let lo: [u8; 8] = b[..8].try_into().unwrap_or_default();
-        let hi: [u8; 8] = b[n - 8..].try_into().unwrap_or_default();
-        if word_stops(u64::from_le_bytes(lo)) || word_stops(u64::from_le_bytes(hi)) {
-            return false;
-        }
-        out.reserve(n + 2);
-        out.push(b'"');
-        let at = out.len();
-        out.extend_from_slice(&lo);
-        out.truncate(at + n - 8);
-        out.extend_from_slice(&hi);
-    } else if (4..8).contains(&n) {
-        let lo: [u8; 4] = b[..4].try_into().unwrap_or_default();
-        let hi: [u8; 4] = b[n - 4..].try_into().unwrap_or_default();
-        if word_stops(u64::from(u32::from_le_bytes(lo)) | u64::from(u32::from_le_bytes(hi)) << 32) {
-            return false;
-        }
-        out.reserve(n + 2);
-        out.push(b'"');
-        let at = out.len();
-        out.extend_from_slice(&lo);
-        out.truncate(at + n - 4);
-        out.extend_from_slice(&hi);
-    } else {
+    let (Ok(lo), Ok(hi)) = (<[u8; W]>::try_from(&b[..W]), <[u8; W]>::try_from(&b[n - W..])) else {
+        return false;
+    };
+    // Both side by side, looked at eight bytes at a time.
+    let mut both = [0u8; 16];
+    both[..W].copy_from_slice(&lo);
+    both[W..2 * W].copy_from_slice(&hi);
+    if both[..2 * W].chunks_exact(8).any(|w| word_stops(u64::from_le_bytes(w.try_into().unwrap_or_default()))) {
         return false;
     }
+    out.reserve(n + 2);
+    out.push(b'"');
+    let at = out.len();
+    out.extend_from_slice(&lo);
+    out.truncate(at + n - W);
+    out.extend_from_slice(&hi);
     out.push(b'"');
     true
 }

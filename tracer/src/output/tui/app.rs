@@ -463,7 +463,7 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::tui::testutil::entry;
+    use crate::output::tui::testutil::{entry, type_filter};
 
     fn app_with(n: u64, max_rows: usize) -> App {
         let mut app = App::new(max_rows, Clock::new());
@@ -490,9 +490,7 @@ mod tests {
     #[test]
     fn filter_is_incremental_and_survives_eviction() {
         let mut app = app_with(0, 20);
-        for c in "status>=500".chars() {
-            app.update(Action::FilterChar(c));
-        }
+        type_filter(&mut app, "status>=500");
         assert_eq!(app.filter_error, None);
         for i in 0..40 {
             let status = if i % 10 == 9 { 500 } else { 200 };
@@ -607,9 +605,7 @@ mod tests {
             Some(Process { pid, tid: pid, comm: c })
         };
         let mut app = App::new(10, Clock::new());
-        for c in "comm=slowsrv".chars() {
-            app.update(Action::FilterChar(c));
-        }
+        type_filter(&mut app, "comm=slowsrv");
         let mut head = record(7, "/slow", None);
         (head.process, head.role) = (owner(11, b"curl"), Some(Role::Client));
         head.exchange.request.headers.push(b"Host", b"127.0.0.1:8277");
@@ -641,9 +637,7 @@ mod tests {
     #[test]
     fn filter_picks_up_a_row_when_its_response_arrives() {
         let mut app = App::new(10, Clock::new());
-        for c in "status>=500".chars() {
-            app.update(Action::FilterChar(c));
-        }
+        type_filter(&mut app, "status>=500");
         app.push(record(7, "/slow", None));
         assert_eq!(app.view_len(), 0);
         app.push(record(7, "/slow", Some(503)));

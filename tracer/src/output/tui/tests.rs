@@ -6,7 +6,7 @@ use ratatui::{backend::TestBackend, Terminal};
 use super::{
     app::{Action, App},
     draw,
-    testutil::entry,
+    testutil::{entry, type_filter},
 };
 use crate::output::{Clock, Counters};
 
@@ -60,9 +60,7 @@ fn detail_pane() {
 fn filter_being_typed() {
     let mut app = app();
     app.update(Action::StartFilter);
-    for c in "status>=4".chars() {
-        app.update(Action::FilterChar(c));
-    }
+    type_filter(&mut app, "status>=4");
     assert_snapshot!(screen(&mut app, 120, 10));
     app.update(Action::FilterChar('0'));
     app.update(Action::FilterChar('0'));
@@ -74,9 +72,7 @@ fn filter_being_typed() {
 fn header_names_the_filter_applied_not_the_text_refused() {
     let mut app = app();
     app.update(Action::StartFilter);
-    for c in "status>=400x".chars() {
-        app.update(Action::FilterChar(c));
-    }
+    type_filter(&mut app, "status>=400x");
     // The rows are those of `status>=400`, the last text that parsed.
     let s = screen(&mut app, 120, 10);
     let header = s.lines().next().unwrap();

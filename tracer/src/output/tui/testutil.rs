@@ -2,8 +2,18 @@
 
 use std::net::SocketAddr;
 
-use super::entry::{Entry, MessageView};
+use super::{
+    app::{Action, App},
+    entry::{Entry, MessageView},
+};
 use crate::protocols::{Headers, Role, StartLine};
+
+/// Types `text` into the filter, a key at a time.
+pub fn type_filter(app: &mut App, text: &str) {
+    for c in text.chars() {
+        app.update(Action::FilterChar(c));
+    }
+}
 
 fn message(start: StartLine, headers: &[(&str, &str)], body: &[u8], ts: u64) -> MessageView {
     let mut fields = Headers::default();
