@@ -31,6 +31,9 @@ pub mod globals {
     pub const MAX_IOV: &str = "CFG_MAX_IOV";
     pub const ATTRIBUTION_ONLY: &str = "ATTRIBUTION_ONLY";
     pub const DROP_OUTGOING: &str = "DROP_OUTGOING";
+    pub const COPIED_SEQ_OFF: &str = "CFG_COPIED_SEQ_OFF";
+    pub const ULP_OPS_OFF: &str = "CFG_ULP_OPS_OFF";
+    pub const RCV_NXT_OFF: &str = "CFG_RCV_NXT_OFF";
 }
 
 #[repr(u32)]
@@ -132,8 +135,13 @@ pub struct ConnInfo {
     pub fd: u32,
     /// `CONN_TCP_CLOSED`; the entry goes when the kernel destroys the socket.
     pub state: u32,
+    /// The socket's `copied_seq` once every received byte counted so far was read: the
+    /// sequence number of the next byte a traced read should return. Valid when
+    /// `seq_known` is 1.
+    pub seq_next: u32,
+    pub seq_known: u32,
 }
-const _: () = assert!(core::mem::size_of::<ConnInfo>() == 80);
+const _: () = assert!(core::mem::size_of::<ConnInfo>() == 88);
 const _: () = assert!(core::mem::offset_of!(ConnInfo, laddr) % 8 == 0 && core::mem::offset_of!(ConnInfo, raddr) % 8 == 0);
 
 /// The socket reached TCP_CLOSE (its Close event went out); bytes still queued for the
@@ -166,7 +174,11 @@ pub mod counters {
     pub const UNCAPTURED_BYTES: u32 = 2;
     /// Connection-table insertions that failed.
     pub const CONN_TABLE_FULL: u32 = 3;
-    pub const COUNT: u32 = 4;
+    /// Received bytes that left the socket through no traced call (splice(2) from the
+    /// socket, zero-copy receive): a gap in the stream, its size from the socket's
+    /// sequence numbers.
+    pub const UNSEEN_BYTES: u32 = 4;
+    pub const COUNT: u32 = 5;
 }
 
 #[cfg(feature = "user")]

@@ -11,13 +11,16 @@ use aya_ebpf::{
     EbpfContext,
 };
 use tracer_common::{
-    counters, ConnInfo, DataEvent, EventHeader, EventKind, AF_INET6, DIR_EGRESS, FLAG_PREEXISTING,
+    counters, ConnInfo, DataEvent, EventHeader, EventKind, AF_INET6, DIR_EGRESS, DIR_INGRESS, FLAG_PREEXISTING,
     FLAG_SENDFILE, HEADER_SIZE, MAX_CAPTURE, MAX_IOV, PROTO_HTTP, PROTO_IGNORED, PROTO_UNKNOWN,
     ROLE_CLIENT, ROLE_SERVER,
 };
 
 use crate::{
-    config::{ATTRIBUTION_ONLY, CFG_MAX_CAPTURE, CFG_MAX_IOV, FILTER_PORT_ON, USE_RINGBUF},
+    config::{
+        ATTRIBUTION_ONLY, CFG_COPIED_SEQ_OFF, CFG_MAX_CAPTURE, CFG_MAX_IOV, CFG_RCV_NXT_OFF, CFG_ULP_OPS_OFF, FILTER_PORT_ON,
+        USE_RINGBUF,
+    },
     maps::{
         count, SyscallArgs, ARG_BUF, ARG_IOV, ARG_MSG, ARG_SENDFILE, CONNS, EVENTS_PERF,
         EVENTS_RB, FILTER_PORTS, SCRATCH, SCRATCH_SEQ, WAKE_CONS,
@@ -69,8 +72,99 @@ pub fn on_payload<C: EbpfContext>(ctx: &C, args: &SyscallArgs, dir: u8, ret: u64
     if ATTRIBUTION_ONLY.load() != 0 && conn.emitted != 0 {
         return;
     }
+    if dir == DIR_INGRESS {
+        skip_unseen(conn, sk, ret);
+    }
     emit_data(ctx, conn, args, dir, ret, tgid, tid, sk);
     conn.pos[(dir & 1) as usize] += ret;
+}
+
+/// `ConnInfo::seq_known`
+const SEQ_UNKNOWN: u32 = 0;
+const SEQ_KNOWN: u32 = 1;
+/// The socket's sequence numbers do not count the bytes its reads return (kTLS).
+const SEQ_OFF: u32 = 2;
+
+/// Received bytes that left the socket through no traced call before this read (splice(2)
+/// from the socket, zero-copy receive): the socket's `copied_seq` has moved further than
+/// the traced reads returned. Their stream positions are skipped, so userspace sees a gap
+/// there, rather than take the bytes that follow for the missing ones. Runs after the read
+/// of `ret` bytes, with the socket's reads done.
+#[inline(always)]
+fn skip_unseen(conn: &mut ConnInfo, sk: u64, ret: u64) {
+    if conn.seq_known == SEQ_OFF {
+        return;
+    }
+    let Some(after) = copied_seq(sk) else {
+        return;
+    };
+    if conn.seq_known == SEQ_KNOWN {
+        let mut unseen = after.wrapping_sub(conn.seq_next).wrapping_sub(ret as u32);
+        if unseen != 0 {
+            if has_ulp(sk) {
+                conn.seq_known = SEQ_OFF;
+                return;
+            }
+            // The read that reaches the peer's FIN moves copied_seq one further: no byte.
+            if fin_read(sk, after) {
+                unseen = unseen.wrapping_sub(1);
+            }
+            // Beyond 2^30 it is no jump forward but readers racing on one socket, whose
+            // order is lost anyway: start again from here.
+            if unseen < 1 << 30 {
+                conn.pos[DIR_INGRESS as usize] += unseen as u64;
+                count(counters::UNSEEN_BYTES, unseen as u64);
+            }
+        }
+    }
+    conn.seq_next = after;
+    conn.seq_known = SEQ_KNOWN;
+}
+
+/// The socket's `copied_seq`: the sequence number of the next byte a read will return.
+#[inline(always)]
+fn copied_seq(sk: u64) -> Option<u32> {
+    let off = CFG_COPIED_SEQ_OFF.load();
+    if off == 0 {
+        return None;
+    }
+    // SAFETY: kernel read through the checking helper, at the offset BTF gave the loader.
+    unsafe { bpf_probe_read_kernel((sk + off as u64) as *const u32) }.ok()
+}
+
+/// Whether the peer's FIN came and was read: the socket is in a state that follows one,
+/// and every sequence number received (the FIN's included) was read. A reset also moves
+/// a socket to TCP_CLOSE: one that comes while bytes leave through splice can hide one of
+/// them (a gap one byte short); the sequence numbers do not tell those apart.
+#[inline(always)]
+fn fin_read(sk: u64, copied: u32) -> bool {
+    // SAFETY: kernel reads through the checking helper; skc_state is at 18 in
+    // `struct sock_common` on every kernel we support (see `read_addrs`).
+    let state = unsafe { bpf_probe_read_kernel((sk + 18) as *const u8) }.unwrap_or(0);
+    // TIME_WAIT, CLOSE, CLOSE_WAIT, LAST_ACK, CLOSING (10 is LISTEN).
+    if !matches!(state, 6..=9 | 11) {
+        return false;
+    }
+    let off = CFG_RCV_NXT_OFF.load() as u64;
+    // SAFETY: as above, at the offset BTF gave the loader.
+    unsafe { bpf_probe_read_kernel((sk + off) as *const u32) }.is_ok_and(|nxt| nxt == copied)
+}
+
+/// Whether an upper-layer protocol (kTLS) sits on the socket.
+#[inline(always)]
+fn has_ulp(sk: u64) -> bool {
+    let off = CFG_ULP_OPS_OFF.load() as u64;
+    // SAFETY: as in `copied_seq`. Unreadable: assume one, which turns the check off.
+    unsafe { bpf_probe_read_kernel((sk + off) as *const u64) }.map_or(true, |ops| ops != 0)
+}
+
+/// A connection that the kernel saw established: what it reads is counted from here.
+#[inline(always)]
+pub fn start_seq(conn: &mut ConnInfo, sk: u64) {
+    if let Some(seq) = copied_seq(sk) {
+        conn.seq_next = seq;
+        conn.seq_known = SEQ_KNOWN;
+    }
 }
 
 #[inline(always)]
@@ -92,6 +186,8 @@ pub fn insert_conn(sk: u64, role: u8, proto: u8, flags: u32, tgid: u32, fd: u32)
         raddr: [0; 16],
         fd,
         state: 0,
+        seq_next: 0,
+        seq_known: SEQ_UNKNOWN,
     };
     if CONNS.insert(&sk, &conn, 0).is_err() {
         count(counters::CONN_TABLE_FULL, 1);

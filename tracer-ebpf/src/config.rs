@@ -32,3 +32,16 @@ pub static DROP_OUTGOING: Global<u8> = Global::new(0);
 /// payload-free event per connection), the packets carry the bytes.
 #[unsafe(no_mangle)]
 pub static ATTRIBUTION_ONLY: Global<u8> = Global::new(0);
+/// Offset of `copied_seq` in `struct tcp_sock`, from the kernel's BTF; 0: unknown, and
+/// bytes that leave a socket through no traced call (splice) are not looked for.
+#[unsafe(no_mangle)]
+pub static CFG_COPIED_SEQ_OFF: Global<u32> = Global::new(0);
+/// Offset of `rcv_nxt` in `struct tcp_sock`: with `copied_seq` equal to it, every byte
+/// received was read, the peer's FIN included, if it came.
+#[unsafe(no_mangle)]
+pub static CFG_RCV_NXT_OFF: Global<u32> = Global::new(0);
+/// Offset of `icsk_ulp_ops` in `struct inet_connection_sock` (at the start of a
+/// `tcp_sock`): a socket with an upper-layer protocol (kTLS) returns other bytes than its
+/// sequence numbers count.
+#[unsafe(no_mangle)]
+pub static CFG_ULP_OPS_OFF: Global<u32> = Global::new(0);

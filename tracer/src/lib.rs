@@ -1,6 +1,7 @@
 //! l7trace: the pure core (reassembly, protocols, pipeline) and the pieces the binary wires
 //! together (loader, output).
 
+pub mod btf;
 pub mod cli;
 pub mod events;
 pub mod hooks;

@@ -126,6 +126,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     let drop_outgoing = opts.iface.as_deref().is_some_and(is_loopback) as u8;
     let fast_path = chosen.fast_path() as u8;
     let nr_cpus = aya::util::nr_cpus().map_err(|(s, e)| LoadError::Cpus(format!("{s}: {e}")))?;
+    let seq = SocketOffsets::from_kernel();
     let mut loader = EbpfLoader::new();
     loader
         .override_global(globals::USE_RINGBUF, &use_ringbuf, true)
@@ -138,6 +139,9 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         .override_global(globals::SNAPLEN, &opts.snaplen, true)
         .override_global(globals::FAST_PATH, &fast_path, true)
         .override_global(globals::MAX_IOV, &max_iov, true)
+        .override_global(globals::COPIED_SEQ_OFF, &seq.copied_seq, true)
+        .override_global(globals::ULP_OPS_OFF, &seq.ulp_ops, true)
+        .override_global(globals::RCV_NXT_OFF, &seq.rcv_nxt, true)
         .map_max_entries(maps::SCRATCH, nr_cpus as u32);
     if buffer != BufferKind::Ringbuf {
         // The ring buffer map still exists in the object; keep it at its minimum.
@@ -170,6 +174,40 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         Source::Perf(bufs)
     };
     Ok(Tracer { _ebpf: ebpf, source, counters, buffer, hooks: chosen, packet })
+}
+
+/// Where the kernel side finds a TCP socket's `copied_seq`, `rcv_nxt` and `icsk_ulp_ops`;
+/// all 0 (the check for bytes read through no traced call is off) without BTF or any one.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SocketOffsets {
+    pub copied_seq: u32,
+    pub rcv_nxt: u32,
+    pub ulp_ops: u32,
+}
+
+impl SocketOffsets {
+    pub fn from_kernel() -> SocketOffsets {
+        match crate::btf::Btf::kernel() {
+            Ok(btf) => SocketOffsets::from_btf(&btf),
+            Err(e) => {
+                tracing::debug!("no kernel BTF ({e}): bytes spliced out of sockets are not looked for");
+                SocketOffsets::default()
+            }
+        }
+    }
+
+    pub fn from_btf(btf: &crate::btf::Btf) -> SocketOffsets {
+        match (
+            btf.member_offset("tcp_sock", "copied_seq"),
+            btf.member_offset("tcp_sock", "rcv_nxt"),
+            btf.member_offset("inet_connection_sock", "icsk_ulp_ops"),
+        ) {
+            (Some(copied_seq), Some(rcv_nxt), Some(ulp_ops)) if copied_seq > 0 && rcv_nxt > 0 && ulp_ops > 0 => {
+                SocketOffsets { copied_seq, rcv_nxt, ulp_ops }
+            }
+            _ => SocketOffsets::default(),
+        }
+    }
 }
 
 /// The kernel-side object, built by build.rs.

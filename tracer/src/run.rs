@@ -222,6 +222,7 @@ fn counters(tracer: &Tracer, pipeline: &Pipeline, packet: Option<&PacketPath>, p
         lost_bytes: s.lost_bytes,
         dropped_bytes: s.dropped_bytes,
         uncaptured_bytes: k[counters::UNCAPTURED_BYTES as usize],
+        unseen_bytes: k[counters::UNSEEN_BYTES as usize],
         active_conns: pipeline.active_conns() as u64,
         evicted_conns: s.evicted_conns,
         decode_errors: s.decode_errors,

@@ -14,7 +14,7 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext, EbpfConte
 use tracer_common::{CONN_TCP_CLOSED, FLAG_PREEXISTING, PROTO_UNKNOWN, ROLE_CLIENT, ROLE_SERVER};
 
 use crate::{
-    capture::{emit_close, insert_conn},
+    capture::{emit_close, insert_conn, start_seq},
     maps::CONNS,
 };
 
@@ -56,7 +56,10 @@ fn established(sk: u64, role: u8) {
         }
     }
     // Process and fd are not known here (softirq); the first data names them.
-    let _ = insert_conn(sk, role, PROTO_UNKNOWN, 0, 0, u32::MAX);
+    if let Some(conn) = insert_conn(sk, role, PROTO_UNKNOWN, 0, 0, u32::MAX) {
+        // SAFETY: map value pointer, used at once.
+        start_seq(unsafe { &mut *conn }, sk);
+    }
 }
 
 /// The connection reached TCP_CLOSE: its Close event. What it received may still be read

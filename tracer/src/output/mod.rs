@@ -17,6 +17,8 @@ pub struct Counters {
     pub dropped_bytes: u64,
     /// Bytes counted but not copied (capture cap, sendfile).
     pub uncaptured_bytes: u64,
+    /// Received bytes that left their socket through no traced call (splice): gaps.
+    pub unseen_bytes: u64,
     pub active_conns: u64,
     pub evicted_conns: u64,
     pub decode_errors: u64,
@@ -29,9 +31,9 @@ pub struct Counters {
 impl Counters {
     pub fn summary(&self) -> String {
         format!(
-            "l7trace: summary: exchanges={} incomplete={} lost_events={} lost_bytes={} dropped_bytes={} uncaptured_bytes={} evicted_conns={} decode_errors={} events={} orphan_responses={}",
+            "l7trace: summary: exchanges={} incomplete={} lost_events={} lost_bytes={} dropped_bytes={} uncaptured_bytes={} unseen_bytes={} evicted_conns={} decode_errors={} events={} orphan_responses={}",
             self.exchanges, self.incomplete, self.lost_events, self.lost_bytes, self.dropped_bytes,
-            self.uncaptured_bytes, self.evicted_conns, self.decode_errors, self.events, self.orphan_responses
+            self.uncaptured_bytes, self.unseen_bytes, self.evicted_conns, self.decode_errors, self.events, self.orphan_responses
         )
     }
 }
