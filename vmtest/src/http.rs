@@ -16,6 +16,7 @@ pub enum Scenario {
     Chunked,
     Ipv6,
     Sendfile,
+    Splice,
 }
 
 pub const ALL: &[Scenario] = &[
@@ -26,6 +27,7 @@ pub const ALL: &[Scenario] = &[
     Scenario::Chunked,
     Scenario::Ipv6,
     Scenario::Sendfile,
+    Scenario::Splice,
 ];
 
 /// One exchange as both sides must report it.
@@ -38,9 +40,14 @@ pub struct Expect {
     /// The server sends the body with sendfile: the server-side record counts it without
     /// copying it.
     pub sendfile: bool,
+    /// The server moves the request body out of its socket with splice(2): its record
+    /// must report those bytes as a gap (lost, not seen), the client's all of them.
+    pub server_body_unseen: bool,
 }
 
 const SENDFILE_BODY: &[u8] = &[b'x'; 3000];
+/// Under the default --max-body, so the client's record holds all of it.
+const SPLICED_BODY: &[u8] = &[b'u'; 3000];
 
 impl Scenario {
     pub fn name(self) -> &'static str {
@@ -52,6 +59,7 @@ impl Scenario {
             Scenario::Chunked => "chunked",
             Scenario::Ipv6 => "ipv6",
             Scenario::Sendfile => "sendfile",
+            Scenario::Splice => "splice",
         }
     }
 
@@ -71,6 +79,7 @@ impl Scenario {
             status,
             response_body: body,
             sendfile: false,
+            server_body_unseen: false,
         };
         match self {
             Scenario::Get | Scenario::Ipv6 => vec![get("/hello", 200, b"hello")],
@@ -81,11 +90,21 @@ impl Scenario {
                 status: 201,
                 response_body: b"name=l7trace",
                 sendfile: false,
+                server_body_unseen: false,
             }],
             Scenario::KeepAlive => vec![get("/k/1", 200, b"k1"), get("/k/2", 200, b"k2"), get("/k/3", 200, b"k3")],
             Scenario::Pipelining => vec![get("/p/1", 200, b"p1"), get("/p/2", 404, b"p2")],
             Scenario::Chunked => vec![get("/chunked", 200, b"hello world")],
             Scenario::Sendfile => vec![Expect { sendfile: true, ..get("/file", 200, SENDFILE_BODY) }],
+            Scenario::Splice => vec![
+                Expect {
+                    method: "POST",
+                    request_body: SPLICED_BODY,
+                    server_body_unseen: true,
+                    ..get("/upload", 200, b"got /upload")
+                },
+                get("/second", 200, b"got /second"),
+            ],
         }
     }
 }
@@ -158,6 +177,13 @@ fn serve(sc: Scenario, mut p: Peer) -> io::Result<()> {
                 left -= n as usize;
             }
         }
+        Scenario::Splice => {
+            p.head_exactly()?;
+            splice_out(&p.stream, SPLICED_BODY.len())?;
+            p.send(ok("got /upload").as_bytes())?;
+            p.message()?;
+            p.send(ok("got /second").as_bytes())?;
+        }
     }
     // Wait for the client to close first, so each side sees every byte before teardown.
     let mut rest = Vec::new();
@@ -197,8 +223,51 @@ fn request(sc: Scenario, mut p: Peer) -> io::Result<()> {
             p.send(get("/file", false).as_bytes())?;
             p.message()?;
         }
+        Scenario::Splice => {
+            let head = format!("POST /upload HTTP/1.1\r\nHost: vmtest\r\nContent-Length: {}\r\n\r\n", SPLICED_BODY.len());
+            p.send(&[head.as_bytes(), SPLICED_BODY].concat())?;
+            p.message()?;
+            p.send(get("/second", false).as_bytes())?;
+            p.message()?;
+        }
     }
     p.stream.shutdown(std::net::Shutdown::Both)
+}
+
+/// Moves `len` bytes out of the socket into a pipe with splice(2), and drains the pipe.
+fn splice_out(s: &TcpStream, len: usize) -> io::Result<()> {
+    let mut fds = [0i32; 2];
+    // SAFETY: a valid two-int array.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let (mut left, mut sink) = (len, [0u8; 4096]);
+    let mut result = Ok(());
+    while left > 0 && result.is_ok() {
+        // SAFETY: open fds; null offsets (neither end is seekable).
+        let n = unsafe { libc::splice(s.as_raw_fd(), std::ptr::null_mut(), fds[1], std::ptr::null_mut(), left, 0) };
+        if n <= 0 {
+            result = Err(io::Error::other(format!("splice: {}", io::Error::last_os_error())));
+            break;
+        }
+        let mut moved = n as usize;
+        while moved > 0 {
+            // SAFETY: our own buffer and pipe.
+            let r = unsafe { libc::read(fds[0], sink.as_mut_ptr().cast(), moved.min(sink.len())) };
+            if r <= 0 {
+                result = Err(io::Error::last_os_error());
+                break;
+            }
+            moved -= r as usize;
+        }
+        left -= n as usize;
+    }
+    // SAFETY: our own pipe fds.
+    unsafe {
+        libc::close(fds[0]);
+        libc::close(fds[1]);
+    }
+    result
 }
 
 /// A stream with a read buffer: messages framed by Content-Length or chunked encoding.
@@ -240,6 +309,22 @@ impl Peer {
             self.fill()?;
         }
         Ok(self.buf.drain(..n).collect())
+    }
+
+    /// A head and not one byte more (peeked first), so what follows stays in the socket.
+    fn head_exactly(&mut self) -> io::Result<()> {
+        let mut peek = [0u8; 4096];
+        loop {
+            let n = self.stream.peek(&mut peek)?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed before a head"));
+            }
+            if let Some(end) = peek[..n].windows(4).position(|w| w == b"\r\n\r\n") {
+                let mut head = vec![0u8; end + 4];
+                return self.stream.read_exact(&mut head);
+            }
+            thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 
     /// One message: head and decoded body.
