@@ -13,6 +13,7 @@ use tracer::{
     pipeline::{Process, Record, Source},
     protocols::Limits,
 };
+use tracer_fuzz::check_json_line;
 
 fuzz_target!(|input: &[u8]| {
     let cfg = FlowConfig {
@@ -34,9 +35,7 @@ fuzz_target!(|input: &[u8]| {
             conn: 0,
             in_flight: x.in_flight,
         };
-        let line = json::to_line(&r, &clock);
-        assert!(serde_json::from_str::<serde_json::Value>(&line).is_ok(), "bad JSON: {line}");
-        assert!(!line.bytes().any(|b| b < 0x20), "raw control byte: {line}");
+        check_json_line(&json::to_line(&r, &clock));
     };
     // Script: [selector, seq(4), flags, cut, len, payload...] repeated.
     let mut rest = input;

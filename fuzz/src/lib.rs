@@ -119,12 +119,17 @@ fn take_payload(input: &mut &[u8]) -> Vec<u8> {
     data.to_vec()
 }
 
-/// A JSON line must parse and carry no raw C0 control byte, ESC included (serde escapes
-/// them; DEL is left as is, which JSON allows and terminals ignore).
+/// A JSON line must parse and carry no raw C0 control byte, ESC included, and no raw C1
+/// control (U+0080..U+009F; U+009B is CSI): the writer escapes both. DEL is left as is,
+/// which JSON allows and terminals ignore.
 pub fn check_json_line(line: &str) {
     assert!(
         !line.bytes().any(|b| b < 0x20),
         "raw control byte in JSON line: {line:?}"
+    );
+    assert!(
+        !line.chars().any(|c| ('\u{80}'..='\u{9f}').contains(&c)),
+        "raw C1 control in JSON line: {line:?}"
     );
     let v: serde_json::Value = serde_json::from_str(line).expect("JSON line parses");
     assert!(v.is_object());

@@ -78,6 +78,9 @@ fn each_exchange_has_its_own_connection_after_clients_exit_without_close() {
             .peer;
         let mine: Vec<_> = records.iter().filter(|r| str_at(r, "/request/target") == target).collect();
         assert_eq!(mine.len(), 2, "records for {target}:\n{}", dump(&records));
+        let mut roles: Vec<&str> = mine.iter().map(|r| str_at(r, "/role")).collect();
+        roles.sort();
+        assert_eq!(roles, ["client", "server"], "roles for {target}:\n{}", dump(&records));
         for rec in mine {
             assert_complete_exchange(rec, since);
             assert_eq!(str_at(rec, "/src"), peer.to_string(), "src in {rec}");

@@ -60,6 +60,7 @@ fn survives(case: &str, path: Path, bad: impl FnOnce(u16)) -> Vec<Value> {
     let case = case.as_str();
     let server = HttpServer::start_default();
     let trace = Trace::on_port(server.port(), path.args());
+    let since = trace.started_at;
     let pid = trace.pid();
     let started = Instant::now();
     bad(server.port());
@@ -86,7 +87,7 @@ fn survives(case: &str, path: Path, bad: impl FnOnce(u16)) -> Vec<Value> {
         }
     }
     for r in &normal {
-        assert_complete_exchange_from(r, trace_start_guess(), path.source());
+        assert_complete_exchange_from(r, since, path.source());
         assert_eq!(u64_at(r, "/response/status"), 200);
     }
     for r in &records {
@@ -99,18 +100,36 @@ fn survives(case: &str, path: Path, bad: impl FnOnce(u16)) -> Vec<Value> {
     records
 }
 
-fn trace_start_guess() -> std::time::SystemTime {
-    std::time::SystemTime::now() - Duration::from_secs(60)
+/// The records of a hostile request whose target the JSON shows as `target`: one per
+/// exchange of `path`, answered, with request header `name` as `value`. The hostile bytes
+/// must reach the JSON (escaped), or the clean-stdout check has nothing to check.
+fn assert_hostile_reported(records: &[Value], path: Path, target: &str, (name, value): (&str, &str)) {
+    let found: Vec<&Value> = records.iter().filter(|r| r["request"]["target"] == target).collect();
+    assert_eq!(found.len(), path.per_exchange(), "the records of {target:?}; records:\n{}", dump(records));
+    for r in found {
+        assert_eq!(u64_at(r, "/response/status"), 200, "status in {r}");
+        assert_eq!(header_at(r, "/request/headers", name).as_deref(), Some(value), "{name} in {r}");
+    }
 }
 
 /// Every byte of stdout is printable or the newline between records: the JSON writer
-/// escapes control bytes, ESC included, so nothing reaches a terminal raw.
+/// escapes control bytes, ESC included, and the C1 controls (U+0080..U+009F, whose U+009B
+/// is CSI), so nothing reaches a terminal raw.
 fn assert_raw_json_clean(stdout: &[u8]) {
     if let Some(i) = stdout.iter().position(|&b| b < 0x20 && b != b'\n') {
         let from = i.saturating_sub(40);
         panic!(
             "raw control byte {:#04x} at {i} in stdout: {:?}",
             stdout[i],
+            String::from_utf8_lossy(&stdout[from..(i + 40).min(stdout.len())])
+        );
+    }
+    // Stdout is UTF-8 (checked when it was read): a C1 control is 0xc2 0x80..=0x9f.
+    if let Some(i) = stdout.windows(2).position(|w| w[0] == 0xc2 && (0x80..=0x9f).contains(&w[1])) {
+        let from = i.saturating_sub(40);
+        panic!(
+            "raw C1 control U+00{:02X} at {i} in stdout: {:?}",
+            stdout[i + 1],
             String::from_utf8_lossy(&stdout[from..(i + 40).min(stdout.len())])
         );
     }
@@ -210,25 +229,31 @@ fn trickling_request_without_crlf(path: Path) {
 }
 
 fn invalid_utf8(path: Path) {
-    survives("utf8", path, |port| {
+    let records = survives("utf8", path, |port| {
         send_raw(
             port,
             b"GET /h-utf8-\xff\xfe\xc3\x28 HTTP/1.1\r\nHost: x\r\nX-Bin: \xc3\x28\xa0\xa1\xf0\x28\x8c\xbc\r\n\r\n",
         );
         send_raw(port, b"GET /h-utf8-value HTTP/1.1\r\nHost: x\r\nX-Bin: \xff\xfe\xfd\r\n\r\n");
     });
+    // Invalid sequences come out as U+FFFD, as a lossy conversion makes them.
+    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let bin = lossy(b"\xc3\x28\xa0\xa1\xf0\x28\x8c\xbc");
+    assert_hostile_reported(&records, path, &lossy(b"/h-utf8-\xff\xfe\xc3\x28"), ("X-Bin", &bin));
+    assert_hostile_reported(&records, path, "/h-utf8-value", ("X-Bin", &lossy(b"\xff\xfe\xfd")));
 }
 
 fn nul_bytes(path: Path) {
-    survives("nul", path, |port| {
+    let records = survives("nul", path, |port| {
         send_raw(port, b"GET /h-nul\0x HTTP/1.1\r\nHost: x\r\n\r\n");
         send_raw(port, b"GET /h-nul-value HTTP/1.1\r\nHost: x\r\nX-Nul: a\0b\r\n\r\n");
         send_raw(port, b"\0\0\0\0GET /h-nul-prefix HTTP/1.1\r\n\r\n");
     });
+    assert_hostile_reported(&records, path, "/h-nul-value", ("X-Nul", "a\0b"));
 }
 
 fn terminal_escapes_in_paths_and_headers(path: Path) {
-    survives("escapes", path, |port| {
+    let records = survives("escapes", path, |port| {
         send_raw(port, b"GET /h-esc-\x1b[2J\x1b[31m HTTP/1.1\r\nHost: x\r\n\r\n");
         send_raw(
             port,
@@ -238,6 +263,9 @@ fn terminal_escapes_in_paths_and_headers(path: Path) {
         // Percent-encoded escapes are legal in a target; they must arrive as text.
         send_raw(port, b"GET /h-esc-%1b%5b2J HTTP/1.1\r\nHost: x\r\nX-C1: \xc2\x9b31m\r\n\r\n");
     });
+    assert_hostile_reported(&records, path, "/h-esc-headers", ("X-Title", "\x1b]0;pwned\x07"));
+    assert_hostile_reported(&records, path, "/h-esc-headers", ("X-Esc", "\x1b[31mred\x1b[0m"));
+    assert_hostile_reported(&records, path, "/h-esc-%1b%5b2J", ("X-C1", "\u{9b}31m"));
 }
 
 // Each case on both paths.

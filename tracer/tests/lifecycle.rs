@@ -88,6 +88,8 @@ fn sigkill_leaves_no_program_or_link_attached() {
     let pid = trace.pid();
     let (progs, links) = held_ids(pid);
     assert!(!progs.is_empty(), "l7trace holds no BPF program fd");
+    // Else the check on links below would pass with nothing to check.
+    assert!(!links.is_empty(), "l7trace holds no BPF link fd");
     assert!(
         progs.iter().all(|p| !progs_before.contains(p)),
         "l7trace's programs were loaded by it"

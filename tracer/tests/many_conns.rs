@@ -95,9 +95,11 @@ fn hundred_thousand_short_connections() {
     let peak = peak_rss_mib(pid);
     let stopped = trace.stop_full();
     let counter = bounded_and_reported(&format!("{N} short connections in {:.1}s", took.as_secs_f64()), N, &stopped, peak);
-    // Closed connections leave the table; with nothing lost, every exchange is reported.
+    // Closed connections leave the table; with nothing lost, every exchange (N, and the
+    // last) is reported once per end.
     if counter("lost_events") == 0 {
-        assert!(counter("exchanges") >= 2 * N as u64, "exchanges in {:?}", stopped.stderr);
+        assert_eq!(counter("exchanges"), 2 * (N as u64 + 1), "exchanges in {:?}", stopped.stderr);
+        assert_eq!(stopped.records.len() as u64, 2 * (N as u64 + 1), "records");
     }
 }
 
@@ -107,11 +109,14 @@ fn hundred_thousand_short_connections() {
 const HOLD_ENV: &str = "L7TRACE_TEST_HOLD_PORT";
 
 /// Not a test of its own: the server of `ten_thousand_idle_connections`, run as a child
-/// process. It answers one request per connection and keeps every connection open until
-/// its stdin closes.
+/// process (`--ignored --exact idle_server_child`). It answers one request per connection
+/// and keeps every connection open until its stdin closes. Ignored, so that a run of the
+/// suite does not count it as a passed test; run by hand it fails.
 #[test]
+#[ignore = "the server child of ten_thousand_idle_connections, not a test"]
 fn idle_server_child() {
-    let Some(port) = std::env::var_os(HOLD_ENV) else { return };
+    let port = std::env::var_os(HOLD_ENV)
+        .unwrap_or_else(|| panic!("run only by ten_thousand_idle_connections ({HOLD_ENV} unset)"));
     raise_nofile(12_000);
     let port: u16 = port.to_str().unwrap().parse().unwrap();
     let listener = TcpListener::bind(("127.0.0.1", port)).expect("child bind");
@@ -149,7 +154,7 @@ fn ten_thousand_idle_connections() {
     raise_nofile(N as u64 + 1024);
     let port = free_port();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "idle_server_child", "--nocapture", "--test-threads=1"])
+        .args(["--ignored", "--exact", "idle_server_child", "--nocapture", "--test-threads=1"])
         .env(HOLD_ENV, port.to_string())
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())

@@ -1,23 +1,34 @@
 //! What is not HTTP over TCP yields no record and no error.
+//!
+//! Each test also makes one HTTP exchange that the same l7trace must report (the positive
+//! control): without it, "no record" would pass as well when nothing was traced at all.
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
+use std::time::SystemTime;
 
+use common::server::{read_headers, read_line};
 use common::*;
 
 const STREAM_LEN: usize = 64 * 1024;
+/// The target of the positive control's exchange.
+const CONTROL: &str = "/control";
 
-/// No record, and no stderr line that reports an error or a panic (the summary line
-/// names its counters, some of which may be called errors).
-fn assert_quiet(stopped: &trace::Stopped) {
-    assert!(
-        stopped.records.is_empty(),
-        "records:\n{}",
-        dump(&stopped.records)
-    );
+/// The control exchange's records, one per role in `roles`, are all there is; no stderr
+/// line reports an error or a panic (the summary line names its counters, some of which
+/// may be called errors).
+fn assert_only_control(stopped: &trace::Stopped, since: SystemTime, roles: &[&str]) {
+    let mut got: Vec<&str> = stopped.records.iter().map(|r| str_at(r, "/role")).collect();
+    got.sort();
+    assert_eq!(got, roles, "only the control's records; records:\n{}", dump(&stopped.records));
+    for r in &stopped.records {
+        assert_complete_exchange(r, since);
+        assert_eq!(str_at(r, "/request/target"), CONTROL, "target in {r}");
+        assert_eq!(u64_at(r, "/response/status"), 200, "status in {r}");
+    }
     let bad: Vec<&String> = stopped
         .stderr
         .iter()
@@ -30,7 +41,8 @@ fn assert_quiet(stopped: &trace::Stopped) {
     assert!(bad.is_empty(), "error lines on stderr: {bad:?}");
 }
 
-/// Random bytes both ways over one TCP connection on 127.0.0.1.
+/// Random bytes both ways over one TCP connection on 127.0.0.1; then, on a second
+/// connection to the same port, one HTTP exchange (see `control_exchange`).
 fn binary_stream() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -39,8 +51,23 @@ fn binary_stream() -> u16 {
         let mut got = vec![0; STREAM_LEN];
         conn.read_exact(&mut got).unwrap();
         conn.write_all(&pseudo_random_bytes(STREAM_LEN, 2)).unwrap();
+        drop(conn);
+        let (conn, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(&conn);
+        let line = read_line(&mut reader).expect("control request line");
+        assert_eq!(line, format!("GET {CONTROL} HTTP/1.1"));
+        read_headers(&mut reader).expect("control request headers");
+        (&conn).write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\ncontrol").unwrap();
+        let mut rest = Vec::new();
+        let _ = (&conn).read_to_end(&mut rest);
     });
     port
+}
+
+/// The positive control: `GET /control` to the server of `binary_stream`.
+fn control_exchange(port: u16) {
+    let mut c = RawClient::connect(([127, 0, 0, 1], port).into());
+    assert_eq!(c.exchange("GET", CONTROL).body_text(), "control");
 }
 
 fn binary_client(port: u16) {
@@ -57,8 +84,10 @@ fn binary_client(port: u16) {
 fn binary_tcp_stream_yields_nothing() {
     let port = binary_stream();
     let trace = Trace::on_port(port, &[]);
+    let since = trace.started_at;
     binary_client(port);
-    assert_quiet(&trace.stop_full());
+    control_exchange(port);
+    assert_only_control(&trace.stop_full(), since, &["client", "server"]);
 }
 
 /// Text that parses as HTTP, to show files are not mistaken for sockets.
@@ -74,11 +103,13 @@ fn own_file_io_and_binary_stream_yield_nothing() {
     let me = std::process::id().to_string();
     // Every fd of this process, no port filter.
     let trace = Trace::start(&["--pid", &me]);
+    let since = trace.started_at;
     let file = dir.join("http.txt");
     std::fs::write(&file, http_text()).unwrap();
     assert_eq!(std::fs::read(&file).unwrap(), http_text());
     binary_client(port);
-    assert_quiet(&trace.stop_full());
+    control_exchange(port);
+    assert_only_control(&trace.stop_full(), since, &["client", "server"]);
 }
 
 #[test]
@@ -87,6 +118,7 @@ fn cat_of_http_text_yields_nothing() {
     let file = dir.join("http.txt");
     std::fs::write(&file, http_text()).unwrap();
     let trace = Trace::start(&["--comm", "cat"]);
+    let since = trace.started_at;
     let out = Command::new("cat")
         .arg(&file)
         .stdout(Stdio::piped())
@@ -94,5 +126,18 @@ fn cat_of_http_text_yields_nothing() {
         .unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, http_text());
-    assert_quiet(&trace.stop_full());
+    // The control: curl under the name `cat` (its comm), to a server of this test.
+    let server = HttpServer::start_default();
+    let named_cat = dir.join("cat");
+    std::fs::copy("/usr/bin/curl", &named_cat).expect("copy curl as cat");
+    let control = Command::new(&named_cat)
+        .args(["-sS", "--noproxy", "*", "--max-time", "20"])
+        .arg(format!("http://{}{CONTROL}", server.authority()))
+        .output()
+        .expect("run curl as cat");
+    assert!(control.status.success(), "{}", String::from_utf8_lossy(&control.stderr));
+    assert_eq!(control.stdout, format!("hello from {CONTROL}").as_bytes());
+    let stopped = trace.stop_full();
+    assert_only_control(&stopped, since, &["client"]);
+    assert_eq!(str_at(&stopped.records[0], "/comm"), "cat", "{}", stopped.records[0]);
 }

@@ -64,6 +64,8 @@ fn no_redact_shows_secrets() {
         let r = only_one(&records, role);
         assert_eq!(headers(r, "Authorization", "request").as_deref(), Some("Bearer s3cret"));
         assert_eq!(headers(r, "Cookie", "request").as_deref(), Some("sid=cookie-s3cret"));
+        assert_eq!(headers(r, "X-Api-Key", "request").as_deref(), Some("key-s3cret"));
+        assert_eq!(headers(r, "X-Session", "request").as_deref(), Some("req-s3cret"));
         assert_eq!(
             headers(r, "Set-Cookie", "response").as_deref(),
             Some("session=srv-s3cret; HttpOnly")

@@ -115,7 +115,9 @@ fn assert_row(screen: &str, method: &str, path: &str, status: &str) {
     assert_eq!(cols[4], method, "method in {row:?}");
     assert!(cols[5].starts_with("127.0.0.1:") && cols[5].ends_with(path), "host+target in {row:?}");
     assert_eq!(cols[6], status, "status in {row:?}");
-    assert!(cols[7].ends_with("µs") || cols[7].ends_with("ms") || cols[7].ends_with('s'), "latency in {row:?}");
+    // A number and its unit (`412µs`, `12.3ms`, `1.25s`); `ends_with('s')` alone took any word.
+    let number = ["µs", "ms", "s"].iter().find_map(|u| cols[7].strip_suffix(u));
+    assert!(number.is_some_and(|n| n.parse::<f64>().is_ok()), "latency in {row:?}");
 }
 
 fn server() -> HttpServer {
@@ -139,8 +141,11 @@ fn rows_filter_and_quit() {
     curl(&[&format!("{base}/fail/now")]);
     curl(&[&format!("{base}/api/items?page=2")]);
     curl(&["-d", "x=1", &format!("{base}/submit")]);
-    let screen = tmux.wait_for("four rows", |s| {
-        ["/hello", "/fail/now", "/api/items?page=2", "/submit"].iter().all(|p| !rows_with(s, p).is_empty())
+    // Rows of finished exchanges: a row is shown as soon as its request is (pending, `...`).
+    let screen = tmux.wait_for("four finished rows", |s| {
+        ["/hello", "/fail/now", "/api/items?page=2", "/submit"]
+            .iter()
+            .all(|p| rows_with(s, p).iter().any(|r| r.contains(" curl ") && !r.contains(" ... ")))
     });
     assert_row(&screen, "GET", "/hello", "200");
     assert_row(&screen, "GET", "/fail/now", "500");

@@ -75,15 +75,21 @@ impl Trace {
         let err_pipe = child.stderr.take().expect("stderr piped");
         let sink = Arc::clone(&stderr);
         let stderr_reader = std::thread::spawn(move || {
-            for line in BufReader::new(err_pipe).lines() {
-                let Ok(line) = line else { break };
-                sink.lock().unwrap().push(line);
+            // Byte lines, shown lossily: a line that is not UTF-8 must not end the reading
+            // (the lines after it, a panic message or the summary, are what tests check).
+            let mut err = BufReader::new(err_pipe);
+            let mut line = Vec::new();
+            while err.read_until(b'\n', &mut line).expect("read l7trace's stderr") > 0 {
+                let text = String::from_utf8_lossy(&line);
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                sink.lock().unwrap().push(text.strip_suffix('\r').unwrap_or(text).to_owned());
+                line.clear();
             }
         });
         let out_pipe = child.stdout.take().expect("stdout piped");
         let stdout_reader = std::thread::spawn(move || {
             let mut raw = Vec::new();
-            let _ = BufReader::new(out_pipe).read_to_end(&mut raw);
+            BufReader::new(out_pipe).read_to_end(&mut raw).expect("read l7trace's stdout");
             raw
         });
         let mut trace = Trace {

@@ -463,21 +463,64 @@ fn max_buffer_bounds_out_of_order_bytes() {
 
 #[test]
 fn max_buffer_bounds_an_endless_head() {
-    let limits = Limits { max_buffer: 4096, ..Limits::default() };
-    let mut h = Harness::with_limits(limits);
-    h.req(b"GET /");
-    for _ in 0..100 {
-        h.req(&[b'a'; 100]);
-        assert!(h.conn.buffered_bytes() <= 4096);
+    // On a fresh connection, and on one whose first exchange parsed (where the parser
+    // must find the next request after the head it gave up on).
+    for answered_before in [false, true] {
+        let limits = Limits { max_buffer: 4096, ..Limits::default() };
+        let mut h = Harness::with_limits(limits);
+        if answered_before {
+            h.req(&get("/first"));
+            h.resp(&ok_resp("one"));
+        }
+        h.req(b"GET /");
+        for _ in 0..100 {
+            h.req(&[b'a'; 100]);
+            assert!(h.conn.buffered_bytes() <= 4096);
+        }
+        h.req(b" HTTP/1.1\r\n\r\n");
+        h.resp(&ok_resp("x"));
+        h.req(&get("/fine"));
+        h.resp(&ok_resp("fine"));
+        h.close();
+        assert!(h.conn.dropped_bytes() > 0);
+        let got = h.sums();
+        let fine = ok("GET", "/fine", b"", 200, b"fine");
+        if answered_before {
+            // The head given up (its target is `/aaa...`) is not reported; its answer is
+            // dropped, and the next request has its own.
+            assert_eq!(got, vec![ok("GET", "/first", b"", 200, b"one"), fine], "{got:?}");
+            assert_eq!(h.conn.orphan_responses(), 1);
+        } else {
+            // A connection whose first bytes never parse may be declared not HTTP; what is
+            // reported is right, and nothing is made of the head given up.
+            assert!(got.iter().all(|s| *s == fine), "{got:?}");
+        }
     }
-    h.req(b" HTTP/1.1\r\n\r\n");
+}
+
+/// A request lost among pipelined requests (its answer comes after the next request was
+/// sent): the answers that follow cannot be told apart, so none may be guessed.
+///
+/// Known bug, found by strengthening `max_buffer_bounds_an_endless_head`: the request
+/// side does not tell the pairing that a request went missing, and pairing by time gives
+/// `/fine` the lost request's answer ("x"). The same happens when the lost request is a
+/// head given up at `max_buffer`.
+#[test]
+#[ignore = "known bug: a request lost among pipelined ones shifts the answers (see doc)"]
+fn lost_request_among_pipelined_requests_guesses_no_answer() {
+    let mut h = Harness::new();
+    h.req(&get("/first"));
+    h.resp(&ok_resp("one"));
+    h.lose_req(get("/lost").len());
     h.req(&get("/fine"));
     h.resp(&ok_resp("x"));
     h.resp(&ok_resp("fine"));
+    h.tick_after_reorder();
     h.close();
-    assert!(h.conn.dropped_bytes() > 0);
     let got = h.sums();
-    assert!(got.iter().all(|s| s.target != "/aaaa"), "{got:?}");
+    assert_eq!(got[0], ok("GET", "/first", b"", 200, b"one"));
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got[1] == ok("GET", "/fine", b"", 200, b"fine") || got[1].status.is_none(), "{got:?}");
 }
 
 #[test]
@@ -581,3 +624,4 @@ fn requests_given_up_unanswered_keep_later_responses_aligned() {
         }
     }
 }
+
