@@ -417,7 +417,8 @@ fn client_connection_reused_by_another_thread_after_the_first_exits() {
 const FD_PASSING: &str = r#"
 s = listener(int(sys.argv[1]))
 a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-if os.fork() == 0:
+worker = os.fork()
+if worker == 0:
     name('fdworker')
     a.close()
     while True:
@@ -430,6 +431,7 @@ if os.fork() == 0:
         threading.Thread(target=run, args=(fds[0],)).start()
 name('dispatcher')
 ready()
+print(worker, flush=True)
 first = True
 while True:
     c, _ = s.accept()
@@ -722,6 +724,29 @@ fn dual_stack_listener_shows_the_ipv4_the_wire_carries() {
     assert_eq!(str_at(srv, "/comm"), served[0].comm, "comm in {srv}");
 }
 
+/// A client on an IPv6 socket connecting to a v4-mapped address: both ends' sockets say
+/// `::ffff:127.0.0.1`, the wire carries IPv4.
+#[test]
+fn v4_mapped_client_socket_shows_ipv4() {
+    let server = HttpServer::start("[::]:0", common::server::default_reply);
+    let port = server.port();
+    let trace = Trace::on_port(port, &[]);
+    let mapped: SocketAddr = format!("[::ffff:127.0.0.1]:{port}").parse().expect("addr");
+    let mut c = RawClient::connect(mapped);
+    get(&mut c, "/v6m");
+    let records = trace.stop();
+    let std::net::IpAddr::V6(v6) = c.local_addr().ip() else { panic!("an IPv6 socket") };
+    let src = SocketAddr::new(v6.to_ipv4_mapped().expect("mapped").into(), c.local_addr().port());
+    for role in ["client", "server"] {
+        let rec = one(&records, role, "/v6m");
+        assert_eq!(str_at(rec, "/src"), src.to_string(), "src in {rec}");
+        assert_eq!(str_at(rec, "/dst"), local(port).to_string(), "dst in {rec}");
+        assert_eq!(str_at(rec, "/response/body"), "hello from /v6m", "body in {rec}");
+    }
+    let cli = one(&records, "client", "/v6m");
+    assert_eq!((u64_at(cli, "/tid"), str_at(cli, "/comm")), (c.tid as u64, c.comm.as_str()), "{cli}");
+}
+
 /// The syscall probes are the host's: a server in another network namespace is traced,
 /// over its own loopback and over a veth from a third namespace, with that namespace's
 /// addresses.
@@ -758,6 +783,72 @@ fn server_in_another_network_namespace() {
         let cli = one(&records, "client", t);
         assert_eq!((u64_at(cli, "/tid"), str_at(cli, "/comm")), (tid as u64, comm), "{cli}");
         assert_eq!(str_at(one(&records, "server", t), "/comm"), "l7t-srv");
+    }
+}
+
+/// The same address and port served in the host's namespace and in another at once, with
+/// interleaved keep-alive exchanges: each exchange stays with its own connection.
+#[test]
+fn same_loopback_port_in_two_namespaces_at_once() {
+    let pair = netns::NetPair::new();
+    let host = HttpServer::start("127.0.0.1:0", |q: &Request| Reply::ok(format!("host {}", q.target)));
+    let port = host.port();
+    let bind = format!("127.0.0.1:{port}");
+    let ns = netns::in_ns(&pair.server_ns, "ns-setup", move || {
+        HttpServer::start(&bind, |q: &Request| Reply::ok(format!("ns {}", q.target)))
+    });
+    let trace = Trace::on_port(port, &[]);
+    let mut hc = RawClient::connect(local(port));
+    let (to_ns, ns_rx) = mpsc::channel::<String>();
+    let (ns_done, from_ns) = mpsc::channel::<String>();
+    let addr = local(port);
+    let ns_client = std::thread::Builder::new()
+        .name("ns-cli".into())
+        .spawn({
+            let ns_name = pair.server_ns.clone();
+            move || {
+                netns::enter(&ns_name);
+                let mut c = RawClient::connect(addr);
+                for t in ns_rx {
+                    let body = get(&mut c, &t);
+                    let _ = ns_done.send(body);
+                }
+                (c.local_addr(), c.tid)
+            }
+        })
+        .expect("spawn");
+    for i in 0..10 {
+        let t = format!("/two{i}");
+        to_ns.send(t.clone()).expect("send");
+        assert_eq!(get(&mut hc, &t), format!("host {t}"));
+        assert_eq!(from_ns.recv().expect("ns answer"), format!("ns {t}"));
+    }
+    drop(to_ns);
+    let (ns_addr, ns_tid) = ns_client.join().expect("ns client");
+    let records = trace.stop();
+    drop(ns);
+    assert_eq!(records.len(), 40, "{}", dump(&records));
+    for i in 0..10 {
+        let t = format!("/two{i}");
+        for role in ["client", "server"] {
+            let recs = with_target(&records, role, &t);
+            assert_eq!(recs.len(), 2, "{role} {t}: {}", dump(&records));
+            for rec in recs {
+                let src = str_at(rec, "/src");
+                let (expected, body) = if src == hc.local_addr().to_string() {
+                    ("host", format!("host {t}"))
+                } else {
+                    assert_eq!(src, ns_addr.to_string(), "src in {rec}");
+                    ("ns", format!("ns {t}"))
+                };
+                assert_eq!(str_at(rec, "/response/body"), body, "{expected} body in {rec}");
+                assert_eq!(str_at(rec, "/dst"), local(port).to_string(), "dst in {rec}");
+                if role == "client" {
+                    let tid = if expected == "host" { hc.tid } else { ns_tid };
+                    assert_eq!(u64_at(rec, "/tid"), tid as u64, "tid in {rec}");
+                }
+            }
+        }
     }
 }
 
@@ -919,4 +1010,22 @@ fn sixteen_threads_each_with_a_keepalive_connection() {
 /// The record count and l7trace's summary, for a failure message without 1,600 lines.
 fn summary_line(records: &[Value]) -> String {
     format!("{} records; {}", records.len(), common::trace::last_stderr().join("\n"))
+}
+
+/// `--pid` of the process a socket is passed to: its exchanges only, framed from its own
+/// first request (the dispatcher's bytes before are not counted for it).
+#[test]
+fn pid_filter_on_the_receiver_of_a_passed_fd() {
+    let port = free_port();
+    let mut py = Py::start(FD_PASSING, &[port.to_string()]);
+    let worker = py.line();
+    let trace = Trace::on_port(port, &["--pid", &worker]);
+    let (c1, c2) = fd_passing_traffic(port);
+    let records = trace.stop();
+    assert_eq!(records.len(), 3, "the worker's three: {}", dump(&records));
+    let server = local(port).to_string();
+    for (t, c) in [("/sr2", &c1), ("/sr3", &c2), ("/sr4", &c2)] {
+        let (pid, _, _) = check_server_record(&records, t, c.local_addr(), &server);
+        assert_eq!(pid.to_string(), worker);
+    }
 }
