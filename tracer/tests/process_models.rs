@@ -1029,3 +1029,104 @@ fn pid_filter_on_the_receiver_of_a_passed_fd() {
         assert_eq!(pid.to_string(), worker);
     }
 }
+
+/// A pool of reader threads sharing every connection: after each answer the connection
+/// goes back to a queue and whichever thread takes it next reads its next request. Many
+/// clients at once: each exchange names the thread that read it, paired right.
+#[test]
+fn pool_threads_take_turns_on_every_connection() {
+    const CLIENTS: usize = 8;
+    const REQUESTS: usize = 30;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (queue, taken) = mpsc::channel::<TcpStream>();
+    let taken = std::sync::Arc::new(std::sync::Mutex::new(taken));
+    for n in 0..4 {
+        let (taken, queue) = (std::sync::Arc::clone(&taken), queue.clone());
+        std::thread::Builder::new()
+            .name(format!("pool-{n}"))
+            .spawn(move || loop {
+                let next = taken.lock().map(|rx| rx.recv());
+                let Ok(Ok(s)) = next else { return };
+                if let Some(target) = read_one_head(&s) {
+                    write_answer(&s, &target, &who());
+                    let _ = queue.send(s);
+                }
+            })
+            .expect("spawn");
+    }
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            let _ = queue.send(s);
+        }
+    });
+    let trace = Trace::on_port(port, &[]);
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|k| {
+            std::thread::spawn(move || {
+                let mut c = RawClient::connect(local(port));
+                for i in 0..REQUESTS {
+                    get(&mut c, &format!("/pool{k}-{i}"));
+                }
+                c.local_addr()
+            })
+        })
+        .collect();
+    let addrs: Vec<_> = clients.into_iter().map(|h| h.join().expect("client")).collect();
+    let records = trace.stop();
+    assert_eq!(records.len(), 2 * CLIENTS * REQUESTS, "{}", summary_line(&records));
+    let mut readers = std::collections::BTreeSet::new();
+    for (k, addr) in addrs.into_iter().enumerate() {
+        for i in 0..REQUESTS {
+            let (_, tid, comm) = check_server_record(&records, &format!("/pool{k}-{i}"), addr, &local(port).to_string());
+            assert!(comm.starts_with("pool-"), "comm {comm}");
+            readers.insert(tid);
+        }
+    }
+    assert!(readers.len() > 1, "connections moved between threads: {readers:?}");
+}
+
+/// A client that writes pipelined requests from one thread while another reads the
+/// answers at the same time (Go's transport does this): one connection used in both
+/// directions at once by two threads. Each exchange names the writing thread.
+#[test]
+fn full_duplex_client_writer_and_reader_threads() {
+    const REQUESTS: usize = 50;
+    let server = HttpServer::start_default();
+    let trace = Trace::on_port(server.port(), &[]);
+    let c = RawClient::connect(server.addr);
+    let (caddr, host) = (c.local_addr(), server.authority());
+    let mut w = c.stream().try_clone().expect("dup");
+    let writer = std::thread::Builder::new()
+        .name("dx-write".into())
+        .spawn(move || {
+            for i in 0..REQUESTS {
+                w.write_all(request("GET", &format!("/dx{i}"), &host, &[]).as_bytes()).expect("write");
+            }
+            (gettid(), thread_comm())
+        })
+        .expect("spawn");
+    let reader = std::thread::Builder::new()
+        .name("dx-read".into())
+        .spawn(move || {
+            let mut c = c;
+            (0..REQUESTS).map(|_| c.read_response(false).body_text()).collect::<Vec<_>>()
+        })
+        .expect("spawn");
+    let (wtid, wcomm) = writer.join().expect("writer");
+    let bodies = reader.join().expect("reader");
+    let records = trace.stop();
+    assert_eq!(records.len(), 2 * REQUESTS, "{}", summary_line(&records));
+    for (i, body) in bodies.iter().enumerate() {
+        let t = format!("/dx{i}");
+        assert_eq!(body, &format!("hello from {t}"));
+        for role in ["client", "server"] {
+            let rec = one(&records, role, &t);
+            assert_eq!(str_at(rec, "/response/body"), body, "body in {rec}");
+            assert_eq!(str_at(rec, "/src"), caddr.to_string(), "src in {rec}");
+            assert_eq!(rec["complete"], true, "complete in {rec}");
+        }
+        let cli = one(&records, "client", &t);
+        assert_eq!((u64_at(cli, "/tid"), str_at(cli, "/comm")), (wtid as u64, wcomm.as_str()), "{cli}");
+    }
+}
