@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tracer::protocols::{http1::Http1Conn, Direction, Exchange, Limits, Role};
+use tracer::protocols::{http1::Http1Conn, Direction, Exchange, Limits, Process, Role};
 use tracer_fuzz::{script, Op};
 
 const LIMITS: Limits = Limits {
@@ -24,7 +24,7 @@ fuzz_target!(|input: &[u8]| {
         match op {
             Op::Data(s) => {
                 let dir = if s.response { resp_dir } else { req_dir };
-                conn.on_data(dir, s.pos, s.len, &s.data, s.ts_ns, 1);
+                conn.on_data(dir, s.pos, s.len, &s.data, s.ts_ns, Process::default());
             }
             Op::Tick(ts) => conn.on_tick(ts),
             Op::Close(ts) => conn.on_close(ts),

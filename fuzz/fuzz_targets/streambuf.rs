@@ -4,6 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use tracer::protocols::Process;
 use tracer::reassembly::{Segment, StreamBuf, MAX_STORED_SEGMENTS};
 use tracer_fuzz::{script, Op};
 
@@ -28,7 +29,7 @@ fuzz_target!(|input: &[u8]| {
         // The script's payload bytes are arbitrary; replace them by the stream's bytes at
         // their positions, keeping the captured length.
         let data: Vec<u8> = (0..s.data.len() as u64).map(|i| byte_at(s.pos + i)).collect();
-        let seg = Segment::new(s.pos, s.len, &data, s.ts_ns, 1);
+        let seg = Segment::new(s.pos, s.len, &data, s.ts_ns, Process::default());
         let Some(seg) = buf.trim(seg) else { continue };
         assert!(seg.pos >= buf.next_pos() || seg.end() > buf.next_pos());
         if buf.is_next(&seg) {

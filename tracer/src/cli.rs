@@ -22,13 +22,14 @@ pub struct Cli {
     /// Exchanges the live view keeps (the most recent).
     #[arg(long, default_value_t = 10_000, value_name = "N")]
     pub max_rows: usize,
-    /// Only these processes (repeatable; filtered in the kernel).
+    /// Only these processes (repeatable; filtered in the kernel; a forking server's children are
+    /// other pids).
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
     /// Only connections with this local or remote port (repeatable; filtered in the kernel).
     #[arg(long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
-    /// Only processes with this command name (repeatable).
+    /// Only exchanges whose request's thread has this command name (repeatable).
     #[arg(long = "comm", value_name = "NAME")]
     pub comms: Vec<String>,
     /// Only exchanges seen from this side.

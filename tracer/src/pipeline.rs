@@ -56,15 +56,10 @@ impl Source {
     }
 }
 
-/// The local process on one end of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Process {
-    pub pid: u32,
-    /// The thread that wrote or read the request's first byte (packets: the one that first
-    /// used the connection).
-    pub tid: u32,
-    pub comm: [u8; 16],
-}
+/// The local process on one end of a connection: for the syscall path the thread that
+/// wrote or read the request's first byte, for packets the one that first used the
+/// connection.
+pub use crate::protocols::Process;
 
 /// An exchange with the connection and process it belongs to.
 #[derive(Debug, Clone)]
@@ -85,7 +80,9 @@ pub struct Record {
 }
 
 impl Record {
-    /// A record seen by the syscall probes of the process described by `meta`.
+    /// A record of the connection described by `meta`, attributed to the thread that
+    /// wrote or read its request's first byte (not the connection's first user: a socket
+    /// passed on, or a thread renamed, changes who that is).
     pub fn from_syscall(meta: &ConnMeta, role: Role, exchange: Exchange) -> Self {
         let conn = meta.key.sock ^ meta.key.conn_id.rotate_left(32);
         let (client, server) = match role {
@@ -95,7 +92,7 @@ impl Record {
         Record {
             source: Source::Syscall,
             role: Some(role),
-            process: Some(Process { pid: meta.pid, tid: exchange.request.tid, comm: meta.comm }),
+            process: Some(exchange.request.process),
             client,
             server,
             exchange,
@@ -107,12 +104,22 @@ impl Record {
 
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
+    /// Applied to each exchange by the thread of its request (the thread that moved its
+    /// first byte): a socket passed to another process, or a thread renamed, changes the
+    /// command name within one connection.
     /// Only these command names (exact, as the kernel reports them: at most 15 bytes).
     pub comms: Vec<Vec<u8>>,
     pub role: Option<Role>,
     /// Only these processes (`--pid`). The syscall probes apply it in the kernel; the
     /// packet path, which sees every host's traffic, applies it to the attributed owner.
     pub pids: Vec<u32>,
+}
+
+impl Filter {
+    /// Whether `comm` passes `--comm`.
+    pub fn comm_ok(&self, comm: &[u8; 16]) -> bool {
+        self.comms.is_empty() || self.comms.iter().any(|c| c.as_slice() == comm_str(comm))
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -220,10 +227,10 @@ impl Pipeline {
                 conn.last_ns = ts_ns;
                 if let Some(p) = conn.parser.as_mut() {
                     if !p.is_done() {
-                        p.on_data(dir, pos, len, data, ts_ns, meta.tid);
+                        p.on_data(dir, pos, len, data, ts_ns, Process { pid: meta.pid, tid: meta.tid, comm: meta.comm });
                     }
                 }
-                emit(conn, &mut self.drained, &mut self.stats, &self.redactor, sink);
+                emit(conn, &mut self.drained, &mut self.stats, &self.redactor, &self.filter, sink);
             }
             Event::Close { meta, ts_ns } if self.defer_closes => self.closing.push((meta.key, ts_ns)),
             Event::Close { meta, ts_ns } => self.close(meta.key, ts_ns, sink),
@@ -290,7 +297,7 @@ impl Pipeline {
             }
         }
         for conn in self.conns.values_mut() {
-            emit(conn, &mut self.drained, &mut self.stats, &self.redactor, sink);
+            emit(conn, &mut self.drained, &mut self.stats, &self.redactor, &self.filter, sink);
         }
         for key in idle_keys {
             self.evict(key, now_ns, sink);
@@ -337,7 +344,7 @@ impl Pipeline {
 
     /// Emits what a connection that is going away still holds, and counts its drops.
     fn emit_conn(&mut self, conn: &mut Conn, sink: &mut impl FnMut(Record)) {
-        emit(conn, &mut self.drained, &mut self.stats, &self.redactor, sink);
+        emit(conn, &mut self.drained, &mut self.stats, &self.redactor, &self.filter, sink);
         if let Some(p) = conn.parser.as_ref() {
             self.stats.dropped_bytes = self.stats.dropped_bytes.saturating_add(p.dropped_bytes());
             self.stats.orphan_responses = self.stats.orphan_responses.saturating_add(p.orphan_responses());
@@ -355,9 +362,8 @@ fn new_conn(cfg: &Config, filter: &Filter, meta: ConnMeta, ts_ns: u64) -> Box<Co
         comm = %String::from_utf8_lossy(comm_str(&meta.comm)), preexisting = meta.preexisting,
         "new connection"
     );
-    let comm_ok = filter.comms.is_empty() || filter.comms.iter().any(|c| c.as_slice() == comm_str(&meta.comm));
     let role_ok = filter.role.is_none_or(|r| r == role);
-    let parser = (comm_ok && role_ok).then(|| {
+    let parser = role_ok.then(|| {
         let mut p = Http1Conn::new(role, cfg.limits);
         if cfg.announce_requests {
             p.announce_requests();
@@ -372,12 +378,13 @@ fn emit(
     drained: &mut Vec<Exchange>,
     stats: &mut Stats,
     redactor: &Redactor,
+    filter: &Filter,
     sink: &mut impl FnMut(Record),
 ) {
     let Some(p) = conn.parser.as_mut() else { return };
     let mut heads = Vec::new();
     p.drain_started(&mut heads);
-    for request in heads {
+    for request in heads.into_iter().filter(|q| filter.comm_ok(&q.process.comm)) {
         let mut exchange = Exchange { request, response: None, note: None };
         redactor.apply(&mut exchange);
         let mut r = Record::from_syscall(&conn.meta, conn.role, exchange);
@@ -386,6 +393,11 @@ fn emit(
     }
     p.drain(drained);
     for mut exchange in drained.drain(..) {
+        if !filter.comm_ok(&exchange.request.process.comm) {
+            // Not shown, so not counted: as a filtered connection's never were.
+            conn.lost_counted = conn.lost_counted.saturating_add(exchange.lost_bytes());
+            continue;
+        }
         redactor.apply(&mut exchange);
         stats.exchanges += 1;
         if !exchange.complete() {
@@ -410,6 +422,13 @@ mod tests {
     use super::*;
 
     fn data(dir: u8, pos: u64, ts: u64, bytes: &[u8]) -> Vec<u8> {
+        data_by(dir, pos, ts, bytes, (10, 11, b"curl"))
+    }
+
+    /// A data event moved by thread `tid` of process `pid` named `comm`.
+    fn data_by(dir: u8, pos: u64, ts: u64, bytes: &[u8], (pid, tid, comm): (u32, u32, &[u8])) -> Vec<u8> {
+        let mut name = [0u8; 16];
+        name[..comm.len()].copy_from_slice(comm);
         let h = EventHeader {
             kind: EventKind::Data as u32,
             flags: 0,
@@ -419,8 +438,8 @@ mod tests {
             pos,
             len: bytes.len() as u32,
             cap: bytes.len() as u32,
-            pid: 10,
-            tid: 11,
+            pid,
+            tid,
             fd: 3,
             family: AF_INET,
             role: ROLE_CLIENT,
@@ -430,7 +449,7 @@ mod tests {
             _pad: 0,
             laddr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             raddr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-            comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
+            comm: name,
         };
         events::encode(&h, bytes)
     }
@@ -510,5 +529,39 @@ mod tests {
         assert_eq!(out.len(), 2);
         p.on_raw(&close_event(500), &mut |r| out.push(r));
         assert_eq!(p.active_conns(), 0, "ended on its close");
+    }
+
+    /// One connection whose first exchange is made by one process and the second by
+    /// another (the socket passed on with SCM_RIGHTS, or a thread renamed in between).
+    fn handed_over(filter: Filter) -> Vec<Record> {
+        let cfg = Config { limits: Limits::default(), announce_requests: false, max_conns: 4, idle_timeout_ns: u64::MAX };
+        let mut p = Pipeline::new(cfg, filter);
+        let mut out = Vec::new();
+        let (q1, q2) = (b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n", b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let (a, b) = ((10, 11, &b"first"[..]), (20, 21, &b"second"[..]));
+        p.on_raw(&data_by(DIR_EGRESS, 0, 100, q1, a), &mut |r| out.push(r));
+        p.on_raw(&data_by(DIR_INGRESS, 0, 200, resp, a), &mut |r| out.push(r));
+        p.on_raw(&data_by(DIR_EGRESS, q1.len() as u64, 300, q2, b), &mut |r| out.push(r));
+        p.on_raw(&data_by(DIR_INGRESS, resp.len() as u64, 400, resp, b), &mut |r| out.push(r));
+        out
+    }
+
+    fn who(r: &Record) -> (String, u32, u32, String) {
+        let target = match &r.exchange.request.start {
+            crate::protocols::StartLine::Request { target, .. } => String::from_utf8_lossy(target).into_owned(),
+            _ => String::new(),
+        };
+        let p = r.process.expect("syscall records name a process");
+        (target, p.pid, p.tid, String::from_utf8_lossy(comm_str(&p.comm)).into_owned())
+    }
+
+    #[test]
+    fn each_exchange_names_the_thread_of_its_request_not_the_connections_first() {
+        let out: Vec<_> = handed_over(Filter::default()).iter().map(who).collect();
+        assert_eq!(out, [("/1".into(), 10, 11, "first".into()), ("/2".into(), 20, 21, "second".into())]);
+        let only_second = Filter { comms: vec![b"second".to_vec()], ..Filter::default() };
+        let out: Vec<_> = handed_over(only_second).iter().map(who).collect();
+        assert_eq!(out, [("/2".into(), 20, 21, "second".into())]);
     }
 }

@@ -130,7 +130,7 @@ mod tests {
             body_truncated: false,
             first_ts_ns: 0,
             last_ts_ns: 0,
-            tid: 0,
+            process: Default::default(),
             complete: true,
             lost_bytes: 0,
         }

@@ -17,6 +17,9 @@ const APT_PACKAGES: &[&str] = &[
     "iproute2",
     "wrk",
     "tmux",
+    // Process-model tests: an inetd-style server (socat EXEC), servers that fork and pass fds.
+    "socat",
+    "python3",
 ];
 const TOOLCHAIN: &str = "debian-web";
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -493,7 +493,7 @@ mod tests {
             body_truncated: true,
             first_ts_ns: 5_000_000,
             last_ts_ns: 9_000_000,
-            tid: 7,
+            process: Default::default(),
             complete: true,
             lost_bytes: 0,
         }

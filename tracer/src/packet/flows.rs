@@ -5,7 +5,7 @@
 use std::{collections::HashMap, net::SocketAddr};
 
 use super::frame::TcpSegment;
-use crate::protocols::{http1::Http1Conn, Direction, Exchange, Limits, Role};
+use crate::protocols::{http1::Http1Conn, Direction, Exchange, Limits, Process, Role};
 
 /// A finished exchange of a flow.
 #[derive(Debug, Clone)]
@@ -186,7 +186,7 @@ impl FlowTable {
                 let dir = if d == 0 { Direction::Egress } else { Direction::Ingress };
                 let end = pos + seg.wire_len as u64;
                 if seg.wire_len > 0 {
-                    flow.http.on_data(dir, pos, seg.wire_len as u64, seg.payload, ts_ns, 0);
+                    flow.http.on_data(dir, pos, seg.wire_len as u64, seg.payload, ts_ns, Process::default());
                     flow.seq[d].advance(end);
                 }
                 if ends_known {

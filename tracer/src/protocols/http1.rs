@@ -51,7 +51,7 @@ mod tests_gaps;
 
 use self::pairing::{Frontier, Pairing};
 use self::side::{Cx, Side, Stats};
-use crate::protocols::{Direction, Exchange, Limits, Message, Note, Role};
+use crate::protocols::{Direction, Exchange, Limits, Message, Note, Process, Role};
 use crate::reassembly::Segment;
 
 /// Bytes that failed to parse, on a connection where nothing parsed yet, after which the
@@ -103,12 +103,12 @@ impl Http1Conn {
         }
     }
 
-    pub fn on_data(&mut self, dir: Direction, pos: u64, len: u64, data: &[u8], ts_ns: u64, tid: u32) {
+    pub fn on_data(&mut self, dir: Direction, pos: u64, len: u64, data: &[u8], ts_ns: u64, by: Process) {
         self.last_ts = self.last_ts.max(ts_ns);
         if self.is_done() {
             return;
         }
-        let seg = Segment::new(pos, len, data, ts_ns, tid);
+        let seg = Segment::new(pos, len, data, ts_ns, by);
         let mut cx = Cx { pairing: &mut self.pairing, limits: &self.limits, stats: &mut self.stats, started: &mut self.started };
         if dir == self.role.request_direction() {
             self.req.on_segment(seg, &mut cx);
@@ -126,7 +126,7 @@ impl Http1Conn {
     pub fn on_end(&mut self, dir: Direction, pos: u64, ts_ns: u64) {
         // An empty segment at the end: the stream buffer then knows the bytes before it
         // are missing, as it knows those behind a segment that arrived early.
-        self.on_data(dir, pos, 0, &[], ts_ns, 0);
+        self.on_data(dir, pos, 0, &[], ts_ns, Process::default());
     }
 
     /// The connection closed: a close-delimited body ends here, complete.

@@ -3,6 +3,17 @@
 
 pub mod http1;
 
+/// The thread that moved a segment's bytes: its process (thread group id), its id, and
+/// its command name when it did. Carried with the bytes so that each message names the
+/// thread that actually wrote or read it, whichever process held the connection before
+/// (a socket passed to another process, a thread renamed between requests).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Process {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: [u8; 16],
+}
+
 /// The side of the connection the traced process is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -181,8 +192,8 @@ pub struct Message {
     /// Kernel timestamp (ns, CLOCK_MONOTONIC) of the first and last byte.
     pub first_ts_ns: u64,
     pub last_ts_ns: u64,
-    /// Thread that wrote or read the first byte.
-    pub tid: u32,
+    /// The thread that wrote or read the first byte.
+    pub process: Process,
     /// Framed from start line to end of body with no lost byte.
     pub complete: bool,
     /// Bytes of this message known lost (gaps inside it).

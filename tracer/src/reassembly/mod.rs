@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::protocols::Process;
+
 /// Stored segments beyond this count are treated as over the memory bound even if they
 /// carry few bytes (each costs a map entry).
 pub const MAX_STORED_SEGMENTS: usize = 4096;
@@ -22,17 +24,17 @@ pub struct Segment<'a> {
     pub len: u64,
     pub data: &'a [u8],
     pub ts_ns: u64,
-    pub tid: u32,
+    pub by: Process,
 }
 
 impl<'a> Segment<'a> {
     /// Builds a segment; captured bytes beyond `len` are cut, since the length is the
     /// kernel's word on how many stream bytes the syscall moved. A segment never reaches
     /// past the last stream position (`pos + len` cannot overflow downstream).
-    pub fn new(pos: u64, len: u64, data: &'a [u8], ts_ns: u64, tid: u32) -> Self {
+    pub fn new(pos: u64, len: u64, data: &'a [u8], ts_ns: u64, by: Process) -> Self {
         let len = len.min(u64::MAX - pos);
         let keep = usize::try_from(len).unwrap_or(usize::MAX).min(data.len());
-        Segment { pos, len, data: &data[..keep], ts_ns, tid }
+        Segment { pos, len, data: &data[..keep], ts_ns, by }
     }
 
     pub fn end(&self) -> u64 {
@@ -59,12 +61,12 @@ pub struct OwnedSegment {
     pub len: u64,
     pub data: Vec<u8>,
     pub ts_ns: u64,
-    pub tid: u32,
+    pub by: Process,
 }
 
 impl OwnedSegment {
     pub fn as_segment(&self) -> Segment<'_> {
-        Segment { pos: self.pos, len: self.len, data: &self.data, ts_ns: self.ts_ns, tid: self.tid }
+        Segment { pos: self.pos, len: self.len, data: &self.data, ts_ns: self.ts_ns, by: self.by }
     }
 }
 
@@ -129,7 +131,7 @@ impl StreamBuf {
             len: seg.len,
             data: seg.data.to_vec(),
             ts_ns: seg.ts_ns,
-            tid: seg.tid,
+            by: seg.by,
         };
         self.stored.insert(seg.pos, owned);
     }
@@ -188,7 +190,7 @@ mod tests {
     use super::*;
 
     fn seg(pos: u64, data: &[u8]) -> Segment<'_> {
-        Segment::new(pos, data.len() as u64, data, pos, 1)
+        Segment::new(pos, data.len() as u64, data, pos, Process::default())
     }
 
     #[test]
@@ -210,7 +212,7 @@ mod tests {
         };
         let t = s.trim(seg(0, b"abcd")).expect("tail left");
         assert_eq!((t.pos, t.len, t.data), (2, 2, &b"cd"[..]));
-        let u = s.trim(Segment::new(0, 10, b"ab", 0, 1)).expect("uncaptured tail left");
+        let u = s.trim(Segment::new(0, 10, b"ab", 0, Process::default())).expect("uncaptured tail left");
         assert_eq!((u.pos, u.len, u.data), (2, 8, &b""[..]));
     }
 
@@ -238,7 +240,7 @@ mod tests {
     fn segment_at_the_end_of_the_position_space_is_cut() {
         // Found by the events fuzz target: a record with pos near u64::MAX overflowed
         // `pos + data.len()` in the parser.
-        let s = Segment::new(u64::MAX - 2, 10, b"abcdefghij", 0, 1);
+        let s = Segment::new(u64::MAX - 2, 10, b"abcdefghij", 0, Process::default());
         assert_eq!((s.len, s.data, s.end()), (2, &b"ab"[..], u64::MAX));
         assert_eq!(s.skip_front(5).len, 0);
     }

@@ -563,7 +563,7 @@ mod tests {
             body_truncated: false,
             first_ts_ns: 1_000,
             last_ts_ns: 2_000,
-            tid: 1,
+            process: Default::default(),
             complete: true,
             lost_bytes: 0,
         };

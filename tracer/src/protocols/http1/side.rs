@@ -131,7 +131,7 @@ impl Side {
     }
 
     fn consume(&mut self, seg: Segment<'_>, cx: &mut Cx<'_>) {
-        self.marks.push(seg.pos, seg.ts_ns, seg.tid);
+        self.marks.push(seg.pos, seg.ts_ns, seg.by);
         self.last_ts = seg.ts_ns;
         let data_end = seg.pos + seg.data.len() as u64;
         if !seg.data.is_empty() {
@@ -156,7 +156,7 @@ impl Side {
         if uncaptured > 0 && !cx.stats.upgraded {
             if self.paused {
                 // Keep the count in order behind the paused head.
-                self.stream.store(Segment::new(data_end, uncaptured, &[], seg.ts_ns, seg.tid));
+                self.stream.store(Segment::new(data_end, uncaptured, &[], seg.ts_ns, seg.by));
             } else {
                 self.stream.advance_to(seg.end());
                 self.skip(uncaptured, false, cx);
@@ -304,7 +304,7 @@ impl Side {
     ) -> Message {
         cx.stats.parsed_any = true;
         self.resync = false;
-        let (first_ts, tid) = self.marks.at(pos);
+        let (first_ts, process) = self.marks.at(pos);
         Message {
             start,
             headers,
@@ -313,7 +313,7 @@ impl Side {
             body_truncated: false,
             first_ts_ns: first_ts,
             last_ts_ns: self.marks.at(pos + len as u64 - 1).0.max(first_ts),
-            tid,
+            process,
             complete: true,
             lost_bytes: 0,
         }

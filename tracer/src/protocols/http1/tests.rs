@@ -1,7 +1,12 @@
 //! Table-driven fixtures, fed whole, split at every byte offset, and one byte per segment.
 
 use super::Http1Conn;
-use crate::protocols::{Direction, Exchange, Limits, Note, Role, StartLine};
+use crate::protocols::{Direction, Exchange, Limits, Note, Process, Role, StartLine};
+
+/// A thread of process 100 for the segments of these tests.
+pub fn thread(tid: u32) -> Process {
+    Process { pid: 100, tid, comm: *b"t\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0" }
+}
 
 /// Feeds a client-side connection: requests are Egress, responses Ingress. Every segment
 /// gets the next timestamp, so the order of calls is the order of time.
@@ -31,27 +36,27 @@ impl Harness {
 
     pub fn req(&mut self, data: &[u8]) {
         let ts = self.tick_ts();
-        self.conn.on_data(Direction::Egress, self.req_pos, data.len() as u64, data, ts, 7);
+        self.conn.on_data(Direction::Egress, self.req_pos, data.len() as u64, data, ts, thread(7));
         self.req_pos += data.len() as u64;
     }
 
     pub fn resp(&mut self, data: &[u8]) {
         let ts = self.tick_ts() + self.resp_delay;
-        self.conn.on_data(Direction::Ingress, self.resp_pos, data.len() as u64, data, ts, 8);
+        self.conn.on_data(Direction::Ingress, self.resp_pos, data.len() as u64, data, ts, thread(8));
         self.resp_pos += data.len() as u64;
     }
 
     /// A response segment of `len` stream bytes of which only `data` was captured.
     pub fn resp_partial(&mut self, len: u64, data: &[u8]) {
         let ts = self.tick_ts();
-        self.conn.on_data(Direction::Ingress, self.resp_pos, len, data, ts, 8);
+        self.conn.on_data(Direction::Ingress, self.resp_pos, len, data, ts, thread(8));
         self.resp_pos += len;
     }
 
     /// A request segment of `len` stream bytes of which only `data` was captured.
     pub fn req_partial(&mut self, len: u64, data: &[u8]) {
         let ts = self.tick_ts();
-        self.conn.on_data(Direction::Egress, self.req_pos, len, data, ts, 7);
+        self.conn.on_data(Direction::Egress, self.req_pos, len, data, ts, thread(7));
         self.req_pos += len;
     }
 
@@ -309,8 +314,8 @@ fn timestamps_and_thread_come_from_first_and_last_segments() {
     let out = h.drain();
     assert_eq!(out.len(), 1);
     let (q, r) = (&out[0].request, out[0].response.as_ref().expect("response"));
-    assert_eq!((q.first_ts_ns, q.last_ts_ns, q.tid), (1010, 1020, 7));
-    assert_eq!((r.first_ts_ns, r.last_ts_ns, r.tid), (1030, 1040, 8));
+    assert_eq!((q.first_ts_ns, q.last_ts_ns, q.process), (1010, 1020, thread(7)));
+    assert_eq!((r.first_ts_ns, r.last_ts_ns, r.process), (1030, 1040, thread(8)));
 }
 
 #[test]
@@ -328,8 +333,8 @@ fn body_is_kept_up_to_max_body() {
 fn server_role_reads_requests_from_ingress() {
     let mut c = Http1Conn::new(Role::Server, Limits::default());
     let (q, r) = (get("/s"), ok_resp("srv"));
-    c.on_data(Direction::Ingress, 0, q.len() as u64, &q, 1, 1);
-    c.on_data(Direction::Egress, 0, r.len() as u64, &r, 2, 1);
+    c.on_data(Direction::Ingress, 0, q.len() as u64, &q, 1, thread(1));
+    c.on_data(Direction::Egress, 0, r.len() as u64, &r, 2, thread(1));
     let mut out = Vec::new();
     c.drain(&mut out);
     assert_eq!(out.iter().map(sum).collect::<Vec<_>>(), vec![ok("GET", "/s", b"", 200, b"srv")]);

@@ -1,6 +1,6 @@
 //! Lost, uncaptured and reordered bytes; timeouts; garbage; the memory bound.
 
-use super::tests::{ok, sum, Harness, Sum};
+use super::tests::{ok, sum, thread, Harness, Sum};
 use super::Http1Conn;
 use crate::protocols::{Direction, Limits, Note, Role};
 
@@ -145,11 +145,11 @@ fn lost_whole_request_with_late_delivered_responses() {
     let (q1, q2, q3) = (get("/1"), get("/2"), get("/3"));
     let (r1, r2, r3) = (ok_resp("one"), ok_resp("two"), ok_resp("three"));
     let q3_pos = (q1.len() + q2.len()) as u64;
-    c.on_data(Direction::Egress, 0, q1.len() as u64, &q1, 10, 1);
-    c.on_data(Direction::Egress, q3_pos, q3.len() as u64, &q3, 50, 1);
+    c.on_data(Direction::Egress, 0, q1.len() as u64, &q1, 10, thread(1));
+    c.on_data(Direction::Egress, q3_pos, q3.len() as u64, &q3, 50, thread(1));
     let mut pos = 0;
     for (r, ts) in [(&r1, 20), (&r2, 40), (&r3, 60)] {
-        c.on_data(Direction::Ingress, pos, r.len() as u64, r, ts, 1);
+        c.on_data(Direction::Ingress, pos, r.len() as u64, r, ts, thread(1));
         pos += r.len() as u64;
     }
     c.on_tick(60 + Limits::default().reorder_timeout_ns + 1);
@@ -200,10 +200,10 @@ fn out_of_order_segments_are_reordered_within_timeout() {
     let mut c = Http1Conn::new(Role::Client, Limits::default());
     let (q, r) = (get("/ooo"), ok_resp("reordered body"));
     let (qk, rk) = (9usize, 30usize);
-    c.on_data(Direction::Egress, qk as u64, (q.len() - qk) as u64, &q[qk..], 2, 1);
-    c.on_data(Direction::Ingress, rk as u64, (r.len() - rk) as u64, &r[rk..], 4, 1);
-    c.on_data(Direction::Ingress, 0, rk as u64, &r[..rk], 3, 1);
-    c.on_data(Direction::Egress, 0, qk as u64, &q[..qk], 1, 1);
+    c.on_data(Direction::Egress, qk as u64, (q.len() - qk) as u64, &q[qk..], 2, thread(1));
+    c.on_data(Direction::Ingress, rk as u64, (r.len() - rk) as u64, &r[rk..], 4, thread(1));
+    c.on_data(Direction::Ingress, 0, rk as u64, &r[..rk], 3, thread(1));
+    c.on_data(Direction::Egress, 0, qk as u64, &q[..qk], 1, thread(1));
     let mut out = Vec::new();
     c.drain(&mut out);
     assert_eq!(out.iter().map(sum).collect::<Vec<_>>(), vec![ok("GET", "/ooo", b"", 200, b"reordered body")]);
@@ -215,11 +215,11 @@ fn out_of_order_segments_are_reordered_within_timeout() {
 fn duplicates_and_overlaps_are_ignored() {
     let mut c = Http1Conn::new(Role::Client, Limits::default());
     let (q, r) = (get("/dup"), ok_resp("abc"));
-    c.on_data(Direction::Egress, 0, 10, &q[..10], 1, 1);
-    c.on_data(Direction::Egress, 0, q.len() as u64, &q, 2, 1);
-    c.on_data(Direction::Egress, 5, (q.len() - 5) as u64, &q[5..], 3, 1);
-    c.on_data(Direction::Ingress, 0, r.len() as u64, &r, 4, 1);
-    c.on_data(Direction::Ingress, 0, r.len() as u64, &r, 5, 1);
+    c.on_data(Direction::Egress, 0, 10, &q[..10], 1, thread(1));
+    c.on_data(Direction::Egress, 0, q.len() as u64, &q, 2, thread(1));
+    c.on_data(Direction::Egress, 5, (q.len() - 5) as u64, &q[5..], 3, thread(1));
+    c.on_data(Direction::Ingress, 0, r.len() as u64, &r, 4, thread(1));
+    c.on_data(Direction::Ingress, 0, r.len() as u64, &r, 5, thread(1));
     c.on_close(6);
     let mut out = Vec::new();
     c.drain(&mut out);
@@ -455,7 +455,7 @@ fn max_buffer_bounds_out_of_order_bytes() {
     let mut c = Http1Conn::new(Role::Client, limits);
     let seg = [b'a'; 1000];
     for i in 0..20u64 {
-        c.on_data(Direction::Ingress, 1 + i * 2000, 1000, &seg, i, 1);
+        c.on_data(Direction::Ingress, 1 + i * 2000, 1000, &seg, i, thread(1));
         assert!(c.buffered_bytes() <= 4096, "buffered {}", c.buffered_bytes());
     }
     assert!(c.dropped_bytes() > 0);
