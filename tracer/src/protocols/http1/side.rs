@@ -351,6 +351,11 @@ impl Side {
             Framing::Length(n) => State::Length(n),
             Framing::Chunked => State::ChunkSize,
             Framing::UntilClose => State::UntilClose,
+            // The head is reported, marked; where the next message starts is searched for.
+            Framing::Unknown => {
+                self.framing_error(cx);
+                State::Head
+            }
         };
     }
 

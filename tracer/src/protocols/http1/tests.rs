@@ -125,6 +125,13 @@ pub(super) fn ok(method: &str, target: &str, req_body: &[u8], status: u16, resp_
     }
 }
 
+/// An exchange whose framing fields could not be trusted: reported, incomplete, marked.
+fn unframed(mut x: Sum) -> Sum {
+    x.complete = false;
+    x.note = Some(Note::ParseError);
+    x
+}
+
 struct Fixture {
     name: &'static str,
     req: Vec<u8>,
@@ -220,6 +227,46 @@ fn fixtures() -> Vec<Fixture> {
             req: b"GET /old HTTP/1.0\r\n\r\n".to_vec(),
             resp: b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc".to_vec(),
             expect: vec![ok("GET", "/old", b"", 200, b"abc")],
+        },
+        Fixture {
+            name: "request with an invalid content-length",
+            req: b"POST /bad HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello".to_vec(),
+            resp: b"HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad".to_vec(),
+            expect: vec![unframed(ok("POST", "/bad", b"", 400, b"bad"))],
+        },
+        Fixture {
+            name: "request with two different content-lengths",
+            req: b"POST /bad HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello".to_vec(),
+            resp: b"HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad".to_vec(),
+            expect: vec![unframed(ok("POST", "/bad", b"", 400, b"bad"))],
+        },
+        Fixture {
+            name: "request coding without final chunked",
+            req: b"POST /gz HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b".to_vec(),
+            resp: b"HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad".to_vec(),
+            expect: vec![unframed(ok("POST", "/gz", b"", 400, b"bad"))],
+        },
+        Fixture {
+            name: "response with two different content-lengths, then another",
+            req: cat(&[&get("/two"), &get("/next")]),
+            resp: cat(&[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!", &ok_resp("n")]),
+            expect: vec![unframed(ok("GET", "/two", b"", 200, b"")), ok("GET", "/next", b"", 200, b"n")],
+        },
+        Fixture {
+            name: "bad content-length where no body may follow",
+            req: cat(&[&get("/cached"), b"HEAD /h HTTP/1.1\r\n\r\n", &get("/next")]),
+            resp: cat(&[
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: abc\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n",
+                &ok_resp("n"),
+            ]),
+            expect: vec![ok("GET", "/cached", b"", 304, b""), ok("HEAD", "/h", b"", 200, b""), ok("GET", "/next", b"", 200, b"n")],
+        },
+        Fixture {
+            name: "response with an obs-fold",
+            req: cat(&[&get("/fold"), &get("/next")]),
+            resp: cat(&[b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n\tb\r\nContent-Length: 2\r\n\r\nok", &ok_resp("n")]),
+            expect: vec![ok("GET", "/fold", b"", 200, b"ok"), ok("GET", "/next", b"", 200, b"n")],
         },
         Fixture { name: "pipelined 3", req: pipe_req, resp: pipe_resp, expect: pipe_expect },
         Fixture { name: "keep-alive 5", req: ka_req, resp: ka_resp, expect: ka_expect },
