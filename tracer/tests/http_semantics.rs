@@ -693,3 +693,76 @@ fn play_in_reads_of(client: &mut TcpStream, steps: &[Step], size: usize) {
         }
     }
 }
+
+/// A 20 KiB request head (one Cookie field) and its body in one write: the send is
+/// captured up to --max-capture, and the server reads it in one read too, so both ends
+/// see the head cut short: reported with its start line and whole fields, `truncated`,
+/// paired with its own answer; the next exchange pairs right.
+#[test]
+fn request_head_larger_than_the_capture() {
+    let cookie = "k".repeat(20 * 1024);
+    let req = format!("POST /big-head HTTP/1.1\r\nHost: test\r\nCookie: {cookie}\r\nContent-Length: 5\r\n\r\nhello");
+    let records = converse(&with_after(vec![c(req), s(ok("seen"))]), &[], 2);
+    each_role(&records, 0, |rec| {
+        assert_exchange(rec, "POST", "/big-head", 200, "seen");
+        assert_eq!(header_at(rec, "/request/headers", "Host").as_deref(), Some("test"), "{rec}");
+        assert_eq!(rec["complete"], false, "{rec}");
+        assert_eq!(rec["note"], "truncated", "{rec}");
+        assert_eq!(rec["lost_bytes"], 0, "{rec}");
+    });
+    each_role(&records, 1, assert_after);
+}
+
+/// curl uploading 1 MiB with `Transfer-Encoding: chunked`: the body is decoded to its
+/// size at the server, whose reads are captured whole. curl sends chunks larger than
+/// --max-capture, whose ends are then not seen: its record says so (`truncated`), paired
+/// with its answer.
+#[test]
+fn curl_chunked_upload() {
+    const SIZE: usize = 1 << 20;
+    let server = HttpServer::start_default();
+    let dir = TempDir::new("chunked-upload");
+    let file = dir.join("body");
+    std::fs::write(&file, pseudo_random_bytes(SIZE, 3)).expect("write body file");
+    let trace = Trace::on_port(server.port(), &[]);
+    let url = format!("http://{}/upload", server.authority());
+    let data = format!("@{}", file.display());
+    let out = curl(&["-H", "Transfer-Encoding: chunked", "-H", "Expect:", "--data-binary", &data, &url]);
+    assert_eq!(out.stdout_text(), format!("got {SIZE} bytes for /upload"));
+    let records = trace.stop();
+    let rec = only_one(&records, "server");
+    assert_clean(rec);
+    assert_eq!(str_at(rec, "/request/method"), "POST", "{rec}");
+    assert_eq!(u64_at(rec, "/request/body_size"), SIZE as u64, "{rec}");
+    assert!(bool_at(rec, "/request/body_truncated"), "{rec}");
+    assert_eq!(u64_at(rec, "/response/status"), 200, "{rec}");
+    let client = only_one(&records, "client");
+    assert_eq!(str_at(client, "/request/method"), "POST", "{client}");
+    assert_eq!(u64_at(client, "/response/status"), 200, "{client}");
+    assert_eq!(client["lost_bytes"], 0, "{client}");
+    if client["complete"] == false {
+        assert_eq!(client["note"], "truncated", "{client}");
+    }
+}
+
+/// A 1 MiB chunked body in one chunk, in one write: the client's send is captured up to
+/// --max-capture, so the chunk's end and the last chunk are not seen there: its record
+/// says `truncated`, paired with its answer, and the next request still parses.
+#[test]
+fn one_mebibyte_chunked_upload_in_one_write() {
+    const SIZE: usize = 1 << 20;
+    let mut req = b"POST /chunks HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    req.extend_from_slice(format!("{SIZE:x}\r\n").as_bytes());
+    req.extend(std::iter::repeat_n(b'z', SIZE));
+    req.extend_from_slice(b"\r\n0\r\n\r\n");
+    let records = converse(&with_after(vec![Step::C(req), s(ok("stored"))]), &[], 2);
+    let client = by_role(&records, "client")[0];
+    assert_exchange(client, "POST", "/chunks", 200, "stored");
+    assert_eq!(client["complete"], false, "{client}");
+    assert_eq!(client["note"], "truncated", "{client}");
+    // The server's reads may return more than --max-capture each, or not: its record is
+    // complete or `truncated` depending on where they end, and paired either way.
+    let server = by_role(&records, "server")[0];
+    assert_exchange(server, "POST", "/chunks", 200, "stored");
+    each_role(&records, 1, assert_after);
+}
