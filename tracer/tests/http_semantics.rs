@@ -766,3 +766,27 @@ fn one_mebibyte_chunked_upload_in_one_write() {
     assert_exchange(server, "POST", "/chunks", 200, "stored");
     each_role(&records, 1, assert_after);
 }
+
+/// A CRLF after a body, sent with it, by the server and by the client (RFC 9112 section
+/// 2.2 lets a recipient ignore empty lines before a start line): each message still
+/// pairs with its own. The server's CRLF used to stamp the next response before its
+/// request, which dropped it and shifted every later answer by one.
+#[test]
+fn empty_line_after_a_body() {
+    let steps = with_after(vec![
+        c(get("/one")),
+        s("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none\r\n"),
+        c(get("/two")),
+        s(ok("two")),
+        c("POST /three HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\r\nthree\r\n"),
+        s(ok("three")),
+    ]);
+    let records = converse(&steps, &[], 4);
+    for (i, method, target, body) in [(0, "GET", "/one", "one"), (1, "GET", "/two", "two"), (2, "POST", "/three", "three")] {
+        each_role(&records, i, |rec| {
+            assert_clean(rec);
+            assert_exchange(rec, method, target, 200, body);
+        });
+    }
+    each_role(&records, 3, assert_after);
+}

@@ -391,3 +391,25 @@ fn request_version_is_the_minor_number() {
     assert!(matches!(out[0].request.start, StartLine::Request { version: 0, .. }));
 }
 
+
+/// Empty lines before a start line (a CRLF after a body, RFC 9112 section 2.2) sent with
+/// the previous message: skipped, so the next message starts, and is stamped, at its
+/// start line. Stamped at the CRLF, the next response looked older than its request and
+/// was dropped, and every later response paired with the request before its own.
+#[test]
+fn empty_lines_between_messages_are_not_their_start() {
+    let mut h = Harness::new();
+    h.req(&get("/1"));
+    h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na\r\n");
+    h.req(&get("/2"));
+    h.resp(&ok_resp("b"));
+    h.req(b"POST /3 HTTP/1.1\r\nContent-Length: 1\r\n\r\nc\r\n\r\n");
+    h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nc\n");
+    h.req(&get("/4"));
+    h.resp(&ok_resp("d"));
+    let out = h.drain();
+    let expect = [ok("GET", "/1", b"", 200, b"a"), ok("GET", "/2", b"", 200, b"b"), ok("POST", "/3", b"c", 200, b"c"), ok("GET", "/4", b"", 200, b"d")];
+    assert_eq!(out.iter().map(sum).collect::<Vec<_>>(), expect);
+    let firsts: Vec<(u64, u64)> = out.iter().map(|x| (x.request.first_ts_ns, x.response.as_ref().map_or(0, |r| r.first_ts_ns))).collect();
+    assert_eq!(firsts, [(1010, 1020), (1030, 1040), (1050, 1060), (1070, 1080)]);
+}
