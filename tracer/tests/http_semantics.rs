@@ -790,3 +790,26 @@ fn empty_line_after_a_body() {
     }
     each_role(&records, 3, assert_after);
 }
+
+/// A client that sends into the tunnel before the proxy's 200 arrives (here a plain
+/// request): those bytes follow the CONNECT on the wire but belong to the tunnel, so once
+/// the 200 comes they are not reported as a request of this connection.
+#[test]
+fn connect_with_tunnel_bytes_sent_before_the_answer() {
+    let req = "CONNECT origin.test:80 HTTP/1.1\r\nHost: origin.test:80\r\n\r\n".to_owned() + &get("/eager");
+    let steps = [c(req), s("HTTP/1.1 200 OK\r\n\r\n"), s(ok("from the origin"))];
+    let records = converse(&steps, &[], 1);
+    each_role(&records, 0, |rec| {
+        assert_exchange(rec, "CONNECT", "origin.test:80", 200, "");
+        assert_eq!(rec["note"], "upgrade", "note in {rec}");
+    });
+}
+
+/// HTTP/2 with prior knowledge (the preface, then binary frames) is not HTTP/1: no record.
+#[test]
+fn http2_prior_knowledge_yields_nothing() {
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00";
+    let settings_ack = b"\x00\x00\x00\x04\x01\x00\x00\x00\x00";
+    let headers_frame = b"\x00\x00\x05\x01\x05\x00\x00\x00\x01\x82\x86\x84\x41\x8a";
+    converse(&[c(preface), s(settings_ack), c(headers_frame), s(settings_ack)], &[], 0);
+}

@@ -268,6 +268,12 @@ fn fixtures() -> Vec<Fixture> {
             resp: cat(&[b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n\tb\r\nContent-Length: 2\r\n\r\nok", &ok_resp("n")]),
             expect: vec![ok("GET", "/fold", b"", 200, b"ok"), ok("GET", "/next", b"", 200, b"n")],
         },
+        Fixture {
+            name: "empty lines between messages",
+            req: cat(&[b"\r\n", b"POST /p HTTP/1.1\r\nContent-Length: 1\r\n\r\nx\r\n", &get("/next")]),
+            resp: cat(&[b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ny\r\n\n", &ok_resp("n")]),
+            expect: vec![ok("POST", "/p", b"x", 200, b"y"), ok("GET", "/next", b"", 200, b"n")],
+        },
         Fixture { name: "pipelined 3", req: pipe_req, resp: pipe_resp, expect: pipe_expect },
         Fixture { name: "keep-alive 5", req: ka_req, resp: ka_resp, expect: ka_expect },
     ]
