@@ -813,3 +813,22 @@ fn http2_prior_knowledge_yields_nothing() {
     let headers_frame = b"\x00\x00\x05\x01\x05\x00\x00\x00\x01\x82\x86\x84\x41\x8a";
     converse(&[c(preface), s(settings_ack), c(headers_frame), s(settings_ack)], &[], 0);
 }
+
+/// Heads with more fields than the parser's usual slots (300 Set-Cookie fields; a request
+/// with 300 fields): parsed whole, not reported as parse errors.
+#[test]
+fn heads_with_hundreds_of_fields() {
+    let cookies: String = (0..300).map(|i| format!("Set-Cookie: c{i}=v\r\n")).collect();
+    let resp = format!("HTTP/1.1 200 OK\r\n{cookies}Content-Length: 4\r\n\r\nmany");
+    let fields: String = (0..300).map(|i| format!("X-F{i}: v\r\n")).collect();
+    let req = format!("GET /many HTTP/1.1\r\nHost: test\r\n{fields}\r\n");
+    let records = converse(&with_after(vec![c(req), s(resp)]), &[], 2);
+    each_role(&records, 0, |rec| {
+        assert_clean(rec);
+        assert_exchange(rec, "GET", "/many", 200, "many");
+        let count = |p: &str| rec.pointer(p).and_then(Value::as_array).map_or(0, Vec::len);
+        assert_eq!(count("/request/headers"), 301, "{rec}");
+        assert_eq!(count("/response/headers"), 301, "{rec}");
+    });
+    each_role(&records, 1, assert_after);
+}

@@ -7,8 +7,27 @@ use httparse::{Header, ParserConfig, Status};
 
 use crate::protocols::StartLine;
 
-/// Headers per head; more is a parse error (resync), never an allocation.
+/// Header slots on the stack, enough for nearly every head.
 pub(super) const MAX_HEADERS: usize = 128;
+/// Slots for a head with more fields, allocated only for such a head (a response with many
+/// Set-Cookie fields); more than this is a parse error.
+const MAX_HEADERS_RARE: usize = 2048;
+
+type Slots<'b> = [MaybeUninit<Header<'b>>];
+
+/// Runs `parse` with `MAX_HEADERS` slots, and again with `MAX_HEADERS_RARE` when they were
+/// too few.
+fn with_slots<'b, T>(mut parse: impl FnMut(&mut Slots<'b>) -> Result<T, HeadError>) -> Result<T, HeadError> {
+    let mut slots = [const { MaybeUninit::<Header<'b>>::uninit() }; MAX_HEADERS];
+    match parse(&mut slots) {
+        Err(HeadError::Syntax(httparse::Error::TooManyHeaders)) => {
+            let mut many: Vec<MaybeUninit<Header<'b>>> =
+                std::iter::repeat_with(MaybeUninit::uninit).take(MAX_HEADERS_RARE).collect();
+            parse(&mut many)
+        }
+        parsed => parsed,
+    }
+}
 
 pub(super) use crate::protocols::Headers;
 
@@ -90,16 +109,15 @@ impl ResponseHead {
 }
 
 pub(super) fn parse_request(buf: &[u8]) -> Result<Parsed<RequestHead>, HeadError> {
-    match parse_request_strict(buf) {
+    match with_slots(|slots| parse_request_strict(buf, slots)) {
         Err(HeadError::Syntax(e)) => parse_request_lenient(buf).unwrap_or(Err(HeadError::Syntax(e))),
         parsed => parsed,
     }
 }
 
-fn parse_request_strict(buf: &[u8]) -> Result<Parsed<RequestHead>, HeadError> {
-    let mut slots = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
+fn parse_request_strict<'b>(buf: &'b [u8], slots: &mut Slots<'b>) -> Result<Parsed<RequestHead>, HeadError> {
     let mut req = httparse::Request::new(&mut []);
-    let len = match ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, &mut slots) {
+    let len = match ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, slots) {
         Ok(Status::Complete(len)) => len,
         Ok(Status::Partial) => return Ok(Parsed::Partial),
         Err(e) => return Err(HeadError::Syntax(e)),
@@ -190,21 +208,20 @@ fn request_framing(body: &BodyHeaders) -> Framing {
 }
 
 pub(super) fn parse_response(buf: &[u8]) -> Result<Parsed<ResponseHead>, HeadError> {
-    match parse_response_with(buf, false) {
+    match with_slots(|slots| parse_response_with(buf, false, slots)) {
         // RFC 9112 section 5.2: a recipient of a response replaces each obs-fold (a field
         // line continued on the next, which starts with a space) with spaces, as clients
         // do. Folds are rare and refused by the strict parse: the usual head parses once.
-        Err(HeadError::Syntax(_)) => parse_response_with(buf, true),
+        Err(HeadError::Syntax(_)) => with_slots(|slots| parse_response_with(buf, true, slots)),
         parsed => parsed,
     }
 }
 
-fn parse_response_with(buf: &[u8], unfold: bool) -> Result<Parsed<ResponseHead>, HeadError> {
-    let mut slots = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
+fn parse_response_with<'b>(buf: &'b [u8], unfold: bool, slots: &mut Slots<'b>) -> Result<Parsed<ResponseHead>, HeadError> {
     let mut resp = httparse::Response::new(&mut []);
     let mut config = ParserConfig::default();
     config.allow_obsolete_multiline_headers_in_responses(unfold);
-    let len = match config.parse_response_with_uninit_headers(&mut resp, buf, &mut slots) {
+    let len = match config.parse_response_with_uninit_headers(&mut resp, buf, slots) {
         Ok(Status::Complete(len)) => len,
         Ok(Status::Partial) => return Ok(Parsed::Partial),
         Err(e) => return Err(HeadError::Syntax(e)),
@@ -399,6 +416,19 @@ mod tests {
         let fields: Vec<_> = head.headers.iter().collect();
         assert_eq!(fields, [(&b"X-Folded"[..], &b"first    second"[..]), (&b"X-Next"[..], &b"n"[..])]);
         assert!(parse_response(b"HTTP/1.1 200 OK\r\n bad\r\n\r\n").is_err(), "a fold needs a field before it");
+    }
+
+    #[test]
+    fn heads_with_many_fields_parse() {
+        let fields: String = (0..300).map(|i| format!("Set-Cookie: c{i}=v\r\n")).collect();
+        let resp = format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 2\r\n\r\n");
+        let Ok(Parsed::Complete { head, .. }) = parse_response(resp.as_bytes()) else { panic!("response") };
+        assert_eq!((head.headers.len(), head.body.length), (301, Some(2)));
+        let req = format!("GET / HTTP/1.1\r\n{}\r\n", fields.replace("Set-Cookie", "X-Many"));
+        let Ok(Parsed::Complete { head, .. }) = parse_request(req.as_bytes()) else { panic!("request") };
+        assert_eq!((head.headers.len(), head.lenient), (300, false));
+        let too_many: String = (0..=MAX_HEADERS_RARE).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert!(parse_response(format!("HTTP/1.1 200 OK\r\n{too_many}\r\n").as_bytes()).is_err());
     }
 
     #[test]
