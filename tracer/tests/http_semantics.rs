@@ -832,3 +832,17 @@ fn heads_with_hundreds_of_fields() {
     });
     each_role(&records, 1, assert_after);
 }
+
+/// Pinned, known limit: a connection whose first request has a lower-case method (which
+/// servers refuse: methods are case-sensitive) is not followed at all. The kernel side
+/// decides at a connection's first bytes, and starts a stream only on an upper-case
+/// method token or "HTTP", so the well-formed request after it is not reported either.
+/// Nothing is made up: no record, no orphan.
+#[test]
+fn lowercase_method_first_on_its_connection_is_not_followed() {
+    let steps = with_after(vec![
+        c("get /lower HTTP/1.1\r\nHost: test\r\n\r\n"),
+        s("HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad"),
+    ]);
+    converse(&steps, &[], 0);
+}
