@@ -27,6 +27,14 @@ FIXTURES = {
                         b"HTTP/1.0 200 OK\r\nConnection: close\r\n\r\nall of this until the close"),
     "secrets": (b"GET / HTTP/1.1\r\nAuthorization: Bearer s3cret\r\nCookie: a=b\r\n\r\n",
                 b"HTTP/1.1 204 No Content\r\nSet-Cookie: id=1; HttpOnly\r\n\r\n"),
+    "bad_length": (b"POST /bad HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhelloGET /n HTTP/1.1\r\n\r\n",
+                   b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nokHTTP/1.1 304 Not Modified\r\nContent-Length: x\r\n\r\n"),
+    "obs_fold": (b"GET /fold HTTP/1.1\r\n\r\n",
+                 b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n\tb\r\nContent-Length: 2\r\n\r\nok"),
+    "empty_lines": (b"\r\nPOST /p HTTP/1.1\r\nContent-Length: 1\r\n\r\nx\r\nGET /n HTTP/1.1\r\n\r\n",
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ny\r\n\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nn"),
+    "many_fields": (b"GET /many HTTP/1.1\r\n" + b"".join(b"X-F%d: v\r\n" % i for i in range(200)) + b"\r\n",
+                    b"HTTP/1.1 200 OK\r\n" + b"".join(b"Set-Cookie: c%d=v\r\n" % i for i in range(200)) + b"Content-Length: 1\r\n\r\nm"),
 }
 
 

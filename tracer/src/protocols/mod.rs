@@ -141,6 +141,18 @@ impl Headers {
             .map(|(_, v)| v)
     }
 
+    /// Line breaks inside values (a response's obs-fold, kept by the parser) become
+    /// spaces, as RFC 9112 section 5.2 asks of a recipient; names and order are unchanged.
+    pub fn unfold_values(&mut self) {
+        for &[_, _, v, e] in &self.spans {
+            for b in &mut self.bytes[v as usize..e as usize] {
+                if matches!(*b, b'\r' | b'\n') {
+                    *b = b' ';
+                }
+            }
+        }
+    }
+
     /// Replaces the value of field `i`; the old value's bytes are overwritten, not left
     /// behind in the buffer (redaction).
     pub fn set_value(&mut self, i: usize, value: &[u8]) {

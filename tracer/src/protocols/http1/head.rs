@@ -7,8 +7,27 @@ use httparse::{Header, ParserConfig, Status};
 
 use crate::protocols::StartLine;
 
-/// Headers per head; more is a parse error (resync), never an allocation.
+/// Header slots on the stack, enough for nearly every head.
 pub(super) const MAX_HEADERS: usize = 128;
+/// Slots for a head with more fields, allocated only for such a head (a response with many
+/// Set-Cookie fields); more than this is a parse error.
+const MAX_HEADERS_RARE: usize = 2048;
+
+type Slots<'b> = [MaybeUninit<Header<'b>>];
+
+/// Runs `parse` with `MAX_HEADERS` slots, and again with `MAX_HEADERS_RARE` when they were
+/// too few.
+fn with_slots<'b, T>(mut parse: impl FnMut(&mut Slots<'b>) -> Result<T, HeadError>) -> Result<T, HeadError> {
+    let mut slots = [const { MaybeUninit::<Header<'b>>::uninit() }; MAX_HEADERS];
+    match parse(&mut slots) {
+        Err(HeadError::Syntax(httparse::Error::TooManyHeaders)) => {
+            let mut many: Vec<MaybeUninit<Header<'b>>> =
+                std::iter::repeat_with(MaybeUninit::uninit).take(MAX_HEADERS_RARE).collect();
+            parse(&mut many)
+        }
+        parsed => parsed,
+    }
+}
 
 pub(super) use crate::protocols::Headers;
 
@@ -21,6 +40,10 @@ pub(super) enum Framing {
     UntilClose,
     /// The connection stops being HTTP after this head (101, successful CONNECT).
     Upgrade,
+    /// The framing fields cannot be trusted (RFC 9112 section 6.3, items 4 and 5: an
+    /// invalid or conflicting Content-Length, a request coding that is not chunked):
+    /// recipients reject such a message, and where its body ends is unknown.
+    Unknown,
 }
 
 /// What of the request method the response framing depends on.
@@ -45,10 +68,6 @@ impl MethodKind {
 pub(super) enum HeadError {
     #[error("malformed head: {0}")]
     Syntax(httparse::Error),
-    #[error("invalid or conflicting Content-Length")]
-    ContentLength,
-    #[error("request Transfer-Encoding without final chunked")]
-    RequestEncoding,
 }
 
 pub(super) enum Parsed<T> {
@@ -62,6 +81,8 @@ pub(super) struct BodyHeaders {
     chunked: bool,
     other_encoding: bool,
     length: Option<u64>,
+    /// A Content-Length that is not a number, or two that differ.
+    bad_length: bool,
 }
 
 pub(super) struct RequestHead {
@@ -88,16 +109,15 @@ impl ResponseHead {
 }
 
 pub(super) fn parse_request(buf: &[u8]) -> Result<Parsed<RequestHead>, HeadError> {
-    match parse_request_strict(buf) {
+    match with_slots(|slots| parse_request_strict(buf, slots)) {
         Err(HeadError::Syntax(e)) => parse_request_lenient(buf).unwrap_or(Err(HeadError::Syntax(e))),
         parsed => parsed,
     }
 }
 
-fn parse_request_strict(buf: &[u8]) -> Result<Parsed<RequestHead>, HeadError> {
-    let mut slots = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
+fn parse_request_strict<'b>(buf: &'b [u8], slots: &mut Slots<'b>) -> Result<Parsed<RequestHead>, HeadError> {
     let mut req = httparse::Request::new(&mut []);
-    let len = match ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, &mut slots) {
+    let len = match ParserConfig::default().parse_request_with_uninit_headers(&mut req, buf, slots) {
         Ok(Status::Complete(len)) => len,
         Ok(Status::Partial) => return Ok(Parsed::Partial),
         Err(e) => return Err(HeadError::Syntax(e)),
@@ -105,12 +125,12 @@ fn parse_request_strict(buf: &[u8]) -> Result<Parsed<RequestHead>, HeadError> {
     let (Some(method), Some(path), Some(version)) = (req.method, req.path, req.version) else {
         return Err(HeadError::Syntax(httparse::Error::Token));
     };
-    let body = body_headers(req.headers.iter().map(|h| (h.name.as_bytes(), h.value)))?;
+    let body = body_headers(req.headers.iter().map(|h| (h.name.as_bytes(), h.value)));
     let head = RequestHead {
         start: StartLine::Request { method: method.to_owned(), target: path.as_bytes().to_vec(), version },
         headers: owned(buf, req.headers),
         method: MethodKind::of(method),
-        framing: request_framing(&body)?,
+        framing: request_framing(&body),
         lenient: false,
     };
     Ok(Parsed::Complete { len, head })
@@ -159,8 +179,8 @@ fn parse_request_lenient(buf: &[u8]) -> Option<Result<Parsed<RequestHead>, HeadE
         }
     }
     let method = std::str::from_utf8(method).ok()?;
-    let framing = body_headers(fields.iter()).and_then(|b| request_framing(&b));
-    Some(framing.map(|framing| Parsed::Complete {
+    let framing = request_framing(&body_headers(fields.iter()));
+    Some(Ok(Parsed::Complete {
         len,
         head: RequestHead {
             start: StartLine::Request { method: method.to_owned(), target: target.to_vec(), version },
@@ -172,23 +192,36 @@ fn parse_request_lenient(buf: &[u8]) -> Option<Result<Parsed<RequestHead>, HeadE
     }))
 }
 
-fn request_framing(body: &BodyHeaders) -> Result<Framing, HeadError> {
-    Ok(if body.chunked {
+/// RFC 9112 6.3 for requests: chunked wins over Content-Length, and without either there
+/// is no body.
+fn request_framing(body: &BodyHeaders) -> Framing {
+    if body.chunked {
         Framing::Chunked
-    } else if body.other_encoding {
-        return Err(HeadError::RequestEncoding);
+    } else if body.other_encoding || body.bad_length {
+        Framing::Unknown
     } else {
         match body.length {
             Some(0) | None => Framing::Empty,
             Some(n) => Framing::Length(n),
         }
-    })
+    }
 }
 
 pub(super) fn parse_response(buf: &[u8]) -> Result<Parsed<ResponseHead>, HeadError> {
-    let mut slots = [const { MaybeUninit::<Header<'_>>::uninit() }; MAX_HEADERS];
+    match with_slots(|slots| parse_response_with(buf, false, slots)) {
+        // RFC 9112 section 5.2: a recipient of a response replaces each obs-fold (a field
+        // line continued on the next, which starts with a space) with spaces, as clients
+        // do. Folds are rare and refused by the strict parse: the usual head parses once.
+        Err(HeadError::Syntax(_)) => with_slots(|slots| parse_response_with(buf, true, slots)),
+        parsed => parsed,
+    }
+}
+
+fn parse_response_with<'b>(buf: &'b [u8], unfold: bool, slots: &mut Slots<'b>) -> Result<Parsed<ResponseHead>, HeadError> {
     let mut resp = httparse::Response::new(&mut []);
-    let len = match ParserConfig::default().parse_response_with_uninit_headers(&mut resp, buf, &mut slots) {
+    let mut config = ParserConfig::default();
+    config.allow_obsolete_multiline_headers_in_responses(unfold);
+    let len = match config.parse_response_with_uninit_headers(&mut resp, buf, slots) {
         Ok(Status::Complete(len)) => len,
         Ok(Status::Partial) => return Ok(Parsed::Partial),
         Err(e) => return Err(HeadError::Syntax(e)),
@@ -196,22 +229,26 @@ pub(super) fn parse_response(buf: &[u8]) -> Result<Parsed<ResponseHead>, HeadErr
     let (Some(version), Some(status)) = (resp.version, resp.code) else {
         return Err(HeadError::Syntax(httparse::Error::Status));
     };
+    let mut headers = owned(buf, resp.headers);
+    if unfold {
+        headers.unfold_values();
+    }
     let head = ResponseHead {
         start: StartLine::Response {
             version,
             status,
             reason: resp.reason.unwrap_or("").as_bytes().to_vec(),
         },
-        headers: owned(buf, resp.headers),
+        headers,
         status,
-        body: body_headers(resp.headers.iter().map(|h| (h.name.as_bytes(), h.value)))?,
+        body: body_headers(resp.headers.iter().map(|h| (h.name.as_bytes(), h.value))),
     };
     Ok(Parsed::Complete { len, head })
 }
 
 /// RFC 9112 6.3, in its order: HEAD and 1xx/204/304 have no body, a successful CONNECT
 /// and 101 leave HTTP, chunked wins over Content-Length, and without either the body runs
-/// to the close.
+/// to the close. A bad Content-Length matters only where a body may follow.
 pub(super) fn response_framing(status: u16, method: MethodKind, body: &BodyHeaders) -> Framing {
     if status == 101 || (method == MethodKind::Connect && (200..300).contains(&status)) {
         return Framing::Upgrade;
@@ -223,6 +260,8 @@ pub(super) fn response_framing(status: u16, method: MethodKind, body: &BodyHeade
         Framing::Chunked
     } else if body.other_encoding {
         Framing::UntilClose
+    } else if body.bad_length {
+        Framing::Unknown
     } else {
         match body.length {
             Some(0) => Framing::Empty,
@@ -232,7 +271,9 @@ pub(super) fn response_framing(status: u16, method: MethodKind, body: &BodyHeade
     }
 }
 
-fn body_headers<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Result<BodyHeaders, HeadError> {
+/// The framing fields; a bad Content-Length is noted, not an error, so that the head is
+/// still reported and the framing rules decide whether it matters.
+fn body_headers<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> BodyHeaders {
     let mut out = BodyHeaders::default();
     for (name, value) in headers {
         if name.eq_ignore_ascii_case(b"transfer-encoding") {
@@ -242,14 +283,13 @@ fn body_headers<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Resu
             out.chunked = chunked;
             out.other_encoding = !chunked;
         } else if name.eq_ignore_ascii_case(b"content-length") {
-            let n = parse_length(value).ok_or(HeadError::ContentLength)?;
-            if out.length.is_some_and(|old| old != n) {
-                return Err(HeadError::ContentLength);
+            match parse_length(value) {
+                Some(n) if out.length.is_none_or(|old| old == n) => out.length = Some(n),
+                _ => out.bad_length = true,
             }
-            out.length = Some(n);
         }
     }
-    Ok(out)
+    out
 }
 
 /// A Content-Length value; a list of identical values (`3, 3`, from merged fields) is that
@@ -342,6 +382,15 @@ mod tests {
         assert_eq!(response_framing(304, MethodKind::Other, &cl), Framing::Empty);
         assert_eq!(response_framing(200, MethodKind::Connect, &cl), Framing::Upgrade);
         assert_eq!(response_framing(200, MethodKind::Other, &BodyHeaders::default()), Framing::UntilClose);
+        let bad = BodyHeaders { bad_length: true, ..Default::default() };
+        assert_eq!(response_framing(200, MethodKind::Other, &bad), Framing::Unknown);
+        assert_eq!(response_framing(304, MethodKind::Other, &bad), Framing::Empty);
+        assert_eq!(response_framing(200, MethodKind::Head, &bad), Framing::Empty);
+        assert_eq!(request_framing(&bad), Framing::Unknown);
+        let chunked_and_bad = BodyHeaders { chunked: true, bad_length: true, ..Default::default() };
+        assert_eq!(request_framing(&chunked_and_bad), Framing::Chunked);
+        let gzip_only = BodyHeaders { other_encoding: true, ..Default::default() };
+        assert_eq!(request_framing(&gzip_only), Framing::Unknown);
     }
 
     #[test]
@@ -357,6 +406,29 @@ mod tests {
         assert_eq!(find_blank_line(b"a\r\n\r\nb"), Some(5));
         assert_eq!(find_blank_line(b"a\n\nb"), Some(3));
         assert_eq!(find_blank_line(b"a\r\nb\r\n"), None);
+    }
+
+    #[test]
+    fn folded_response_field_is_unfolded() {
+        let buf = b"HTTP/1.1 200 OK\r\nX-Folded: first\r\n  second\r\nX-Next: n\r\n\r\n";
+        let Ok(Parsed::Complete { len, head }) = parse_response(buf) else { panic!("not parsed") };
+        assert_eq!(len, buf.len());
+        let fields: Vec<_> = head.headers.iter().collect();
+        assert_eq!(fields, [(&b"X-Folded"[..], &b"first    second"[..]), (&b"X-Next"[..], &b"n"[..])]);
+        assert!(parse_response(b"HTTP/1.1 200 OK\r\n bad\r\n\r\n").is_err(), "a fold needs a field before it");
+    }
+
+    #[test]
+    fn heads_with_many_fields_parse() {
+        let fields: String = (0..300).map(|i| format!("Set-Cookie: c{i}=v\r\n")).collect();
+        let resp = format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 2\r\n\r\n");
+        let Ok(Parsed::Complete { head, .. }) = parse_response(resp.as_bytes()) else { panic!("response") };
+        assert_eq!((head.headers.len(), head.body.length), (301, Some(2)));
+        let req = format!("GET / HTTP/1.1\r\n{}\r\n", fields.replace("Set-Cookie", "X-Many"));
+        let Ok(Parsed::Complete { head, .. }) = parse_request(req.as_bytes()) else { panic!("request") };
+        assert_eq!((head.headers.len(), head.lenient), (300, false));
+        let too_many: String = (0..=MAX_HEADERS_RARE).map(|i| format!("X-{i}: v\r\n")).collect();
+        assert!(parse_response(format!("HTTP/1.1 200 OK\r\n{too_many}\r\n").as_bytes()).is_err());
     }
 
     #[test]

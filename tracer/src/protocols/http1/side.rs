@@ -219,6 +219,14 @@ impl Side {
     }
 
     fn step_head(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
+        // Empty lines before a start line are ignored (RFC 9112 section 2.2: a CRLF after
+        // a body). Consumed on their own, so that a message starts, and is stamped, at its
+        // start line: stamped at a CRLF sent with the previous message, a response would
+        // look older than its request, be dropped, and shift the pairing of the next ones.
+        let blank = rest.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+        if blank > 0 {
+            return Some(blank);
+        }
         if self.resync {
             match head::find_candidate(self.request, rest) {
                 Candidate::At(0) => {}
@@ -351,6 +359,11 @@ impl Side {
             Framing::Length(n) => State::Length(n),
             Framing::Chunked => State::ChunkSize,
             Framing::UntilClose => State::UntilClose,
+            // The head is reported, marked; where the next message starts is searched for.
+            Framing::Unknown => {
+                self.framing_error(cx);
+                State::Head
+            }
         };
     }
 

@@ -130,6 +130,13 @@ pub(super) fn ok(method: &str, target: &str, req_body: &[u8], status: u16, resp_
     }
 }
 
+/// An exchange whose framing fields could not be trusted: reported, incomplete, marked.
+fn unframed(mut x: Sum) -> Sum {
+    x.complete = false;
+    x.note = Some(Note::ParseError);
+    x
+}
+
 struct Fixture {
     name: &'static str,
     req: Vec<u8>,
@@ -225,6 +232,52 @@ fn fixtures() -> Vec<Fixture> {
             req: b"GET /old HTTP/1.0\r\n\r\n".to_vec(),
             resp: b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nabc".to_vec(),
             expect: vec![ok("GET", "/old", b"", 200, b"abc")],
+        },
+        Fixture {
+            name: "request with an invalid content-length",
+            req: b"POST /bad HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello".to_vec(),
+            resp: b"HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad".to_vec(),
+            expect: vec![unframed(ok("POST", "/bad", b"", 400, b"bad"))],
+        },
+        Fixture {
+            name: "request with two different content-lengths",
+            req: b"POST /bad HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello".to_vec(),
+            resp: b"HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad".to_vec(),
+            expect: vec![unframed(ok("POST", "/bad", b"", 400, b"bad"))],
+        },
+        Fixture {
+            name: "request coding without final chunked",
+            req: b"POST /gz HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n\x1f\x8b".to_vec(),
+            resp: b"HTTP/1.1 400 Bad Request\r\nContent-Length: 3\r\n\r\nbad".to_vec(),
+            expect: vec![unframed(ok("POST", "/gz", b"", 400, b"bad"))],
+        },
+        Fixture {
+            name: "response with two different content-lengths, then another",
+            req: cat(&[&get("/two"), &get("/next")]),
+            resp: cat(&[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!", &ok_resp("n")]),
+            expect: vec![unframed(ok("GET", "/two", b"", 200, b"")), ok("GET", "/next", b"", 200, b"n")],
+        },
+        Fixture {
+            name: "bad content-length where no body may follow",
+            req: cat(&[&get("/cached"), b"HEAD /h HTTP/1.1\r\n\r\n", &get("/next")]),
+            resp: cat(&[
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: abc\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n",
+                &ok_resp("n"),
+            ]),
+            expect: vec![ok("GET", "/cached", b"", 304, b""), ok("HEAD", "/h", b"", 200, b""), ok("GET", "/next", b"", 200, b"n")],
+        },
+        Fixture {
+            name: "response with an obs-fold",
+            req: cat(&[&get("/fold"), &get("/next")]),
+            resp: cat(&[b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n\tb\r\nContent-Length: 2\r\n\r\nok", &ok_resp("n")]),
+            expect: vec![ok("GET", "/fold", b"", 200, b"ok"), ok("GET", "/next", b"", 200, b"n")],
+        },
+        Fixture {
+            name: "empty lines between messages",
+            req: cat(&[b"\r\n", b"POST /p HTTP/1.1\r\nContent-Length: 1\r\n\r\nx\r\n", &get("/next")]),
+            resp: cat(&[b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\ny\r\n\n", &ok_resp("n")]),
+            expect: vec![ok("POST", "/p", b"x", 200, b"y"), ok("GET", "/next", b"", 200, b"n")],
         },
         Fixture { name: "pipelined 3", req: pipe_req, resp: pipe_resp, expect: pipe_expect },
         Fixture { name: "keep-alive 5", req: ka_req, resp: ka_resp, expect: ka_expect },
@@ -349,3 +402,25 @@ fn request_version_is_the_minor_number() {
     assert!(matches!(out[0].request.start, StartLine::Request { version: 0, .. }));
 }
 
+
+/// Empty lines before a start line (a CRLF after a body, RFC 9112 section 2.2) sent with
+/// the previous message: skipped, so the next message starts, and is stamped, at its
+/// start line. Stamped at the CRLF, the next response looked older than its request and
+/// was dropped, and every later response paired with the request before its own.
+#[test]
+fn empty_lines_between_messages_are_not_their_start() {
+    let mut h = Harness::new();
+    h.req(&get("/1"));
+    h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na\r\n");
+    h.req(&get("/2"));
+    h.resp(&ok_resp("b"));
+    h.req(b"POST /3 HTTP/1.1\r\nContent-Length: 1\r\n\r\nc\r\n\r\n");
+    h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nc\n");
+    h.req(&get("/4"));
+    h.resp(&ok_resp("d"));
+    let out = h.drain();
+    let expect = [ok("GET", "/1", b"", 200, b"a"), ok("GET", "/2", b"", 200, b"b"), ok("POST", "/3", b"c", 200, b"c"), ok("GET", "/4", b"", 200, b"d")];
+    assert_eq!(out.iter().map(sum).collect::<Vec<_>>(), expect);
+    let firsts: Vec<(u64, u64)> = out.iter().map(|x| (x.request.first_ts_ns, x.response.as_ref().map_or(0, |r| r.first_ts_ns))).collect();
+    assert_eq!(firsts, [(1010, 1020), (1030, 1040), (1050, 1060), (1070, 1080)]);
+}
