@@ -35,6 +35,11 @@ struct Slot {
     note: Option<Note>,
     /// Already reported (timed out); still here so its late response is not misread.
     emitted: bool,
+    /// Paired after request framing was lost before it: held until the response stream
+    /// shows no answer left over (`Pairing::req_gap`).
+    unconfirmed: bool,
+    /// Its pairing was undone: the response being read for it is dropped.
+    refuted: bool,
 }
 
 impl Slot {
@@ -91,6 +96,16 @@ pub(super) struct Pairing {
     pub frontier: Frontier,
     ready: Vec<Exchange>,
     orphans: u64,
+    /// Request framing was lost before the request of this sequence number: requests may
+    /// have been lost there, and their answers come first. Pairing by order and time is
+    /// right for a client that waits for each answer (the lost ones were answered before
+    /// the next request was sent: such an answer starts before it, and is dropped), but a
+    /// client that sent the next request before the lost one's answer would have that
+    /// answer paired with it. So pairings from here on are held (`Slot::unconfirmed`):
+    /// an answer left over (no request for it) undoes them; a request sent after the held
+    /// answers ended on a connection not seen pipelining, a quiet response stream, or the
+    /// connection's end confirms them.
+    req_gap: Option<u64>,
 }
 
 impl Pairing {
@@ -142,6 +157,8 @@ impl Pairing {
             resp_ts: None,
             note: None,
             emitted: false,
+            unconfirmed: false,
+            refuted: false,
         });
         self.front_seq + self.slots.len() as u64 - 1
     }
@@ -160,6 +177,10 @@ impl Pairing {
     }
 
     fn give_up_oldest(&mut self) {
+        if self.slots.front().is_some_and(|s| s.unconfirmed) {
+            // Not confirmed in time: not trusted.
+            self.refute();
+        }
         if let Some(mut s) = self.slots.pop_front() {
             self.front_seq += 1;
             let first_ts = s.first_ts;
@@ -211,8 +232,10 @@ impl Pairing {
     /// Which request the final response whose first byte is at `t` answers.
     pub fn decide(&mut self, t: u64, force: bool) -> Decision {
         if self.resp_gap.is_none() && self.skip > 0 {
+            // Owed to a request given up: an orphan of known cause, no sign of a shift.
             self.skip -= 1;
-            return self.orphan();
+            self.orphans += 1;
+            return Decision::Orphan;
         }
         let start = self.unanswered_start();
         if start == self.slots.len() {
@@ -261,9 +284,57 @@ impl Pairing {
         }
     }
 
+    /// A response no request is left for: after a request gap, the answers held
+    /// unconfirmed were shifted by a lost request's answer, and are undone.
     fn orphan(&mut self) -> Decision {
         self.orphans += 1;
+        self.refute();
         Decision::Orphan
+    }
+
+    /// Undoes the pairings held unconfirmed: their requests are reported without a
+    /// response (`gap`), the responses counted as orphans.
+    fn refute(&mut self) {
+        let mut undone = 0;
+        for s in self.slots.iter_mut().filter(|s| s.unconfirmed) {
+            s.unconfirmed = false;
+            s.refuted = true;
+            if matches!(s.resp, Resp::Done(_)) {
+                undone += 1;
+            }
+            s.resp = Resp::Missing;
+            s.note = Some(Note::Gap);
+        }
+        self.orphans += undone;
+    }
+
+    /// Request framing was lost: requests from the next one on are paired unconfirmed.
+    pub fn request_gap(&mut self) {
+        self.req_gap.get_or_insert(self.front_seq + self.slots.len() as u64);
+    }
+
+    /// Confirms the held pairings before slot `i` when its request was sent after all their
+    /// answers had ended, on a connection not seen pipelining: a lost request's answer left
+    /// over would have come before it (and undone them). False when there are none, or
+    /// they cannot be confirmed yet.
+    fn confirm_before(&mut self, i: usize) -> bool {
+        let (first, pipelined) = (self.slots[i].first_ts, self.pipelined);
+        let mut any = false;
+        for s in self.slots.range_mut(..i).filter(|s| s.unconfirmed) {
+            match &s.resp {
+                Resp::Done(m) if !pipelined && m.last_ts_ns < first => any = true,
+                _ => return false,
+            }
+        }
+        if any {
+            self.confirm();
+        }
+        any
+    }
+
+    fn confirm(&mut self) {
+        self.slots.iter_mut().for_each(|s| s.unconfirmed = false);
+        self.req_gap = None;
     }
 
     fn miss(&mut self, i: usize, note: Note) {
@@ -277,11 +348,14 @@ impl Pairing {
         if self.slots.get(i + 1).is_some_and(|n| n.first_ts < t) {
             self.pipelined = true;
         }
+        let seq = self.front_seq + i as u64;
+        let held = self.req_gap.is_some_and(|g| seq >= g) && !self.confirm_before(i);
         let s = &mut self.slots[i];
         s.resp = Resp::Started;
         s.resp_ts = Some(t);
-        self.cursor = self.front_seq + i as u64 + 1;
-        Decision::Pair(self.cursor - 1)
+        s.unconfirmed = held;
+        self.cursor = seq + 1;
+        Decision::Pair(seq)
     }
 
     pub fn response_done(&mut self, seq: u64, msg: Message, note: Option<Note>) {
@@ -290,6 +364,11 @@ impl Pairing {
         if s.emitted {
             // Late answer to a request already reported as timed out.
             s.resp = Resp::Taken;
+            self.orphans += 1;
+            return;
+        }
+        if s.refuted {
+            // Its pairing was undone while it was being read.
             self.orphans += 1;
             return;
         }
@@ -327,6 +406,18 @@ impl Pairing {
 
     /// Emits requests whose response has not started within `limit` of their end.
     pub fn timeouts(&mut self, now: u64, limit: u64) {
+        // Held pairings, every request answered and no answer for `limit` since: none is
+        // left over.
+        if self.slots.iter().any(|s| s.unconfirmed)
+            && self.slots.iter().all(|s| s.emitted || matches!(s.resp, Resp::Done(_) | Resp::Missing | Resp::Taken))
+            && self.slots.iter().all(|s| match &s.resp {
+                Resp::Done(m) => now.saturating_sub(m.last_ts_ns) > limit,
+                _ => true,
+            })
+        {
+            self.confirm();
+            self.flush();
+        }
         let start = self.unanswered_start();
         if self.slots.range(..start).any(|s| !s.emitted) {
             return;
@@ -353,6 +444,8 @@ impl Pairing {
     /// Connection closed (`note` Closed), or no longer followed (Unfinished): whatever did
     /// not get a response never will here.
     pub fn close(&mut self, note: Note) {
+        // Both streams have ended: an answer left over would have undone them by now.
+        self.confirm();
         for s in self.slots.iter_mut() {
             if matches!(s.resp, Resp::Awaiting | Resp::Started) {
                 s.resp = Resp::Missing;
@@ -378,7 +471,7 @@ impl Pairing {
             if s.emitted {
                 continue;
             }
-            if s.req.is_none() || !matches!(s.resp, Resp::Done(_) | Resp::Missing) {
+            if s.req.is_none() || s.unconfirmed || !matches!(s.resp, Resp::Done(_) | Resp::Missing) {
                 break;
             }
             s.emitted = true;

@@ -467,7 +467,9 @@ impl Side {
     fn lose_sync(&mut self, cx: &mut Cx<'_>) {
         self.state = State::Head;
         self.resync = true;
-        if !self.request {
+        if self.request {
+            cx.pairing.request_gap();
+        } else {
             cx.pairing.response_gap(self.last_ts);
         }
     }
