@@ -35,6 +35,9 @@ struct Slot {
     note: Option<Note>,
     /// Already reported (timed out); still here so its late response is not misread.
     emitted: bool,
+    /// Request bytes were lost after this request began, the last one before them seen at
+    /// this instant: requests may have been lost there, answered by a later response.
+    gap_after: Option<u64>,
 }
 
 impl Slot {
@@ -142,6 +145,7 @@ impl Pairing {
             resp_ts: None,
             note: None,
             emitted: false,
+            gap_after: None,
         });
         self.front_seq + self.slots.len() as u64 - 1
     }
@@ -243,8 +247,15 @@ impl Pairing {
         let one_by_one = gap_ts > 0
             && (start + 1..start + k)
                 .all(|i| self.slots[i].first_ts > gap_ts && self.slots[i].first_ts > self.slots[i - 1].req_last_ts);
+        // A request lost after the last candidate, once the bytes before it were sent
+        // (before `t`), may be the one this response answers: no candidate can be chosen.
+        let lost_after_last = k > 0 && self.slots[start + k - 1].gap_after.is_some_and(|g| g < t);
         match k {
             0 => self.orphan(),
+            _ if lost_after_last => {
+                (start..start + k).for_each(|i| self.miss(i, Note::Gap));
+                self.orphan()
+            }
             1 => {
                 self.resp_gap = None;
                 self.pair(start, t)
@@ -295,6 +306,13 @@ impl Pairing {
         }
         s.resp = Resp::Done(msg);
         s.add_note(note);
+    }
+
+    /// Request bytes were lost after the last request byte at `ts`.
+    pub fn request_gap(&mut self, ts: u64) {
+        if let Some(s) = self.slots.back_mut() {
+            s.gap_after.get_or_insert(ts);
+        }
     }
 
     /// Responses may have been lost after the last response byte at `ts`.

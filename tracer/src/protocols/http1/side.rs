@@ -542,6 +542,9 @@ impl Side {
     fn framing_lost(&mut self, n: u64, lost: bool, cx: &mut Cx<'_>) {
         let lost_n = if lost { n } else { 0 };
         cx.stats.lost = cx.stats.lost.saturating_add(lost_n);
+        if lost && self.request {
+            cx.pairing.request_gap(self.last_ts);
+        }
         if let Some(b) = self.cur.as_mut() {
             b.msg.complete = false;
             b.msg.lost_bytes = b.msg.lost_bytes.saturating_add(lost_n);
