@@ -371,6 +371,9 @@ impl Pairing {
     /// Connection closed (`note` Closed), or no longer followed (Unfinished): whatever did
     /// not get a response never will here.
     pub fn close(&mut self, note: Note) {
+        // Response bytes were lost after the last answer seen: the missing answers may be
+        // among them (sent, then lost with the ring full), not cut off by the close.
+        let note = if note == Note::Closed && self.resp_gap.is_some() { Note::Gap } else { note };
         for s in self.slots.iter_mut() {
             if matches!(s.resp, Resp::Awaiting | Resp::Started) {
                 s.resp = Resp::Missing;

@@ -225,6 +225,24 @@ fn lost_request_after_several_candidates_is_not_paired_across() {
     assert_eq!(got.last(), Some(&ok("GET", "/4", b"", 200, b"four")));
 }
 
+/// The last response lost at the end of the stream: only the close says where the stream
+/// ended. The request is reported with a gap, not as cut off by the close.
+#[test]
+fn response_lost_at_the_end_of_the_stream_is_a_gap() {
+    let mut h = Harness::new();
+    h.req(&get("/1"));
+    h.resp(&ok_resp("one"));
+    h.req(&get("/2"));
+    h.lose_resp(ok_resp("two").len());
+    let (end, ts) = (h.resp_pos, h.ts + 10);
+    h.conn.on_end(Direction::Ingress, end, ts);
+    h.close();
+    let mut lost = alone("/2", Note::Gap);
+    lost.complete = false;
+    assert_eq!(h.sums(), vec![ok("GET", "/1", b"", 200, b"one"), lost]);
+    assert_eq!(h.conn.lost_bytes(), ok_resp("two").len() as u64);
+}
+
 #[test]
 fn lost_response_among_pipelined_requests_is_ambiguous() {
     let mut h = Harness::new();
