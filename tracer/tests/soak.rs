@@ -445,3 +445,41 @@ fn overload_losses_are_counted_and_no_record_is_misaligned() {
         assert!(k <= n + after, "{k} {role} records for {} requests", n + after);
     }
 }
+
+#[test]
+fn connections_whose_close_was_lost_are_evicted_and_counted() {
+    // 300 connection pairs seen whole, then their closes lost (the reader stopped behind a
+    // full ring): the tracked connections whose close was lost leave after the idle
+    // timeout, counted as evictions, and each exchange was reported once, complete.
+    const PAIRS: usize = 300;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let filler = TcpListener::bind("127.0.0.1:0").unwrap();
+    let filler_port = filler.local_addr().unwrap().port();
+    start_id_server(filler, 4000);
+    let filler_arg = filler_port.to_string();
+    let trace = Trace::on_port(port, &["--port", &filler_arg, "--idle-timeout", "2"]);
+    let pid = trace.pid();
+    let pairs: Vec<_> = (0..PAIRS).map(|i| http_pair(&listener, &format!("/lost-close-{i}"))).collect();
+    // Let the reader take them before it stops.
+    std::thread::sleep(Duration::from_millis(500));
+    signal(pid, libc::SIGSTOP);
+    // About 20 MB of events through the 8 MiB ring: full before the closes.
+    load(filler_port, 0, 4, 300, 4000);
+    drop(pairs);
+    signal(pid, libc::SIGCONT);
+    // The idle timeout, and a tick after it.
+    std::thread::sleep(Duration::from_secs(4));
+    let peak = peak_rss_mib(pid);
+    let stopped = trace.stop_full();
+    let counter = |name: &str| summary_counter(&stopped.stderr, name);
+    eprintln!("soak: lost closes: evicted_conns={} peak RSS {peak:.1} MiB", counter("evicted_conns"));
+    assert!(counter("lost_events") > 0, "{:?}", stopped.stderr);
+    // Most of the 600: a close event (136 bytes) may still fit where data events did not.
+    assert!(counter("evicted_conns") >= PAIRS as u64, "{:?}", stopped.stderr);
+    let ours: Vec<&Value> =
+        stopped.records.iter().filter(|r| str_at(r, "/request/target").starts_with("/lost-close-")).collect();
+    assert_eq!(ours.len(), 2 * PAIRS, "{:?}", stopped.stderr);
+    assert!(ours.iter().all(|r| bool_at(r, "/complete")), "{}", dump(&stopped.records));
+    assert!(peak < 128.0, "peak RSS {peak:.1} MiB");
+}
