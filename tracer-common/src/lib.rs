@@ -102,6 +102,19 @@ const _: () = assert!(core::mem::offset_of!(EventHeader, laddr) % 8 == 0 && core
 
 pub const HEADER_SIZE: usize = core::mem::size_of::<EventHeader>();
 
+/// A Close event: the header (`cap` = 16), then where each direction's stream ended, in
+/// bytes the kernel side counted (`ConnInfo::pos`, indexed by `DIR_*`). Events lost when
+/// the ring was full at the end of a stream leave no later event to show the gap: these
+/// positions do.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct CloseEvent {
+    pub hdr: EventHeader,
+    pub ends: [u64; 2],
+}
+pub const CLOSE_ENDS_SIZE: usize = 16;
+const _: () = assert!(core::mem::size_of::<CloseEvent>() == HEADER_SIZE + CLOSE_ENDS_SIZE);
+
 /// A data event as built in the kernel's scratch slot. The data area is twice the cap so
 /// that the verifier can prove `off + n` in bounds with masks only.
 #[repr(C)]

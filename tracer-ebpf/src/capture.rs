@@ -11,7 +11,8 @@ use aya_ebpf::{
     EbpfContext,
 };
 use tracer_common::{
-    counters, ConnInfo, DataEvent, EventHeader, EventKind, AF_INET6, DIR_EGRESS, DIR_INGRESS, FLAG_PREEXISTING,
+    counters, CloseEvent, ConnInfo, DataEvent, EventHeader, CLOSE_ENDS_SIZE, EventKind, AF_INET6, DIR_EGRESS,
+    DIR_INGRESS, FLAG_PREEXISTING,
     FLAG_SENDFILE, HEADER_SIZE, MAX_CAPTURE, MAX_IOV, PROTO_HTTP, PROTO_IGNORED, PROTO_UNKNOWN,
     ROLE_CLIENT, ROLE_SERVER,
 };
@@ -556,13 +557,16 @@ fn reader_not_woken() -> bool {
 /// they may interrupt a data event being built in this CPU's scratch slot, so a close builds
 /// its header on the stack and never touches the slot.
 pub fn emit_close<C: EbpfContext>(ctx: &C, conn: &ConnInfo, sk: u64) {
-    // SAFETY: EventHeader is integers and byte arrays: all zeroes is a valid value.
-    let mut hdr: EventHeader = unsafe { core::mem::zeroed() };
+    // SAFETY: CloseEvent is integers and byte arrays: all zeroes is a valid value.
+    let mut ev: CloseEvent = unsafe { core::mem::zeroed() };
     // SAFETY: helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     // `comm` stays zeroed: this is not the owner's context, the current command is not its.
-    fill_header(&mut hdr, conn, EventKind::Close, conn.pid, 0, conn.fd, sk, now);
-    if !output(ctx, &hdr as *const EventHeader as *const u8, HEADER_SIZE, false) {
+    fill_header(&mut ev.hdr, conn, EventKind::Close, conn.pid, 0, conn.fd, sk, now);
+    ev.hdr.cap = CLOSE_ENDS_SIZE as u32;
+    ev.ends[0] = conn.pos[0];
+    ev.ends[1] = conn.pos[1];
+    if !output(ctx, &ev as *const CloseEvent as *const u8, HEADER_SIZE + CLOSE_ENDS_SIZE, false) {
         count(counters::LOST_EVENTS, 1);
     }
 }

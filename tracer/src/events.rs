@@ -56,6 +56,8 @@ pub enum Event<'a> {
     Close {
         meta: ConnMeta,
         ts_ns: u64,
+        /// Where the egress and ingress streams ended, when the kernel side said.
+        ends: Option<StreamEnds>,
     },
 }
 
@@ -101,9 +103,26 @@ pub fn decode(raw: &[u8]) -> Result<Event<'_>, DecodeError> {
                 sendfile: h.flags & tracer_common::FLAG_SENDFILE != 0,
             })
         }
-        k if k == EventKind::Close as u32 => Ok(Event::Close { meta, ts_ns: h.ts_ns }),
+        k if k == EventKind::Close as u32 => Ok(Event::Close { meta, ts_ns: h.ts_ns, ends: close_ends(&h, raw) }),
         k => Err(DecodeError::Kind(k)),
     }
+}
+
+/// Stream positions at a connection's close: bytes counted per direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamEnds {
+    pub egress: u64,
+    pub ingress: u64,
+}
+
+fn close_ends(h: &EventHeader, raw: &[u8]) -> Option<StreamEnds> {
+    let ends = raw.get(HEADER_SIZE..HEADER_SIZE + tracer_common::CLOSE_ENDS_SIZE)?;
+    if (h.cap as usize) < tracer_common::CLOSE_ENDS_SIZE {
+        return None;
+    }
+    let word = |i: usize| ends.get(i..i + 8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes);
+    let (e, i) = (8 * DIR_EGRESS as usize, 8 * tracer_common::DIR_INGRESS as usize);
+    Some(StreamEnds { egress: word(e)?, ingress: word(i)? })
 }
 
 fn sockaddr(family: u16, addr: &[u8; 16], port: u16) -> SocketAddr {

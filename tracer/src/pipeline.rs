@@ -3,8 +3,8 @@
 use std::{collections::HashMap, net::SocketAddr};
 
 use crate::{
-    events::{self, ConnKey, ConnMeta, Event},
-    protocols::{http1::Http1Conn, Exchange, Limits, Role},
+    events::{self, ConnKey, ConnMeta, Event, StreamEnds},
+    protocols::{http1::Http1Conn, Direction, Exchange, Limits, Role},
     redact::Redactor,
 };
 
@@ -175,7 +175,7 @@ pub struct Pipeline {
     /// Closes held until the current read of the kernel buffers ends (`end_round`): with
     /// per-CPU perf buffers a close can be read before data another CPU wrote earlier.
     defer_closes: bool,
-    closing: Vec<(ConnKey, u64)>,
+    closing: Vec<(ConnKey, u64, Option<StreamEnds>)>,
     pub stats: Stats,
 }
 
@@ -232,8 +232,8 @@ impl Pipeline {
                 }
                 emit(conn, &mut self.drained, &mut self.stats, &self.redactor, &self.filter, sink);
             }
-            Event::Close { meta, ts_ns } if self.defer_closes => self.closing.push((meta.key, ts_ns)),
-            Event::Close { meta, ts_ns } => self.close(meta.key, ts_ns, sink),
+            Event::Close { meta, ts_ns, ends } if self.defer_closes => self.closing.push((meta.key, ts_ns, ends)),
+            Event::Close { meta, ts_ns, ends } => self.close(meta.key, ts_ns, ends, sink),
         }
     }
 
@@ -245,8 +245,8 @@ impl Pipeline {
     /// Every kernel buffer has been read once: apply the closes held meanwhile.
     pub fn end_round(&mut self, sink: &mut impl FnMut(Record)) {
         let mut closing = std::mem::take(&mut self.closing);
-        for (key, ts_ns) in closing.drain(..) {
-            self.close(key, ts_ns, sink);
+        for (key, ts_ns, ends) in closing.drain(..) {
+            self.close(key, ts_ns, ends, sink);
         }
         self.closing = closing;
     }
@@ -254,9 +254,15 @@ impl Pipeline {
     /// The socket closed. A connection with nothing in progress ends now; one waiting for
     /// bytes (a response to a request, the rest of a message) ends after `CLOSE_GRACE_NS`
     /// (`tick`) or at exit, so what the process reads after the close still counts.
-    fn close(&mut self, key: ConnKey, ts_ns: u64, sink: &mut impl FnMut(Record)) {
+    /// Bytes before the streams' ends that never came (events lost with the ring full, at
+    /// the end of a stream, where no later event shows the hole) are a gap.
+    fn close(&mut self, key: ConnKey, ts_ns: u64, ends: Option<StreamEnds>, sink: &mut impl FnMut(Record)) {
         let Some(conn) = self.conns.get_mut(&key) else { return };
         conn.closing.get_or_insert(ts_ns);
+        if let (Some(p), Some(ends)) = (conn.parser.as_mut(), ends) {
+            p.on_end(Direction::Egress, ends.egress, ts_ns);
+            p.on_end(Direction::Ingress, ends.ingress, ts_ns);
+        }
         if conn.parser.as_ref().is_none_or(|p| p.is_idle()) {
             if let Some(conn) = self.conns.remove(&key) {
                 self.end_conn(conn, ts_ns, sink);

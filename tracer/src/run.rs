@@ -37,6 +37,11 @@ fn install_signals() {
 pub const TICK_MS: i32 = 50;
 /// `--iface`: how often the packet socket is read.
 const PACKET_POLL_MS: i32 = 10;
+/// Ring-buffer records read per round at most (a few ms of work). While producers outpace
+/// the reader the ring need not empty: an unbounded read would not return to ticks, so
+/// reorder and response timeouts, idle eviction, the output's flush and the counters'
+/// warning would all wait for the load to drop.
+const RING_READS_PER_ROUND: usize = 16_384;
 const WARN_EVERY_NS: u64 = 5_000_000_000;
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -173,11 +178,17 @@ fn event_loop(
                     } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {
                         path.tick(sock, now);
                     }
-                    drain(&mut tracer.source, &mut |raw| path.on_syscall_raw(raw, now), &mut perf_lost, &mut scratch);
+                    backlog |= drain(&mut tracer.source, &mut |raw| path.on_syscall_raw(raw, now), &mut perf_lost, &mut scratch);
                     path.emit_ready(&mut emit);
                 }
                 _ => {
-                    drain(&mut tracer.source, &mut |raw| pipeline.on_raw(raw, &mut emit), &mut perf_lost, &mut scratch);
+                    loop {
+                        backlog = drain(&mut tracer.source, &mut |raw| pipeline.on_raw(raw, &mut emit), &mut perf_lost, &mut scratch);
+                        // At exit the whole ring is read: what is left there would be lost.
+                        if !(stopping && backlog) {
+                            break;
+                        }
+                    }
                     pipeline.end_round(&mut emit);
                     if stopping {
                         pipeline.flush(now, &mut emit);
@@ -245,13 +256,16 @@ fn counters(tracer: &Tracer, pipeline: &Pipeline, packet: Option<&PacketPath>, p
     c
 }
 
-/// Everything the kernel buffers hold now, one raw record at a time.
-pub fn drain(source: &mut Source, on_raw: &mut impl FnMut(&[u8]), perf_lost: &mut u64, scratch: &mut Vec<u8>) {
+/// What the kernel buffers hold now, one raw record at a time, at most
+/// `RING_READS_PER_ROUND` of the ring; true when the ring may hold more.
+pub fn drain(source: &mut Source, on_raw: &mut impl FnMut(&[u8]), perf_lost: &mut u64, scratch: &mut Vec<u8>) -> bool {
     match source {
         Source::Ring(rb) => {
-            while let Some(item) = rb.next() {
+            for _ in 0..RING_READS_PER_ROUND {
+                let Some(item) = rb.next() else { return false };
                 on_raw(&item);
             }
+            true
         }
         Source::Perf(bufs) => {
             for buf in bufs.iter_mut() {
@@ -266,6 +280,7 @@ pub fn drain(source: &mut Source, on_raw: &mut impl FnMut(&[u8]), perf_lost: &mu
                     PerfEvent::Lost { count } => *perf_lost += count,
                 });
             }
+            false
         }
     }
 }

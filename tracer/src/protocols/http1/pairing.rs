@@ -35,6 +35,9 @@ struct Slot {
     note: Option<Note>,
     /// Already reported (timed out); still here so its late response is not misread.
     emitted: bool,
+    /// Request bytes were lost after this request began, the last one before them seen at
+    /// this instant: requests may have been lost there, answered by a later response.
+    gap_after: Option<u64>,
     /// Paired after request framing was lost before it: held until the response stream
     /// shows no answer left over (`Pairing::req_gap`).
     unconfirmed: bool,
@@ -157,6 +160,7 @@ impl Pairing {
             resp_ts: None,
             note: None,
             emitted: false,
+            gap_after: None,
             unconfirmed: false,
             refuted: false,
         });
@@ -266,8 +270,15 @@ impl Pairing {
         let one_by_one = gap_ts > 0
             && (start + 1..start + k)
                 .all(|i| self.slots[i].first_ts > gap_ts && self.slots[i].first_ts > self.slots[i - 1].req_last_ts);
+        // A request lost after the last candidate, once the bytes before it were sent
+        // (before `t`), may be the one this response answers: no candidate can be chosen.
+        let lost_after_last = k > 0 && self.slots[start + k - 1].gap_after.is_some_and(|g| g < t);
         match k {
             0 => self.orphan(),
+            _ if lost_after_last => {
+                (start..start + k).for_each(|i| self.miss(i, Note::Gap));
+                self.orphan()
+            }
             1 => {
                 self.resp_gap = None;
                 self.pair(start, t)
@@ -306,11 +317,6 @@ impl Pairing {
             s.note = Some(Note::Gap);
         }
         self.orphans += undone;
-    }
-
-    /// Request framing was lost: requests from the next one on are paired unconfirmed.
-    pub fn request_gap(&mut self) {
-        self.req_gap.get_or_insert(self.front_seq + self.slots.len() as u64);
     }
 
     /// Confirms the held pairings before slot `i` when its request was sent after all their
@@ -374,6 +380,16 @@ impl Pairing {
         }
         s.resp = Resp::Done(msg);
         s.add_note(note);
+    }
+
+    /// Request framing was lost (bytes lost, or counted but not captured) after the last
+    /// request byte at `ts`: requests may be hidden there. The request before is marked
+    /// (`Slot::gap_after`), and requests from the next one on are paired unconfirmed.
+    pub fn request_gap(&mut self, ts: u64) {
+        if let Some(s) = self.slots.back_mut() {
+            s.gap_after.get_or_insert(ts);
+        }
+        self.req_gap.get_or_insert(self.front_seq + self.slots.len() as u64);
     }
 
     /// Responses may have been lost after the last response byte at `ts`.
@@ -446,6 +462,9 @@ impl Pairing {
     pub fn close(&mut self, note: Note) {
         // Both streams have ended: an answer left over would have undone them by now.
         self.confirm();
+        // Response bytes were lost after the last answer seen: the missing answers may be
+        // among them (sent, then lost with the ring full), not cut off by the close.
+        let note = if note == Note::Closed && self.resp_gap.is_some() { Note::Gap } else { note };
         for s in self.slots.iter_mut() {
             if matches!(s.resp, Resp::Awaiting | Resp::Started) {
                 s.resp = Resp::Missing;

@@ -468,7 +468,7 @@ impl Side {
         self.state = State::Head;
         self.resync = true;
         if self.request {
-            cx.pairing.request_gap();
+            cx.pairing.request_gap(self.last_ts);
         } else {
             cx.pairing.response_gap(self.last_ts);
         }

@@ -180,6 +180,69 @@ fn lost_whole_response_pairs_next_by_time() {
     );
 }
 
+/// A request and the response before it both lost (the reader fell behind): the next
+/// response seen follows a request gap and a response gap, and may answer the lost request
+/// as well as the last one seen. Soak test: `/2` reported with `/3`'s answer, complete.
+#[test]
+fn lost_request_and_lost_response_never_pair_across_both_gaps() {
+    let mut h = Harness::new();
+    h.req(&get("/1"));
+    h.resp(&ok_resp("one"));
+    h.req(&get("/2"));
+    h.lose_resp(ok_resp("two").len());
+    h.lose_req(get("/3").len());
+    h.resp(&ok_resp("three"));
+    h.req(&get("/4"));
+    h.resp(&ok_resp("four"));
+    h.tick_after_reorder();
+    h.close();
+    let mut lost = alone("/2", Note::Gap);
+    lost.complete = false;
+    assert_eq!(
+        h.sums(),
+        vec![ok("GET", "/1", b"", 200, b"one"), lost, ok("GET", "/4", b"", 200, b"four")]
+    );
+    assert_eq!(h.conn.orphan_responses(), 1);
+}
+
+/// The same losses with two requests seen before them (`one_by_one` pairing picks the last
+/// candidate): still not across the request gap.
+#[test]
+fn lost_request_after_several_candidates_is_not_paired_across() {
+    let mut h = Harness::new();
+    h.req(&get("/1"));
+    h.lose_resp(ok_resp("one").len());
+    h.req(&get("/2"));
+    h.lose_resp(ok_resp("two").len());
+    h.lose_req(get("/3").len());
+    h.resp(&ok_resp("three"));
+    h.req(&get("/4"));
+    h.resp(&ok_resp("four"));
+    h.tick_after_reorder();
+    h.close();
+    let got = h.sums();
+    assert!(got.iter().all(|s| s.resp_body != b"three"), "/3's answer paired: {got:?}");
+    assert_eq!(got.last(), Some(&ok("GET", "/4", b"", 200, b"four")));
+}
+
+/// The last response lost at the end of the stream: only the close says where the stream
+/// ended. The request is reported with a gap, not as cut off by the close.
+#[test]
+fn response_lost_at_the_end_of_the_stream_is_a_gap() {
+    let mut h = Harness::new();
+    h.req(&get("/1"));
+    h.resp(&ok_resp("one"));
+    h.req(&get("/2"));
+    h.lose_resp(ok_resp("two").len());
+    let (end, ts) = (h.resp_pos, h.ts + 10);
+    h.conn.on_end(Direction::Ingress, end, ts);
+    h.close();
+    let mut lost = alone("/2", Note::Gap);
+    lost.complete = false;
+    assert_eq!(h.sums(), vec![ok("GET", "/1", b"", 200, b"one"), lost]);
+    assert_eq!(h.conn.lost_bytes(), ok_resp("two").len() as u64);
+}
+
 #[test]
 fn lost_response_among_pipelined_requests_is_ambiguous() {
     let mut h = Harness::new();
