@@ -196,7 +196,7 @@ impl SocketOffsets {
         }
     }
 
-    pub fn from_btf(btf: &crate::btf::Btf) -> SocketOffsets {
+    pub fn from_btf<B: crate::btf::Blob + ?Sized>(btf: &crate::btf::Btf<B>) -> SocketOffsets {
         match (
             btf.member_offset("tcp_sock", "copied_seq"),
             btf.member_offset("tcp_sock", "rcv_nxt"),
