@@ -422,11 +422,11 @@ impl Pairing {
 
     /// Emits requests whose response has not started within `limit` of their end.
     pub fn timeouts(&mut self, now: u64, limit: u64) {
-        // Held pairings, every request answered and no answer for `limit` since: none is
-        // left over.
+        // Held pairings and no answer in progress or ended within `limit`: none is left
+        // over (a request still waiting then times out below).
         if self.slots.iter().any(|s| s.unconfirmed)
-            && self.slots.iter().all(|s| s.emitted || matches!(s.resp, Resp::Done(_) | Resp::Missing | Resp::Taken))
             && self.slots.iter().all(|s| match &s.resp {
+                Resp::Started => false,
                 Resp::Done(m) => now.saturating_sub(m.last_ts_ns) > limit,
                 _ => true,
             })

@@ -609,6 +609,27 @@ fn lost_request_then_one_by_one_pairs_after_confirmation() {
     assert_eq!(h.conn.orphan_responses(), 1);
 }
 
+/// A held pairing followed by a request that is never answered: the quiet confirms the
+/// held one, and the unanswered request then times out.
+#[test]
+fn held_pairing_then_unanswered_request_both_reported() {
+    let mut h = Harness::new();
+    h.req(&get("/first"));
+    h.resp(&ok_resp("one"));
+    h.lose_req(get("/lost").len());
+    h.resp(&ok_resp("lost"));
+    h.req(&get("/second"));
+    h.tick_after_reorder();
+    h.resp(&ok_resp("two"));
+    h.req(&get("/unanswered"));
+    assert_eq!(h.sums(), vec![ok("GET", "/first", b"", 200, b"one")], "held");
+    h.conn.on_tick(h.ts + Limits::default().response_timeout_ns + 1);
+    assert_eq!(
+        h.sums(),
+        vec![ok("GET", "/second", b"", 200, b"two"), alone("/unanswered", Note::ResponseTimeout)]
+    );
+}
+
 /// A held pairing with nothing after it is confirmed when the responses stay quiet past
 /// the response timeout, or when the connection ends.
 #[test]
