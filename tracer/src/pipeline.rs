@@ -104,10 +104,10 @@ impl Record {
 
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    /// Applied to each exchange by the thread of its request (the thread that moved its
+    /// Only these command names (exact, as the kernel reports them: at most 15 bytes),
+    /// applied to each exchange by the thread of its request (the thread that moved its
     /// first byte): a socket passed to another process, or a thread renamed, changes the
     /// command name within one connection.
-    /// Only these command names (exact, as the kernel reports them: at most 15 bytes).
     pub comms: Vec<Vec<u8>>,
     pub role: Option<Role>,
     /// Only these processes (`--pid`). The syscall probes apply it in the kernel; the

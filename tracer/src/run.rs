@@ -178,17 +178,11 @@ fn event_loop(
                     } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {
                         path.tick(sock, now);
                     }
-                    backlog |= drain(&mut tracer.source, &mut |raw| path.on_syscall_raw(raw, now), &mut perf_lost, &mut scratch);
+                    backlog |= drain_round(&mut tracer.source, stopping, &mut |raw| path.on_syscall_raw(raw, now), &mut perf_lost, &mut scratch);
                     path.emit_ready(&mut emit);
                 }
                 _ => {
-                    loop {
-                        backlog = drain(&mut tracer.source, &mut |raw| pipeline.on_raw(raw, &mut emit), &mut perf_lost, &mut scratch);
-                        // At exit the whole ring is read: what is left there would be lost.
-                        if !(stopping && backlog) {
-                            break;
-                        }
-                    }
+                    backlog = drain_round(&mut tracer.source, stopping, &mut |raw| pipeline.on_raw(raw, &mut emit), &mut perf_lost, &mut scratch);
                     pipeline.end_round(&mut emit);
                     if stopping {
                         pipeline.flush(now, &mut emit);
@@ -254,6 +248,23 @@ fn counters(tracer: &Tracer, pipeline: &Pipeline, packet: Option<&PacketPath>, p
         c.orphan_responses += p.orphan_responses();
     }
     c
+}
+
+/// One round of reads (`drain`); at exit (`stopping`) the whole ring, since what is left
+/// there would be lost. True when the ring may hold more.
+fn drain_round(
+    source: &mut Source,
+    stopping: bool,
+    on_raw: &mut impl FnMut(&[u8]),
+    perf_lost: &mut u64,
+    scratch: &mut Vec<u8>,
+) -> bool {
+    loop {
+        let more = drain(source, on_raw, perf_lost, scratch);
+        if !(stopping && more) {
+            return more;
+        }
+    }
 }
 
 /// What the kernel buffers hold now, one raw record at a time, at most

@@ -12,22 +12,6 @@ use common::*;
 
 const MAX_CONNS: &str = "1000";
 const PEAK_RSS_BOUND_MIB: f64 = 128.0;
-const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-
-/// One request and its response over a fresh connection pair (client side, server side),
-/// both ends in this thread: connect, accept, write, read, write, read.
-fn exchange(listener: &TcpListener, i: usize) -> (TcpStream, TcpStream) {
-    let mut client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
-    let (mut server, _) = listener.accept().expect("accept");
-    let req = format!("GET /c-{i} HTTP/1.1\r\nHost: x\r\n\r\n");
-    client.write_all(req.as_bytes()).unwrap();
-    let mut buf = vec![0; req.len()];
-    server.read_exact(&mut buf).unwrap();
-    server.write_all(RESPONSE).unwrap();
-    let mut back = vec![0; RESPONSE.len()];
-    client.read_exact(&mut back).unwrap();
-    (client, server)
-}
 
 /// Close without TIME_WAIT (SO_LINGER 0: an RST), so 100,000 connections do not exhaust
 /// the ephemeral ports.
@@ -83,12 +67,12 @@ fn hundred_thousand_short_connections() {
     let pid = trace.pid();
     let start = Instant::now();
     for i in 0..N {
-        let (c, s) = exchange(&listener, i);
+        let (c, s) = http_pair(&listener, &format!("/c-{i}"));
         abort(c);
         drop(s);
     }
     let took = start.elapsed();
-    let (c, s) = exchange(&listener, N);
+    let (c, s) = http_pair(&listener, &format!("/c-{N}"));
     drop(c);
     drop(s);
     std::thread::sleep(Duration::from_millis(500));
@@ -131,7 +115,7 @@ fn idle_server_child() {
                 assert!(n > 0, "client closed early");
                 got.extend_from_slice(&buf[..n]);
             }
-            conn.write_all(RESPONSE).unwrap();
+            conn.write_all(OK_2).unwrap();
             held.push(conn);
         }
     });
@@ -143,7 +127,7 @@ fn idle_server_child() {
 fn client_exchange(port: u16, i: usize) -> TcpStream {
     let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     client.write_all(format!("GET /c-{i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
-    let mut back = vec![0; RESPONSE.len()];
+    let mut back = vec![0; OK_2.len()];
     client.read_exact(&mut back).unwrap();
     client
 }
@@ -197,6 +181,6 @@ fn ten_thousand_idle_connections() {
 /// The readiness probe: one exchange, then the connection closes.
 fn client_exchange_done(mut c: TcpStream) {
     let _ = c.write_all(b"GET /probe HTTP/1.1\r\nHost: x\r\n\r\n");
-    let mut back = vec![0; RESPONSE.len()];
+    let mut back = vec![0; OK_2.len()];
     let _ = c.read_exact(&mut back);
 }

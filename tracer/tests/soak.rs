@@ -85,22 +85,6 @@ fn set_linger_zero(s: &TcpStream) {
     };
 }
 
-const OK_2: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-
-/// A connection pair through `listener` with one HTTP exchange, both ends in this thread.
-fn http_pair(listener: &TcpListener, target: &str) -> (TcpStream, TcpStream) {
-    let mut client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
-    let (mut server, _) = listener.accept().expect("accept");
-    let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
-    client.write_all(req.as_bytes()).unwrap();
-    let mut buf = vec![0; req.len()];
-    server.read_exact(&mut buf).unwrap();
-    server.write_all(OK_2).unwrap();
-    let mut back = vec![0; OK_2.len()];
-    client.read_exact(&mut back).unwrap();
-    (client, server)
-}
-
 /// Forks a child that makes `n` connections to `listener`, one request on each, reads
 /// the answers and leaves with `_exit`: no close(2), the kernel drops its fds. Only raw
 /// syscalls run in the child (the test process has other threads, which may hold locks at

@@ -1,7 +1,7 @@
 //! Clients: byte-exact raw TCP, and Debian's curl.
 
-use std::io::{BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -180,4 +180,23 @@ pub fn curl_wrapped(wrapper: &[&str], args: &[&str]) -> CurlRun {
 
 pub fn response_header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
     header(&r.headers, name)
+}
+
+/// The response `http_pair` answers with.
+pub const OK_2: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/// One request for `target` and its response (`OK_2`) over a fresh connection pair
+/// through `listener` (client side, server side), both ends in this thread: connect,
+/// accept, write, read, write, read.
+pub fn http_pair(listener: &TcpListener, target: &str) -> (TcpStream, TcpStream) {
+    let mut client = TcpStream::connect(listener.local_addr().unwrap()).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+    client.write_all(req.as_bytes()).unwrap();
+    let mut buf = vec![0; req.len()];
+    server.read_exact(&mut buf).unwrap();
+    server.write_all(OK_2).unwrap();
+    let mut back = vec![0; OK_2.len()];
+    client.read_exact(&mut back).unwrap();
+    (client, server)
 }

@@ -584,11 +584,9 @@ fn lost_request_among_pipelined_requests_guesses_no_answer() {
     assert_eq!(h.conn.orphan_responses(), 2);
 }
 
-/// The same loss on a client that waits for each answer: the lost request's answer comes
-/// before the next request is sent, and is dropped; the pairings after it are held only
-/// until the next request, sent after their answers, confirms them.
-#[test]
-fn lost_request_then_one_by_one_pairs_after_confirmation() {
+/// `/first` answered, a request lost, its answer read before `/second` was sent (a client
+/// that waits for each answer), then `/second` answered: that pairing is held.
+fn held_after_lost_request() -> Harness {
     let mut h = Harness::new();
     h.req(&get("/first"));
     h.resp(&ok_resp("one"));
@@ -598,6 +596,15 @@ fn lost_request_then_one_by_one_pairs_after_confirmation() {
     // The missing bytes are not coming: a gap.
     h.tick_after_reorder();
     h.resp(&ok_resp("two"));
+    h
+}
+
+/// The same loss on a client that waits for each answer: the lost request's answer comes
+/// before the next request is sent, and is dropped; the pairings after it are held only
+/// until the next request, sent after their answers, confirms them.
+#[test]
+fn lost_request_then_one_by_one_pairs_after_confirmation() {
+    let mut h = held_after_lost_request();
     // Held: an answer left over would still undo it.
     assert_eq!(h.sums(), vec![ok("GET", "/first", b"", 200, b"one")]);
     h.req(&get("/third"));
@@ -613,14 +620,7 @@ fn lost_request_then_one_by_one_pairs_after_confirmation() {
 /// held one, and the unanswered request then times out.
 #[test]
 fn held_pairing_then_unanswered_request_both_reported() {
-    let mut h = Harness::new();
-    h.req(&get("/first"));
-    h.resp(&ok_resp("one"));
-    h.lose_req(get("/lost").len());
-    h.resp(&ok_resp("lost"));
-    h.req(&get("/second"));
-    h.tick_after_reorder();
-    h.resp(&ok_resp("two"));
+    let mut h = held_after_lost_request();
     h.req(&get("/unanswered"));
     assert_eq!(h.sums(), vec![ok("GET", "/first", b"", 200, b"one")], "held");
     h.conn.on_tick(h.ts + Limits::default().response_timeout_ns + 1);
@@ -635,14 +635,7 @@ fn held_pairing_then_unanswered_request_both_reported() {
 #[test]
 fn held_pairing_confirmed_by_quiet_or_close() {
     for end_by_close in [false, true] {
-        let mut h = Harness::new();
-        h.req(&get("/first"));
-        h.resp(&ok_resp("one"));
-        h.lose_req(get("/lost").len());
-        h.resp(&ok_resp("lost"));
-        h.req(&get("/second"));
-        h.tick_after_reorder();
-        h.resp(&ok_resp("two"));
+        let mut h = held_after_lost_request();
         assert_eq!(h.sums(), vec![ok("GET", "/first", b"", 200, b"one")], "held");
         if end_by_close {
             h.close();
