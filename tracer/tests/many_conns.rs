@@ -16,18 +16,8 @@ const PEAK_RSS_BOUND_MIB: f64 = 128.0;
 /// Close without TIME_WAIT (SO_LINGER 0: an RST), so 100,000 connections do not exhaust
 /// the ephemeral ports.
 fn abort(s: TcpStream) {
-    use std::os::fd::AsRawFd;
-    let l = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: valid socket fd and option buffer of the right size.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &l as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
+    set_linger_zero(&s);
+    drop(s);
 }
 
 fn final_exchange_is_reported(records: &[serde_json::Value], target: &str) {

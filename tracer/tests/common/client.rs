@@ -200,3 +200,18 @@ pub fn http_pair(listener: &TcpListener, target: &str) -> (TcpStream, TcpStream)
     client.read_exact(&mut back).unwrap();
     (client, server)
 }
+
+/// Close with an RST (SO_LINGER 0) when dropped.
+pub fn set_linger_zero(s: &TcpStream) {
+    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: valid socket fd and option buffer of the right size.
+    unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(s),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &l as *const libc::linger as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+}
