@@ -146,7 +146,8 @@ pub struct ConnInfo {
     pub laddr: [u8; 16],
     pub raddr: [u8; 16],
     pub fd: u32,
-    /// `CONN_TCP_CLOSED`; the entry goes when the kernel destroys the socket.
+    /// `CONN_TCP_CLOSED`, `CONN_CLOSE_SENT`; the entry goes when the kernel destroys the
+    /// socket.
     pub state: u32,
     /// The socket's `copied_seq` once every received byte counted so far was read: the
     /// sequence number of the next byte a traced read should return. Valid when
@@ -157,9 +158,13 @@ pub struct ConnInfo {
 const _: () = assert!(core::mem::size_of::<ConnInfo>() == 88);
 const _: () = assert!(core::mem::offset_of!(ConnInfo, laddr) % 8 == 0 && core::mem::offset_of!(ConnInfo, raddr) % 8 == 0);
 
-/// The socket reached TCP_CLOSE (its Close event went out); bytes still queued for the
-/// process may be read after it (a half-closed client reading the answer).
+/// The socket reached TCP_CLOSE; bytes still queued for the process may be read after it
+/// (a half-closed client reading the answer).
 pub const CONN_TCP_CLOSED: u32 = 2;
+/// Its Close event is in the buffer. Without it (the buffer was full), the socket's
+/// destruction tries again; userspace, finding the socket closed or gone with no Close
+/// sent, ends the connection itself.
+pub const CONN_CLOSE_SENT: u32 = 4;
 
 pub const PROTO_UNKNOWN: u8 = 0;
 pub const PROTO_HTTP: u8 = 1;

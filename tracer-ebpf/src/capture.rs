@@ -555,8 +555,9 @@ fn reader_not_woken() -> bool {
 
 /// Closes come from `inet_sock_set_state` and `tcp_destroy_sock`, which also run in softirq:
 /// they may interrupt a data event being built in this CPU's scratch slot, so a close builds
-/// its header on the stack and never touches the slot.
-pub fn emit_close<C: EbpfContext>(ctx: &C, conn: &ConnInfo, sk: u64) {
+/// its header on the stack and never touches the slot. False when the buffer was full (the
+/// caller counts the loss: a first try may be repeated).
+pub fn emit_close<C: EbpfContext>(ctx: &C, conn: &ConnInfo, sk: u64) -> bool {
     // SAFETY: CloseEvent is integers and byte arrays: all zeroes is a valid value.
     let mut ev: CloseEvent = unsafe { core::mem::zeroed() };
     // SAFETY: helper without preconditions.
@@ -566,7 +567,5 @@ pub fn emit_close<C: EbpfContext>(ctx: &C, conn: &ConnInfo, sk: u64) {
     ev.hdr.cap = CLOSE_ENDS_SIZE as u32;
     ev.ends[0] = conn.pos[0];
     ev.ends[1] = conn.pos[1];
-    if !output(ctx, &ev as *const CloseEvent as *const u8, HEADER_SIZE + CLOSE_ENDS_SIZE, false) {
-        count(counters::LOST_EVENTS, 1);
-    }
+    output(ctx, &ev as *const CloseEvent as *const u8, HEADER_SIZE + CLOSE_ENDS_SIZE, false)
 }

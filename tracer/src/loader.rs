@@ -3,14 +3,15 @@
 use std::{os::fd::AsRawFd, path::Path};
 
 use aya::{
-    maps::{HashMap, MapData, PerCpuArray, PerfEventArray, RingBuf},
+    maps::{HashMap, MapData, MapError, PerCpuArray, PerfEventArray, RingBuf},
     programs::SocketFilter,
     Ebpf, EbpfLoader,
 };
 use thiserror::Error;
-use tracer_common::{counters, globals, maps, MAX_CAPTURE};
+use tracer_common::{counters, globals, maps, ConnInfo, CONN_CLOSE_SENT, CONN_TCP_CLOSED, MAX_CAPTURE};
 
 use crate::{
+    events::ConnKey,
     hooks::{self, HookError, Hooks, HooksArg, KernelHooks},
     packet::socket::PacketSocket,
 };
@@ -79,6 +80,8 @@ pub struct Tracer {
     _ebpf: Ebpf,
     pub source: Source,
     pub counters: PerCpuArray<MapData, u64>,
+    /// The kernel's connection table, looked at for connections whose Close never came.
+    conns: HashMap<MapData, u64, ConnInfo>,
     pub buffer: BufferKind,
     /// The hooks chosen for this kernel.
     pub hooks: Hooks,
@@ -159,6 +162,8 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     };
     let counters = PerCpuArray::try_from(take(&mut ebpf, maps::COUNTERS)?)
         .map_err(|source| LoadError::Map { name: maps::COUNTERS, source })?;
+    let conns = HashMap::try_from(take(&mut ebpf, maps::CONNS)?)
+        .map_err(|source| LoadError::Map { name: maps::CONNS, source })?;
     let source = if buffer == BufferKind::Ringbuf {
         let rb = RingBuf::try_from(take(&mut ebpf, maps::EVENTS_RINGBUF)?)
             .map_err(|source| LoadError::Map { name: maps::EVENTS_RINGBUF, source })?;
@@ -173,7 +178,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         }
         Source::Perf(bufs)
     };
-    Ok(Tracer { _ebpf: ebpf, source, counters, buffer, hooks: chosen, packet })
+    Ok(Tracer { _ebpf: ebpf, source, counters, conns, buffer, hooks: chosen, packet })
 }
 
 /// Where the kernel side finds a TCP socket's `copied_seq`, `rcv_nxt` and `icsk_ulp_ops`;
@@ -264,6 +269,21 @@ impl Tracer {
             }
         }
         out
+    }
+
+    /// Whether the kernel is done with the connection `key` without having sent its Close
+    /// (the buffer was full): its socket is gone from the table (or the entry is a later
+    /// connection's), or reached TCP_CLOSE with no Close sent. No more events will carry
+    /// the key. Unknown (a failed lookup) is not gone.
+    pub fn closed_unseen(&self, key: ConnKey) -> bool {
+        match self.conns.get(&key.sock, 0) {
+            Ok(c) => c.conn_id != key.conn_id || (c.state & CONN_TCP_CLOSED != 0 && c.state & CONN_CLOSE_SENT == 0),
+            Err(MapError::KeyNotFound) => true,
+            Err(e) => {
+                tracing::debug!("connection table lookup: {e}");
+                false
+            }
+        }
     }
 }
 

@@ -324,6 +324,23 @@ impl Pipeline {
         }
     }
 
+    /// Connections with no close and no event since `before_ns`, with their last event's
+    /// time: the ones worth asking the kernel whether their Close was lost.
+    pub fn quiet_since(&self, before_ns: u64) -> impl Iterator<Item = (ConnKey, u64)> + '_ {
+        self.conns
+            .iter()
+            .filter(move |(_, c)| c.closing.is_none() && c.last_ns < before_ns)
+            .map(|(k, c)| (*k, c.last_ns))
+    }
+
+    /// Ends a connection whose Close the kernel could not send, unless an event came for it
+    /// since `last_ns`: as an eviction (abandoned), since where its streams ended is unknown.
+    pub fn end_unclosed(&mut self, key: ConnKey, last_ns: u64, now_ns: u64, sink: &mut impl FnMut(Record)) {
+        if self.conns.get(&key).is_some_and(|c| c.closing.is_none() && c.last_ns == last_ns) {
+            self.evict(key, now_ns, sink);
+        }
+    }
+
     fn make_room(&mut self, sink: &mut impl FnMut(Record)) {
         if self.conns.len() < self.cfg.max_conns {
             return;
@@ -535,6 +552,27 @@ mod tests {
         assert_eq!(out.len(), 2);
         p.on_raw(&close_event(500), &mut |r| out.push(r));
         assert_eq!(p.active_conns(), 0, "ended on its close");
+    }
+
+    #[test]
+    fn a_connection_whose_close_was_lost_ends_only_if_nothing_came_since_it_was_found() {
+        let cfg = Config { limits: Limits::default(), announce_requests: false, max_conns: 4, idle_timeout_ns: u64::MAX };
+        let mut p = Pipeline::new(cfg, Filter::default());
+        let mut out = Vec::new();
+        p.on_raw(&data(DIR_EGRESS, 0, 100, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"), &mut |r| out.push(r));
+        let quiet: Vec<_> = p.quiet_since(101).collect();
+        assert_eq!(quiet.len(), 1);
+        assert!(p.quiet_since(100).next().is_none(), "not quiet since its last event");
+        // An event came after it was found: it stays.
+        p.on_raw(&data(DIR_INGRESS, 0, 200, b"HTTP/1.1 200 OK\r\n"), &mut |r| out.push(r));
+        let (key, last) = quiet[0];
+        p.end_unclosed(key, last, 300, &mut |r| out.push(r));
+        assert_eq!((p.active_conns(), p.stats.evicted_conns), (1, 0));
+        // Quiet since: ended as an eviction, the request reported unfinished.
+        p.end_unclosed(key, 200, 300, &mut |r| out.push(r));
+        assert_eq!((p.active_conns(), p.stats.evicted_conns), (0, 1));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].exchange.note, Some(crate::protocols::Note::Unfinished), "{:?}", out[0].exchange);
     }
 
     /// One connection whose first exchange is made by one process and the second by

@@ -11,11 +11,12 @@ use tracer_common::counters;
 
 use crate::{
     cli::{secs_to_ns, Cli, RoleArg},
+    events::ConnKey,
     hooks::HooksArg,
     loader::{self, BufferKind, Source, Tracer},
     output::{json::JsonSink, monotonic_ns, tui::TuiSink, Clock, Counters, Flow, Sink},
     packet::{flows::FlowConfig, path::PacketPath},
-    pipeline::{Config, Filter, Pipeline},
+    pipeline::{Config, Filter, Pipeline, Record},
     protocols::{Limits, Role},
     redact::Redactor,
 };
@@ -43,6 +44,38 @@ const PACKET_POLL_MS: i32 = 10;
 /// warning would all wait for the load to drop.
 const RING_READS_PER_ROUND: usize = 16_384;
 const WARN_EVERY_NS: u64 = 5_000_000_000;
+
+/// Connections whose Close the kernel could not send (its buffer was full at the socket's
+/// end and at its destruction) would wait for the idle timeout, holding their buffers.
+/// Every `SWEEP_NS`, the kernel's connection table is asked about those quiet that long
+/// (`SWEEP_MAX` at a time, in turn), and the ones it is done with are ended at the next
+/// sweep, if nothing came for them meanwhile: an event written just before its socket went
+/// may still have been in the buffer at the lookup.
+struct CloseSweep {
+    last_ns: u64,
+    /// Where in the table the next sweep's lookups start.
+    cursor: usize,
+    suspects: Vec<(ConnKey, u64)>,
+}
+
+const SWEEP_NS: u64 = 2_000_000_000;
+const SWEEP_MAX: usize = 4096;
+
+impl CloseSweep {
+    fn run(&mut self, tracer: &Tracer, pipeline: &mut Pipeline, now: u64, sink: &mut impl FnMut(Record)) {
+        if now.saturating_sub(self.last_ns) < SWEEP_NS {
+            return;
+        }
+        self.last_ns = now;
+        for (key, last) in self.suspects.drain(..) {
+            pipeline.end_unclosed(key, last, now, sink);
+        }
+        let quiet: Vec<(ConnKey, u64)> =
+            pipeline.quiet_since(now.saturating_sub(SWEEP_NS)).skip(self.cursor).take(SWEEP_MAX).collect();
+        self.cursor = if quiet.len() < SWEEP_MAX { 0 } else { self.cursor + SWEEP_MAX };
+        self.suspects.extend(quiet.into_iter().filter(|&(key, _)| tracer.closed_unseen(key)));
+    }
+}
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
     install_signals();
@@ -155,6 +188,7 @@ fn event_loop(
     let mut scratch = Vec::new();
     let mut last_warn = (monotonic_ns(), 0u64);
     let mut last_tick = 0u64;
+    let mut sweep = CloseSweep { last_ns: monotonic_ns(), cursor: 0, suspects: Vec::new() };
     loop {
         let stopping = STOP.load(Ordering::Relaxed);
         if !stopping && !backlog {
@@ -188,6 +222,10 @@ fn event_loop(
                         pipeline.flush(now, &mut emit);
                     } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {
                         pipeline.tick(now, &mut emit);
+                        // Only with the buffer read to its end: what it held is in.
+                        if !backlog {
+                            sweep.run(tracer, pipeline, now, &mut emit);
+                        }
                     }
                 }
             }

@@ -11,11 +11,11 @@
 //! is itself running on that CPU, not whenever any tracing program is (a socket destroyed
 //! in softirq while a payload probe runs): fewer missed ends.
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext, EbpfContext};
-use tracer_common::{CONN_TCP_CLOSED, FLAG_PREEXISTING, PROTO_UNKNOWN, ROLE_CLIENT, ROLE_SERVER};
+use tracer_common::{counters, ConnInfo, CONN_CLOSE_SENT, CONN_TCP_CLOSED, FLAG_PREEXISTING, PROTO_UNKNOWN, ROLE_CLIENT, ROLE_SERVER};
 
 use crate::{
     capture::{emit_close, insert_conn, start_seq},
-    maps::CONNS,
+    maps::{count, CONNS},
 };
 
 const TCP_ESTABLISHED: i32 = 1;
@@ -73,10 +73,25 @@ fn closed<C: EbpfContext>(ctx: &C, sk: u64) {
     };
     // SAFETY: map value pointer, used at once.
     let conn = unsafe { &mut *conn };
-    if conn.emitted != 0 && conn.state & CONN_TCP_CLOSED == 0 {
-        emit_close(ctx, conn, sk);
+    if conn.state & CONN_TCP_CLOSED == 0 {
+        send_close(ctx, conn, sk);
     }
     conn.state |= CONN_TCP_CLOSED;
+}
+
+/// The Close event of a connection that sent anything, once: marked sent only when it
+/// went into the buffer, so the socket's destruction tries again after a full buffer.
+/// False when it could not go.
+#[inline(always)]
+fn send_close<C: EbpfContext>(ctx: &C, conn: &mut ConnInfo, sk: u64) -> bool {
+    if conn.emitted == 0 || conn.state & CONN_CLOSE_SENT != 0 {
+        return true;
+    }
+    if !emit_close(ctx, conn, sk) {
+        return false;
+    }
+    conn.state |= CONN_CLOSE_SENT;
+    true
 }
 
 /// `tcp_destroy_sock(struct sock *sk)` (4.16+). The socket is closed and no fd refers to it
@@ -87,11 +102,12 @@ pub fn tcp_destroy_sock(ctx: RawTracePointContext) -> u32 {
     let sk: u64 = ctx.arg(0);
     if let Some(conn) = CONNS.get_ptr_mut(&sk) {
         // SAFETY: map value pointer, used at once.
-        let conn = unsafe { &*conn };
+        let conn = unsafe { &mut *conn };
         // Its TCP_CLOSE event was missed (this program was running on that CPU already,
-        // and the kernel does not nest it): close it now.
-        if conn.emitted != 0 && conn.state & CONN_TCP_CLOSED == 0 {
-            emit_close(&ctx, conn, sk);
+        // and the kernel does not nest it), or found the buffer full: close it now. A
+        // close is counted lost only here, at its last chance.
+        if !send_close(&ctx, conn, sk) {
+            count(counters::LOST_EVENTS, 1);
         }
         let _ = CONNS.remove(&sk);
     }
