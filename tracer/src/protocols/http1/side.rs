@@ -490,6 +490,14 @@ impl Side {
                     self.body_skipped(n, lost, cx);
                     n = 0;
                 }
+                // A chunk's CRLF that its writer sent with the chunk's data, the whole
+                // syscall more than was captured: those two bytes were counted, and the
+                // next chunk-size line starts after them, in the next syscall. It must
+                // then parse, or the framing breaks as it would have.
+                State::ChunkCrlf if !lost && n == 2 && self.held.is_empty() => {
+                    self.state = State::ChunkSize;
+                    n = 0;
+                }
                 _ => {
                     if self.state == State::Head && self.cur.is_none() && !self.resync {
                         self.salvage_head(cx);

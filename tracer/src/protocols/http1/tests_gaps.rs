@@ -318,6 +318,36 @@ fn uncaptured_chunk_data_is_counted() {
     assert_eq!((r.body_size, r.body.as_slice(), r.complete), (20, &b"0123"[..], true));
 }
 
+/// A writer that sends each chunk as size line, data and CRLF in one syscall (curl's
+/// chunked uploads, writev of a chunked response), larger than what was captured: the
+/// hole ends with the chunk's CRLF, and the next chunk starts the next syscall.
+#[test]
+fn a_chunks_uncaptured_crlf_keeps_the_framing() {
+    let mut h = Harness::new();
+    h.req(&get("/c"));
+    let start = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n14\r\n0123";
+    h.resp_partial((start.len() + 16 + 2) as u64, start);
+    h.resp_partial(4 + 20 + 2, b"14\r\nab");
+    h.resp(b"0\r\n\r\n");
+    h.req(&get("/after"));
+    h.resp(&ok_resp("after"));
+    let out = h.drain();
+    assert_eq!(out.len(), 2);
+    let r = out[0].response.as_ref().expect("response");
+    // The body shown is the prefix before the first hole.
+    assert_eq!((r.body_size, r.body.as_slice(), r.body_truncated), (40, &b"0123"[..], true));
+    assert!(out[0].complete(), "uncaptured is not lost");
+    assert_eq!((out[0].note, out[0].lost_bytes()), (None, 0));
+    assert_eq!(sum(&out[1]), ok("GET", "/after", b"", 200, b"after"));
+    // The hole reaching into the next size line: that chunk's size is unknown.
+    let mut h = Harness::new();
+    h.req(&get("/c"));
+    h.resp_partial((start.len() + 16 + 2 + 4) as u64, start);
+    h.resp(b"\r\n0\r\n\r\n");
+    let out = h.drain();
+    assert_eq!(out[0].note, Some(Note::Truncated), "{:?}", out[0]);
+}
+
 #[test]
 fn uncaptured_head_bytes_are_a_gap() {
     let mut h = Harness::new();
