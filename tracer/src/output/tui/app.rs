@@ -163,8 +163,8 @@ impl App {
     pub fn push(&mut self, r: Record) {
         let id = (r.conn, r.exchange.request.first_ts_ns);
         if r.in_flight {
-            let e = Entry::new(self.next_seq, r, &self.clock);
-            self.pending.entry(id).or_default().push_back(self.next_seq);
+            let seq = self.next_seq;
+            self.pending.entry(id).or_default().push_back(seq);
             if self.pending.len() > 2 * self.max_rows {
                 let first = self.entries.front().map_or(0, |e| e.seq);
                 self.pending.retain(|_, seqs| {
@@ -172,7 +172,7 @@ impl App {
                     !seqs.is_empty()
                 });
             }
-            self.push_entry(e);
+            self.add_row(r);
             return;
         }
         let seq = match self.pending.get_mut(&id) {
@@ -187,7 +187,7 @@ impl App {
         };
         match seq {
             Some(seq) if self.entry(seq).is_some() => self.complete(seq, r),
-            _ => self.push_entry(Entry::new(self.next_seq, r, &self.clock)),
+            _ => self.add_row(r),
         }
     }
 
@@ -210,23 +210,42 @@ impl App {
         self.sorted_stale = true;
     }
 
+    /// A new row for `r`: the one that falls off a full list is refilled, its buffers
+    /// reused (see `entry`).
+    fn add_row(&mut self, r: Record) {
+        let e = match self.evict() {
+            Some(mut old) => {
+                old.refill(self.next_seq, r, &self.clock);
+                old
+            }
+            None => Entry::new(self.next_seq, r, &self.clock),
+        };
+        self.push_entry(e);
+    }
+
+    /// The oldest row, taken off a full list.
+    fn evict(&mut self) -> Option<Entry> {
+        if self.entries.len() < self.max_rows {
+            return None;
+        }
+        let old = self.entries.pop_front()?;
+        if self.matches.front() == Some(&old.seq) {
+            self.matches.pop_front();
+            self.sorted_stale = true;
+        }
+        if self.selected == Some(old.seq) {
+            self.selected = self.matches.front().copied();
+        }
+        Some(old)
+    }
+
     pub fn push_entry(&mut self, mut e: Entry) {
         e.seq = self.next_seq;
         self.next_seq += 1;
         if !e.pending {
             self.stats.add(e.done_ns(), e.status, e.latency_us);
         }
-        if self.entries.len() >= self.max_rows {
-            if let Some(old) = self.entries.pop_front() {
-                if self.matches.front() == Some(&old.seq) {
-                    self.matches.pop_front();
-                    self.sorted_stale = true;
-                }
-                if self.selected == Some(old.seq) {
-                    self.selected = self.matches.front().copied();
-                }
-            }
-        }
+        self.evict();
         self.entries.push_back(e);
         if !self.paused {
             self.apply_pending();

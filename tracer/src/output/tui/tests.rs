@@ -6,7 +6,7 @@ use ratatui::{backend::TestBackend, Terminal};
 use super::{
     app::{Action, App},
     draw,
-    testutil::{entry, type_filter},
+    testutil::{entry, record, row, type_filter},
 };
 use crate::output::{Clock, Counters};
 
@@ -117,11 +117,12 @@ fn hostile_traffic_is_shown_escaped() {
 fn hostile_headers_are_escaped_in_the_detail_pane() {
     // The detail pane sanitises when it draws: start lines and header fields as they came.
     let mut app = App::new(100, Clock::new());
-    let mut e = entry(0, "GET", "/x", Some(200), Some(5), "curl");
-    e.request.headers.push(b"X-Title\x1b]0;pwned\x07", b"a\x1b[2Jb\x00c\xff");
-    if let Some(resp) = e.response.as_mut() {
+    let mut r = record(0, "GET", "/x", Some(200), Some(5), "curl");
+    r.exchange.request.headers.push(b"X-Title\x1b]0;pwned\x07", b"a\x1b[2Jb\x00c\xff");
+    if let Some(resp) = r.exchange.response.as_mut() {
         resp.start = crate::protocols::StartLine::Response { version: 1, status: 200, reason: b"OK\x1b[31m\x9b".to_vec() };
     }
+    let e = row(0, r);
     app.push_entry(e);
     app.update(Action::ToggleDetail);
     let s = screen(&mut app, 120, 40);
