@@ -14,7 +14,13 @@ use super::{entry::Entry, filter::Filter, ring::Ring, stats::LiveStats};
 use crate::{
     output::{Clock, Counters},
     pipeline::Record,
+    protocols::Note,
 };
+
+/// Whether a row belongs in the view.
+fn shown(filter: &Filter, e: &Entry) -> bool {
+    !e.hidden && filter.matches(e)
+}
 
 /// What a key, the mouse or the sink asks of the view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +153,20 @@ impl Waiting {
         }
     }
 
+    /// Takes out the rows above `seq` into `out`; false when none is left.
+    fn take_after(&mut self, seq: u64, out: &mut Vec<u64>) -> bool {
+        out.extend(self.more.iter().copied().filter(|s| *s > seq));
+        self.more.retain(|s| *s <= seq);
+        if self.first > seq {
+            out.push(self.first);
+            match self.more.pop_front() {
+                Some(next) => self.first = next,
+                None => return false,
+            }
+        }
+        true
+    }
+
     /// Forgets rows below `seq` (fallen off the list); false when none is left.
     fn keep_from(&mut self, seq: u64) -> bool {
         self.more.retain(|s| *s >= seq);
@@ -248,9 +268,38 @@ impl App {
             }
             None => None,
         };
-        match seq {
-            Some(seq) if self.entry(seq).is_some() => self.complete(seq, r),
-            _ => self.add_row(r),
+        let (conn, upgrade) = (r.conn, r.exchange.note == Some(Note::Upgrade));
+        let seq = match seq {
+            Some(seq) if self.entry(seq).is_some() => {
+                self.complete(seq, r);
+                seq
+            }
+            _ => {
+                self.add_row(r);
+                self.next_seq - 1
+            }
+        };
+        if upgrade {
+            self.hide_tunnelled(conn, seq);
+        }
+    }
+
+    /// After an upgrade (a CONNECT's 2xx, a 101) on `conn`, the rows announced after its
+    /// row `seq` still waiting were tunnelled bytes that parsed as request heads: the
+    /// parser dropped them, no exchange will finish them, and they would wait for ever.
+    fn hide_tunnelled(&mut self, conn: u64, seq: u64) {
+        let mut gone = Vec::new();
+        self.pending.retain(|&(c, _), w| c != conn || w.take_after(seq, &mut gone));
+        for s in gone {
+            let Some(first) = self.entries.front().map(|e| e.seq) else { return };
+            let Some(e) = s.checked_sub(first).and_then(|i| self.entries.get_mut(i as usize)) else { continue };
+            (e.hidden, e.pending) = (true, false);
+            if std::mem::take(&mut e.matched) {
+                if let Ok(i) = self.matches.binary_search(&s) {
+                    self.matches.remove(i);
+                }
+                self.sorted_stale = true;
+            }
         }
     }
 
@@ -262,7 +311,7 @@ impl App {
         if seq >= self.applied_upto {
             return;
         }
-        let (was, now) = (e.matched, self.filter.matches(e));
+        let (was, now) = (e.matched, shown(&self.filter, e));
         e.matched = now;
         if was != now {
             match self.matches.binary_search(&seq) {
@@ -329,7 +378,7 @@ impl App {
             let filter = &self.filter;
             let first = self.entries.front().map_or(0, |e| e.seq);
             if let Some(e) = seq.checked_sub(first).and_then(|i| self.entries.get_mut(i as usize)) {
-                e.matched = filter.matches(e);
+                e.matched = shown(filter, e);
                 if e.matched {
                     self.matches.push_back(seq);
                     self.sorted_stale = true;
@@ -533,7 +582,7 @@ impl App {
         let upto = self.applied_upto;
         for i in 0..self.entries.len() {
             let Some(e) = self.entries.get_mut(i).filter(|e| e.seq < upto) else { break };
-            e.matched = self.filter.matches(e);
+            e.matched = shown(&self.filter, e);
             if e.matched {
                 self.matches.push_back(e.seq);
             }

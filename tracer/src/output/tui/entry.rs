@@ -82,6 +82,9 @@ pub struct Entry {
     pub pending: bool,
     /// Passed the filter when last tested: `App` keeps its list of matches by it.
     pub(super) matched: bool,
+    /// Not a request after all: bytes tunnelled after a CONNECT or an upgrade, which parsed
+    /// as a request head before the answer said what followed was not HTTP. Never shown.
+    pub(super) hidden: bool,
     /// Wall-clock time of the request's first byte (shown by `time`).
     pub wall: SystemTime,
     pub pid: u32,
@@ -114,6 +117,7 @@ impl Entry {
             seq,
             pending: false,
             matched: false,
+            hidden: false,
             wall: SystemTime::UNIX_EPOCH,
             pid: 0,
             tid: 0,
@@ -149,7 +153,7 @@ impl Entry {
         let comm = r.process.as_ref().map_or(&b"-"[..], |p| comm_str(&p.comm));
         self.set_text(method, comm, host, target);
         self.seq = seq;
-        self.matched = false;
+        (self.matched, self.hidden) = (false, false);
         self.wall = clock.wall(req.first_ts_ns);
         // 0: a packet between processes we do not know.
         (self.pid, self.tid) = r.process.map_or((0, 0), |p| (p.pid, p.tid));

@@ -143,3 +143,33 @@ fn many_rows_draw_only_the_window() {
     assert!(s.contains("/r/49999"), "{s}");
     assert!(!s.contains("/r/39999 "), "{s}");
 }
+
+#[test]
+fn connect_row_completes_and_tunnelled_heads_do_not_wait() {
+    // A client sent CONNECT and, before the answer, bytes for the tunnel that parse as
+    // request heads (one in the same segment, one later): all three were announced. The
+    // 200 made the connection a tunnel: the parser reports the CONNECT, upgraded, and
+    // drops the others, which no exchange will ever finish.
+    let mut app = App::new(100, Clock::new());
+    let on_conn = |conn, mut r: crate::pipeline::Record| {
+        (r.conn, r.in_flight) = (conn, r.exchange.response.is_none());
+        r
+    };
+    app.push(on_conn(7, record(0, "CONNECT", "example.com:443", None, None, "curl")));
+    app.push(on_conn(7, record(0, "GET", "/same-segment", None, None, "curl")));
+    app.push(on_conn(8, record(1, "GET", "/slow", None, None, "curl")));
+    app.push(on_conn(7, record(2, "GET", "/later", None, None, "curl")));
+    let s = screen(&mut app, 120, 10);
+    assert_eq!(s.matches("...").count(), 4, "{s}");
+    let mut done = on_conn(7, record(0, "CONNECT", "example.com:443", Some(200), Some(40), "curl"));
+    done.exchange.note = Some(crate::protocols::Note::Upgrade);
+    app.push(done);
+    let s = screen(&mut app, 120, 10);
+    let connect = s.lines().find(|l| l.contains("CONNECT")).unwrap_or_default();
+    assert!(connect.contains(" 200 ") && !connect.contains("..."), "{s}");
+    assert!(!s.contains("/same-segment") && !s.contains("/later"), "{s}");
+    // Another connection's request in flight still waits for its answer.
+    let slow = s.lines().find(|l| l.contains("/slow")).unwrap_or_default();
+    assert!(slow.contains("..."), "{s}");
+    assert_eq!(app.view_len(), 2);
+}
