@@ -233,6 +233,10 @@ impl Entry {
 
     /// Sets method, comm, host and target, each sanitised.
     pub fn set_text(&mut self, method: &[u8], comm: &[u8], host: &[u8], target: &[u8]) {
+        let need = method.len() + comm.len() + host.len() + target.len();
+        if self.text.capacity() > KEEP_BYTES && self.text.capacity() > SHRINK_FACTOR * need {
+            self.text = String::new();
+        }
         let text = &mut self.text;
         text.clear();
         sanitize_into(text, method);
