@@ -5,13 +5,22 @@
 //! front; only a filter change re-tests the (bounded) ring. Sorting other than by arrival
 //! re-sorts the bounded view at most once per frame.
 
-use std::collections::{HashMap, VecDeque};
+use std::{
+    collections::{HashMap, VecDeque},
+    hash::{BuildHasherDefault, Hasher},
+};
 
-use super::{entry::Entry, filter::Filter, stats::LiveStats};
+use super::{entry::Entry, filter::Filter, ring::Ring, stats::LiveStats};
 use crate::{
     output::{Clock, Counters},
     pipeline::Record,
+    protocols::Note,
 };
+
+/// Whether a row belongs in the view.
+fn shown(filter: &Filter, e: &Entry) -> bool {
+    !e.hidden && filter.matches(e)
+}
 
 /// What a key, the mouse or the sink asks of the view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +83,7 @@ impl Sort {
 }
 
 pub struct App {
-    entries: VecDeque<Entry>,
+    entries: Ring<Entry>,
     max_rows: usize,
     next_seq: u64,
     /// Seqs of the entries that pass the filter, ascending.
@@ -112,13 +121,91 @@ pub struct App {
     clock: Clock,
     /// Rows of requests in flight by (connection, first byte's time); several when
     /// pipelined requests came in one segment (same time), completed in order.
-    pending: HashMap<(u64, u64), std::collections::VecDeque<u64>>,
+    pending: HashMap<(u64, u64), Waiting, BuildHasherDefault<KeyHasher>>,
+}
+
+/// The rows waiting for the exchanges of one (connection, first byte's time), in order:
+/// nearly always one, which needs no allocation.
+#[derive(Debug, Default)]
+struct Waiting {
+    first: u64,
+    more: VecDeque<u64>,
+}
+
+impl Waiting {
+    fn new(seq: u64) -> Waiting {
+        Waiting { first: seq, more: VecDeque::new() }
+    }
+
+    fn push(&mut self, seq: u64) {
+        self.more.push_back(seq);
+    }
+
+    /// The first row, and whether another is left.
+    fn pop(&mut self) -> (u64, bool) {
+        let first = self.first;
+        match self.more.pop_front() {
+            Some(next) => {
+                self.first = next;
+                (first, true)
+            }
+            None => (first, false),
+        }
+    }
+
+    /// Takes out the rows above `seq` into `out`; false when none is left.
+    fn take_after(&mut self, seq: u64, out: &mut Vec<u64>) -> bool {
+        out.extend(self.more.iter().copied().filter(|s| *s > seq));
+        self.more.retain(|s| *s <= seq);
+        if self.first > seq {
+            out.push(self.first);
+            match self.more.pop_front() {
+                Some(next) => self.first = next,
+                None => return false,
+            }
+        }
+        true
+    }
+
+    /// Forgets rows below `seq` (fallen off the list); false when none is left.
+    fn keep_from(&mut self, seq: u64) -> bool {
+        self.more.retain(|s| *s >= seq);
+        if self.first < seq {
+            match self.more.pop_front() {
+                Some(next) => self.first = next,
+                None => return false,
+            }
+        }
+        true
+    }
+}
+
+/// The pending map's keys, a connection id and a kernel timestamp, are not chosen by
+/// anyone who could aim collisions at them, and SipHash cost more than the lookup: this
+/// is FxHash's multiply-rotate, its high bits rotated down to where the table looks.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0.rotate_left(26)
+    }
 }
 
 impl App {
     pub fn new(max_rows: usize, clock: Clock) -> App {
         App {
-            entries: VecDeque::new(),
+            entries: Ring::new(max_rows.max(1)),
             max_rows: max_rows.max(1),
             next_seq: 0,
             matches: VecDeque::new(),
@@ -144,7 +231,7 @@ impl App {
             now_ns: 0,
             quit: false,
             clock,
-            pending: HashMap::new(),
+            pending: HashMap::default(),
         }
     }
 
@@ -163,71 +250,123 @@ impl App {
     pub fn push(&mut self, r: Record) {
         let id = (r.conn, r.exchange.request.first_ts_ns);
         if r.in_flight {
-            let e = Entry::new(self.next_seq, r, &self.clock);
-            self.pending.entry(id).or_default().push_back(self.next_seq);
+            let seq = self.next_seq;
+            self.pending.entry(id).and_modify(|w| w.push(seq)).or_insert_with(|| Waiting::new(seq));
             if self.pending.len() > 2 * self.max_rows {
                 let first = self.entries.front().map_or(0, |e| e.seq);
-                self.pending.retain(|_, seqs| {
-                    seqs.retain(|seq| *seq >= first);
-                    !seqs.is_empty()
-                });
+                self.pending.retain(|_, w| w.keep_from(first));
             }
-            self.push_entry(e);
+            self.add_row(r);
             return;
         }
-        let seq = match self.pending.get_mut(&id) {
-            Some(seqs) => {
-                let seq = seqs.pop_front();
-                if seqs.is_empty() {
+        let seq = match self.pending.get_mut(&id).map(Waiting::pop) {
+            Some((seq, more)) => {
+                if !more {
                     self.pending.remove(&id);
                 }
-                seq
+                Some(seq)
             }
             None => None,
         };
-        match seq {
-            Some(seq) if self.entry(seq).is_some() => self.complete(seq, r),
-            _ => self.push_entry(Entry::new(self.next_seq, r, &self.clock)),
+        let (conn, upgrade) = (r.conn, r.exchange.note == Some(Note::Upgrade));
+        let seq = match seq {
+            Some(seq) if self.entry(seq).is_some() => {
+                self.complete(seq, r);
+                seq
+            }
+            _ => {
+                self.add_row(r);
+                self.next_seq - 1
+            }
+        };
+        if upgrade {
+            self.hide_tunnelled(conn, seq);
+        }
+    }
+
+    /// After an upgrade (a CONNECT's 2xx, a 101) on `conn`, the rows announced after its
+    /// row `seq` still waiting were tunnelled bytes that parsed as request heads: the
+    /// parser dropped them, no exchange will finish them, and they would wait for ever.
+    fn hide_tunnelled(&mut self, conn: u64, seq: u64) {
+        let mut gone = Vec::new();
+        self.pending.retain(|&(c, _), w| c != conn || w.take_after(seq, &mut gone));
+        for s in gone {
+            let Some(first) = self.entries.front().map(|e| e.seq) else { return };
+            let Some(e) = s.checked_sub(first).and_then(|i| self.entries.get_mut(i as usize)) else { continue };
+            (e.hidden, e.pending) = (true, false);
+            if std::mem::take(&mut e.matched) {
+                if let Ok(i) = self.matches.binary_search(&s) {
+                    self.matches.remove(i);
+                }
+                self.sorted_stale = true;
+            }
         }
     }
 
     fn complete(&mut self, seq: u64, r: Record) {
         let Some(first) = self.entries.front().map(|e| e.seq) else { return };
-        let e = &mut self.entries[(seq - first) as usize];
+        let Some(e) = self.entries.get_mut((seq - first) as usize) else { return };
         e.finish(r);
         self.stats.add(e.done_ns(), e.status, e.latency_us);
-        let matches = self.filter.matches(e);
         if seq >= self.applied_upto {
             return;
         }
-        match (self.matches.binary_search(&seq), matches) {
-            (Ok(i), false) => {
-                self.matches.remove(i);
+        let (was, now) = (e.matched, shown(&self.filter, e));
+        e.matched = now;
+        if was != now {
+            match self.matches.binary_search(&seq) {
+                Ok(i) => {
+                    self.matches.remove(i);
+                }
+                Err(i) => self.matches.insert(i, seq),
             }
-            (Err(i), true) => self.matches.insert(i, seq),
-            _ => {}
         }
-        self.sorted_stale = true;
+        // A row in the view changed its latency and status: sort keys.
+        self.sorted_stale |= was || now;
     }
 
+    /// A new row for `r`; on a full list, the oldest row is refilled in place, its buffers
+    /// reused (see `entry`).
+    fn add_row(&mut self, r: Record) {
+        self.forget_oldest();
+        let seq = self.next_seq;
+        match self.entries.reuse_oldest() {
+            Some(old) => old.refill(seq, r, &self.clock),
+            None => self.entries.push(Entry::new(seq, r, &self.clock)),
+        }
+        self.added();
+    }
+
+    /// Appends a row made elsewhere (tests).
+    #[cfg(test)]
     pub fn push_entry(&mut self, mut e: Entry) {
+        self.forget_oldest();
         e.seq = self.next_seq;
+        self.entries.push(e);
+        self.added();
+    }
+
+    /// On a full list, the view lets go of the oldest row, about to be overwritten.
+    fn forget_oldest(&mut self) {
+        if !self.entries.is_full() {
+            return;
+        }
+        let Some(old) = self.entries.front().map(|e| e.seq) else { return };
+        if self.matches.front() == Some(&old) {
+            self.matches.pop_front();
+            self.sorted_stale = true;
+        }
+        if self.selected == Some(old) {
+            self.selected = self.matches.front().copied();
+        }
+    }
+
+    /// The newest row was added.
+    fn added(&mut self) {
         self.next_seq += 1;
-        if !e.pending {
+        if let Some(e) = self.entries.back().filter(|e| !e.pending) {
             self.stats.add(e.done_ns(), e.status, e.latency_us);
         }
-        if self.entries.len() >= self.max_rows {
-            if let Some(old) = self.entries.pop_front() {
-                if self.matches.front() == Some(&old.seq) {
-                    self.matches.pop_front();
-                    self.sorted_stale = true;
-                }
-                if self.selected == Some(old.seq) {
-                    self.selected = self.matches.front().copied();
-                }
-            }
-        }
-        self.entries.push_back(e);
         if !self.paused {
             self.apply_pending();
         }
@@ -236,9 +375,14 @@ impl App {
     fn apply_pending(&mut self) {
         while self.applied_upto < self.next_seq {
             let seq = self.applied_upto;
-            if self.entry(seq).is_some_and(|e| self.filter.matches(e)) {
-                self.matches.push_back(seq);
-                self.sorted_stale = true;
+            let filter = &self.filter;
+            let first = self.entries.front().map_or(0, |e| e.seq);
+            if let Some(e) = seq.checked_sub(first).and_then(|i| self.entries.get_mut(i as usize)) {
+                e.matched = shown(filter, e);
+                if e.matched {
+                    self.matches.push_back(seq);
+                    self.sorted_stale = true;
+                }
             }
             self.applied_upto += 1;
         }
@@ -248,6 +392,7 @@ impl App {
         let first = self.entries.front()?.seq;
         self.entries.get(seq.checked_sub(first)? as usize)
     }
+
 
     /// Rows in the view (after the filter).
     pub fn view_len(&self) -> usize {
@@ -435,8 +580,10 @@ impl App {
         let selected = if self.follow { None } else { self.selected };
         self.matches.clear();
         let upto = self.applied_upto;
-        for e in self.entries.iter().take_while(|e| e.seq < upto) {
-            if self.filter.matches(e) {
+        for i in 0..self.entries.len() {
+            let Some(e) = self.entries.get_mut(i).filter(|e| e.seq < upto) else { break };
+            e.matched = shown(&self.filter, e);
+            if e.matched {
                 self.matches.push_back(e.seq);
             }
         }

@@ -3,34 +3,75 @@
 //! kept as they came, for the detail pane, which sanitises the one it shows when it draws
 //! (the list holds thousands of entries, most never opened: sanitising every header of
 //! every exchange up front cost more than all the parsing).
+//!
+//! A row copies what it keeps out of its record into two buffers of its own, and the
+//! record is dropped at once: its many allocations are freed while still warm and serve
+//! the next record. Rows kept the record's buffers before, and freeing those when the
+//! row fell off the list, thousands of records later and long out of cache, cost a third
+//! of the live view's CPU. The row that falls off a full list hands its buffers to the
+//! next one (`App` recycles it), so a row costs no allocation once the list is full.
 
 use std::{net::SocketAddr, time::SystemTime};
 
-use super::sanitize::{sanitize, sanitize_into, sanitize_str};
+use super::sanitize::{sanitize, sanitize_into};
 use crate::{
     output::Clock,
     pipeline::{comm_str, Record},
-    protocols::{Headers, Message, Note, Role, StartLine},
+    protocols::{Message, Note, Role, StartLine},
 };
 
 /// Body bytes kept per message for the detail pane (the list holds many entries).
 pub const BODY_PREVIEW: usize = 1024;
 
-/// A message for the detail pane, as it came (see `start_line` and `headers` for what is
-/// shown of it). The default, an empty request with nothing allocated, is what a row holds
-/// until `Entry::finish` fills it.
-#[derive(Debug, Clone, Default)]
-pub struct MessageView {
-    pub start: StartLine,
-    pub headers: Headers,
-    pub body_size: u64,
+/// A recycled buffer this many times larger than what it holds now is given back: one
+/// row with a huge head does not pin that much memory in its slot for good.
+const SHRINK_FACTOR: usize = 4;
+/// Buffers up to this size are always reused.
+const KEEP_BYTES: usize = 4096;
+
+/// Where a message's parts lie in `Entry::detail`, and its facts.
+#[derive(Debug, Clone, Copy, Default)]
+struct MessageAt {
+    /// Request: method, target; response: reason (and an empty span).
+    start: [Span; 2],
+    version: u8,
+    /// Some for a response.
+    status: Option<u16>,
+    /// Fields as (name length, value length, name, value), lengths u32 little-endian.
+    headers: Span,
+    body: Span,
+    body_size: u64,
+    body_truncated: bool,
+    complete: bool,
+    lost_bytes: u64,
+    last_ts_ns: u64,
+}
+
+/// A byte range of `Entry::detail`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Span {
+    at: u32,
+    len: u32,
+}
+
+impl Span {
+    fn of(self, bytes: &[u8]) -> &[u8] {
+        bytes.get(self.at as usize..(self.at + self.len) as usize).unwrap_or_default()
+    }
+}
+
+/// A message for the detail pane, as it came, borrowed from its row (see `start_line` and
+/// `headers` for what is shown of it).
+#[derive(Debug, Clone, Copy)]
+pub struct MessageView<'a> {
+    detail: &'a [u8],
+    at: &'a MessageAt,
     /// The first `BODY_PREVIEW` captured bytes, raw: the pane chooses text or hex.
-    pub body: Vec<u8>,
+    pub body: &'a [u8],
+    pub body_size: u64,
     pub body_truncated: bool,
     pub complete: bool,
     pub lost_bytes: u64,
-    pub first_ts_ns: u64,
-    pub last_ts_ns: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -39,6 +80,11 @@ pub struct Entry {
     pub seq: u64,
     /// The request was seen, its exchange is not finished yet.
     pub pending: bool,
+    /// Passed the filter when last tested: `App` keeps its list of matches by it.
+    pub(super) matched: bool,
+    /// Not a request after all: bytes tunnelled after a CONNECT or an upgrade, which parsed
+    /// as a request head before the answer said what followed was not HTTP. Never shown.
+    pub(super) hidden: bool,
     /// Wall-clock time of the request's first byte (shown by `time`).
     pub wall: SystemTime,
     pub pid: u32,
@@ -46,12 +92,11 @@ pub struct Entry {
     pub role: Option<Role>,
     pub client: SocketAddr,
     pub server: SocketAddr,
-    /// Method, comm, host and target, sanitised, in one buffer (one allocation, not four:
-    /// the rows that fall off a full list are freed cold); host and target are adjacent,
-    /// so the URL is their span. See `method`, `comm`, `host`, `target`, `url`.
-    pub(super) text: String,
+    /// Method, comm, host and target, sanitised, in one buffer; host and target are
+    /// adjacent, so the URL is their span. See `method`, `comm`, `host`, `target`, `url`.
+    text: String,
     /// Where comm, host and target start in `text`.
-    pub(super) at: [u32; 3],
+    at: [u32; 3],
     pub status: Option<u16>,
     pub latency_us: Option<u64>,
     pub ttfb_us: Option<u64>,
@@ -60,27 +105,23 @@ pub struct Entry {
     pub complete: bool,
     pub lost_bytes: u64,
     pub note: Option<Note>,
-    pub request: MessageView,
-    pub response: Option<MessageView>,
+    /// Start lines, header fields and body previews of both messages, raw.
+    detail: Vec<u8>,
+    request: MessageAt,
+    response: Option<MessageAt>,
 }
 
 impl Entry {
     pub fn new(seq: u64, r: Record, clock: &Clock) -> Entry {
-        let req = &r.exchange.request;
-        let host = req.headers.get(b"host").unwrap_or_default();
-        let (method, target) = match &req.start {
-            StartLine::Request { method, target, .. } => (method.as_bytes(), target.as_slice()),
-            StartLine::Response { .. } => (&b"?"[..], &b""[..]),
-        };
-        let comm = r.process.as_ref().map_or(&b"-"[..], |p| comm_str(&p.comm));
         let mut e = Entry {
             seq,
-            pending: r.in_flight,
-            wall: clock.wall(req.first_ts_ns),
-            // 0: a packet between processes we do not know.
-            pid: r.process.map_or(0, |p| p.pid),
-            tid: r.process.map_or(0, |p| p.tid),
-            role: r.role,
+            pending: false,
+            matched: false,
+            hidden: false,
+            wall: SystemTime::UNIX_EPOCH,
+            pid: 0,
+            tid: 0,
+            role: None,
             client: r.client,
             server: r.server,
             text: String::new(),
@@ -93,14 +134,34 @@ impl Entry {
             complete: false,
             lost_bytes: 0,
             note: None,
-            request: MessageView::default(),
+            detail: Vec::new(),
+            request: MessageAt::default(),
             response: None,
         };
-        e.set_text(method, comm, host, target);
-        let in_flight = r.in_flight;
-        e.finish(r);
-        e.pending = in_flight;
+        e.refill(seq, r, clock);
         e
+    }
+
+    /// Makes this (recycled) row the row of `r`, reusing its buffers.
+    pub fn refill(&mut self, seq: u64, r: Record, clock: &Clock) {
+        let req = &r.exchange.request;
+        let host = req.headers.get(b"host").unwrap_or_default();
+        let (method, target) = match &req.start {
+            StartLine::Request { method, target, .. } => (method.as_bytes(), target.as_slice()),
+            StartLine::Response { .. } => (&b"?"[..], &b""[..]),
+        };
+        let comm = r.process.as_ref().map_or(&b"-"[..], |p| comm_str(&p.comm));
+        self.set_text(method, comm, host, target);
+        self.seq = seq;
+        (self.matched, self.hidden) = (false, false);
+        self.wall = clock.wall(req.first_ts_ns);
+        // 0: a packet between processes we do not know.
+        (self.pid, self.tid) = r.process.map_or((0, 0), |p| (p.pid, p.tid));
+        self.role = r.role;
+        (self.client, self.server) = (r.client, r.server);
+        let in_flight = r.in_flight;
+        self.finish(r);
+        self.pending = in_flight;
     }
 
     /// What the exchange says beyond its request head; for a row of a request in flight,
@@ -130,8 +191,32 @@ impl Entry {
         self.complete = ex.complete();
         self.lost_bytes = ex.lost_bytes();
         self.note = ex.note;
-        self.request = MessageView::new(ex.request);
-        self.response = ex.response.map(MessageView::new);
+        let need = detail_len(req) + resp.map_or(0, detail_len);
+        recycle(&mut self.detail, need);
+        self.request = keep(&mut self.detail, req);
+        self.response = resp.map(|m| keep(&mut self.detail, m));
+    }
+
+    /// The request for the detail pane.
+    pub fn request(&self) -> MessageView<'_> {
+        self.view(&self.request)
+    }
+
+    /// The response for the detail pane, when there was one.
+    pub fn response(&self) -> Option<MessageView<'_>> {
+        self.response.as_ref().map(|m| self.view(m))
+    }
+
+    fn view<'a>(&'a self, at: &'a MessageAt) -> MessageView<'a> {
+        MessageView {
+            detail: &self.detail,
+            at,
+            body: at.body.of(&self.detail),
+            body_size: at.body_size,
+            body_truncated: at.body_truncated,
+            complete: at.complete,
+            lost_bytes: at.lost_bytes,
+        }
     }
 
     /// Kernel time of the last byte seen of this exchange: when it finished.
@@ -148,14 +233,19 @@ impl Entry {
 
     /// Sets method, comm, host and target, each sanitised.
     pub fn set_text(&mut self, method: &[u8], comm: &[u8], host: &[u8], target: &[u8]) {
-        let mut text = String::with_capacity(method.len() + comm.len() + host.len() + target.len());
-        sanitize_into(&mut text, method);
+        let need = method.len() + comm.len() + host.len() + target.len();
+        if self.text.capacity() > KEEP_BYTES && self.text.capacity() > SHRINK_FACTOR * need {
+            self.text = String::new();
+        }
+        let text = &mut self.text;
+        text.clear();
+        sanitize_into(text, method);
         let mut at = [0; 3];
         for (i, field) in [comm, host, target].into_iter().enumerate() {
             at[i] = text.len() as u32;
-            sanitize_into(&mut text, field);
+            sanitize_into(text, field);
         }
-        (self.text, self.at) = (text, at);
+        self.at = at;
     }
 
     /// Replaces comm, keeping method, host and target (sanitised already).
@@ -192,35 +282,81 @@ impl Entry {
     }
 }
 
-impl MessageView {
-    fn new(m: Message) -> MessageView {
-        let mut body = m.body;
-        let body_truncated = m.body_truncated || body.len() > BODY_PREVIEW;
-        if body.len() > BODY_PREVIEW {
-            body.truncate(BODY_PREVIEW);
-            body.shrink_to_fit();
-        }
-        MessageView {
-            start: m.start,
-            headers: m.headers,
-            body_size: m.body_size,
-            body,
-            body_truncated,
-            complete: m.complete,
-            lost_bytes: m.lost_bytes,
-            first_ts_ns: m.first_ts_ns,
-            last_ts_ns: m.last_ts_ns,
-        }
+/// Empties a recycled buffer for `need` bytes; one far larger than that is let go.
+fn recycle(buf: &mut Vec<u8>, need: usize) {
+    buf.clear();
+    if buf.capacity() > KEEP_BYTES && buf.capacity() > SHRINK_FACTOR * need {
+        *buf = Vec::new();
     }
+    buf.reserve(need);
+}
 
+/// Bytes `keep` appends for `m`.
+fn detail_len(m: &Message) -> usize {
+    let start = match &m.start {
+        StartLine::Request { method, target, .. } => method.len() + target.len(),
+        StartLine::Response { reason, .. } => reason.len(),
+    };
+    start + m.headers.byte_len() + 8 * m.headers.len() + m.body.len().min(BODY_PREVIEW)
+}
+
+/// Appends what the detail pane shows of `m` to `buf`; says where it went.
+fn keep(buf: &mut Vec<u8>, m: &Message) -> MessageAt {
+    let mut put = |bytes: &[u8]| {
+        let at = buf.len() as u32;
+        buf.extend_from_slice(bytes);
+        Span { at, len: bytes.len() as u32 }
+    };
+    let (start, version, status) = match &m.start {
+        StartLine::Request { method, target, version } => ([put(method.as_bytes()), put(target)], *version, None),
+        StartLine::Response { version, status, reason } => ([put(reason), Span::default()], *version, Some(*status)),
+    };
+    let headers_at = buf.len() as u32;
+    for (n, v) in m.headers.iter() {
+        buf.extend_from_slice(&(n.len() as u32).to_le_bytes());
+        buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        buf.extend_from_slice(n);
+        buf.extend_from_slice(v);
+    }
+    let headers = Span { at: headers_at, len: buf.len() as u32 - headers_at };
+    let preview = &m.body[..m.body.len().min(BODY_PREVIEW)];
+    let body = Span { at: buf.len() as u32, len: preview.len() as u32 };
+    buf.extend_from_slice(preview);
+    MessageAt {
+        start,
+        version,
+        status,
+        headers,
+        body,
+        body_size: m.body_size,
+        body_truncated: m.body_truncated || m.body.len() > BODY_PREVIEW,
+        complete: m.complete,
+        lost_bytes: m.lost_bytes,
+        last_ts_ns: m.last_ts_ns,
+    }
+}
+
+impl MessageView<'_> {
     /// The start line, sanitised.
     pub fn start_line(&self) -> String {
-        start_line(&self.start)
+        let [a, b] = self.at.start.map(|s| s.of(self.detail));
+        let v = version(self.at.version);
+        match self.at.status {
+            None => format!("{} {} {v}", sanitize(a), sanitize(b)),
+            Some(status) => format!("{v} {status} {}", sanitize(a)),
+        }
     }
 
     /// The header fields, sanitised.
     pub fn headers(&self) -> impl Iterator<Item = (String, String)> + '_ {
-        self.headers.iter().map(|(n, v)| (sanitize(n), sanitize(v)))
+        let mut rest = self.at.headers.of(self.detail);
+        std::iter::from_fn(move || {
+            let len = |b: &[u8]| b.try_into().map(u32::from_le_bytes).ok().map(|n| n as usize);
+            let (n, v) = (len(rest.get(..4)?)?, len(rest.get(4..8)?)?);
+            let field = rest.get(8..8 + n + v)?;
+            rest = &rest[8 + n + v..];
+            Some((sanitize(&field[..n]), sanitize(&field[n..])))
+        })
     }
 }
 
@@ -236,17 +372,6 @@ fn version(v: u8) -> &'static str {
         "HTTP/1.0"
     } else {
         "HTTP/1.1"
-    }
-}
-
-fn start_line(s: &StartLine) -> String {
-    match s {
-        StartLine::Request { method, target, version: v } => {
-            format!("{} {} {}", sanitize_str(method), sanitize(target), version(*v))
-        }
-        StartLine::Response { version: v, status, reason } => {
-            format!("{} {} {}", version(*v), status, sanitize(reason))
-        }
     }
 }
 

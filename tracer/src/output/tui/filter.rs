@@ -259,8 +259,27 @@ fn size(v: &str) -> Option<u64> {
     Some((n * scale) as u64)
 }
 
+/// Every new row is tested: ASCII text, the usual, is compared in place; only other text
+/// is lower-cased into a new string.
 fn contains_ci(haystack: &str, lower_needle: &str) -> bool {
-    haystack.to_lowercase().contains(lower_needle)
+    if !haystack.is_ascii() {
+        return haystack.to_lowercase().contains(lower_needle);
+    }
+    let n = lower_needle.as_bytes();
+    n.is_empty() || haystack.as_bytes().windows(n.len()).any(|w| lower_eq(w, n))
+}
+
+/// `have` lower-cased equals `lower`.
+fn eq_ci(have: &str, lower: &str) -> bool {
+    if !have.is_ascii() {
+        return have.to_lowercase() == lower;
+    }
+    have.len() == lower.len() && lower_eq(have.as_bytes(), lower.as_bytes())
+}
+
+/// ASCII `have` lower-cased equals `lower` (same length).
+fn lower_eq(have: &[u8], lower: &[u8]) -> bool {
+    have.iter().zip(lower).all(|(a, b)| a.to_ascii_lowercase() == *b)
 }
 
 impl Test {
@@ -278,9 +297,9 @@ impl Test {
                 };
                 match op {
                     Op::Contains => contains_ci(have, v),
-                    Op::Ne => have.to_lowercase() != *v,
+                    Op::Ne => !eq_ci(have, v),
                     // Ordering on text means nothing here; treat it as equality.
-                    _ => have.to_lowercase() == *v,
+                    _ => eq_ci(have, v),
                 }
             }
             Test::Num(field, op, v) => {
@@ -350,6 +369,14 @@ mod tests {
         assert!(!m("status>=100", &pending));
         assert!(!m("latency>0", &pending));
         assert!(m("!status>=100", &pending));
+    }
+
+    #[test]
+    fn case_is_ignored_in_ascii_and_beyond() {
+        let e = entry(1, "GET", "/Straße/ÉTÉ", Some(200), Some(1), "CuRL");
+        assert!(m("comm=curl", &e) && m("comm~URL", &e) && !m("comm=cur", &e) && m("comm!=cur", &e));
+        assert!(m("path~straße/été", &e) && m("été", &e) && !m("path~strasse", &e));
+        assert!(m("method=get", &e) && !m("method=ge", &e));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod components;
 mod entry;
 mod filter;
 mod keys;
+mod ring;
 mod sanitize;
 mod stats;
 mod terminal;

@@ -14,6 +14,13 @@ pub fn sanitize(bytes: &[u8]) -> String {
 
 /// `sanitize`, appended to `out`.
 pub fn sanitize_into(out: &mut String, bytes: &[u8]) {
+    // Printable ASCII, what traffic nearly always is, is its own escape: one copy.
+    if bytes.iter().all(|b| (b' '..=b'~').contains(b)) {
+        if let Ok(s) = std::str::from_utf8(bytes) {
+            out.push_str(s);
+            return;
+        }
+    }
     for chunk in bytes.utf8_chunks() {
         for c in chunk.valid().chars() {
             push_char(out, c);

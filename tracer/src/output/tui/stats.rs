@@ -39,7 +39,8 @@ fn bucket_high(i: usize) -> u64 {
     let exp = (i - SUB) / SUB + SUB_BITS as u64;
     let sub = (i - SUB) % SUB;
     let low = (SUB + sub) << (exp - SUB_BITS as u64);
-    low + (1u64 << (exp - SUB_BITS as u64)) - 1
+    // Parenthesised: the top bucket's bound is u64::MAX, and low + width overflows.
+    low + ((1u64 << (exp - SUB_BITS as u64)) - 1)
 }
 
 impl Histogram {

@@ -6,7 +6,7 @@ use ratatui::{backend::TestBackend, Terminal};
 use super::{
     app::{Action, App},
     draw,
-    testutil::{entry, type_filter},
+    testutil::{entry, record, row, type_filter},
 };
 use crate::output::{Clock, Counters};
 
@@ -117,11 +117,12 @@ fn hostile_traffic_is_shown_escaped() {
 fn hostile_headers_are_escaped_in_the_detail_pane() {
     // The detail pane sanitises when it draws: start lines and header fields as they came.
     let mut app = App::new(100, Clock::new());
-    let mut e = entry(0, "GET", "/x", Some(200), Some(5), "curl");
-    e.request.headers.push(b"X-Title\x1b]0;pwned\x07", b"a\x1b[2Jb\x00c\xff");
-    if let Some(resp) = e.response.as_mut() {
+    let mut r = record(0, "GET", "/x", Some(200), Some(5), "curl");
+    r.exchange.request.headers.push(b"X-Title\x1b]0;pwned\x07", b"a\x1b[2Jb\x00c\xff");
+    if let Some(resp) = r.exchange.response.as_mut() {
         resp.start = crate::protocols::StartLine::Response { version: 1, status: 200, reason: b"OK\x1b[31m\x9b".to_vec() };
     }
+    let e = row(0, r);
     app.push_entry(e);
     app.update(Action::ToggleDetail);
     let s = screen(&mut app, 120, 40);
@@ -141,4 +142,34 @@ fn many_rows_draw_only_the_window() {
     let s = screen(&mut app, 120, 8);
     assert!(s.contains("/r/49999"), "{s}");
     assert!(!s.contains("/r/39999 "), "{s}");
+}
+
+#[test]
+fn connect_row_completes_and_tunnelled_heads_do_not_wait() {
+    // A client sent CONNECT and, before the answer, bytes for the tunnel that parse as
+    // request heads (one in the same segment, one later): all three were announced. The
+    // 200 made the connection a tunnel: the parser reports the CONNECT, upgraded, and
+    // drops the others, which no exchange will ever finish.
+    let mut app = App::new(100, Clock::new());
+    let on_conn = |conn, mut r: crate::pipeline::Record| {
+        (r.conn, r.in_flight) = (conn, r.exchange.response.is_none());
+        r
+    };
+    app.push(on_conn(7, record(0, "CONNECT", "example.com:443", None, None, "curl")));
+    app.push(on_conn(7, record(0, "GET", "/same-segment", None, None, "curl")));
+    app.push(on_conn(8, record(1, "GET", "/slow", None, None, "curl")));
+    app.push(on_conn(7, record(2, "GET", "/later", None, None, "curl")));
+    let s = screen(&mut app, 120, 10);
+    assert_eq!(s.matches("...").count(), 4, "{s}");
+    let mut done = on_conn(7, record(0, "CONNECT", "example.com:443", Some(200), Some(40), "curl"));
+    done.exchange.note = Some(crate::protocols::Note::Upgrade);
+    app.push(done);
+    let s = screen(&mut app, 120, 10);
+    let connect = s.lines().find(|l| l.contains("CONNECT")).unwrap_or_default();
+    assert!(connect.contains(" 200 ") && !connect.contains("..."), "{s}");
+    assert!(!s.contains("/same-segment") && !s.contains("/later"), "{s}");
+    // Another connection's request in flight still waits for its answer.
+    let slow = s.lines().find(|l| l.contains("/slow")).unwrap_or_default();
+    assert!(slow.contains("..."), "{s}");
+    assert_eq!(app.view_len(), 2);
 }

@@ -1,12 +1,14 @@
 //! Entries for unit and snapshot tests, without a kernel.
 
-use std::net::SocketAddr;
-
 use super::{
     app::{Action, App},
-    entry::{Entry, MessageView},
+    entry::Entry,
 };
-use crate::protocols::{Headers, Role, StartLine};
+use crate::{
+    output::Clock,
+    pipeline::{Process, Record, Source},
+    protocols::{Exchange, Headers, Message, Role, StartLine},
+};
 
 /// Types `text` into the filter, a key at a time.
 pub fn type_filter(app: &mut App, text: &str) {
@@ -15,74 +17,70 @@ pub fn type_filter(app: &mut App, text: &str) {
     }
 }
 
-fn message(start: StartLine, headers: &[(&str, &str)], body: &[u8], ts: u64) -> MessageView {
+fn message(start: StartLine, headers: &[(&str, &str)], body: &[u8], first_ts_ns: u64, last_ts_ns: u64) -> Message {
     let mut fields = Headers::default();
     for (n, v) in headers {
         fields.push(n.as_bytes(), v.as_bytes());
     }
-    MessageView {
+    Message {
         start,
         headers: fields,
         body_size: body.len() as u64,
         body: body.to_vec(),
         body_truncated: false,
+        first_ts_ns,
+        last_ts_ns,
+        process: Process::default(),
         complete: true,
         lost_bytes: 0,
-        first_ts_ns: ts,
-        last_ts_ns: ts,
     }
 }
 
-/// An exchange of pid `seq + 1` (seq is reassigned by the app), `latency_us` long, at a
-/// fixed time.
-pub fn entry(
-    seq: u64,
-    method: &str,
-    target: &str,
-    status: Option<u16>,
-    latency_us: Option<u64>,
-    comm: &str,
-) -> Entry {
+/// The record of an exchange by pid `seq + 1`, `latency_us` long (its first byte after
+/// half of it), answered when there is a status.
+pub fn record(seq: u64, method: &str, target: &str, status: Option<u16>, latency_us: Option<u64>, comm: &str) -> Record {
     let ts = 1_000_000_000_000 + seq * 1_000_000;
-    let client: SocketAddr = "127.0.0.1:50312".parse().unwrap();
-    let server: SocketAddr = "127.0.0.1:8080".parse().unwrap();
     let body = format!("hello from {target}");
+    let lat_ns = latency_us.unwrap_or(0) * 1000;
     let response = status.map(|s| {
         message(
             StartLine::Response { version: 1, status: s, reason: if s < 400 { b"OK".to_vec() } else { b"Error".to_vec() } },
             &[("Content-Type", "text/plain"), ("Content-Length", &body.len().to_string())],
             body.as_bytes(),
-            ts + latency_us.unwrap_or(0) * 1000,
+            ts + lat_ns / 2000 * 1000,
+            ts + lat_ns,
         )
     });
-    let mut e = Entry {
-        seq,
-        pending: false,
-        // Shown as 10:15:SS.mmm.
-        wall: std::time::UNIX_EPOCH + std::time::Duration::from_millis((10 * 3600 + 15 * 60 + seq % 60) * 1000 + seq % 1000),
-        pid: seq as u32 + 1,
-        tid: seq as u32 + 1,
+    let request = message(
+        StartLine::Request { method: method.to_owned(), target: target.as_bytes().to_vec(), version: 1 },
+        &[("Host", "127.0.0.1:8080"), ("User-Agent", "curl/7.88.1"), ("Accept", "*/*")],
+        b"",
+        ts,
+        ts,
+    );
+    let mut c = [0; 16];
+    c[..comm.len()].copy_from_slice(comm.as_bytes());
+    let pid = seq as u32 + 1;
+    Record {
+        source: Source::Syscall,
         role: Some(Role::Client),
-        client,
-        server,
-        text: String::new(),
-        at: [0; 3],
-        status,
-        latency_us,
-        ttfb_us: latency_us.map(|l| l / 2),
-        req_size: 0,
-        resp_size: response.as_ref().map(|m| m.body_size),
-        complete: status.is_some(),
-        lost_bytes: 0,
-        note: None,
-        request: message(
-            StartLine::Request { method: method.to_owned(), target: target.as_bytes().to_vec(), version: 1 },
-            &[("Host", "127.0.0.1:8080"), ("User-Agent", "curl/7.88.1"), ("Accept", "*/*")],
-            b"",
-            ts,
-        ),
-        response,
-    };
-    e.set_text(method.as_bytes(), comm.as_bytes(), b"127.0.0.1:8080", target.as_bytes());
+        process: Some(Process { pid, tid: pid, comm: c }),
+        client: "127.0.0.1:50312".parse().unwrap(),
+        server: "127.0.0.1:8080".parse().unwrap(),
+        exchange: Exchange { request, response, note: None },
+        conn: 1,
+        in_flight: false,
+    }
+}
+
+/// The row of `record(..)` (seq is reassigned by the app), at a fixed time.
+pub fn entry(seq: u64, method: &str, target: &str, status: Option<u16>, latency_us: Option<u64>, comm: &str) -> Entry {
+    row(seq, record(seq, method, target, status, latency_us, comm))
+}
+
+/// The row of a record, at a fixed time: 10:15:SS.mmm.
+pub fn row(seq: u64, r: Record) -> Entry {
+    let mut e = Entry::new(seq, r, &Clock::new());
+    e.wall = std::time::UNIX_EPOCH + std::time::Duration::from_millis((10 * 3600 + 15 * 60 + seq % 60) * 1000 + seq % 1000);
     e
 }

@@ -74,10 +74,10 @@ fn lines(e: &Entry) -> Vec<Line<'static>> {
         ]),
     ];
     out.push(section("request"));
-    message(&mut out, &e.request, Style::new().add_modifier(Modifier::BOLD));
+    message(&mut out, &e.request(), Style::new().add_modifier(Modifier::BOLD));
     out.push(section("response"));
-    match &e.response {
-        Some(m) => message(&mut out, m, Style::new().fg(status_color(e.status)).add_modifier(Modifier::BOLD)),
+    match e.response() {
+        Some(m) => message(&mut out, &m, Style::new().fg(status_color(e.status)).add_modifier(Modifier::BOLD)),
         None => out.push(Line::from("(none)")),
     }
     out
@@ -111,7 +111,7 @@ fn message(out: &mut Vec<Line<'static>>, m: &MessageView, first: Style) {
         about.push_str(&format!(", {} lost", fmt_size(m.lost_bytes)));
     }
     out.push(Line::styled(about, Style::new().fg(Color::DarkGray)));
-    out.extend(body_preview(&m.body).into_iter().map(Line::from));
+    out.extend(body_preview(m.body).into_iter().map(Line::from));
 }
 
 /// Text when the bytes look like text (UTF-8, few controls), else a hex dump.

@@ -1,82 +1,155 @@
 //! The list of exchanges: only the visible rows are formatted.
+//!
+//! Drawn cell by cell rather than with ratatui's `Table`, which solves its column layout
+//! (a constraint solver, allocating) on every frame: the columns are fixed widths around
+//! one that fills the rest, simple sums, and the solver is asked only when the screen is too
+//! narrow for them. Cells borrow their text from the rows where they can.
+
+use std::fmt::Write as _;
 
 use ratatui::{
-    layout::{Constraint, Rect},
+    buffer::Buffer,
+    layout::{Constraint, Layout, Rect},
     style::{Color, Modifier, Style},
     text::Span,
-    widgets::{Cell, Row, Table},
+    widgets::Widget,
     Frame,
 };
 
 use super::status_color;
 use crate::{
-    output::tui::{
-        app::App,
-        entry::{fmt_latency, fmt_size, Entry},
+    output::{
+        rfc3339_into,
+        tui::{
+            app::App,
+            entry::{fmt_latency, fmt_size, Entry},
+        },
     },
     protocols::Role,
 };
 
-const HEADER: [&str; 11] =
+const HEADER: [&str; COLUMNS] =
     ["TIME", "PID", "COMM", "R", "METHOD", "HOST+TARGET", "STATUS", "LATENCY", "REQ", "RESP", "!"];
-
-fn widths() -> [Constraint; 11] {
-    [
-        Constraint::Length(12),
-        Constraint::Length(7),
-        Constraint::Length(15),
-        Constraint::Length(1),
-        Constraint::Length(7),
-        Constraint::Fill(1),
-        Constraint::Length(6),
-        Constraint::Length(8),
-        Constraint::Length(6),
-        Constraint::Length(6),
-        Constraint::Length(1),
-    ]
-}
+const COLUMNS: usize = 11;
+/// Widths of the columns; the URL's (None) fills what the others leave.
+const WIDTHS: [Option<u16>; COLUMNS] =
+    [Some(12), Some(7), Some(15), Some(1), Some(7), None, Some(6), Some(8), Some(6), Some(6), Some(1)];
+/// Blank cells between columns.
+const SPACING: u16 = 1;
 
 /// Exchange rows in a table drawn in `area` (one line is the column header).
 pub fn body_rows(area: Rect) -> usize {
     area.height.saturating_sub(1) as usize
 }
 
+/// Where each column starts (from the left of the table) and how wide it is.
+fn columns(width: u16) -> [(u16, u16); COLUMNS] {
+    let fixed: u16 = WIDTHS.iter().flatten().sum::<u16>() + SPACING * (COLUMNS as u16 - 1);
+    let mut out = [(0, 0); COLUMNS];
+    if width > fixed {
+        let mut x = 0;
+        for (col, w) in out.iter_mut().zip(WIDTHS) {
+            let w = w.unwrap_or(width - fixed);
+            *col = (x, w);
+            x += w + SPACING;
+        }
+    } else {
+        let constraints = WIDTHS.map(|w| w.map_or(Constraint::Fill(1), Constraint::Length));
+        let rects = Layout::horizontal(constraints).spacing(SPACING).split(Rect::new(0, 0, width, 1));
+        for (col, r) in out.iter_mut().zip(rects.iter()) {
+            *col = (r.x, r.width);
+        }
+    }
+    out
+}
+
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+    let buf = f.buffer_mut();
+    let area = area.intersection(buf.area);
+    if area.is_empty() {
+        return;
+    }
+    let cols = columns(area.width);
+    let line = |y| Rect { y, height: 1, ..area };
+    buf.set_style(line(area.y), Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
+    for (col, text) in cols.iter().zip(HEADER) {
+        cell(buf, area, *col, area.y, Span::raw(text));
+    }
     let height = body_rows(area);
     let top = app.top_for(height);
     let selected = app.selected_pos();
-    let rows = (top..(top + height).min(app.view_len())).filter_map(|pos| {
-        let e = app.view_entry(pos)?;
-        let row = row(e);
-        Some(if Some(pos) == selected { row.style(Style::new().add_modifier(Modifier::REVERSED)) } else { row })
-    });
-    let header = Row::new(HEADER).style(Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED));
-    f.render_widget(Table::new(rows, widths()).header(header), area);
+    let mut scratch = Scratch::default();
+    for (y, pos) in (area.y + 1..area.bottom()).zip(top..(top + height).min(app.view_len())) {
+        let Some(e) = app.view_entry(pos) else { continue };
+        if Some(pos) == selected {
+            buf.set_style(line(y), Style::new().add_modifier(Modifier::REVERSED));
+        }
+        row(buf, area, &cols, y, e, &mut scratch);
+    }
 }
 
-fn row(e: &Entry) -> Row<'static> {
-    let status = match (e.status, e.note) {
-        (Some(s), _) => s.to_string(),
-        (None, _) if e.pending => "...".to_owned(),
-        (None, Some(n)) if n.as_str() == "response_timeout" => "tmout".to_owned(),
-        (None, _) => "-".to_owned(),
-    };
+/// Text of one cell, cut at its column's width.
+fn cell(buf: &mut Buffer, area: Rect, (x, w): (u16, u16), y: u16, text: Span) {
+    let rect = Rect::new(area.x + x, y, w, 1).intersection(area);
+    text.render(rect, buf);
+}
+
+/// Buffers the numbers of a row are formatted into, reused row after row.
+#[derive(Default)]
+struct Scratch {
+    time: Vec<u8>,
+    text: String,
+}
+
+fn row(buf: &mut Buffer, area: Rect, cols: &[(u16, u16); COLUMNS], y: u16, e: &Entry, s: &mut Scratch) {
+    let mut put = |i: usize, text: Span| cell(buf, area, cols[i], y, text);
+    s.time.clear();
+    rfc3339_into(&mut s.time, e.wall);
+    // "2026-11-22T10:15:02.123456Z" -> "10:15:02.123"
+    put(0, Span::raw(s.time.get(11..23).and_then(|t| std::str::from_utf8(t).ok()).unwrap_or_default()));
+    s.text.clear();
+    if e.pid == 0 {
+        s.text.push('-');
+    } else {
+        let _ = write!(s.text, "{}", e.pid);
+    }
+    put(1, Span::raw(s.text.as_str()));
+    put(2, Span::raw(e.comm()));
+    put(3, Span::raw(match e.role {
+        Some(Role::Client) => "C",
+        Some(Role::Server) => "S",
+        None => "-",
+    }));
+    put(4, Span::raw(e.method()));
+    put(5, Span::raw(e.url()));
+    s.text.clear();
+    match (e.status, e.note) {
+        (Some(st), _) => {
+            let _ = write!(s.text, "{st}");
+        }
+        (None, _) if e.pending => s.text.push_str("..."),
+        (None, Some(n)) if n.as_str() == "response_timeout" => s.text.push_str("tmout"),
+        (None, _) => s.text.push('-'),
+    }
+    put(6, Span::styled(s.text.as_str(), Style::new().fg(status_color(e.status))));
+    put(7, Span::raw(e.latency_us.map_or_else(|| "-".to_owned(), fmt_latency)));
+    put(8, Span::raw(fmt_size(e.req_size)));
+    put(9, Span::raw(e.resp_size.map_or_else(|| "-".to_owned(), fmt_size)));
     let flagged = !e.complete || e.lost_bytes > 0;
-    Row::new([
-        Cell::from(e.time()),
-        Cell::from(if e.pid == 0 { "-".to_owned() } else { e.pid.to_string() }),
-        Cell::from(e.comm().to_owned()),
-        Cell::from(match e.role {
-            Some(Role::Client) => "C",
-            Some(Role::Server) => "S",
-            None => "-",
-        }),
-        Cell::from(e.method().to_owned()),
-        Cell::from(e.url().to_owned()),
-        Cell::from(Span::styled(status, Style::new().fg(status_color(e.status)))),
-        Cell::from(e.latency_us.map_or_else(|| "-".to_owned(), fmt_latency)),
-        Cell::from(fmt_size(e.req_size)),
-        Cell::from(e.resp_size.map_or_else(|| "-".to_owned(), fmt_size)),
-        Cell::from(Span::styled(if flagged { "!" } else { " " }, Style::new().fg(Color::Red))),
-    ])
+    put(10, Span::styled(if flagged { "!" } else { " " }, Style::new().fg(Color::Red)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_match_the_layout_solver() {
+        for width in [20, 80, 89, 90, 120, 160, 400] {
+            let constraints = WIDTHS.map(|w| w.map_or(Constraint::Fill(1), Constraint::Length));
+            let rects = Layout::horizontal(constraints).spacing(SPACING).split(Rect::new(0, 0, width, 1));
+            let solved: Vec<(u16, u16)> = rects.iter().map(|r| (r.x, r.width)).collect();
+            assert_eq!(columns(width).to_vec(), solved, "width {width}");
+        }
+    }
 }
