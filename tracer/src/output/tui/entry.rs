@@ -93,7 +93,7 @@ pub struct Entry {
     pub client: SocketAddr,
     pub server: SocketAddr,
     /// Method, comm, host and target, sanitised, in one buffer; host and target are
-    /// adjacent, so the URL is their span. See `method`, `comm`, `host`, `target`, `url`.
+    /// adjacent, so an origin-form URL is their span. See `method`, `comm`, `host`, `target`, `url`.
     text: String,
     /// Where comm, host and target start in `text`.
     at: [u32; 3],
@@ -250,7 +250,7 @@ impl Entry {
 
     /// Replaces comm, keeping method, host and target (sanitised already).
     fn set_comm(&mut self, comm: &[u8]) {
-        let (method, host, url) = (self.method(), self.host(), self.url());
+        let (method, host, url) = (self.method(), self.host(), self.host_and_target());
         let mut text = String::with_capacity(method.len() + comm.len() + url.len());
         text.push_str(method);
         sanitize_into(&mut text, comm);
@@ -276,8 +276,15 @@ impl Entry {
         &self.text[self.at[2] as usize..]
     }
 
-    /// `host` followed by the target, as the table shows it.
+    /// What the table shows: the Host field followed by an origin-form target ("/path"),
+    /// or the target alone, which names its host itself (absolute-form "http://h/p" to a
+    /// proxy, CONNECT's "h:443") or none ("*").
     pub fn url(&self) -> &str {
+        let target = self.target();
+        if target.starts_with('/') { self.host_and_target() } else { target }
+    }
+
+    fn host_and_target(&self) -> &str {
         &self.text[self.at[1] as usize..]
     }
 }
@@ -417,5 +424,20 @@ mod tests {
         assert_eq!(fmt_size(5), "5B");
         assert_eq!(fmt_size(1536), "1.5K");
         assert_eq!(fmt_size(20 * 1024 * 1024), "20M");
+    }
+
+    #[test]
+    fn the_host_is_shown_before_origin_form_targets_only() {
+        use crate::output::tui::testutil::entry;
+        let url = |target| entry(0, "GET", target, Some(200), Some(5), "curl").url().to_owned();
+        assert_eq!(url("/x?q=1"), "127.0.0.1:8080/x?q=1");
+        // The target names its host itself (CONNECT; a request to a proxy), or none.
+        assert_eq!(url("example.com:443"), "example.com:443");
+        assert_eq!(url("http://example.com/a"), "http://example.com/a");
+        assert_eq!(url("*"), "*");
+        // A row whose owner changes keeps host and target.
+        let mut e = entry(0, "GET", "/x", Some(200), Some(5), "curl");
+        e.set_comm(b"nginx");
+        assert_eq!((e.comm(), e.host(), e.url()), ("nginx", "127.0.0.1:8080", "127.0.0.1:8080/x"));
     }
 }
