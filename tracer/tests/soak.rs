@@ -414,6 +414,28 @@ fn overload_losses_are_counted_and_no_record_is_misaligned() {
     }
 }
 
+/// A traced listener, and the port of a traced filler server (4000-byte answers) whose
+/// load fills the ring.
+fn traced_with_filler() -> (TcpListener, u16, Trace) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let filler = TcpListener::bind("127.0.0.1:0").unwrap();
+    let filler_port = filler.local_addr().unwrap().port();
+    start_id_server(filler, 4000);
+    let trace = Trace::on_port(port, &["--port", &filler_port.to_string()]);
+    (listener, filler_port, trace)
+}
+
+/// Runs `during` with the ring full: the reader (l7trace, `pid`) is stopped, once it has
+/// taken what came before, while about 20 MB of events go through the 8 MiB ring.
+fn with_ring_full(pid: u32, filler_port: u16, during: impl FnOnce()) {
+    std::thread::sleep(Duration::from_millis(500));
+    signal(pid, libc::SIGSTOP);
+    load(filler_port, 0, 4, 300, 4000);
+    during();
+    signal(pid, libc::SIGCONT);
+}
+
 #[test]
 fn connections_whose_close_was_lost_end_within_seconds_as_evictions() {
     // 300 connection pairs seen whole, then their closes lost (the reader stopped behind a
@@ -421,22 +443,10 @@ fn connections_whose_close_was_lost_end_within_seconds_as_evictions() {
     // the kernel's table and ends them within seconds, long before the idle timeout (300 s
     // by default), counted as evictions; each exchange was reported once, complete.
     const PAIRS: usize = 300;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let filler = TcpListener::bind("127.0.0.1:0").unwrap();
-    let filler_port = filler.local_addr().unwrap().port();
-    start_id_server(filler, 4000);
-    let filler_arg = filler_port.to_string();
-    let trace = Trace::on_port(port, &["--port", &filler_arg]);
+    let (listener, filler_port, trace) = traced_with_filler();
     let pid = trace.pid();
     let pairs: Vec<_> = (0..PAIRS).map(|i| http_pair(&listener, &format!("/lost-close-{i}"))).collect();
-    // Let the reader take them before it stops.
-    std::thread::sleep(Duration::from_millis(500));
-    signal(pid, libc::SIGSTOP);
-    // About 20 MB of events through the 8 MiB ring: full before the closes.
-    load(filler_port, 0, 4, 300, 4000);
-    drop(pairs);
-    signal(pid, libc::SIGCONT);
+    with_ring_full(pid, filler_port, || drop(pairs));
     // Two sweeps of the kernel's table (every 2 s: one finds them, the next ends them).
     std::thread::sleep(Duration::from_secs(7));
     let peak = peak_rss_mib(pid);
@@ -462,13 +472,7 @@ fn a_close_lost_to_a_full_ring_is_sent_again_when_the_socket_goes() {
     // it: the socket's destruction sends the Close again, and the server-role record ends
     // as "closed" (where its streams ended is known), not "unfinished".
     const PAIRS: usize = 50;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let filler = TcpListener::bind("127.0.0.1:0").unwrap();
-    let filler_port = filler.local_addr().unwrap().port();
-    start_id_server(filler, 4000);
-    let filler_arg = filler_port.to_string();
-    let trace = Trace::on_port(port, &["--port", &filler_arg]);
+    let (listener, filler_port, trace) = traced_with_filler();
     let pid = trace.pid();
     let pairs: Vec<(TcpStream, TcpStream)> = (0..PAIRS)
         .map(|i| {
@@ -481,14 +485,13 @@ fn a_close_lost_to_a_full_ring_is_sent_again_when_the_socket_goes() {
             (client, server)
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
-    signal(pid, libc::SIGSTOP);
-    load(filler_port, 0, 4, 300, 4000);
-    let servers: Vec<TcpStream> = pairs.into_iter().map(|(client, server)| {
-        drop(client);
-        server
-    }).collect();
-    signal(pid, libc::SIGCONT);
+    let mut servers = Vec::new();
+    with_ring_full(pid, filler_port, || {
+        servers = pairs.into_iter().map(|(client, server)| {
+            drop(client);
+            server
+        }).collect();
+    });
     // The reader empties the ring (a 1 s sweep-free window: a sweep ends suspects only
     // 2 s after finding them), then the servers close.
     std::thread::sleep(Duration::from_millis(700));
