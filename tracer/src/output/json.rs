@@ -235,16 +235,32 @@ fn quoted(out: &mut Vec<u8>, b: &[u8], lossy: bool) -> bool {
 }
 
 /// Most strings of a record are short (header names and values, method, reason): those of
-/// 4 to 16 bytes with nothing to escape are checked a word at a time and written as two
+/// up to 32 bytes with nothing to escape are checked a word at a time and written as two
 /// (possibly overlapping) words, without a per-byte loop or a copy call. False, with
 /// nothing written: not that case.
 #[inline(always)]
 fn short_plain(out: &mut Vec<u8>, b: &[u8]) -> bool {
     match b.len() {
+        // Dates, media types, user agents: past 16 bytes but seldom past 32.
+        17..=32 => overlapping_words::<16>(out, b),
         8..=16 => overlapping_words::<8>(out, b),
         4..=7 => overlapping_words::<4>(out, b),
+        1..=3 => tiny_plain(out, b),
         _ => false,
     }
+}
+
+/// `short_plain` for 1 to 3 bytes (methods, `OK`, `*/*`), byte by byte.
+#[inline(always)]
+fn tiny_plain(out: &mut Vec<u8>, b: &[u8]) -> bool {
+    if b.iter().any(|&c| STOP_ASCII[c as usize]) {
+        return false;
+    }
+    out.reserve(b.len() + 2);
+    out.push(b'"');
+    b.iter().for_each(|&c| out.push(c));
+    out.push(b'"');
+    true
 }
 
 /// `short_plain` for `W` to `2W` bytes: a word from the start and one ending at the end.
@@ -255,7 +271,7 @@ fn overlapping_words<const W: usize>(out: &mut Vec<u8>, b: &[u8]) -> bool {
         return false;
     };
     // Both side by side, looked at eight bytes at a time.
-    let mut both = [0u8; 16];
+    let mut both = [0u8; 32];
     both[..W].copy_from_slice(&lo);
     both[W..2 * W].copy_from_slice(&hi);
     if both[..2 * W].chunks_exact(8).any(|w| word_stops(u64::from_le_bytes(w.try_into().unwrap_or_default()))) {
@@ -622,7 +638,7 @@ mod tests {
 
     #[test]
     fn short_strings_written_whole_match_the_long_path() {
-        for len in 0..=17 {
+        for len in 0..=33 {
             for c in 0..=255u8 {
                 for k in 0..len {
                     let mut b: Vec<u8> = (0..len).map(|i| b'a' + i as u8).collect();
