@@ -1,5 +1,6 @@
 //! NDJSON: one object per exchange per line, flushed per line.
 use std::io::{self, Write};
+use std::mem::MaybeUninit;
 
 use base64::Engine as _;
 
@@ -105,11 +106,7 @@ fn message(out: &mut Vec<u8>, m: &Message) {
         if i > 0 {
             out.push(b',');
         }
-        out.push(b'[');
-        bytes(out, n);
-        out.push(b',');
-        bytes(out, v);
-        out.push(b']');
+        field(out, n, v);
     }
     out.extend_from_slice(b"],\"body_size\":");
     num(out, m.body_size);
@@ -234,57 +231,146 @@ fn quoted(out: &mut Vec<u8>, b: &[u8], lossy: bool) -> bool {
     true
 }
 
+/// A header field as `["name","value"]`. Nearly every name and value is short with
+/// nothing to escape: such a pair is checked a word at a time and written with a few
+/// stores into room reserved for it, without a copy call or a capacity check per piece.
+fn field(out: &mut Vec<u8>, n: &[u8], v: &[u8]) {
+    if short_clean(n) && short_clean(v) {
+        with_room(out, n.len() + v.len() + 7, |w| {
+            w.put(b"[\"");
+            w.put_short(n);
+            w.put(b"\",\"");
+            w.put_short(v);
+            w.put(b"\"]");
+        });
+    } else {
+        out.push(b'[');
+        bytes(out, n);
+        out.push(b',');
+        bytes(out, v);
+        out.push(b']');
+    }
+}
+
 /// Most strings of a record are short (header names and values, method, reason): those of
-/// up to 32 bytes with nothing to escape are checked a word at a time and written as two
-/// (possibly overlapping) words, without a per-byte loop or a copy call. False, with
-/// nothing written: not that case.
+/// up to 32 bytes with nothing to escape are written whole. False, with nothing written:
+/// not that case.
 #[inline(always)]
 fn short_plain(out: &mut Vec<u8>, b: &[u8]) -> bool {
-    match b.len() {
+    if !short_clean(b) {
+        return false;
+    }
+    with_room(out, b.len() + 2, |w| {
+        w.byte(b'"');
+        w.put_short(b);
+        w.byte(b'"');
+    });
+    true
+}
+
+/// At most 32 bytes, none to escape or outside ASCII; looked at as one or two 16-byte
+/// blocks (or a word), made of (possibly overlapping) words from the start and the end,
+/// without a per-byte loop.
+#[inline(always)]
+fn short_clean(b: &[u8]) -> bool {
+    if let (Some(lo), Some(hi)) = (b.first_chunk::<16>(), b.last_chunk::<16>()) {
         // Dates, media types, user agents: past 16 bytes but seldom past 32.
-        17..=32 => overlapping_words::<16>(out, b),
-        8..=16 => overlapping_words::<8>(out, b),
-        4..=7 => overlapping_words::<4>(out, b),
-        1..=3 => tiny_plain(out, b),
-        _ => false,
+        return b.len() <= 32 && !block_stops(lo) && !block_stops(hi);
+    }
+    if let (Some(lo), Some(hi)) = (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+        let mut both = [0u8; 16];
+        both[..8].copy_from_slice(lo);
+        both[8..].copy_from_slice(hi);
+        return !block_stops(&both);
+    }
+    if let (Some(lo), Some(hi)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+        return !word_stops(u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << 32);
+    }
+    !b.iter().any(|&c| STOP_ASCII[c as usize])
+}
+
+/// Whether a byte of `b` is below 0x20, '"', '\\' or 0x80 and above.
+#[inline(always)]
+fn block_stops(b: &[u8; 16]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads the 16 bytes of `b`
+        // (unaligned).
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().cast());
+            // Signed, `v < 0x20` also holds for every byte of 0x80 and above.
+            let low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            _mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, backslash))) != 0
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let (lo, hi) = b.split_at(8);
+        let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or_default());
+        word_stops(word(lo)) || word_stops(word(hi))
     }
 }
 
-/// `short_plain` for 1 to 3 bytes (methods, `OK`, `*/*`), byte by byte.
-#[inline(always)]
-fn tiny_plain(out: &mut Vec<u8>, b: &[u8]) -> bool {
-    if b.iter().any(|&c| STOP_ASCII[c as usize]) {
-        return false;
-    }
-    out.reserve(b.len() + 2);
-    out.push(b'"');
-    b.iter().for_each(|&c| out.push(c));
-    out.push(b'"');
-    true
+/// Room reserved at the end of the output, written front to back: its first `at` bytes
+/// are written, and become part of the output when `with_room` returns.
+struct Room<'a> {
+    buf: &'a mut [MaybeUninit<u8>],
+    at: usize,
 }
 
-/// `short_plain` for `W` to `2W` bytes: a word from the start and one ending at the end.
-#[inline(always)]
-fn overlapping_words<const W: usize>(out: &mut Vec<u8>, b: &[u8]) -> bool {
-    let n = b.len();
-    let (Ok(lo), Ok(hi)) = (<[u8; W]>::try_from(&b[..W]), <[u8; W]>::try_from(&b[n - W..])) else {
-        return false;
-    };
-    // Both side by side, looked at eight bytes at a time.
-    let mut both = [0u8; 32];
-    both[..W].copy_from_slice(&lo);
-    both[W..2 * W].copy_from_slice(&hi);
-    if both[..2 * W].chunks_exact(8).any(|w| word_stops(u64::from_le_bytes(w.try_into().unwrap_or_default()))) {
-        return false;
+impl Room<'_> {
+    #[inline(always)]
+    fn put(&mut self, b: &[u8]) {
+        self.buf[self.at..self.at + b.len()].write_copy_of_slice(b);
+        self.at += b.len();
     }
-    out.reserve(n + 2);
-    out.push(b'"');
-    let at = out.len();
-    out.extend_from_slice(&lo);
-    out.truncate(at + n - W);
-    out.extend_from_slice(&hi);
-    out.push(b'"');
-    true
+
+    #[inline(always)]
+    fn byte(&mut self, c: u8) {
+        self.buf[self.at].write(c);
+        self.at += 1;
+    }
+
+    /// `b`, of at most 32 bytes, as one or two fixed-size copies rather than a copy call.
+    #[inline(always)]
+    fn put_short(&mut self, b: &[u8]) {
+        match b.len() {
+            17..=32 => self.put_overlapping::<16>(b),
+            8..=16 => self.put_overlapping::<8>(b),
+            4..=7 => self.put_overlapping::<4>(b),
+            _ => b.iter().for_each(|&c| self.byte(c)),
+        }
+    }
+
+    /// `b`, of `W` to `2W` bytes: a word from its start and one ending at its end, which
+    /// together cover it.
+    #[inline(always)]
+    fn put_overlapping<const W: usize>(&mut self, b: &[u8]) {
+        let (Some(lo), Some(hi)) = (b.first_chunk::<W>(), b.last_chunk::<W>()) else {
+            return self.put(b);
+        };
+        let (at, n) = (self.at, b.len());
+        self.buf[at..at + W].write_copy_of_slice(lo);
+        self.buf[at + n - W..at + n].write_copy_of_slice(hi);
+        self.at += n;
+    }
+}
+
+/// Reserves `room` bytes at the end of `out` and lets `write` fill them (a write past
+/// them panics); what was written is appended.
+#[inline(always)]
+fn with_room(out: &mut Vec<u8>, room: usize, write: impl FnOnce(&mut Room<'_>)) {
+    out.reserve(room);
+    let mut w = Room { buf: &mut out.spare_capacity_mut()[..room], at: 0 };
+    write(&mut w);
+    let n = w.at;
+    // SAFETY: `Room` writes its buffer, the spare capacity from `out.len()` on, front to
+    // back (every write ends at the new `at`, every byte before it was written), so the
+    // `n` bytes after `out.len()` are initialized.
+    unsafe { out.set_len(out.len() + n) };
 }
 
 /// Whether a byte of `w` is below 0x20, '"', '\\' or 0x80 and above (the exact "any byte"
