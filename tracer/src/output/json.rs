@@ -180,9 +180,10 @@ fn bytes(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 /// `b` as a JSON string, in one pass that both escapes and checks UTF-8: plain ASCII runs
-/// are found sixteen bytes at a time and copied whole; at the first other byte the rest is
-/// validated once, and valid runs are then copied the same way. Invalid sequences become
-/// U+FFFD when `lossy`; otherwise nothing is written and the answer is false.
+/// are found sixteen (in long runs 64) bytes at a time and copied whole; at the first
+/// other byte the rest is validated once, and valid runs are then copied the same way.
+/// Invalid sequences become U+FFFD when `lossy`; otherwise nothing is written and the
+/// answer is false.
 fn quoted(out: &mut Vec<u8>, b: &[u8], lossy: bool) -> bool {
     let start = out.len();
     out.reserve(b.len() + 2);
@@ -396,22 +397,34 @@ fn plain<const ASCII: bool>(b: &[u8]) -> usize {
     if b.len() >= 16 {
         use std::arch::x86_64::*;
         // SAFETY: SSE2 is part of the x86_64 baseline; every load reads 16 bytes inside
-        // `b` (at + 16 <= b.len()), unaligned loads.
+        // `b` (at + 16 <= b.len(); at + 64 <= b.len() for four blocks), unaligned loads.
         unsafe {
-            let stops = |at: usize| {
+            // Per byte of the 16 at `at`: all ones where `plain` stops.
+            let stops_v = |at: usize| {
                 let v = _mm_loadu_si128(b.as_ptr().add(at).cast());
-                // Signed, `v < 0x20` also holds for every byte of 0x80 and above.
-                let low = if ASCII {
-                    _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))
-                } else {
-                    _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v)
-                };
                 let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
                 let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-                let c1 = _mm_cmpeq_epi8(v, _mm_set1_epi8(0xc2u8 as i8));
-                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(low, c1), _mm_or_si128(quote, backslash))) as u32
+                if ASCII {
+                    // Signed, `v < 0x20` also holds for every byte of 0x80 and above
+                    // (0xc2 included).
+                    let low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+                    _mm_or_si128(low, _mm_or_si128(quote, backslash))
+                } else {
+                    let low = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+                    let c1 = _mm_cmpeq_epi8(v, _mm_set1_epi8(0xc2u8 as i8));
+                    _mm_or_si128(_mm_or_si128(low, c1), _mm_or_si128(quote, backslash))
+                }
             };
+            let stops = |at: usize| _mm_movemask_epi8(stops_v(at)) as u32;
             let mut at = 0;
+            // Long runs (bodies) four blocks at a time, with one test for the four.
+            while at + 64 <= b.len() {
+                let any = _mm_or_si128(_mm_or_si128(stops_v(at), stops_v(at + 16)), _mm_or_si128(stops_v(at + 32), stops_v(at + 48)));
+                if _mm_movemask_epi8(any) != 0 {
+                    break;
+                }
+                at += 64;
+            }
             while at + 16 <= b.len() {
                 let m = stops(at);
                 if m != 0 {
@@ -683,8 +696,8 @@ mod tests {
         let stops = |b: &[u8], ascii: bool| {
             b.iter().position(|&c| escape(c).is_some() || c == 0xc2 || (ascii && c >= 0x80)).unwrap_or(b.len())
         };
-        // Every length around the 16-byte blocks, every byte at every offset.
-        for len in 0..50 {
+        // Every length around the 16- and 64-byte blocks, every byte at every offset.
+        for len in (0..50).chain([63, 64, 65, 80, 127, 128, 129, 143]) {
             for c in 0..=255u8 {
                 for k in 0..len {
                     let mut b = vec![b'a'; len];
