@@ -4,7 +4,7 @@ use std::mem::MaybeUninit;
 
 use base64::Engine as _;
 
-use super::{rfc3339_into, Clock, Flow, Sink};
+use super::{fraction, to_the_second, Clock, Flow, Sink};
 use crate::{
     pipeline::{comm_str, Record},
     protocols::{Message, Role, StartLine},
@@ -25,18 +25,39 @@ fn version(v: u8) -> &'static str {
 pub fn to_line(r: &Record, clock: &Clock) -> String {
     let resp_body = r.exchange.response.as_ref().map_or(0, |m| m.body.len());
     let mut out = Vec::with_capacity(1024 + r.exchange.request.body.len() + resp_body);
-    write_record(&mut out, r, clock);
+    write_record(&mut out, r, clock, &mut Stamps::default());
     // Every byte written is ASCII or comes from a `&str`.
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// The date and time to the second of the last timestamp written: records come many a
+/// second, and the calendar arithmetic was most of a timestamp's cost.
+#[derive(Default)]
+struct Stamps {
+    secs: Option<u64>,
+    text: [u8; 19],
+}
+
+impl Stamps {
+    /// RFC 3339 UTC with microseconds, as `rfc3339` writes it.
+    fn write(&mut self, out: &mut Vec<u8>, ns: u64) {
+        let secs = ns / 1_000_000_000;
+        if self.secs != Some(secs) {
+            self.text = to_the_second(secs);
+            self.secs = Some(secs);
+        }
+        out.extend_from_slice(&self.text);
+        out.extend_from_slice(&fraction((ns % 1_000_000_000 / 1000) as u32));
+    }
+}
+
 /// Appends the record's JSON object (no newline) to `out`.
-pub fn write_record(out: &mut Vec<u8>, r: &Record, clock: &Clock) {
+fn write_record(out: &mut Vec<u8>, r: &Record, clock: &Clock, stamps: &mut Stamps) {
     let ex = &r.exchange;
     let req = &ex.request;
     let resp = ex.response.as_ref();
     out.extend_from_slice(b"{\"ts\":\"");
-    rfc3339_into(out, clock.wall(req.first_ts_ns));
+    stamps.write(out, clock.wall_ns(req.first_ts_ns));
     out.extend_from_slice(b"\",\"source\":\"");
     out.extend_from_slice(r.source.as_str().as_bytes());
     out.extend_from_slice(b"\",\"role\":");
@@ -495,6 +516,7 @@ pub struct JsonSink<W: Write> {
     /// copied once, by the write(2) that sends it.
     pending: Vec<u8>,
     clock: Clock,
+    stamps: Stamps,
     closed: bool,
     /// Polled for the reader going away (`| head -1`) even while nothing is written.
     watch_fd: Option<i32>,
@@ -502,7 +524,14 @@ pub struct JsonSink<W: Write> {
 
 impl<W: Write> JsonSink<W> {
     pub fn new(out: W, clock: Clock) -> Self {
-        JsonSink { out, pending: Vec::with_capacity(SEND_AT + 4096), clock, closed: false, watch_fd: None }
+        JsonSink {
+            out,
+            pending: Vec::with_capacity(SEND_AT + 4096),
+            clock,
+            stamps: Stamps::default(),
+            closed: false,
+            watch_fd: None,
+        }
     }
 
     /// Notice when the reader of `fd` (a pipe) goes away, between records too.
@@ -514,7 +543,7 @@ impl<W: Write> JsonSink<W> {
     /// Adds one line; it is written out with the next batch (`flush`, or `SEND_AT` bytes).
     /// An error (EPIPE when the reader went away) ends output.
     pub fn write(&mut self, r: &Record) -> io::Result<()> {
-        write_record(&mut self.pending, r, &self.clock);
+        write_record(&mut self.pending, r, &self.clock, &mut self.stamps);
         self.pending.push(b'\n');
         if self.pending.len() >= SEND_AT {
             self.send()?;
@@ -679,6 +708,18 @@ mod tests {
         }
         assert!(v.get("note").is_none());
         assert_eq!(v["complete"], false);
+    }
+
+    #[test]
+    fn timestamps_kept_to_the_second_match_rfc3339() {
+        let mut stamps = Stamps::default();
+        // Within a second, across seconds, back in time, and the first one (0).
+        for ns in [0, 999_999_999, 1_000_000_000, 1_795_000_000_123_456_789, 1_795_000_000_999_999_000, 1_795_000_001_000_000_000, 5] {
+            let mut out = Vec::new();
+            stamps.write(&mut out, ns);
+            let want = super::super::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns));
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{ns}");
+        }
     }
 
     #[test]
