@@ -5,7 +5,7 @@
 //! `<redacted>`. For the two authorization headers the scheme is kept (`Bearer
 //! <redacted>`, `Basic <redacted>`): it tells how a request authenticated without telling
 //! the credentials. `--no-redact` turns all of this off.
-use crate::protocols::{Exchange, Message};
+use crate::protocols::{Exchange, Headers, Message};
 
 /// What a masked value (or the credentials after a kept scheme) is replaced by.
 pub const MASK: &str = "<redacted>";
@@ -23,8 +23,9 @@ const MAX_SCHEME: usize = 32;
 pub struct Redactor {
     /// Lower-case header names to mask; empty when redaction is off.
     names: Vec<Vec<u8>>,
-    /// Bit `min(length, 63)` of each name: most headers are passed over on their length.
-    lengths: u64,
+    /// Per first letter (its low five bits, so any case), bit `min(length, 63)` of each
+    /// name: most headers are passed over on their first letter and length.
+    lengths: [u64; 32],
 }
 
 impl Default for Redactor {
@@ -37,7 +38,7 @@ impl Redactor {
     /// The default names plus `extra` (any case); nothing at all when `enabled` is false.
     pub fn new<S: AsRef<str>>(extra: &[S], enabled: bool) -> Self {
         if !enabled {
-            return Redactor { names: Vec::new(), lengths: 0 };
+            return Redactor { names: Vec::new(), lengths: [0; 32] };
         }
         let mut names: Vec<Vec<u8>> = DEFAULT_NAMES.iter().map(|n| n.as_bytes().to_vec()).collect();
         for n in extra {
@@ -46,7 +47,10 @@ impl Redactor {
                 names.push(n);
             }
         }
-        let lengths = names.iter().fold(0, |bits, n| bits | length_bit(n));
+        let mut lengths = [0; 32];
+        for n in &names {
+            lengths[first_letter(n)] |= length_bit(n);
+        }
         Redactor { names, lengths }
     }
 
@@ -69,18 +73,25 @@ impl Redactor {
     }
 
     fn apply_message(&self, m: &mut Message) {
-        for i in 0..m.headers.len() {
-            let (name, value) = m.headers.field(i);
+        let mut from = 0;
+        while let Some((i, lower)) = self.next_named(&m.headers, from) {
+            let mask = masked(lower, m.headers.field(i).1);
+            m.headers.set_value(i, &mask);
+            from = i + 1;
+        }
+    }
+
+    /// The first field from `from` on that is masked, and its name as listed. Names are
+    /// walked without indexing each field (most headers are passed over on their length).
+    fn next_named(&self, headers: &Headers, from: usize) -> Option<(usize, &[u8])> {
+        headers.names().enumerate().skip(from).find_map(|(i, name)| {
             let name = name.trim_ascii();
-            if self.lengths & length_bit(name) == 0 {
-                continue;
+            if self.lengths[first_letter(name)] & length_bit(name) == 0 {
+                return None;
             }
             // No allocation per header: the list is short and compared without copies.
-            if let Some(lower) = self.names.iter().find(|n| is_named(n, name)) {
-                let mask = masked(lower, value);
-                m.headers.set_value(i, &mask);
-            }
-        }
+            self.names.iter().find(|n| is_named(n, name)).map(|n| (i, n.as_slice()))
+        })
     }
 }
 
@@ -88,6 +99,11 @@ impl Redactor {
 /// first: a header of the same length as a secret one is rarely it).
 fn is_named(lower: &[u8], name: &[u8]) -> bool {
     lower.len() == name.len() && lower.iter().zip(name).all(|(&l, c)| l == c.to_ascii_lowercase())
+}
+
+/// No listed name is empty, so an empty one may share a row: its length bit is never set.
+fn first_letter(name: &[u8]) -> usize {
+    name.first().map_or(0, |&c| usize::from(c & 0x1f))
 }
 
 fn length_bit(name: &[u8]) -> u64 {

@@ -1,9 +1,10 @@
 //! NDJSON: one object per exchange per line, flushed per line.
 use std::io::{self, Write};
+use std::mem::MaybeUninit;
 
 use base64::Engine as _;
 
-use super::{rfc3339_into, Clock, Flow, Sink};
+use super::{fraction, to_the_second, Clock, Flow, Sink};
 use crate::{
     pipeline::{comm_str, Record},
     protocols::{Message, Role, StartLine},
@@ -24,18 +25,39 @@ fn version(v: u8) -> &'static str {
 pub fn to_line(r: &Record, clock: &Clock) -> String {
     let resp_body = r.exchange.response.as_ref().map_or(0, |m| m.body.len());
     let mut out = Vec::with_capacity(1024 + r.exchange.request.body.len() + resp_body);
-    write_record(&mut out, r, clock);
+    write_record(&mut out, r, clock, &mut Stamps::default());
     // Every byte written is ASCII or comes from a `&str`.
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// The date and time to the second of the last timestamp written: records come many a
+/// second, and the calendar arithmetic was most of a timestamp's cost.
+#[derive(Default)]
+struct Stamps {
+    secs: Option<u64>,
+    text: [u8; 19],
+}
+
+impl Stamps {
+    /// RFC 3339 UTC with microseconds, as `rfc3339` writes it.
+    fn write(&mut self, out: &mut Vec<u8>, ns: u64) {
+        let secs = ns / 1_000_000_000;
+        if self.secs != Some(secs) {
+            self.text = to_the_second(secs);
+            self.secs = Some(secs);
+        }
+        out.extend_from_slice(&self.text);
+        out.extend_from_slice(&fraction((ns % 1_000_000_000 / 1000) as u32));
+    }
+}
+
 /// Appends the record's JSON object (no newline) to `out`.
-pub fn write_record(out: &mut Vec<u8>, r: &Record, clock: &Clock) {
+fn write_record(out: &mut Vec<u8>, r: &Record, clock: &Clock, stamps: &mut Stamps) {
     let ex = &r.exchange;
     let req = &ex.request;
     let resp = ex.response.as_ref();
     out.extend_from_slice(b"{\"ts\":\"");
-    rfc3339_into(out, clock.wall(req.first_ts_ns));
+    stamps.write(out, clock.wall_ns(req.first_ts_ns));
     out.extend_from_slice(b"\",\"source\":\"");
     out.extend_from_slice(r.source.as_str().as_bytes());
     out.extend_from_slice(b"\",\"role\":");
@@ -105,11 +127,7 @@ fn message(out: &mut Vec<u8>, m: &Message) {
         if i > 0 {
             out.push(b',');
         }
-        out.push(b'[');
-        bytes(out, n);
-        out.push(b',');
-        bytes(out, v);
-        out.push(b']');
+        field(out, n, v);
     }
     out.extend_from_slice(b"],\"body_size\":");
     num(out, m.body_size);
@@ -183,9 +201,10 @@ fn bytes(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 /// `b` as a JSON string, in one pass that both escapes and checks UTF-8: plain ASCII runs
-/// are found sixteen bytes at a time and copied whole; at the first other byte the rest is
-/// validated once, and valid runs are then copied the same way. Invalid sequences become
-/// U+FFFD when `lossy`; otherwise nothing is written and the answer is false.
+/// are found sixteen (in long runs 64) bytes at a time and copied whole; at the first
+/// other byte the rest is validated once, and valid runs are then copied the same way.
+/// Invalid sequences become U+FFFD when `lossy`; otherwise nothing is written and the
+/// answer is false.
 fn quoted(out: &mut Vec<u8>, b: &[u8], lossy: bool) -> bool {
     let start = out.len();
     out.reserve(b.len() + 2);
@@ -234,41 +253,146 @@ fn quoted(out: &mut Vec<u8>, b: &[u8], lossy: bool) -> bool {
     true
 }
 
-/// Most strings of a record are short (header names and values, method, reason): those of
-/// 4 to 16 bytes with nothing to escape are checked a word at a time and written as two
-/// (possibly overlapping) words, without a per-byte loop or a copy call. False, with
-/// nothing written: not that case.
-#[inline(always)]
-fn short_plain(out: &mut Vec<u8>, b: &[u8]) -> bool {
-    match b.len() {
-        8..=16 => overlapping_words::<8>(out, b),
-        4..=7 => overlapping_words::<4>(out, b),
-        _ => false,
+/// A header field as `["name","value"]`. Nearly every name and value is short with
+/// nothing to escape: such a pair is checked a word at a time and written with a few
+/// stores into room reserved for it, without a copy call or a capacity check per piece.
+fn field(out: &mut Vec<u8>, n: &[u8], v: &[u8]) {
+    if short_clean(n) && short_clean(v) {
+        with_room(out, n.len() + v.len() + 7, |w| {
+            w.put(b"[\"");
+            w.put_short(n);
+            w.put(b"\",\"");
+            w.put_short(v);
+            w.put(b"\"]");
+        });
+    } else {
+        out.push(b'[');
+        bytes(out, n);
+        out.push(b',');
+        bytes(out, v);
+        out.push(b']');
     }
 }
 
-/// `short_plain` for `W` to `2W` bytes: a word from the start and one ending at the end.
+/// Most strings of a record are short (header names and values, method, reason): those of
+/// up to 32 bytes with nothing to escape are written whole. False, with nothing written:
+/// not that case.
 #[inline(always)]
-fn overlapping_words<const W: usize>(out: &mut Vec<u8>, b: &[u8]) -> bool {
-    let n = b.len();
-    let (Ok(lo), Ok(hi)) = (<[u8; W]>::try_from(&b[..W]), <[u8; W]>::try_from(&b[n - W..])) else {
-        return false;
-    };
-    // Both side by side, looked at eight bytes at a time.
-    let mut both = [0u8; 16];
-    both[..W].copy_from_slice(&lo);
-    both[W..2 * W].copy_from_slice(&hi);
-    if both[..2 * W].chunks_exact(8).any(|w| word_stops(u64::from_le_bytes(w.try_into().unwrap_or_default()))) {
+fn short_plain(out: &mut Vec<u8>, b: &[u8]) -> bool {
+    if !short_clean(b) {
         return false;
     }
-    out.reserve(n + 2);
-    out.push(b'"');
-    let at = out.len();
-    out.extend_from_slice(&lo);
-    out.truncate(at + n - W);
-    out.extend_from_slice(&hi);
-    out.push(b'"');
+    with_room(out, b.len() + 2, |w| {
+        w.byte(b'"');
+        w.put_short(b);
+        w.byte(b'"');
+    });
     true
+}
+
+/// At most 32 bytes, none to escape or outside ASCII; looked at as one or two 16-byte
+/// blocks (or a word), made of (possibly overlapping) words from the start and the end,
+/// without a per-byte loop.
+#[inline(always)]
+fn short_clean(b: &[u8]) -> bool {
+    if let (Some(lo), Some(hi)) = (b.first_chunk::<16>(), b.last_chunk::<16>()) {
+        // Dates, media types, user agents: past 16 bytes but seldom past 32.
+        return b.len() <= 32 && !block_stops(lo) && !block_stops(hi);
+    }
+    if let (Some(lo), Some(hi)) = (b.first_chunk::<8>(), b.last_chunk::<8>()) {
+        let mut both = [0u8; 16];
+        both[..8].copy_from_slice(lo);
+        both[8..].copy_from_slice(hi);
+        return !block_stops(&both);
+    }
+    if let (Some(lo), Some(hi)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+        return !word_stops(u64::from(u32::from_le_bytes(*lo)) | u64::from(u32::from_le_bytes(*hi)) << 32);
+    }
+    !b.iter().any(|&c| STOP_ASCII[c as usize])
+}
+
+/// Whether a byte of `b` is below 0x20, '"', '\\' or 0x80 and above.
+#[inline(always)]
+fn block_stops(b: &[u8; 16]) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is part of the x86_64 baseline; the load reads the 16 bytes of `b`
+        // (unaligned).
+        unsafe {
+            let v = _mm_loadu_si128(b.as_ptr().cast());
+            // Signed, `v < 0x20` also holds for every byte of 0x80 and above.
+            let low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+            _mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, backslash))) != 0
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let (lo, hi) = b.split_at(8);
+        let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or_default());
+        word_stops(word(lo)) || word_stops(word(hi))
+    }
+}
+
+/// Room reserved at the end of the output, written front to back: its first `at` bytes
+/// are written, and become part of the output when `with_room` returns.
+struct Room<'a> {
+    buf: &'a mut [MaybeUninit<u8>],
+    at: usize,
+}
+
+impl Room<'_> {
+    #[inline(always)]
+    fn put(&mut self, b: &[u8]) {
+        self.buf[self.at..self.at + b.len()].write_copy_of_slice(b);
+        self.at += b.len();
+    }
+
+    #[inline(always)]
+    fn byte(&mut self, c: u8) {
+        self.buf[self.at].write(c);
+        self.at += 1;
+    }
+
+    /// `b`, of at most 32 bytes, as one or two fixed-size copies rather than a copy call.
+    #[inline(always)]
+    fn put_short(&mut self, b: &[u8]) {
+        match b.len() {
+            17..=32 => self.put_overlapping::<16>(b),
+            8..=16 => self.put_overlapping::<8>(b),
+            4..=7 => self.put_overlapping::<4>(b),
+            _ => b.iter().for_each(|&c| self.byte(c)),
+        }
+    }
+
+    /// `b`, of `W` to `2W` bytes: a word from its start and one ending at its end, which
+    /// together cover it.
+    #[inline(always)]
+    fn put_overlapping<const W: usize>(&mut self, b: &[u8]) {
+        let (Some(lo), Some(hi)) = (b.first_chunk::<W>(), b.last_chunk::<W>()) else {
+            return self.put(b);
+        };
+        let (at, n) = (self.at, b.len());
+        self.buf[at..at + W].write_copy_of_slice(lo);
+        self.buf[at + n - W..at + n].write_copy_of_slice(hi);
+        self.at += n;
+    }
+}
+
+/// Reserves `room` bytes at the end of `out` and lets `write` fill them (a write past
+/// them panics); what was written is appended.
+#[inline(always)]
+fn with_room(out: &mut Vec<u8>, room: usize, write: impl FnOnce(&mut Room<'_>)) {
+    out.reserve(room);
+    let mut w = Room { buf: &mut out.spare_capacity_mut()[..room], at: 0 };
+    write(&mut w);
+    let n = w.at;
+    // SAFETY: `Room` writes its buffer, the spare capacity from `out.len()` on, front to
+    // back (every write ends at the new `at`, every byte before it was written), so the
+    // `n` bytes after `out.len()` are initialized.
+    unsafe { out.set_len(out.len() + n) };
 }
 
 /// Whether a byte of `w` is below 0x20, '"', '\\' or 0x80 and above (the exact "any byte"
@@ -294,22 +418,34 @@ fn plain<const ASCII: bool>(b: &[u8]) -> usize {
     if b.len() >= 16 {
         use std::arch::x86_64::*;
         // SAFETY: SSE2 is part of the x86_64 baseline; every load reads 16 bytes inside
-        // `b` (at + 16 <= b.len()), unaligned loads.
+        // `b` (at + 16 <= b.len(); at + 64 <= b.len() for four blocks), unaligned loads.
         unsafe {
-            let stops = |at: usize| {
+            // Per byte of the 16 at `at`: all ones where `plain` stops.
+            let stops_v = |at: usize| {
                 let v = _mm_loadu_si128(b.as_ptr().add(at).cast());
-                // Signed, `v < 0x20` also holds for every byte of 0x80 and above.
-                let low = if ASCII {
-                    _mm_cmplt_epi8(v, _mm_set1_epi8(0x20))
-                } else {
-                    _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v)
-                };
                 let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
                 let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-                let c1 = _mm_cmpeq_epi8(v, _mm_set1_epi8(0xc2u8 as i8));
-                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(low, c1), _mm_or_si128(quote, backslash))) as u32
+                if ASCII {
+                    // Signed, `v < 0x20` also holds for every byte of 0x80 and above
+                    // (0xc2 included).
+                    let low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+                    _mm_or_si128(low, _mm_or_si128(quote, backslash))
+                } else {
+                    let low = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+                    let c1 = _mm_cmpeq_epi8(v, _mm_set1_epi8(0xc2u8 as i8));
+                    _mm_or_si128(_mm_or_si128(low, c1), _mm_or_si128(quote, backslash))
+                }
             };
+            let stops = |at: usize| _mm_movemask_epi8(stops_v(at)) as u32;
             let mut at = 0;
+            // Long runs (bodies) four blocks at a time, with one test for the four.
+            while at + 64 <= b.len() {
+                let any = _mm_or_si128(_mm_or_si128(stops_v(at), stops_v(at + 16)), _mm_or_si128(stops_v(at + 32), stops_v(at + 48)));
+                if _mm_movemask_epi8(any) != 0 {
+                    break;
+                }
+                at += 64;
+            }
             while at + 16 <= b.len() {
                 let m = stops(at);
                 if m != 0 {
@@ -380,6 +516,7 @@ pub struct JsonSink<W: Write> {
     /// copied once, by the write(2) that sends it.
     pending: Vec<u8>,
     clock: Clock,
+    stamps: Stamps,
     closed: bool,
     /// Polled for the reader going away (`| head -1`) even while nothing is written.
     watch_fd: Option<i32>,
@@ -387,7 +524,14 @@ pub struct JsonSink<W: Write> {
 
 impl<W: Write> JsonSink<W> {
     pub fn new(out: W, clock: Clock) -> Self {
-        JsonSink { out, pending: Vec::with_capacity(SEND_AT + 4096), clock, closed: false, watch_fd: None }
+        JsonSink {
+            out,
+            pending: Vec::with_capacity(SEND_AT + 4096),
+            clock,
+            stamps: Stamps::default(),
+            closed: false,
+            watch_fd: None,
+        }
     }
 
     /// Notice when the reader of `fd` (a pipe) goes away, between records too.
@@ -399,7 +543,7 @@ impl<W: Write> JsonSink<W> {
     /// Adds one line; it is written out with the next batch (`flush`, or `SEND_AT` bytes).
     /// An error (EPIPE when the reader went away) ends output.
     pub fn write(&mut self, r: &Record) -> io::Result<()> {
-        write_record(&mut self.pending, r, &self.clock);
+        write_record(&mut self.pending, r, &self.clock, &mut self.stamps);
         self.pending.push(b'\n');
         if self.pending.len() >= SEND_AT {
             self.send()?;
@@ -567,6 +711,18 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_kept_to_the_second_match_rfc3339() {
+        let mut stamps = Stamps::default();
+        // Within a second, across seconds, back in time, and the first one (0).
+        for ns in [0, 999_999_999, 1_000_000_000, 1_795_000_000_123_456_789, 1_795_000_000_999_999_000, 1_795_000_001_000_000_000, 5] {
+            let mut out = Vec::new();
+            stamps.write(&mut out, ns);
+            let want = super::super::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ns));
+            assert_eq!(String::from_utf8(out).unwrap(), want, "{ns}");
+        }
+    }
+
+    #[test]
     fn addresses_as_display_writes_them() {
         for a in ["127.0.0.1:80", "0.0.0.0:0", "255.255.255.255:65535", "10.99.100.9:443", "[::1]:8080", "[fe80::1%2]:1"] {
             let a: std::net::SocketAddr = a.parse().unwrap_or_else(|e| panic!("{a}: {e}"));
@@ -581,8 +737,8 @@ mod tests {
         let stops = |b: &[u8], ascii: bool| {
             b.iter().position(|&c| escape(c).is_some() || c == 0xc2 || (ascii && c >= 0x80)).unwrap_or(b.len())
         };
-        // Every length around the 16-byte blocks, every byte at every offset.
-        for len in 0..50 {
+        // Every length around the 16- and 64-byte blocks, every byte at every offset.
+        for len in (0..50).chain([63, 64, 65, 80, 127, 128, 129, 143]) {
             for c in 0..=255u8 {
                 for k in 0..len {
                     let mut b = vec![b'a'; len];
@@ -622,7 +778,7 @@ mod tests {
 
     #[test]
     fn short_strings_written_whole_match_the_long_path() {
-        for len in 0..=17 {
+        for len in 0..=33 {
             for c in 0..=255u8 {
                 for k in 0..len {
                     let mut b: Vec<u8> = (0..len).map(|i| b'a' + i as u8).collect();

@@ -87,8 +87,12 @@ impl Clock {
     }
 
     pub fn wall(&self, mono_ns: u64) -> SystemTime {
-        let ns = (mono_ns as i128 + self.offset_ns).max(0) as u64;
-        UNIX_EPOCH + Duration::from_nanos(ns)
+        UNIX_EPOCH + Duration::from_nanos(self.wall_ns(mono_ns))
+    }
+
+    /// `wall`, as ns since the epoch.
+    pub fn wall_ns(&self, mono_ns: u64) -> u64 {
+        (mono_ns as i128 + self.offset_ns).max(0) as u64
     }
 }
 
@@ -108,15 +112,28 @@ pub fn monotonic_ns() -> u64 {
 
 /// RFC 3339 UTC with microseconds, without a date crate.
 pub fn rfc3339(t: SystemTime) -> String {
-    let mut out = Vec::with_capacity(27);
-    rfc3339_into(&mut out, t);
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut out = to_the_second(d.as_secs()).to_vec();
+    out.extend_from_slice(&fraction(d.subsec_micros()));
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// `rfc3339`, appended to `out` without formatting machinery (one per JSON record).
-pub fn rfc3339_into(out: &mut Vec<u8>, t: SystemTime) {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
+/// `.uuuuuuZ`: the end of `rfc3339`.
+pub fn fraction(us: u32) -> [u8; 8] {
+    let [u0, u1] = two(u64::from(us) / 10_000);
+    let [u2, u3] = two(u64::from(us) / 100);
+    let [u4, u5] = two(u64::from(us));
+    [b'.', u0, u1, u2, u3, u4, u5, b'Z']
+}
+
+/// Two digits, each by a constant divisor (a multiplication).
+fn two(v: u64) -> [u8; 2] {
+    [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8]
+}
+
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SS`, the start of `rfc3339` (without
+/// formatting machinery: one per JSON record, or per second of them).
+pub fn to_the_second(secs: u64) -> [u8; 19] {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -129,10 +146,7 @@ pub fn rfc3339_into(out: &mut Vec<u8>, t: SystemTime) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + (month <= 2) as i64;
-    // Two digits at a time, each by a constant divisor (a multiplication).
-    let two = |v: u64| [b'0' + (v / 10 % 10) as u8, b'0' + (v % 10) as u8];
     let year = year.clamp(0, 9999) as u64;
-    let us = u64::from(d.subsec_micros());
     let [y0, y1] = two(year / 100);
     let [y2, y3] = two(year);
     let [mo0, mo1] = two(month as u64);
@@ -140,13 +154,7 @@ pub fn rfc3339_into(out: &mut Vec<u8>, t: SystemTime) {
     let [h0, h1] = two(h);
     let [m0, m1] = two(m);
     let [s0, s1] = two(s);
-    let [u0, u1] = two(us / 10_000);
-    let [u2, u3] = two(us / 100);
-    let [u4, u5] = two(us);
-    out.extend_from_slice(&[
-        y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b'T', h0, h1, b':', m0, m1, b':', s0, s1, b'.', u0, u1, u2, u3,
-        u4, u5, b'Z',
-    ]);
+    [y0, y1, y2, y3, b'-', mo0, mo1, b'-', d0, d1, b'T', h0, h1, b':', m0, m1, b':', s0, s1]
 }
 
 #[cfg(test)]

@@ -128,6 +128,11 @@ impl Headers {
         (0..self.spans.len()).map(|i| self.field(i))
     }
 
+    /// The names in order.
+    pub fn names(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        self.spans.iter().map(|&[n, m, _, _]| &self.bytes[n as usize..m as usize])
+    }
+
     /// Field `i`: (name, value).
     pub fn field(&self, i: usize) -> (&[u8], &[u8]) {
         let [n, m, v, e] = self.spans[i];

@@ -19,7 +19,7 @@ use ratatui::{
 use super::status_color;
 use crate::{
     output::{
-        rfc3339_into,
+        fraction, to_the_second,
         tui::{
             app::App,
             entry::{fmt_latency, fmt_size, Entry},
@@ -103,10 +103,12 @@ struct Scratch {
 
 fn row(buf: &mut Buffer, area: Rect, cols: &[(u16, u16); COLUMNS], y: u16, e: &Entry, s: &mut Scratch) {
     let mut put = |i: usize, text: Span| cell(buf, area, cols[i], y, text);
+    // "10:15:02.123" of "2026-11-22T10:15:02.123456Z"
+    let since = e.wall.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     s.time.clear();
-    rfc3339_into(&mut s.time, e.wall);
-    // "2026-11-22T10:15:02.123456Z" -> "10:15:02.123"
-    put(0, Span::raw(s.time.get(11..23).and_then(|t| std::str::from_utf8(t).ok()).unwrap_or_default()));
+    s.time.extend_from_slice(&to_the_second(since.as_secs())[11..]);
+    s.time.extend_from_slice(&fraction(since.subsec_micros())[..4]);
+    put(0, Span::raw(std::str::from_utf8(&s.time).unwrap_or_default()));
     s.text.clear();
     if e.pid == 0 {
         s.text.push('-');
