@@ -17,9 +17,11 @@ fn main() -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("tracer-ebpf manifest has no parent"))?
         .as_str()
         .to_owned();
-    // aya-ebpf needs `asm_experimental_arch`; unlock it for that crate only, so aya-build does
-    // not switch to `-Z build-std` (which needs sources this toolchain lacks).
-    std::env::set_var("RUSTC_BOOTSTRAP", "aya_ebpf");
+    // aya-ebpf and the programs (the `tracer` binary of tracer-ebpf) need
+    // `asm_experimental_arch`; unlock it for those crates only (a list, not "1" or the
+    // package's name), so aya-build does not switch to `-Z build-std` (which needs sources
+    // this toolchain lacks).
+    std::env::set_var("RUSTC_BOOTSTRAP", "aya_ebpf,tracer");
     aya_build::build_ebpf(
         [Package { name: "tracer-ebpf", root_dir: &root_dir, ..Default::default() }],
         Toolchain::Custom("debian-web"),

@@ -34,6 +34,7 @@ pub mod globals {
     pub const COPIED_SEQ_OFF: &str = "CFG_COPIED_SEQ_OFF";
     pub const ULP_OPS_OFF: &str = "CFG_ULP_OPS_OFF";
     pub const RCV_NXT_OFF: &str = "CFG_RCV_NXT_OFF";
+    pub const WRITE_SEQ_OFF: &str = "CFG_WRITE_SEQ_OFF";
 }
 
 #[repr(u32)]
@@ -57,6 +58,11 @@ pub const ROLE_SERVER: u8 = 2;
 pub const FLAG_SENDFILE: u32 = 1;
 /// `EventHeader::flags`: the connection existed before tracing started (role inferred).
 pub const FLAG_PREEXISTING: u32 = 2;
+/// A send whose bytes may stand elsewhere in the stream than its position says: the
+/// socket's `write_seq` moved by more or less than it sent since the last send seen
+/// (another thread sent on the socket at the same time, its probe run first or not yet).
+/// Userspace takes such an event as lost bytes, never as the stream's next bytes.
+pub const FLAG_UNORDERED: u32 = 4;
 
 pub const AF_INET: u16 = 2;
 pub const AF_INET6: u16 = 10;
@@ -154,8 +160,12 @@ pub struct ConnInfo {
     /// `seq_known` is 1.
     pub seq_next: u32,
     pub seq_known: u32,
+    /// The socket's `write_seq` after the last send seen: the sequence number the next
+    /// send's bytes should start at. Valid when `wseq_known` is 1.
+    pub wseq_next: u32,
+    pub wseq_known: u32,
 }
-const _: () = assert!(core::mem::size_of::<ConnInfo>() == 88);
+const _: () = assert!(core::mem::size_of::<ConnInfo>() == 96);
 const _: () = assert!(core::mem::offset_of!(ConnInfo, laddr) % 8 == 0 && core::mem::offset_of!(ConnInfo, raddr) % 8 == 0);
 
 /// The socket reached TCP_CLOSE; bytes still queued for the process may be read after it

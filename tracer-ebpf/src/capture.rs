@@ -12,14 +12,15 @@ use aya_ebpf::{
 };
 use tracer_common::{
     counters, CloseEvent, ConnInfo, DataEvent, EventHeader, CLOSE_ENDS_SIZE, EventKind, AF_INET6, DIR_EGRESS,
-    DIR_INGRESS, FLAG_PREEXISTING,
+    DIR_INGRESS, FLAG_PREEXISTING, FLAG_UNORDERED,
     FLAG_SENDFILE, HEADER_SIZE, MAX_CAPTURE, MAX_IOV, PROTO_HTTP, PROTO_IGNORED, PROTO_UNKNOWN,
     ROLE_CLIENT, ROLE_SERVER,
 };
 
 use crate::{
     config::{
-        ATTRIBUTION_ONLY, CFG_COPIED_SEQ_OFF, CFG_MAX_CAPTURE, CFG_MAX_IOV, CFG_RCV_NXT_OFF, CFG_ULP_OPS_OFF, FILTER_PORT_ON,
+        ATTRIBUTION_ONLY, CFG_COPIED_SEQ_OFF, CFG_MAX_CAPTURE, CFG_MAX_IOV, CFG_RCV_NXT_OFF, CFG_ULP_OPS_OFF, CFG_WRITE_SEQ_OFF,
+        FILTER_PORT_ON,
         USE_RINGBUF,
     },
     maps::{
@@ -73,11 +74,65 @@ pub fn on_payload<C: EbpfContext>(ctx: &C, args: &SyscallArgs, dir: u8, ret: u64
     if ATTRIBUTION_ONLY.load() != 0 && conn.emitted != 0 {
         return;
     }
-    if dir == DIR_INGRESS {
+    let in_order = if dir == DIR_INGRESS {
         skip_unseen(conn, sk, ret);
+        true
+    } else {
+        sent_in_order(conn, sk, ret)
+    };
+    let pos = advance(&mut conn.pos[(dir & 1) as usize], ret);
+    emit_data(ctx, conn, args, dir, ret, pos, in_order, tgid, tid, sk);
+}
+
+/// Whether this send's `ret` bytes are all the socket queued since the last send seen:
+/// its `write_seq` moved by exactly that. The probes run after the send has let go of the
+/// socket's lock, so two threads sending at once (no lock of their own) may have their
+/// probes run in the other order than their bytes went, or the second's bytes already
+/// counted in what the first sees: then neither matches, and both are marked. The first
+/// send seen on a connection only sets where the check starts.
+#[inline(always)]
+fn sent_in_order(conn: &mut ConnInfo, sk: u64, ret: u64) -> bool {
+    let off = CFG_WRITE_SEQ_OFF.load();
+    if off == 0 {
+        return true;
     }
-    emit_data(ctx, conn, args, dir, ret, tgid, tid, sk);
-    conn.pos[(dir & 1) as usize] += ret;
+    // SAFETY: kernel read through the checking helper, at the offset BTF gave the loader.
+    let Ok(after) = (unsafe { bpf_probe_read_kernel((sk + off as u64) as *const u32) }) else {
+        return true;
+    };
+    if conn.wseq_known == SEQ_OFF {
+        return true;
+    }
+    let in_order = conn.wseq_known != SEQ_KNOWN || after == conn.wseq_next.wrapping_add(ret as u32);
+    if !in_order && has_ulp(sk) {
+        // kTLS: the sequence numbers count records, not what the process sent.
+        conn.wseq_known = SEQ_OFF;
+        return true;
+    }
+    conn.wseq_next = after;
+    conn.wseq_known = SEQ_KNOWN;
+    in_order
+}
+
+/// Takes the next `n` positions of a stream; returns the first. Atomic: two threads that
+/// send on one socket at once, with no lock of their own, run their probes at once on two
+/// CPUs, and a read-then-add gave both the same position (one's bytes then hid the
+/// other's, and the requests after it paired with the wrong answers). Written as the
+/// instruction itself: Rust's BPF target offers no atomic read-modify-write.
+#[inline(always)]
+fn advance(pos: &mut u64, n: u64) -> u64 {
+    let mut v = n;
+    // SAFETY: `pos` is an aligned u64 in a map value; the instruction adds `n` to it and
+    // returns the value before (BPF_ATOMIC | BPF_FETCH, kernel 5.12+).
+    unsafe {
+        core::arch::asm!(
+            "{v} = atomic_fetch_add((u64 *)({p} + 0), {v})",
+            p = in(reg) pos as *mut u64,
+            v = inout(reg) v,
+            options(nostack),
+        );
+    }
+    v
 }
 
 /// `ConnInfo::seq_known`
@@ -113,7 +168,7 @@ fn skip_unseen(conn: &mut ConnInfo, sk: u64, ret: u64) {
             // Beyond 2^30 it is no jump forward but readers racing on one socket, whose
             // order is lost anyway: start again from here.
             if unseen < 1 << 30 {
-                conn.pos[DIR_INGRESS as usize] += unseen as u64;
+                advance(&mut conn.pos[DIR_INGRESS as usize], unseen as u64);
                 count(counters::UNSEEN_BYTES, unseen as u64);
             }
         }
@@ -166,6 +221,8 @@ pub fn start_seq(conn: &mut ConnInfo, sk: u64) {
         conn.seq_next = seq;
         conn.seq_known = SEQ_KNOWN;
     }
+    // No `write_seq` here: a Fast Open client's first send may be queued already (its SYN
+    // carries it), so the first send seen sets where the order check starts.
 }
 
 #[inline(always)]
@@ -189,6 +246,8 @@ pub fn insert_conn(sk: u64, role: u8, proto: u8, flags: u32, tgid: u32, fd: u32)
         state: 0,
         seq_next: 0,
         seq_known: SEQ_UNKNOWN,
+        wseq_next: 0,
+        wseq_known: 0,
     };
     if CONNS.insert(&sk, &conn, 0).is_err() {
         count(counters::CONN_TABLE_FULL, 1);
@@ -386,7 +445,18 @@ fn scratch() -> Option<&'static mut DataEvent> {
 
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn emit_data<C: EbpfContext>(ctx: &C, conn: &mut ConnInfo, args: &SyscallArgs, dir: u8, ret: u64, tgid: u32, tid: u32, sk: u64) {
+fn emit_data<C: EbpfContext>(
+    ctx: &C,
+    conn: &mut ConnInfo,
+    args: &SyscallArgs,
+    dir: u8,
+    ret: u64,
+    pos: u64,
+    in_order: bool,
+    tgid: u32,
+    tid: u32,
+    sk: u64,
+) {
     let Some(ev) = scratch() else {
         return;
     };
@@ -404,7 +474,10 @@ fn emit_data<C: EbpfContext>(ctx: &C, conn: &mut ConnInfo, args: &SyscallArgs, d
     // SAFETY: 16 writable bytes; the helper zero-fills them on failure.
     unsafe { get_comm_raw(ev.hdr.comm.as_mut_ptr() as *mut c_void, 16) };
     ev.hdr.dir = dir;
-    ev.hdr.pos = conn.pos[(dir & 1) as usize];
+    ev.hdr.pos = pos;
+    if !in_order {
+        ev.hdr.flags |= FLAG_UNORDERED;
+    }
     ev.hdr.len = ret as u32;
     let mut cap = CFG_MAX_CAPTURE.load() as u64;
     if cap > MAX_CAPTURE as u64 {

@@ -40,6 +40,10 @@ pub static CFG_COPIED_SEQ_OFF: Global<u32> = Global::new(0);
 /// received was read, the peer's FIN included, if it came.
 #[unsafe(no_mangle)]
 pub static CFG_RCV_NXT_OFF: Global<u32> = Global::new(0);
+/// Offset of `write_seq` in `struct tcp_sock`: the sequence number after the last byte a
+/// send queued; 0: unknown, and the order of sends is not checked.
+#[unsafe(no_mangle)]
+pub static CFG_WRITE_SEQ_OFF: Global<u32> = Global::new(0);
 /// Offset of `icsk_ulp_ops` in `struct inet_connection_sock` (at the start of a
 /// `tcp_sock`): a socket with an upper-layer protocol (kTLS) returns other bytes than its
 /// sequence numbers count.

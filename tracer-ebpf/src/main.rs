@@ -1,6 +1,8 @@
 //! l7trace kernel side. This file only declares modules; the probes live in `probes/`.
 #![no_std]
 #![no_main]
+// The atomic position update is written as its instruction (`capture::advance`).
+#![feature(asm_experimental_arch)]
 
 mod capture;
 mod config;

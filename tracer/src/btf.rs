@@ -312,10 +312,11 @@ mod tests {
         let seq = btf.member_offset("tcp_sock", "copied_seq").expect("tcp_sock.copied_seq");
         let nxt = btf.member_offset("tcp_sock", "rcv_nxt").expect("tcp_sock.rcv_nxt");
         let ulp = btf.member_offset("inet_connection_sock", "icsk_ulp_ops").expect("icsk_ulp_ops");
+        let wseq = btf.member_offset("tcp_sock", "write_seq").expect("tcp_sock.write_seq");
         // Both lie past the embedded `struct sock` (hundreds of bytes), and the
         // inet_connection_sock is the start of a tcp_sock.
         assert_eq!(btf.member_offset("inet_sock", "sk"), Some(0));
-        assert!(ulp > 256 && seq > ulp && nxt > ulp, "copied_seq @{seq}, rcv_nxt @{nxt}, icsk_ulp_ops @{ulp}");
+        assert!(ulp > 256 && seq > ulp && nxt > ulp && wseq > ulp, "copied_seq @{seq}, rcv_nxt @{nxt}, write_seq @{wseq}, icsk_ulp_ops @{ulp}");
     }
 
     #[test]

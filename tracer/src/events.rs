@@ -52,6 +52,8 @@ pub enum Event<'a> {
         len: u64,
         data: &'a [u8],
         sendfile: bool,
+        /// `FLAG_UNORDERED`: where these bytes stand in the stream is not known.
+        unordered: bool,
     },
     Close {
         meta: ConnMeta,
@@ -101,6 +103,7 @@ pub fn decode(raw: &[u8]) -> Result<Event<'_>, DecodeError> {
                 len: h.len as u64,
                 data: &raw[HEADER_SIZE..HEADER_SIZE + cap],
                 sendfile: h.flags & tracer_common::FLAG_SENDFILE != 0,
+                unordered: h.flags & tracer_common::FLAG_UNORDERED != 0,
             })
         }
         k if k == EventKind::Close as u32 => Ok(Event::Close { meta, ts_ns: h.ts_ns, ends: close_ends(&h, raw) }),

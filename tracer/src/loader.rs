@@ -145,6 +145,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         .override_global(globals::COPIED_SEQ_OFF, &seq.copied_seq, true)
         .override_global(globals::ULP_OPS_OFF, &seq.ulp_ops, true)
         .override_global(globals::RCV_NXT_OFF, &seq.rcv_nxt, true)
+        .override_global(globals::WRITE_SEQ_OFF, &seq.write_seq, true)
         .map_max_entries(maps::SCRATCH, nr_cpus as u32);
     if buffer != BufferKind::Ringbuf {
         // The ring buffer map still exists in the object; keep it at its minimum.
@@ -181,12 +182,15 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     Ok(Tracer { _ebpf: ebpf, source, counters, conns, buffer, hooks: chosen, packet })
 }
 
-/// Where the kernel side finds a TCP socket's `copied_seq`, `rcv_nxt` and `icsk_ulp_ops`;
-/// all 0 (the check for bytes read through no traced call is off) without BTF or any one.
+/// Where the kernel side finds a TCP socket's `copied_seq`, `rcv_nxt`, `write_seq` and
+/// `icsk_ulp_ops`; all 0 (the checks for bytes read through no traced call and for the
+/// order of sends are off) without BTF or any one.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SocketOffsets {
     pub copied_seq: u32,
     pub rcv_nxt: u32,
+    /// `tcp_sock.write_seq`, for the order of sends; 0 (unknown) turns that check off.
+    pub write_seq: u32,
     pub ulp_ops: u32,
 }
 
@@ -205,10 +209,13 @@ impl SocketOffsets {
         match (
             btf.member_offset("tcp_sock", "copied_seq"),
             btf.member_offset("tcp_sock", "rcv_nxt"),
+            btf.member_offset("tcp_sock", "write_seq"),
             btf.member_offset("inet_connection_sock", "icsk_ulp_ops"),
         ) {
-            (Some(copied_seq), Some(rcv_nxt), Some(ulp_ops)) if copied_seq > 0 && rcv_nxt > 0 && ulp_ops > 0 => {
-                SocketOffsets { copied_seq, rcv_nxt, ulp_ops }
+            (Some(copied_seq), Some(rcv_nxt), Some(write_seq), Some(ulp_ops))
+                if copied_seq > 0 && rcv_nxt > 0 && write_seq > 0 && ulp_ops > 0 =>
+            {
+                SocketOffsets { copied_seq, rcv_nxt, write_seq, ulp_ops }
             }
             _ => SocketOffsets::default(),
         }

@@ -145,6 +145,8 @@ pub struct Stats {
     pub evicted_conns: u64,
     /// Responses of ended connections that no request could be paired with.
     pub orphan_responses: u64,
+    /// Sends whose place in the stream was not known (`FLAG_UNORDERED`), taken as lost.
+    pub unordered_events: u64,
 }
 
 struct Conn {
@@ -217,7 +219,7 @@ impl Pipeline {
 
     pub fn on_event(&mut self, ev: Event<'_>, sink: &mut impl FnMut(Record)) {
         match ev {
-            Event::Data { meta, ts_ns, dir, pos, len, data, .. } => {
+            Event::Data { meta, ts_ns, dir, pos, len, data, unordered, .. } => {
                 // Eviction scans the table, so it is checked only when it is full.
                 if self.conns.len() >= self.cfg.max_conns && !self.conns.contains_key(&meta.key) {
                     self.make_room(sink);
@@ -225,7 +227,11 @@ impl Pipeline {
                 let (cfg, filter) = (&self.cfg, &self.filter);
                 let conn = self.conns.entry(meta.key).or_insert_with(|| new_conn(cfg, filter, meta, ts_ns));
                 conn.last_ns = ts_ns;
-                if let Some(p) = conn.parser.as_mut() {
+                if unordered {
+                    // Not passed on: the stream has a hole there, as if it was lost (the
+                    // parser resynchronises after it), rather than bytes out of place.
+                    self.stats.unordered_events += 1;
+                } else if let Some(p) = conn.parser.as_mut() {
                     if !p.is_done() {
                         p.on_data(dir, pos, len, data, ts_ns, Process { pid: meta.pid, tid: meta.tid, comm: meta.comm });
                     }
@@ -442,6 +448,8 @@ pub fn comm_str(comm: &[u8; 16]) -> &[u8] {
 mod tests {
     use tracer_common::{EventHeader, EventKind, AF_INET, DIR_EGRESS, DIR_INGRESS, ROLE_CLIENT};
 
+    use crate::protocols::StartLine;
+
     use super::*;
 
     fn data(dir: u8, pos: u64, ts: u64, bytes: &[u8]) -> Vec<u8> {
@@ -573,6 +581,31 @@ mod tests {
         assert_eq!((p.active_conns(), p.stats.evicted_conns), (0, 1));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].exchange.note, Some(crate::protocols::Note::Unfinished), "{:?}", out[0].exchange);
+    }
+
+    #[test]
+    fn a_send_out_of_order_is_a_gap_not_the_streams_next_bytes() {
+        let cfg = Config { limits: Limits::default(), announce_requests: false, max_conns: 4, idle_timeout_ns: u64::MAX };
+        let mut p = Pipeline::new(cfg, Filter::default());
+        let mut out = Vec::new();
+        let (one, two) = (b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n", b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
+        let mut unordered = data(DIR_EGRESS, 0, 100, one);
+        // `flags` is the header's second field.
+        unordered[4..8].copy_from_slice(&tracer_common::FLAG_UNORDERED.to_ne_bytes());
+        p.on_raw(&unordered, &mut |r| out.push(r));
+        p.on_raw(&data(DIR_EGRESS, one.len() as u64, 110, two), &mut |r| out.push(r));
+        let ok = |body: &str| format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{body}").into_bytes();
+        p.on_raw(&data(DIR_INGRESS, 0, 200, &ok("r1")), &mut |r| out.push(r));
+        p.on_raw(&data(DIR_INGRESS, 40, 210, &ok("r2")), &mut |r| out.push(r));
+        p.flush(10_000_000_000, &mut |r| out.push(r));
+        assert_eq!(p.stats.unordered_events, 1);
+        // /1 is not shown; /2 is never paired with /1's answer.
+        assert!(out.iter().all(|r| !matches!(&r.exchange.request.start, StartLine::Request { target, .. } if target == b"/1")), "{out:?}");
+        for r in &out {
+            if let Some(resp) = &r.exchange.response {
+                assert_ne!(resp.body, b"r1", "/2 paired with the answer to /1: {out:?}");
+            }
+        }
     }
 
     /// One connection whose first exchange is made by one process and the second by

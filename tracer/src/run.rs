@@ -261,7 +261,8 @@ fn counters(tracer: &Tracer, pipeline: &Pipeline, packet: Option<&PacketPath>, p
     let mut c = Counters {
         exchanges: s.exchanges,
         incomplete: s.incomplete,
-        lost_events: k[counters::LOST_EVENTS as usize] + perf_lost,
+        // Sends whose place in the stream was unknown are shown as lost: counted so.
+        lost_events: k[counters::LOST_EVENTS as usize] + perf_lost + s.unordered_events,
         lost_bytes: s.lost_bytes,
         dropped_bytes: s.dropped_bytes,
         uncaptured_bytes: k[counters::UNCAPTURED_BYTES as usize],

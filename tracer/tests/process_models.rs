@@ -1133,8 +1133,12 @@ fn full_duplex_client_writer_and_reader_threads() {
 
 /// Threads writing whole requests on one shared connection with no lock between them:
 /// the kernel orders their bytes under the socket lock, the probes see each write just
-/// after it (README, "What the syscall path does not see"). At most 1,024 requests are
-/// in flight here (beyond, the oldest are given up as `unfinished`, as documented).
+/// after it (README, "What the syscall path does not see"), in another order at times, or
+/// with another thread's bytes already queued: those sends are marked (the socket's
+/// `write_seq` moved by other than they sent) and shown as lost, never paired out of
+/// order. The server reads with one thread: its records are all whole. At most 1,024
+/// requests are in flight here (beyond, the oldest are given up as `unfinished`, as
+/// documented).
 #[test]
 fn concurrent_unlocked_writers_on_one_connection() {
     const THREADS: usize = 4;
@@ -1159,11 +1163,24 @@ fn concurrent_unlocked_writers_on_one_connection() {
     for w in writers {
         w.join().expect("writer");
     }
-    let records = trace.stop();
+    let stopped = trace.stop_full();
+    let records = &stopped.records;
     assert_eq!(bodies.len(), THREADS * REQUESTS);
-    for rec in &records {
+    let mut gaps = 0;
+    for rec in records {
         let t = str_at(rec, "/request/target");
-        assert_eq!(str_at(rec, "/response/body"), format!("hello from {t}"), "mispaired: {rec}");
+        if rec["response"].is_null() {
+            assert_eq!((str_at(rec, "/role"), &rec["note"]), ("client", &Value::from("gap")), "{rec}");
+            gaps += 1;
+        } else {
+            assert_eq!(str_at(rec, "/response/body"), format!("hello from {t}"), "mispaired: {rec}");
+        }
     }
-    assert_eq!(records.len(), 2 * THREADS * REQUESTS, "{}", summary_line(&records));
+    let servers = records.iter().filter(|r| r["role"] == "server" && bool_at(r, "/complete")).count();
+    assert_eq!(servers, THREADS * REQUESTS, "{}", summary_line(records));
+    let clients = records.len() - servers;
+    assert!(clients <= THREADS * REQUESTS, "{}", summary_line(records));
+    if gaps > 0 || clients < THREADS * REQUESTS {
+        assert!(summary_counter(&stopped.stderr, "lost_events") > 0, "{:?}", stopped.stderr);
+    }
 }
