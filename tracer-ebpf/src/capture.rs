@@ -92,17 +92,12 @@ pub fn on_payload<C: EbpfContext>(ctx: &C, args: &SyscallArgs, dir: u8, ret: u64
 /// send seen on a connection only sets where the check starts.
 #[inline(always)]
 fn sent_in_order(conn: &mut ConnInfo, sk: u64, ret: u64) -> bool {
-    let off = CFG_WRITE_SEQ_OFF.load();
-    if off == 0 {
-        return true;
-    }
-    // SAFETY: kernel read through the checking helper, at the offset BTF gave the loader.
-    let Ok(after) = (unsafe { bpf_probe_read_kernel((sk + off as u64) as *const u32) }) else {
-        return true;
-    };
     if conn.wseq_known == SEQ_OFF {
         return true;
     }
+    let Some(after) = sock_seq(sk, CFG_WRITE_SEQ_OFF.load()) else {
+        return true;
+    };
     let in_order = conn.wseq_known != SEQ_KNOWN || after == conn.wseq_next.wrapping_add(ret as u32);
     if !in_order && has_ulp(sk) {
         // kTLS: the sequence numbers count records, not what the process sent.
@@ -180,11 +175,17 @@ fn skip_unseen(conn: &mut ConnInfo, sk: u64, ret: u64) {
 /// The socket's `copied_seq`: the sequence number of the next byte a read will return.
 #[inline(always)]
 fn copied_seq(sk: u64) -> Option<u32> {
-    let off = CFG_COPIED_SEQ_OFF.load();
+    sock_seq(sk, CFG_COPIED_SEQ_OFF.load())
+}
+
+/// The `tcp_sock` sequence number at `off` (from the kernel's BTF, via the loader); None
+/// when the offset is unknown (0) or the read fails.
+#[inline(always)]
+fn sock_seq(sk: u64, off: u32) -> Option<u32> {
     if off == 0 {
         return None;
     }
-    // SAFETY: kernel read through the checking helper, at the offset BTF gave the loader.
+    // SAFETY: kernel read through the checking helper.
     unsafe { bpf_probe_read_kernel((sk + off as u64) as *const u32) }.ok()
 }
 
@@ -201,9 +202,7 @@ fn fin_read(sk: u64, copied: u32) -> bool {
     if !matches!(state, 6..=9 | 11) {
         return false;
     }
-    let off = CFG_RCV_NXT_OFF.load() as u64;
-    // SAFETY: as above, at the offset BTF gave the loader.
-    unsafe { bpf_probe_read_kernel((sk + off) as *const u32) }.is_ok_and(|nxt| nxt == copied)
+    sock_seq(sk, CFG_RCV_NXT_OFF.load()) == Some(copied)
 }
 
 /// Whether an upper-layer protocol (kTLS) sits on the socket.

@@ -485,9 +485,13 @@ mod tests {
         events::encode(&h, bytes)
     }
 
+    /// Four connections at most, never idle.
+    fn cfg(announce_requests: bool) -> Config {
+        Config { limits: Limits::default(), announce_requests, max_conns: 4, idle_timeout_ns: u64::MAX }
+    }
+
     fn run(announce: bool) -> Vec<Record> {
-        let cfg = Config { limits: Limits::default(), announce_requests: announce, max_conns: 4, idle_timeout_ns: u64::MAX };
-        let mut p = Pipeline::new(cfg, Filter::default());
+        let mut p = Pipeline::new(cfg(announce), Filter::default());
         let mut out = Vec::new();
         p.on_raw(&data(DIR_EGRESS, 0, 100, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"), &mut |r| out.push(r));
         p.on_raw(&data(DIR_INGRESS, 0, 200, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), &mut |r| out.push(r));
@@ -517,8 +521,7 @@ mod tests {
 
     #[test]
     fn orphan_responses_are_counted_and_not_shown() {
-        let cfg = Config { limits: Limits::default(), announce_requests: false, max_conns: 4, idle_timeout_ns: u64::MAX };
-        let mut p = Pipeline::new(cfg, Filter::default());
+        let mut p = Pipeline::new(cfg(false), Filter::default());
         let mut out = Vec::new();
         // A response with no request before it (the request predates the trace).
         p.on_raw(&data(DIR_INGRESS, 0, 200, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), &mut |r| out.push(r));
@@ -536,8 +539,7 @@ mod tests {
 
     #[test]
     fn bytes_read_after_the_close_still_count_and_idle_closes_end_at_once() {
-        let cfg = Config { limits: Limits::default(), announce_requests: false, max_conns: 4, idle_timeout_ns: u64::MAX };
-        let mut p = Pipeline::new(cfg, Filter::default());
+        let mut p = Pipeline::new(cfg(false), Filter::default());
         let mut out = Vec::new();
         let req = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
         let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
@@ -554,7 +556,7 @@ mod tests {
         p.tick(200 + CLOSE_GRACE_NS + 1, &mut |r| out.push(r));
         assert_eq!(p.active_conns(), 0);
         // A close with nothing in progress ends the connection at once.
-        let mut p = Pipeline::new(cfg, Filter::default());
+        let mut p = Pipeline::new(cfg(false), Filter::default());
         p.on_raw(&data(DIR_EGRESS, 0, 300, req), &mut |r| out.push(r));
         p.on_raw(&data(DIR_INGRESS, 0, 400, resp), &mut |r| out.push(r));
         assert_eq!(out.len(), 2);
@@ -564,8 +566,7 @@ mod tests {
 
     #[test]
     fn a_connection_whose_close_was_lost_ends_only_if_nothing_came_since_it_was_found() {
-        let cfg = Config { limits: Limits::default(), announce_requests: false, max_conns: 4, idle_timeout_ns: u64::MAX };
-        let mut p = Pipeline::new(cfg, Filter::default());
+        let mut p = Pipeline::new(cfg(false), Filter::default());
         let mut out = Vec::new();
         p.on_raw(&data(DIR_EGRESS, 0, 100, b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"), &mut |r| out.push(r));
         let quiet: Vec<_> = p.quiet_since(101).collect();
@@ -585,8 +586,7 @@ mod tests {
 
     #[test]
     fn a_send_out_of_order_is_a_gap_not_the_streams_next_bytes() {
-        let cfg = Config { limits: Limits::default(), announce_requests: false, max_conns: 4, idle_timeout_ns: u64::MAX };
-        let mut p = Pipeline::new(cfg, Filter::default());
+        let mut p = Pipeline::new(cfg(false), Filter::default());
         let mut out = Vec::new();
         let (one, two) = (b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n", b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
         let mut unordered = data(DIR_EGRESS, 0, 100, one);
@@ -611,7 +611,7 @@ mod tests {
     /// One connection whose first exchange is made by one process and the second by
     /// another (the socket passed on with SCM_RIGHTS, or a thread renamed in between).
     fn handed_over(filter: Filter) -> Vec<Record> {
-        let cfg = Config { limits: Limits::default(), announce_requests: false, max_conns: 4, idle_timeout_ns: u64::MAX };
+        let cfg = cfg(false);
         let mut p = Pipeline::new(cfg, filter);
         let mut out = Vec::new();
         let (q1, q2) = (b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n", b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n");

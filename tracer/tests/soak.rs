@@ -242,6 +242,14 @@ fn id_in(text: &str) -> Option<usize> {
     digits.get(..6)?.parse().ok()
 }
 
+/// A loopback port that `start_id_server` serves.
+fn id_server(body_len: usize) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    start_id_server(listener, body_len);
+    port
+}
+
 /// Serves `POST /r/ID` on every connection of `listener`, each on its own thread, with a
 /// body tagged with the same id, until the client closes.
 fn start_id_server(listener: TcpListener, body_len: usize) {
@@ -318,9 +326,7 @@ fn counters_match_records(stopped: &trace::Stopped) {
 fn every_request_is_one_complete_record_per_role() {
     // 1,200 requests: 8 keep-alive connections of 100, and 400 of one request each.
     const BODY: usize = 300;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    start_id_server(listener, BODY);
+    let port = id_server(BODY);
     let trace = Trace::on_port(port, &[]);
     let mut n = load(port, 0, 8, 100, BODY);
     for _ in 0..4 {
@@ -355,9 +361,7 @@ fn overload_losses_are_counted_and_no_record_is_misaligned() {
     // The reader is stopped while 16 keep-alive connections move about 2 x 40 MB of
     // events through the 8 MiB ring: most are lost, in the middle of streams.
     const BODY: usize = 4000;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    start_id_server(listener, BODY);
+    let port = id_server(BODY);
     let trace = Trace::on_port(port, &[]);
     let pid = trace.pid();
     signal(pid, libc::SIGSTOP);
@@ -419,9 +423,7 @@ fn overload_losses_are_counted_and_no_record_is_misaligned() {
 fn traced_with_filler() -> (TcpListener, u16, Trace) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let filler = TcpListener::bind("127.0.0.1:0").unwrap();
-    let filler_port = filler.local_addr().unwrap().port();
-    start_id_server(filler, 4000);
+    let filler_port = id_server(4000);
     let trace = Trace::on_port(port, &["--port", &filler_port.to_string()]);
     (listener, filler_port, trace)
 }

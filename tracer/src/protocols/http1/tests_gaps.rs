@@ -107,8 +107,7 @@ fn gap_inside_response_head_loses_that_response_only() {
     h.resp(&ok_resp("three"));
     h.tick_after_reorder();
     h.close();
-    let mut lost = alone("/2", Note::Gap);
-    lost.complete = false;
+    let lost = alone("/2", Note::Gap);
     assert_eq!(
         h.sums(),
         vec![ok("GET", "/1", b"", 200, b"one"), lost, ok("GET", "/3", b"", 200, b"three")]
@@ -172,8 +171,7 @@ fn lost_whole_response_pairs_next_by_time() {
     h.resp(&ok_resp("three"));
     h.tick_after_reorder();
     h.close();
-    let mut lost = alone("/2", Note::Gap);
-    lost.complete = false;
+    let lost = alone("/2", Note::Gap);
     assert_eq!(
         h.sums(),
         vec![ok("GET", "/1", b"", 200, b"one"), lost, ok("GET", "/3", b"", 200, b"three")]
@@ -196,8 +194,7 @@ fn lost_request_and_lost_response_never_pair_across_both_gaps() {
     h.resp(&ok_resp("four"));
     h.tick_after_reorder();
     h.close();
-    let mut lost = alone("/2", Note::Gap);
-    lost.complete = false;
+    let lost = alone("/2", Note::Gap);
     assert_eq!(
         h.sums(),
         vec![ok("GET", "/1", b"", 200, b"one"), lost, ok("GET", "/4", b"", 200, b"four")]
@@ -237,8 +234,7 @@ fn response_lost_at_the_end_of_the_stream_is_a_gap() {
     let (end, ts) = (h.resp_pos, h.ts + 10);
     h.conn.on_end(Direction::Ingress, end, ts);
     h.close();
-    let mut lost = alone("/2", Note::Gap);
-    lost.complete = false;
+    let lost = alone("/2", Note::Gap);
     assert_eq!(h.sums(), vec![ok("GET", "/1", b"", 200, b"one"), lost]);
     assert_eq!(h.conn.lost_bytes(), ok_resp("two").len() as u64);
 }
