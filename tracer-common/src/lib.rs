@@ -17,6 +17,7 @@ pub mod maps {
     pub const FILTER_PORTS: &str = "FILTER_PORTS";
     pub const SCRATCH: &str = "SCRATCH";
     pub const COUNTERS: &str = "COUNTERS";
+    pub const ARMED: &str = "ARMED";
 }
 
 /// Global settings the loader writes before loading.

@@ -72,8 +72,24 @@ pub static SCRATCH_SEQ: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 #[map(name = "WAKE_CONS")]
 pub static WAKE_CONS: Array<[u64; 2]> = Array::with_max_entries(1, 0);
 
+/// Entry 0 is set once every program is attached and the event buffers are open: until
+/// then no program captures anything or enters a connection. Programs attach one after the
+/// other (each verified first); a connection used meanwhile would be seen from one side
+/// only (its requests without their answers), and with perf buffers its events would be
+/// sent to buffers not open yet. It is picked up by its first bytes after, as one that
+/// predates tracing.
+#[map(name = "ARMED")]
+pub static ARMED: Array<u32> = Array::with_max_entries(1, 0);
+
 #[map(name = "COUNTERS")]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::COUNT, 0);
+
+/// Whether tracing has started (see `ARMED`).
+#[inline(always)]
+pub fn armed() -> bool {
+    // SAFETY: a u32 read at once.
+    ARMED.get(0).is_some_and(|v| *v != 0)
+}
 
 #[inline(always)]
 pub fn count(index: u32, n: u64) {

@@ -3,7 +3,7 @@
 use std::{os::fd::AsRawFd, path::Path};
 
 use aya::{
-    maps::{HashMap, MapData, MapError, PerCpuArray, PerfEventArray, RingBuf},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerfEventArray, RingBuf},
     programs::SocketFilter,
     Ebpf, EbpfLoader,
 };
@@ -179,6 +179,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         }
         Source::Perf(bufs)
     };
+    arm(&mut ebpf)?;
     Ok(Tracer { _ebpf: ebpf, source, counters, conns, buffer, hooks: chosen, packet })
 }
 
@@ -242,6 +243,15 @@ pub fn verify_programs() -> Result<hooks::Verdicts, LoadError> {
 /// copied (the rest counted): the loop over more does not pass 6.1's verifier.
 fn iovecs_walked(kernel: &KernelHooks) -> u32 {
     if kernel.sock_length_tracepoints { tracer_common::MAX_IOV as u32 } else { 1 }
+}
+
+/// Every program is attached and the event buffers are open: capture starts now, on every
+/// hook at once (see the kernel side's `ARMED`).
+fn arm(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    let map = |source| LoadError::Map { name: maps::ARMED, source };
+    let mut armed: Array<_, u32> =
+        Array::try_from(ebpf.map_mut(maps::ARMED).ok_or(LoadError::MissingMap(maps::ARMED))?).map_err(map)?;
+    armed.set(0, 1, 0).map_err(map)
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {

@@ -15,7 +15,7 @@ use tracer_common::{counters, ConnInfo, CONN_CLOSE_SENT, CONN_TCP_CLOSED, FLAG_P
 
 use crate::{
     capture::{emit_close, insert_conn, start_seq},
-    maps::{count, CONNS},
+    maps::{armed, count, CONNS},
 };
 
 const TCP_ESTABLISHED: i32 = 1;
@@ -49,6 +49,9 @@ pub fn inet_sock_set_state(ctx: RawTracePointContext) -> u32 {
 /// destroyed: the kernel then skips ours): it is replaced, never continued.
 #[inline(always)]
 fn established(sk: u64, role: u8) {
+    if !armed() {
+        return;
+    }
     // SAFETY: read at once.
     if let Some(c) = unsafe { CONNS.get(&sk) } {
         if c.state & CONN_TCP_CLOSED == 0 && c.flags as u32 & FLAG_PREEXISTING != 0 {

@@ -15,7 +15,7 @@ use aya_ebpf::{
 
 use crate::{
     config::{FILTER_PID_ON, SELF_PID},
-    maps::FILTER_PIDS,
+    maps::{armed, FILTER_PIDS},
 };
 
 /// Argument `n` of a `syscalls/sys_enter_*` tracepoint.
@@ -67,10 +67,11 @@ pub fn sys_ret(ctx: &TracePointContext) -> i64 {
     unsafe { *(ctx.as_ptr().add(16) as *const i64) }
 }
 
-/// Whether this process is traced: not l7trace itself, and in `--pid` when given.
+/// Whether this process is traced: tracing has started, not l7trace itself, and in
+/// `--pid` when given.
 #[inline(always)]
 pub fn traced(tgid: u32) -> bool {
-    if tgid == SELF_PID.load() {
+    if tgid == SELF_PID.load() || !armed() {
         return false;
     }
     if FILTER_PID_ON.load() != 0 {
