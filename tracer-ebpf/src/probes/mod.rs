@@ -42,17 +42,25 @@ pub fn user_args(regs: *const u8) -> Option<[u64; 4]> {
 }
 
 /// The syscall number (orig_ax @120) and first four arguments the current task entered its
-/// syscall with.
+/// syscall with. The registers are read straight through the pointer the helper gives: it
+/// is typed by the kernel's BTF (`struct pt_regs`), so the verifier turns each load into a
+/// guarded one (a fault reads 0), without a helper call per read.
 #[inline(always)]
 pub fn current_syscall() -> Option<(u64, [u64; 4])> {
     #[cfg(bpf_target_arch = "x86_64")]
     {
         use aya_ebpf::helpers::generated::{bpf_get_current_task_btf, bpf_task_pt_regs};
-        // SAFETY: the helpers return the current task's saved user registers; the read is
-        // checked.
-        let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
-        let r = unsafe { bpf_probe_read_kernel(regs.wrapping_add(56) as *const [u64; 9]) }.ok()?;
-        Some((r[8], [r[7], r[6], r[5], r[0]]))
+        // SAFETY: the helpers return the current task's saved user registers, a BTF-typed
+        // kernel pointer whose loads the verifier guards.
+        unsafe {
+            let r = bpf_task_pt_regs(bpf_get_current_task_btf()) as *const u64;
+            if r.is_null() {
+                return None;
+            }
+            let rd = |i: usize| core::ptr::read_volatile(r.add(i));
+            // r10 @56, dx @96, si @104, di @112, orig_ax @120.
+            Some((rd(15), [rd(14), rd(13), rd(12), rd(7)]))
+        }
     }
     #[cfg(not(bpf_target_arch = "x86_64"))]
     {
