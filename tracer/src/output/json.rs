@@ -132,8 +132,11 @@ fn message(out: &mut Vec<u8>, m: &Message) {
     out.extend_from_slice(b"],\"body_size\":");
     num(out, m.body_size);
     out.extend_from_slice(b",\"body\":");
-    // Not UTF-8 (nothing was written then): base64, which needs no escaping.
-    let base64 = !quoted(out, &m.body, false);
+    // Not UTF-8 (nothing was written then): base64, which needs no escaping. A body kept
+    // short of its size (`--max-body`, or a hole) may end inside a character of UTF-8 text:
+    // those last bytes of a character cut short are left out, and the text stays text.
+    let text = if m.body_truncated { &m.body[..without_cut_char(&m.body)] } else { &m.body[..] };
+    let base64 = !quoted(out, text, false);
     if base64 {
         out.push(b'"');
         let at = out.len();
@@ -148,6 +151,26 @@ fn message(out: &mut Vec<u8>, m: &Message) {
         out.extend_from_slice(b",\"body_encoding\":\"base64\"");
     }
     out.push(b'}');
+}
+
+/// Length of `b` without a UTF-8 multi-byte sequence begun but cut short at its end (at
+/// most 3 bytes: a lead byte and the continuation bytes that came with it).
+fn without_cut_char(b: &[u8]) -> usize {
+    let n = b.len();
+    for back in 1..=n.min(3) {
+        let c = b[n - back];
+        if c & 0xc0 == 0x80 {
+            continue;
+        }
+        let need = match c {
+            0xc2..=0xdf => 2,
+            0xe0..=0xef => 3,
+            0xf0..=0xf4 => 4,
+            _ => return n,
+        };
+        return if back < need { n - back } else { n };
+    }
+    n
 }
 
 /// `ip:port`, or `[v6]:port`: no character that needs escaping.
@@ -708,6 +731,32 @@ mod tests {
         }
         assert!(v.get("note").is_none());
         assert_eq!(v["complete"], false);
+    }
+
+    /// UTF-8 text longer than `--max-body` is cut at a byte count, often inside a
+    /// character (a page in Japanese: three bytes each): it was reported base64 then.
+    #[test]
+    fn text_body_cut_inside_a_character_stays_text() {
+        let body_of = |m: &Message| {
+            let mut out = Vec::new();
+            super::message(&mut out, m);
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+        };
+        let start = || StartLine::Response { version: 1, status: 200, reason: b"OK".to_vec() };
+        for (kept, text) in [(4096, "日本語".repeat(2000)), (4096, format!("{}é", "a".repeat(4095))), (7, "abc\u{1f600}".into())] {
+            let v = body_of(&message(start(), &[], &text.as_bytes()[..kept]));
+            assert!(v.get("body_encoding").is_none(), "{v}");
+            let shown = v["body"].as_str().unwrap();
+            assert!(text.starts_with(shown) && shown.len() + 4 > kept, "{shown:?}");
+        }
+        assert_eq!(body_of(&message(start(), &[], b"ab\xe6\x97"))["body"], "ab");
+        // A whole body, and bytes that are not a character cut short, are as before.
+        let mut whole = message(start(), &[], b"abc\xc3");
+        whole.body_truncated = false;
+        assert_eq!(body_of(&whole)["body_encoding"], "base64");
+        for bin in [&b"abc\xff"[..], b"ab\x80", b"\xf8\x80", b"a\xc3\xa9\xa9", b"\xc3\xc3"] {
+            assert_eq!(body_of(&message(start(), &[], bin))["body_encoding"], "base64", "{bin:?}");
+        }
     }
 
     #[test]
