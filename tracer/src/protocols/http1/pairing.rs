@@ -46,6 +46,15 @@ struct Slot {
 }
 
 impl Slot {
+    /// The message bytes this slot holds (its request, and its response once read).
+    fn held(&self) -> usize {
+        let resp = match &self.resp {
+            Resp::Done(m) => m.held_bytes(),
+            _ => 0,
+        };
+        self.req.as_ref().map_or(0, Message::held_bytes) + resp
+    }
+
     fn resolved(&self) -> bool {
         matches!(self.resp, Resp::Done(_) | Resp::Missing | Resp::Taken)
     }
@@ -109,6 +118,11 @@ pub(super) struct Pairing {
     /// answers ended on a connection not seen pipelining, a quiet response stream, or the
     /// connection's end confirms them.
     req_gap: Option<u64>,
+    /// `Slot::held` summed over the slots, kept as they change: the budget check of every
+    /// new request must not walk them all (a connection seen from one side only, its
+    /// answers lost, holds up to MAX_SLOTS, and the walk made each of its events cost
+    /// several times a normal one, which under load lost more events).
+    held: usize,
 }
 
 impl Pairing {
@@ -140,8 +154,9 @@ impl Pairing {
         if self.slots.len() >= MAX_SLOTS {
             self.give_up_oldest();
         }
-        // Only deep pipelines hold many messages: the sum is taken only then.
-        while self.slots.len() > BUDGET_CHECK_FROM && self.held_bytes() > budget {
+        #[cfg(test)]
+        assert_eq!(self.held, self.slots.iter().map(Slot::held).sum::<usize>(), "held bytes kept up to date");
+        while self.slots.len() > BUDGET_CHECK_FROM && self.held > budget {
             self.give_up_oldest();
         }
         if let Some(prev) = self.slots.back() {
@@ -167,17 +182,20 @@ impl Pairing {
         self.front_seq + self.slots.len() as u64 - 1
     }
 
-    fn held_bytes(&self) -> usize {
-        self.slots
-            .iter()
-            .map(|s| {
-                let resp = match &s.resp {
-                    Resp::Done(m) => m.held_bytes(),
-                    _ => 0,
-                };
-                s.req.as_ref().map_or(0, Message::held_bytes) + resp
-            })
-            .sum()
+    /// Runs `f` on slot `i`, keeping `held` up to date.
+    fn with_slot<R>(&mut self, i: usize, f: impl FnOnce(&mut Slot) -> R) -> R {
+        let s = &mut self.slots[i];
+        let before = s.held();
+        let r = f(s);
+        self.held = self.held - before + s.held();
+        r
+    }
+
+    fn pop_front(&mut self) -> Option<Slot> {
+        let s = self.slots.pop_front()?;
+        self.held -= s.held();
+        self.front_seq += 1;
+        Some(s)
     }
 
     fn give_up_oldest(&mut self) {
@@ -185,8 +203,7 @@ impl Pairing {
             // Not confirmed in time: not trusted.
             self.refute();
         }
-        if let Some(mut s) = self.slots.pop_front() {
-            self.front_seq += 1;
+        if let Some(mut s) = self.pop_front() {
             let first_ts = s.first_ts;
             if !s.emitted && s.req.is_some() {
                 s.add_note(Some(Note::Unfinished));
@@ -206,10 +223,11 @@ impl Pairing {
 
     pub fn request_done(&mut self, seq: u64, msg: Message, note: Option<Note>) {
         if let Some(i) = self.idx(seq) {
-            let s = &mut self.slots[i];
-            s.req_last_ts = msg.last_ts_ns;
-            s.req = Some(msg);
-            s.add_note(note);
+            self.with_slot(i, |s| {
+                s.req_last_ts = msg.last_ts_ns;
+                s.req = Some(msg);
+                s.add_note(note);
+            });
         }
     }
 
@@ -310,8 +328,9 @@ impl Pairing {
         for s in self.slots.iter_mut().filter(|s| s.unconfirmed) {
             s.unconfirmed = false;
             s.refuted = true;
-            if matches!(s.resp, Resp::Done(_)) {
+            if let Resp::Done(m) = &s.resp {
                 undone += 1;
+                self.held -= m.held_bytes();
             }
             s.resp = Resp::Missing;
             s.note = Some(Note::Gap);
@@ -344,9 +363,10 @@ impl Pairing {
     }
 
     fn miss(&mut self, i: usize, note: Note) {
-        let s = &mut self.slots[i];
-        s.resp = Resp::Missing;
-        s.add_note(Some(note));
+        self.with_slot(i, |s| {
+            s.resp = Resp::Missing;
+            s.add_note(Some(note));
+        });
         self.cursor = self.cursor.max(self.front_seq + i as u64 + 1);
     }
 
@@ -356,30 +376,32 @@ impl Pairing {
         }
         let seq = self.front_seq + i as u64;
         let held = self.req_gap.is_some_and(|g| seq >= g) && !self.confirm_before(i);
-        let s = &mut self.slots[i];
-        s.resp = Resp::Started;
-        s.resp_ts = Some(t);
-        s.unconfirmed = held;
+        self.with_slot(i, |s| {
+            s.resp = Resp::Started;
+            s.resp_ts = Some(t);
+            s.unconfirmed = held;
+        });
         self.cursor = seq + 1;
         Decision::Pair(seq)
     }
 
     pub fn response_done(&mut self, seq: u64, msg: Message, note: Option<Note>) {
         let Some(i) = self.idx(seq) else { return };
-        let s = &mut self.slots[i];
-        if s.emitted {
-            // Late answer to a request already reported as timed out.
-            s.resp = Resp::Taken;
-            self.orphans += 1;
-            return;
-        }
-        if s.refuted {
-            // Its pairing was undone while it was being read.
-            self.orphans += 1;
-            return;
-        }
-        s.resp = Resp::Done(msg);
-        s.add_note(note);
+        let orphan = self.with_slot(i, |s| {
+            if s.emitted {
+                // Late answer to a request already reported as timed out.
+                s.resp = Resp::Taken;
+                return true;
+            }
+            if s.refuted {
+                // Its pairing was undone while it was being read.
+                return true;
+            }
+            s.resp = Resp::Done(msg);
+            s.add_note(note);
+            false
+        });
+        self.orphans += orphan as u64;
     }
 
     /// Request framing was lost (bytes lost, or counted but not captured) after the last
@@ -415,6 +437,7 @@ impl Pairing {
     /// After a 101 or CONNECT: later "requests" were not HTTP.
     pub fn upgrade(&mut self, seq: u64) {
         if let Some(i) = self.idx(seq) {
+            self.held -= self.slots.range(i + 1..).map(Slot::held).sum::<usize>();
             self.slots.truncate(i + 1);
             self.slots[i].add_note(Some(Note::Upgrade));
         }
@@ -449,6 +472,7 @@ impl Pairing {
             }
             let req = s.req.take();
             s.emitted = true;
+            self.held -= req.as_ref().map_or(0, Message::held_bytes);
             // With response bytes lost since, its response may have been among them.
             let note = if self.resp_gap.is_some() { Note::Gap } else { Note::ResponseTimeout };
             if let Some(request) = req {
@@ -472,6 +496,7 @@ impl Pairing {
             }
         }
         self.flush();
+        self.held = 0;
         for s in self.slots.drain(..) {
             if let (false, Some(request)) = (s.emitted, s.req) {
                 self.ready.push(Exchange { request, response: None, note: s.note.or(Some(note)) });
@@ -494,6 +519,7 @@ impl Pairing {
                 break;
             }
             s.emitted = true;
+            self.held -= s.held();
             let request = s.req.take();
             let resp = std::mem::replace(&mut s.resp, Resp::Taken);
             let note = s.note;
@@ -506,8 +532,7 @@ impl Pairing {
             }
         }
         while self.slots.front().is_some_and(|s| s.emitted && s.resolved()) {
-            self.slots.pop_front();
-            self.front_seq += 1;
+            self.pop_front();
         }
         self.cursor = self.cursor.max(self.front_seq);
     }
