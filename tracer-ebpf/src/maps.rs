@@ -87,7 +87,6 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counters::
 /// Whether tracing has started (see `ARMED`).
 #[inline(always)]
 pub fn armed() -> bool {
-    // SAFETY: a u32 read at once.
     ARMED.get(0).is_some_and(|v| *v != 0)
 }
 

@@ -5,9 +5,9 @@ use aya_ebpf::{macros::tracepoint, programs::TracePointContext, EbpfContext};
 use tracer_common::{DIR_EGRESS, DIR_INGRESS};
 
 use super::{
-    current,
+    current, current_syscall,
     sock::{MSG_PEEK, MSG_TRUNC},
-    sys_ret, tp_args, traced, user_args,
+    sys_ret, tp_args, traced,
 };
 use crate::{
     capture::on_payload,
@@ -56,9 +56,9 @@ exit!(sys_exit_writev, DIR_EGRESS, ARG_IOV, 2);
 exit!(sys_exit_sendmsg, DIR_EGRESS, ARG_MSG, 2);
 exit!(sys_exit_sendfile64, DIR_EGRESS, ARG_SENDFILE, 3);
 
-/// Whether a syscall that entered before tracing began can be recovered at exit. Only
-/// the exit tracepoints see such syscalls (a kretprobe misses calls that entered before
-/// it was attached), and only they need `bpf_task_pt_regs` (5.15) and kernel BTF.
+/// Whether a syscall that entered before its exit probe was attached can be recovered at
+/// exit. Only the exit tracepoints see such syscalls (a kretprobe misses calls that entered
+/// before it was attached), and only they need `bpf_task_pt_regs` (5.15) and kernel BTF.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Recover {
     FromRegs,
@@ -114,25 +114,15 @@ pub fn finish<C: EbpfContext>(ctx: &C, ret: i64, dir: u8, kind: u32, count_arg: 
 /// kernel saved at entry.
 #[inline(always)]
 fn from_regs(args: &mut SyscallArgs, kind: u32, count_arg: usize) -> bool {
-    #[cfg(bpf_target_arch = "x86_64")]
-    {
-        use aya_ebpf::helpers::generated::{bpf_get_current_task_btf, bpf_task_pt_regs};
-        // SAFETY: the helpers return the current task's saved registers.
-        let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u8;
-        let Some(a) = user_args(regs) else {
-            return false;
-        };
-        args.kind = kind;
-        args.fd = a[0] as u32;
-        args.ptr = a[1];
-        args.count = if count_arg == 2 { a[2] } else { 0 };
-        // Its start is unknown; exit time is the best bound for when its bytes moved.
-        args.enter_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
-        true
-    }
-    #[cfg(not(bpf_target_arch = "x86_64"))]
-    {
-        let _ = (args, kind, count_arg, user_args);
-        false
-    }
+    let Some((_, a)) = current_syscall() else {
+        return false;
+    };
+    args.kind = kind;
+    args.fd = a[0] as u32;
+    args.ptr = a[1];
+    args.count = if count_arg == 2 { a[2] } else { 0 };
+    // Its start is unknown; exit time is the best bound for when its bytes moved.
+    // SAFETY: helper without preconditions.
+    args.enter_ns = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+    true
 }

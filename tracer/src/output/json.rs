@@ -153,24 +153,19 @@ fn message(out: &mut Vec<u8>, m: &Message) {
     out.push(b'}');
 }
 
-/// Length of `b` without a UTF-8 multi-byte sequence begun but cut short at its end (at
-/// most 3 bytes: a lead byte and the continuation bytes that came with it).
+/// Length of `b` without a UTF-8 character begun but cut short at its end (at most 3
+/// bytes: a lead byte and the continuation bytes that came with it, which could still
+/// complete a valid character; bytes that never could stay, and the body is base64).
 fn without_cut_char(b: &[u8]) -> usize {
     let n = b.len();
-    for back in 1..=n.min(3) {
-        let c = b[n - back];
-        if c & 0xc0 == 0x80 {
-            continue;
-        }
-        let need = match c {
-            0xc2..=0xdf => 2,
-            0xe0..=0xef => 3,
-            0xf0..=0xf4 => 4,
-            _ => return n,
-        };
-        return if back < need { n - back } else { n };
+    let Some(lead) = (n.saturating_sub(3)..n).rev().find(|&i| b[i] & 0xc0 != 0x80) else {
+        return n;
+    };
+    match std::str::from_utf8(&b[lead..]) {
+        // Valid so far, the character unfinished.
+        Err(e) if e.valid_up_to() == 0 && e.error_len().is_none() => lead,
+        _ => n,
     }
-    n
 }
 
 /// `ip:port`, or `[v6]:port`: no character that needs escaping.
@@ -754,7 +749,7 @@ mod tests {
         let mut whole = message(start(), &[], b"abc\xc3");
         whole.body_truncated = false;
         assert_eq!(body_of(&whole)["body_encoding"], "base64");
-        for bin in [&b"abc\xff"[..], b"ab\x80", b"\xf8\x80", b"a\xc3\xa9\xa9", b"\xc3\xc3"] {
+        for bin in [&b"abc\xff"[..], b"ab\x80", b"\xf8\x80", b"a\xc3\xa9\xa9", b"\xc3\xc3", b"ab\xe0\x80", b"ab\xed\xa0"] {
             assert_eq!(body_of(&message(start(), &[], bin))["body_encoding"], "base64", "{bin:?}");
         }
     }

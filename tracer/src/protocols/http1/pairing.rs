@@ -154,7 +154,7 @@ impl Pairing {
         if self.slots.len() >= MAX_SLOTS {
             self.give_up_oldest();
         }
-        #[cfg(test)]
+        #[cfg(any(test, debug_assertions))]
         assert_eq!(self.held, self.slots.iter().map(Slot::held).sum::<usize>(), "held bytes kept up to date");
         while self.slots.len() > BUDGET_CHECK_FROM && self.held > budget {
             self.give_up_oldest();
@@ -236,6 +236,7 @@ impl Pairing {
     }
 
     /// An interim (1xx) head: the response to the first unanswered request has started.
+    /// (Awaiting -> Started: no bytes held either way, `held` stays.)
     pub fn interim(&mut self) {
         let i = self.unanswered_start();
         if let Some(s) = self.slots.get_mut(i) {
