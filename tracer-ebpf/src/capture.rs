@@ -47,8 +47,9 @@ pub fn on_payload<C: EbpfContext>(ctx: &C, args: &SyscallArgs, dir: u8, ret: u64
             None => return,
         },
     };
-    // SAFETY: map value pointer; concurrent users of one socket are rare and at worst
-    // make a position stale, which userspace sees as a gap.
+    // SAFETY: map value pointer. Concurrent users of one socket take their positions
+    // atomically (`advance`); the other fields they may race on are set once or checked
+    // (the send order).
     let conn = unsafe { &mut *conn };
     if conn.fd == u32::MAX && args.fd != u32::MAX {
         // Entered at the handshake (softirq): its first data names process and fd.
@@ -92,21 +93,7 @@ pub fn on_payload<C: EbpfContext>(ctx: &C, args: &SyscallArgs, dir: u8, ret: u64
 /// send seen on a connection only sets where the check starts.
 #[inline(always)]
 fn sent_in_order(conn: &mut ConnInfo, sk: u64, ret: u64) -> bool {
-    if conn.wseq_known == SEQ_OFF {
-        return true;
-    }
-    let Some(after) = sock_seq(sk, CFG_WRITE_SEQ_OFF.load()) else {
-        return true;
-    };
-    let in_order = conn.wseq_known != SEQ_KNOWN || after == conn.wseq_next.wrapping_add(ret as u32);
-    if !in_order && has_ulp(sk) {
-        // kTLS: the sequence numbers count records, not what the process sent.
-        conn.wseq_known = SEQ_OFF;
-        return true;
-    }
-    conn.wseq_next = after;
-    conn.wseq_known = SEQ_KNOWN;
-    in_order
+    seq_step(&mut conn.wseq_next, &mut conn.wseq_known, sk, CFG_WRITE_SEQ_OFF.load(), ret).map_or(true, |(extra, _)| extra == 0)
 }
 
 /// Takes the next `n` positions of a stream; returns the first. Atomic: two threads that
@@ -130,11 +117,35 @@ fn advance(pos: &mut u64, n: u64) -> u64 {
     v
 }
 
-/// `ConnInfo::seq_known`
+/// `ConnInfo::seq_known` and `wseq_known`
 const SEQ_UNKNOWN: u32 = 0;
 const SEQ_KNOWN: u32 = 1;
-/// The socket's sequence numbers do not count the bytes its reads return (kTLS).
+/// The socket's sequence numbers do not count the bytes its reads or sends move (kTLS).
 const SEQ_OFF: u32 = 2;
+
+/// One step of a socket sequence check, after a call that moved `ret` bytes: reads the
+/// `tcp_sock` sequence number at `off` and returns how far it moved beyond those bytes
+/// since the last call seen (0: by exactly `ret`), and its value now. None when there is
+/// nothing to compare: the check is off or its offset unknown, this is the first call
+/// seen (it sets where the check starts), or an upper-layer protocol (kTLS, whose numbers
+/// count records, not the bytes the process moved) sits on the socket, which turns the
+/// check off for good.
+#[inline(always)]
+fn seq_step(next: &mut u32, known: &mut u32, sk: u64, off: u32, ret: u64) -> Option<(u32, u32)> {
+    if *known == SEQ_OFF {
+        return None;
+    }
+    let after = sock_seq(sk, off)?;
+    let was_known = *known == SEQ_KNOWN;
+    let extra = after.wrapping_sub(*next).wrapping_sub(ret as u32);
+    if was_known && extra != 0 && has_ulp(sk) {
+        *known = SEQ_OFF;
+        return None;
+    }
+    *next = after;
+    *known = SEQ_KNOWN;
+    was_known.then_some((extra, after))
+}
 
 /// Received bytes that left the socket through no traced call before this read (splice(2)
 /// from the socket, zero-copy receive): the socket's `copied_seq` has moved further than
@@ -143,33 +154,23 @@ const SEQ_OFF: u32 = 2;
 /// of `ret` bytes, with the socket's reads done.
 #[inline(always)]
 fn skip_unseen(conn: &mut ConnInfo, sk: u64, ret: u64) {
-    if conn.seq_known == SEQ_OFF {
-        return;
-    }
-    let Some(after) = copied_seq(sk) else {
+    let Some((mut unseen, after)) = seq_step(&mut conn.seq_next, &mut conn.seq_known, sk, CFG_COPIED_SEQ_OFF.load(), ret)
+    else {
         return;
     };
-    if conn.seq_known == SEQ_KNOWN {
-        let mut unseen = after.wrapping_sub(conn.seq_next).wrapping_sub(ret as u32);
-        if unseen != 0 {
-            if has_ulp(sk) {
-                conn.seq_known = SEQ_OFF;
-                return;
-            }
-            // The read that reaches the peer's FIN moves copied_seq one further: no byte.
-            if fin_read(sk, after) {
-                unseen = unseen.wrapping_sub(1);
-            }
-            // Beyond 2^30 it is no jump forward but readers racing on one socket, whose
-            // order is lost anyway: start again from here.
-            if unseen < 1 << 30 {
-                advance(&mut conn.pos[DIR_INGRESS as usize], unseen as u64);
-                count(counters::UNSEEN_BYTES, unseen as u64);
-            }
-        }
+    if unseen == 0 {
+        return;
     }
-    conn.seq_next = after;
-    conn.seq_known = SEQ_KNOWN;
+    // The read that reaches the peer's FIN moves copied_seq one further: no byte.
+    if fin_read(sk, after) {
+        unseen = unseen.wrapping_sub(1);
+    }
+    // Beyond 2^30 it is no jump forward but readers racing on one socket, whose order is
+    // lost anyway: start again from here.
+    if unseen < 1 << 30 {
+        advance(&mut conn.pos[DIR_INGRESS as usize], unseen as u64);
+        count(counters::UNSEEN_BYTES, unseen as u64);
+    }
 }
 
 /// The socket's `copied_seq`: the sequence number of the next byte a read will return.
@@ -209,7 +210,7 @@ fn fin_read(sk: u64, copied: u32) -> bool {
 #[inline(always)]
 fn has_ulp(sk: u64) -> bool {
     let off = CFG_ULP_OPS_OFF.load() as u64;
-    // SAFETY: as in `copied_seq`. Unreadable: assume one, which turns the check off.
+    // SAFETY: as in `sock_seq`. Unreadable: assume one, which turns the check off.
     unsafe { bpf_probe_read_kernel((sk + off) as *const u64) }.map_or(true, |ops| ops != 0)
 }
 
@@ -246,7 +247,7 @@ pub fn insert_conn(sk: u64, role: u8, proto: u8, flags: u32, tgid: u32, fd: u32)
         seq_next: 0,
         seq_known: SEQ_UNKNOWN,
         wseq_next: 0,
-        wseq_known: 0,
+        wseq_known: SEQ_UNKNOWN,
     };
     if CONNS.insert(&sk, &conn, 0).is_err() {
         count(counters::CONN_TABLE_FULL, 1);

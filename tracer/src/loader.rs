@@ -200,7 +200,7 @@ impl SocketOffsets {
         match crate::btf::Btf::kernel() {
             Ok(btf) => SocketOffsets::from_btf(&btf),
             Err(e) => {
-                tracing::debug!("no kernel BTF ({e}): bytes spliced out of sockets are not looked for");
+                tracing::debug!("no kernel BTF ({e}): bytes spliced out of sockets are not looked for, nor the order of sends checked");
                 SocketOffsets::default()
             }
         }
@@ -248,10 +248,17 @@ fn iovecs_walked(kernel: &KernelHooks) -> u32 {
 /// Every program is attached and the event buffers are open: capture starts now, on every
 /// hook at once (see the kernel side's `ARMED`).
 fn arm(ebpf: &mut Ebpf) -> Result<(), LoadError> {
-    let map = |source| LoadError::Map { name: maps::ARMED, source };
-    let mut armed: Array<_, u32> =
-        Array::try_from(ebpf.map_mut(maps::ARMED).ok_or(LoadError::MissingMap(maps::ARMED))?).map_err(map)?;
-    armed.set(0, 1, 0).map_err(map)
+    let mut armed: Array<_, u32> = map_as(ebpf, maps::ARMED)?;
+    armed.set(0, 1, 0).map_err(|source| LoadError::Map { name: maps::ARMED, source })
+}
+
+/// Map `name` of the object as its type `T`, left in the object (written before capture).
+fn map_as<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<T, LoadError>
+where
+    T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,
+{
+    let map = ebpf.map_mut(name).ok_or(LoadError::MissingMap(name))?;
+    T::try_from(map).map_err(|source| LoadError::Map { name, source })
 }
 
 fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError> {
@@ -259,19 +266,13 @@ fn take(ebpf: &mut Ebpf, name: &'static str) -> Result<aya::maps::Map, LoadError
 }
 
 fn fill_filters(ebpf: &mut Ebpf, opts: &Options) -> Result<(), LoadError> {
-    let map = |source| LoadError::Map { name: maps::FILTER_PIDS, source };
-    let mut pids: HashMap<_, u32, u8> =
-        HashMap::try_from(ebpf.map_mut(maps::FILTER_PIDS).ok_or(LoadError::MissingMap(maps::FILTER_PIDS))?)
-            .map_err(map)?;
+    let mut pids: HashMap<_, u32, u8> = map_as(ebpf, maps::FILTER_PIDS)?;
     for pid in &opts.pids {
-        pids.insert(pid, 1, 0).map_err(map)?;
+        pids.insert(pid, 1, 0).map_err(|source| LoadError::Map { name: maps::FILTER_PIDS, source })?;
     }
-    let map = |source| LoadError::Map { name: maps::FILTER_PORTS, source };
-    let mut ports: HashMap<_, u16, u8> =
-        HashMap::try_from(ebpf.map_mut(maps::FILTER_PORTS).ok_or(LoadError::MissingMap(maps::FILTER_PORTS))?)
-            .map_err(map)?;
+    let mut ports: HashMap<_, u16, u8> = map_as(ebpf, maps::FILTER_PORTS)?;
     for port in &opts.ports {
-        ports.insert(port, 1, 0).map_err(map)?;
+        ports.insert(port, 1, 0).map_err(|source| LoadError::Map { name: maps::FILTER_PORTS, source })?;
     }
     Ok(())
 }

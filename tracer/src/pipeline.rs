@@ -457,10 +457,14 @@ mod tests {
     }
 
     /// A data event moved by thread `tid` of process `pid` named `comm`.
-    fn data_by(dir: u8, pos: u64, ts: u64, bytes: &[u8], (pid, tid, comm): (u32, u32, &[u8])) -> Vec<u8> {
+    fn data_by(dir: u8, pos: u64, ts: u64, bytes: &[u8], who: (u32, u32, &[u8])) -> Vec<u8> {
+        events::encode(&header_by(dir, pos, ts, bytes, who), bytes)
+    }
+
+    fn header_by(dir: u8, pos: u64, ts: u64, bytes: &[u8], (pid, tid, comm): (u32, u32, &[u8])) -> EventHeader {
         let mut name = [0u8; 16];
         name[..comm.len()].copy_from_slice(comm);
-        let h = EventHeader {
+        EventHeader {
             kind: EventKind::Data as u32,
             flags: 0,
             ts_ns: ts,
@@ -481,8 +485,7 @@ mod tests {
             laddr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             raddr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
             comm: name,
-        };
-        events::encode(&h, bytes)
+        }
     }
 
     /// Four connections at most, never idle.
@@ -589,10 +592,9 @@ mod tests {
         let mut p = Pipeline::new(cfg(false), Filter::default());
         let mut out = Vec::new();
         let (one, two) = (b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n", b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
-        let mut unordered = data(DIR_EGRESS, 0, 100, one);
-        // `flags` is the header's second field.
-        unordered[4..8].copy_from_slice(&tracer_common::FLAG_UNORDERED.to_ne_bytes());
-        p.on_raw(&unordered, &mut |r| out.push(r));
+        let mut unordered = header_by(DIR_EGRESS, 0, 100, one, (10, 11, b"curl"));
+        unordered.flags = tracer_common::FLAG_UNORDERED;
+        p.on_raw(&events::encode(&unordered, one), &mut |r| out.push(r));
         p.on_raw(&data(DIR_EGRESS, one.len() as u64, 110, two), &mut |r| out.push(r));
         let ok = |body: &str| format!("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{body}").into_bytes();
         p.on_raw(&data(DIR_INGRESS, 0, 200, &ok("r1")), &mut |r| out.push(r));
@@ -611,8 +613,7 @@ mod tests {
     /// One connection whose first exchange is made by one process and the second by
     /// another (the socket passed on with SCM_RIGHTS, or a thread renamed in between).
     fn handed_over(filter: Filter) -> Vec<Record> {
-        let cfg = cfg(false);
-        let mut p = Pipeline::new(cfg, filter);
+        let mut p = Pipeline::new(cfg(false), filter);
         let mut out = Vec::new();
         let (q1, q2) = (b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n", b"GET /2 HTTP/1.1\r\nHost: h\r\n\r\n");
         let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";

@@ -430,12 +430,13 @@ fn traced_with_filler() -> (TcpListener, u16, Trace) {
 
 /// Runs `during` with the ring full: the reader (l7trace, `pid`) is stopped, once it has
 /// taken what came before, while about 20 MB of events go through the 8 MiB ring.
-fn with_ring_full(pid: u32, filler_port: u16, during: impl FnOnce()) {
+fn with_ring_full<R>(pid: u32, filler_port: u16, during: impl FnOnce() -> R) -> R {
     std::thread::sleep(Duration::from_millis(500));
     signal(pid, libc::SIGSTOP);
     load(filler_port, 0, 4, 300, 4000);
-    during();
+    let r = during();
     signal(pid, libc::SIGCONT);
+    r
 }
 
 #[test]
@@ -487,12 +488,11 @@ fn a_close_lost_to_a_full_ring_is_sent_again_when_the_socket_goes() {
             (client, server)
         })
         .collect();
-    let mut servers = Vec::new();
-    with_ring_full(pid, filler_port, || {
-        servers = pairs.into_iter().map(|(client, server)| {
+    let servers: Vec<TcpStream> = with_ring_full(pid, filler_port, || {
+        pairs.into_iter().map(|(client, server)| {
             drop(client);
             server
-        }).collect();
+        }).collect()
     });
     // The reader empties the ring (a 1 s sweep-free window: a sweep ends suspects only
     // 2 s after finding them), then the servers close.

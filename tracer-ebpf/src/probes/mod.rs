@@ -31,17 +31,24 @@ pub fn tp_args(ctx: &TracePointContext) -> [u64; 4] {
     [sys_arg(ctx, 0), sys_arg(ctx, 1), sys_arg(ctx, 2), sys_arg(ctx, 3)]
 }
 
+/// Words of x86_64 `struct pt_regs` (8 bytes each): the syscall ABI passes arguments in
+/// di, si, dx, r10; orig_ax holds the syscall number.
+const PT_R10: usize = 7;
+const PT_DX: usize = 12;
+const PT_SI: usize = 13;
+const PT_DI: usize = 14;
+const PT_ORIG_AX: usize = 15;
+
 /// The first four syscall arguments from the user registers the kernel saved at syscall
-/// entry (x86_64 `struct pt_regs`: r10 @56, dx @96, si @104, di @112; the syscall ABI
-/// passes arguments in di, si, dx, r10).
+/// entry, `regs` an untyped pointer to them (a kprobe's argument).
 #[inline(always)]
 pub fn user_args(regs: *const u8) -> Option<[u64; 4]> {
-    // SAFETY: kernel read through the checking helper.
-    let r = unsafe { bpf_probe_read_kernel(regs.wrapping_add(56) as *const [u64; 8]) }.ok()?;
-    Some([r[7], r[6], r[5], r[0]])
+    // SAFETY: kernel read through the checking helper, of the words r10 to di.
+    let r = unsafe { bpf_probe_read_kernel(regs.wrapping_add(8 * PT_R10) as *const [u64; PT_DI - PT_R10 + 1]) }.ok()?;
+    Some([r[PT_DI - PT_R10], r[PT_SI - PT_R10], r[PT_DX - PT_R10], r[0]])
 }
 
-/// The syscall number (orig_ax @120) and first four arguments the current task entered its
+/// The syscall number (orig_ax) and first four arguments the current task entered its
 /// syscall with. The registers are read straight through the pointer the helper gives: it
 /// is typed by the kernel's BTF (`struct pt_regs`), so the verifier turns each load into a
 /// guarded one (a fault reads 0), without a helper call per read.
@@ -58,8 +65,7 @@ pub fn current_syscall() -> Option<(u64, [u64; 4])> {
                 return None;
             }
             let rd = |i: usize| core::ptr::read_volatile(r.add(i));
-            // r10 @56, dx @96, si @104, di @112, orig_ax @120.
-            Some((rd(15), [rd(14), rd(13), rd(12), rd(7)]))
+            Some((rd(PT_ORIG_AX), [rd(PT_DI), rd(PT_SI), rd(PT_DX), rd(PT_R10)]))
         }
     }
     #[cfg(not(bpf_target_arch = "x86_64"))]

@@ -213,7 +213,21 @@ fn boolean(out: &mut Vec<u8>, b: bool) {
 /// serde_json escapes them, other UTF-8 as is, invalid UTF-8 as U+FFFD (as
 /// `String::from_utf8_lossy` replaces it).
 fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-    if !short_plain(out, b) {
+    string(out, b, short_clean(b));
+}
+
+/// As `bytes`, `clean` being `short_clean(b)`, known already: most strings of a record are
+/// short (header names and values, method, reason), and those of up to 32 bytes with
+/// nothing to escape are written whole.
+#[inline(always)]
+fn string(out: &mut Vec<u8>, b: &[u8], clean: bool) {
+    if clean {
+        with_room(out, b.len() + 2, |w| {
+            w.byte(b'"');
+            w.put_short(b);
+            w.byte(b'"');
+        });
+    } else {
         quoted(out, b, true);
     }
 }
@@ -275,7 +289,8 @@ fn quoted(out: &mut Vec<u8>, b: &[u8], lossy: bool) -> bool {
 /// nothing to escape: such a pair is checked a word at a time and written with a few
 /// stores into room reserved for it, without a copy call or a capacity check per piece.
 fn field(out: &mut Vec<u8>, n: &[u8], v: &[u8]) {
-    if short_clean(n) && short_clean(v) {
+    let (clean_n, clean_v) = (short_clean(n), short_clean(v));
+    if clean_n && clean_v {
         with_room(out, n.len() + v.len() + 7, |w| {
             w.put(b"[\"");
             w.put_short(n);
@@ -285,27 +300,11 @@ fn field(out: &mut Vec<u8>, n: &[u8], v: &[u8]) {
         });
     } else {
         out.push(b'[');
-        bytes(out, n);
+        string(out, n, clean_n);
         out.push(b',');
-        bytes(out, v);
+        string(out, v, clean_v);
         out.push(b']');
     }
-}
-
-/// Most strings of a record are short (header names and values, method, reason): those of
-/// up to 32 bytes with nothing to escape are written whole. False, with nothing written:
-/// not that case.
-#[inline(always)]
-fn short_plain(out: &mut Vec<u8>, b: &[u8]) -> bool {
-    if !short_clean(b) {
-        return false;
-    }
-    with_room(out, b.len() + 2, |w| {
-        w.byte(b'"');
-        w.put_short(b);
-        w.byte(b'"');
-    });
-    true
 }
 
 /// At most 32 bytes, none to escape or outside ASCII; looked at as one or two 16-byte
@@ -337,20 +336,28 @@ fn block_stops(b: &[u8; 16]) -> bool {
         use std::arch::x86_64::*;
         // SAFETY: SSE2 is part of the x86_64 baseline; the load reads the 16 bytes of `b`
         // (unaligned).
-        unsafe {
-            let v = _mm_loadu_si128(b.as_ptr().cast());
-            // Signed, `v < 0x20` also holds for every byte of 0x80 and above.
-            let low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
-            let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-            let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
-            _mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, backslash))) != 0
-        }
+        unsafe { _mm_movemask_epi8(ascii_stops(_mm_loadu_si128(b.as_ptr().cast()))) != 0 }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         let (lo, hi) = b.split_at(8);
         let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or_default());
         word_stops(word(lo)) || word_stops(word(hi))
+    }
+}
+
+/// Per byte of `v`: all ones where it is below 0x20, '"', '\\' or 0x80 and above.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn ascii_stops(v: std::arch::x86_64::__m128i) -> std::arch::x86_64::__m128i {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of the x86_64 baseline; register operations only.
+    unsafe {
+        // Signed, `v < 0x20` also holds for every byte of 0x80 and above (0xc2 included).
+        let low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        _mm_or_si128(low, _mm_or_si128(quote, backslash))
     }
 }
 
@@ -441,14 +448,11 @@ fn plain<const ASCII: bool>(b: &[u8]) -> usize {
             // Per byte of the 16 at `at`: all ones where `plain` stops.
             let stops_v = |at: usize| {
                 let v = _mm_loadu_si128(b.as_ptr().add(at).cast());
-                let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
-                let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
                 if ASCII {
-                    // Signed, `v < 0x20` also holds for every byte of 0x80 and above
-                    // (0xc2 included).
-                    let low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
-                    _mm_or_si128(low, _mm_or_si128(quote, backslash))
+                    ascii_stops(v)
                 } else {
+                    let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+                    let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
                     let low = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
                     let c1 = _mm_cmpeq_epi8(v, _mm_set1_epi8(0xc2u8 as i8));
                     _mm_or_si128(_mm_or_si128(low, c1), _mm_or_si128(quote, backslash))

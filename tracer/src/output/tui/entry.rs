@@ -234,7 +234,7 @@ impl Entry {
     /// Sets method, comm, host and target, each sanitised.
     pub fn set_text(&mut self, method: &[u8], comm: &[u8], host: &[u8], target: &[u8]) {
         let need = method.len() + comm.len() + host.len() + target.len();
-        if self.text.capacity() > KEEP_BYTES && self.text.capacity() > SHRINK_FACTOR * need {
+        if oversized(self.text.capacity(), need) {
             self.text = String::new();
         }
         let text = &mut self.text;
@@ -289,10 +289,15 @@ impl Entry {
     }
 }
 
+/// A buffer of `cap` bytes kept for `need`: far larger than that, it is let go.
+fn oversized(cap: usize, need: usize) -> bool {
+    cap > KEEP_BYTES && cap > SHRINK_FACTOR * need
+}
+
 /// Empties a recycled buffer for `need` bytes; one far larger than that is let go.
 fn recycle(buf: &mut Vec<u8>, need: usize) {
     buf.clear();
-    if buf.capacity() > KEEP_BYTES && buf.capacity() > SHRINK_FACTOR * need {
+    if oversized(buf.capacity(), need) {
         *buf = Vec::new();
     }
     buf.reserve(need);

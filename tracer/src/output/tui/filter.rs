@@ -266,7 +266,7 @@ fn contains_ci(haystack: &str, lower_needle: &str) -> bool {
         return haystack.to_lowercase().contains(lower_needle);
     }
     let n = lower_needle.as_bytes();
-    n.is_empty() || haystack.as_bytes().windows(n.len()).any(|w| lower_eq(w, n))
+    n.is_empty() || haystack.as_bytes().windows(n.len()).any(|w| w.eq_ignore_ascii_case(n))
 }
 
 /// `have` lower-cased equals `lower`.
@@ -274,12 +274,7 @@ fn eq_ci(have: &str, lower: &str) -> bool {
     if !have.is_ascii() {
         return have.to_lowercase() == lower;
     }
-    have.len() == lower.len() && lower_eq(have.as_bytes(), lower.as_bytes())
-}
-
-/// ASCII `have` lower-cased equals `lower` (same length).
-fn lower_eq(have: &[u8], lower: &[u8]) -> bool {
-    have.iter().zip(lower).all(|(a, b)| a.to_ascii_lowercase() == *b)
+    have.as_bytes().eq_ignore_ascii_case(lower.as_bytes())
 }
 
 impl Test {

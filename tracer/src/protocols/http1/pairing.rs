@@ -377,11 +377,11 @@ impl Pairing {
         }
         let seq = self.front_seq + i as u64;
         let held = self.req_gap.is_some_and(|g| seq >= g) && !self.confirm_before(i);
-        self.with_slot(i, |s| {
-            s.resp = Resp::Started;
-            s.resp_ts = Some(t);
-            s.unconfirmed = held;
-        });
+        // Awaiting -> Started: no bytes held either way, `held` stays.
+        let s = &mut self.slots[i];
+        s.resp = Resp::Started;
+        s.resp_ts = Some(t);
+        s.unconfirmed = held;
         self.cursor = seq + 1;
         Decision::Pair(seq)
     }
