@@ -55,7 +55,7 @@ impl Trace {
     pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Trace {
         let mut all = vec!["--json".to_owned()];
         all.extend(args.iter().map(|a| a.to_string()));
-        let bin = env!("CARGO_BIN_EXE_l7trace");
+        let bin = std::env::var("L7_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_l7trace").into());
         let mut cmd = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = Command::new(program);
