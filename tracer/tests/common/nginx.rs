@@ -22,6 +22,11 @@ impl Nginx {
     /// As `start`, with `listen_params` after the address of the `listen` directive
     /// (e.g. "fastopen=16").
     pub fn start_with(port: u16, files: &[(&str, &[u8])], listen_params: &str) -> Nginx {
+        Nginx::start_conf(port, files, listen_params, "")
+    }
+
+    /// As `start_with`, with `http_extra` directives in the `http` block (e.g. gzip).
+    pub fn start_conf(port: u16, files: &[(&str, &[u8])], listen_params: &str, http_extra: &str) -> Nginx {
         let dir = TempDir::new("nginx");
         let root = dir.join("root");
         std::fs::create_dir_all(&root).unwrap();
@@ -29,7 +34,7 @@ impl Nginx {
             std::fs::write(root.join(name), bytes).unwrap();
         }
         let conf = dir.join("nginx.conf");
-        std::fs::write(&conf, config(&dir, port, listen_params)).unwrap();
+        std::fs::write(&conf, config(&dir, port, listen_params, http_extra)).unwrap();
         let mut child = Command::new("/usr/sbin/nginx")
             .arg("-p")
             .arg(dir.path())
@@ -67,7 +72,7 @@ impl Nginx {
     }
 }
 
-fn config(dir: &TempDir, port: u16, listen_params: &str) -> String {
+fn config(dir: &TempDir, port: u16, listen_params: &str, http_extra: &str) -> String {
     let d = dir.path().display();
     // Every temp path inside the dir, so nginx needs nothing under /var.
     format!(
@@ -83,6 +88,7 @@ http {{
     sendfile on;
     tcp_nopush on;
     default_type application/octet-stream;
+    {http_extra}
     client_body_temp_path {d}/client_body_temp;
     proxy_temp_path {d}/proxy_temp;
     fastcgi_temp_path {d}/fastcgi_temp;

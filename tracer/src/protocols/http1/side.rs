@@ -15,6 +15,9 @@ use crate::reassembly::{Segment, StreamBuf, MAX_STORED_SEGMENTS};
 const MAX_CHUNK_LINE: usize = 8192;
 /// Below this many held bytes, re-parsing is cheaper than looking for a terminator.
 const RESCAN_BELOW: usize = 64;
+/// How a chunked body ends: the last data chunk's CRLF, the zero-size chunk, the empty
+/// trailer section.
+const LAST_CHUNK: &[u8] = b"\r\n0\r\n\r\n";
 
 #[derive(Debug, Default)]
 pub(super) struct Stats {
@@ -41,6 +44,10 @@ enum State {
     ChunkData(u64),
     ChunkCrlf,
     Trailer,
+    /// Inside a chunked body whose framing went by uncaptured (a read or write larger than
+    /// the capture, holding several chunk-size lines): chunk boundaries are unknown, so
+    /// the body is followed as bytes until it visibly ends (`step_blind`).
+    Blind,
 }
 
 struct Building {
@@ -67,6 +74,9 @@ pub(super) struct Side {
     force_decide: bool,
     last_ts: u64,
     seen_ts: u64,
+    /// In a blind body, the last bytes went by uncaptured: the next captured ones may be
+    /// the zero-size chunk whose leading CRLF was among them.
+    blind_edge: bool,
 }
 
 impl Side {
@@ -86,6 +96,7 @@ impl Side {
             force_decide: false,
             last_ts: 0,
             seen_ts: 0,
+            blind_edge: false,
         }
     }
 
@@ -132,6 +143,11 @@ impl Side {
 
     fn consume(&mut self, seg: Segment<'_>, cx: &mut Cx<'_>) {
         self.marks.push(seg.pos, seg.ts_ns, seg.by);
+        // A blind body whose end went by unseen (in uncaptured bytes, or with trailers):
+        // a syscall that starts with the next message's start line ends it.
+        if self.state == State::Blind && head::find_candidate(self.request, seg.data) == Candidate::At(0) {
+            self.end_blind(cx);
+        }
         self.last_ts = seg.ts_ns;
         let data_end = seg.pos + seg.data.len() as u64;
         if !seg.data.is_empty() {
@@ -188,6 +204,7 @@ impl Side {
         let hay = &self.held[self.scan_from.saturating_sub(3)..];
         match self.state {
             State::ChunkSize | State::ChunkCrlf => hay.contains(&b'\n'),
+            State::Blind => true,
             _ => head::find_blank_line(hay).is_some(),
         }
     }
@@ -209,6 +226,7 @@ impl Side {
                 State::ChunkSize => self.step_chunk_size(rest, pos, cx),
                 State::ChunkCrlf => self.step_chunk_crlf(rest, pos, cx),
                 State::Trailer => self.step_trailer(rest, pos, cx),
+                State::Blind => self.step_blind(rest, pos, cx),
             };
             match step {
                 Some(n) => off += n,
@@ -452,6 +470,67 @@ impl Side {
         Some(n)
     }
 
+    /// A blind chunked body (`State::Blind`) ends at the zero-size chunk, when that is at
+    /// the end of what the syscall moved or right before the next message's start line;
+    /// anywhere else it may be body bytes. Up to 6 bytes that may begin it are left for the
+    /// next segment (held). The body size then counts the hidden chunk-size lines too (a
+    /// few bytes per hidden chunk): the message is already marked truncated.
+    fn step_blind(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
+        let ends_here = |end: usize| end == rest.len() || head::find_candidate(self.request, &rest[end..]) == Candidate::At(0);
+        let zero = &LAST_CHUNK[2..];
+        if std::mem::take(&mut self.blind_edge) && rest.starts_with(zero) && ends_here(zero.len()) {
+            // The CRLF before it was the last of the uncaptured bytes, counted as body.
+            if let Some(b) = self.cur.as_mut() {
+                b.msg.body_size = b.msg.body_size.saturating_sub(2);
+            }
+            return Some(self.blind_end(zero.len(), pos, cx));
+        }
+        let mut from = 0;
+        while let Some(i) = find(&rest[from..], LAST_CHUNK) {
+            let at = from + i;
+            let end = at + LAST_CHUNK.len();
+            if ends_here(end) {
+                self.blind_taken(at as u64);
+                return Some(self.blind_end(end, pos, cx));
+            }
+            from = at + 1;
+        }
+        let keep = (1..LAST_CHUNK.len()).rev().find(|&k| rest.len() >= k && LAST_CHUNK.starts_with(&rest[rest.len() - k..])).unwrap_or(0);
+        let n = rest.len() - keep;
+        if n == 0 {
+            return None;
+        }
+        self.blind_taken(n as u64);
+        self.touch(pos + n as u64 - 1);
+        Some(n)
+    }
+
+    /// The blind message's last byte is the `end`th from `pos`; returns `end`.
+    fn blind_end(&mut self, end: usize, pos: u64, cx: &mut Cx<'_>) -> usize {
+        self.touch(pos + end as u64 - 1);
+        self.finish(cx);
+        self.state = State::Head;
+        end
+    }
+
+    /// `n` bytes of a blind body went by (captured or not).
+    fn blind_taken(&mut self, n: u64) {
+        let ts = self.last_ts;
+        if let Some(b) = self.cur.as_mut() {
+            b.msg.body_size = b.msg.body_size.saturating_add(n);
+            b.msg.last_ts_ns = b.msg.last_ts_ns.max(ts);
+        }
+    }
+
+    /// The blind body ended before this point, unseen: the message ends with what was held.
+    fn end_blind(&mut self, cx: &mut Cx<'_>) {
+        self.blind_taken(self.held.len() as u64);
+        self.held.clear();
+        self.blind_edge = false;
+        self.finish(cx);
+        self.state = State::Head;
+    }
+
     /// The body framing broke: the message ends here, incomplete, and parsing restarts at
     /// the next plausible message start.
     fn framing_error(&mut self, cx: &mut Cx<'_>) -> usize {
@@ -490,6 +569,12 @@ impl Side {
                     self.body_skipped(n, lost, cx);
                     n = 0;
                 }
+                State::Blind if !lost => {
+                    self.blind_taken(self.held.len() as u64 + n);
+                    self.held.clear();
+                    self.blind_edge = true;
+                    n = 0;
+                }
                 // A chunk's CRLF that its writer sent with the chunk's data, the whole
                 // syscall more than was captured: those two bytes were counted, and the
                 // next chunk-size line starts after them, in the next syscall. It must
@@ -497,6 +582,17 @@ impl Side {
                 State::ChunkCrlf if !lost && n == 2 && self.held.is_empty() => {
                     self.state = State::ChunkSize;
                     n = 0;
+                }
+                // Uncaptured bytes hide a chunk-size line: the message goes on, blind.
+                State::ChunkSize | State::ChunkCrlf if !lost && self.cur.is_some() => {
+                    cx.stats.unparsed += self.held.len() as u64;
+                    self.held.clear();
+                    if let Some(b) = self.cur.as_mut() {
+                        b.msg.complete = false;
+                        b.note.get_or_insert(Note::Truncated);
+                        b.hole = true;
+                    }
+                    self.state = State::Blind;
                 }
                 _ => {
                     if self.state == State::Head && self.cur.is_none() && !self.resync {
@@ -657,6 +753,10 @@ impl Side {
     /// processed, missing ranges become gaps, and the message in progress ends, complete
     /// only if close-delimited and the connection really closed.
     pub fn close(&mut self, note: Note, cx: &mut Cx<'_>) {
+        if self.state == State::Blind {
+            self.blind_taken(self.held.len() as u64);
+            self.held.clear();
+        }
         while !cx.stats.upgraded {
             if self.paused {
                 self.resume(true, cx);
@@ -675,4 +775,18 @@ impl Side {
         self.held.clear();
         self.state = State::Head;
     }
+}
+
+/// Where `needle` first occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let (&first, rest) = needle.split_first()?;
+    let mut from = 0;
+    while let Some(i) = hay[from..].iter().position(|&b| b == first) {
+        let at = from + i;
+        if hay[at + 1..].starts_with(rest) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }

@@ -774,3 +774,92 @@ fn requests_given_up_unanswered_keep_later_responses_aligned() {
     }
 }
 
+
+/// A chunked response whose first syscall's uncaptured part hides chunk-size lines (a
+/// read larger than the capture: curl reads 100 KiB at a time). Returns the bytes of its
+/// head and first two chunks as captured, the syscall's length, and the true body size.
+fn blind_start() -> (Vec<u8>, u64, u64) {
+    let captured = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\na\r\n0123456789\r\n14\r\nxxxxxxxxxx".to_vec();
+    // The other 10 bytes of the 0x14 chunk, its CRLF, and a whole chunk: all uncaptured.
+    let hidden = "xxxxxxxxxx\r\n5\r\nabcde\r\n".len() as u64;
+    (captured.clone(), captured.len() as u64 + hidden, 35)
+}
+
+#[test]
+fn a_chunked_body_whose_size_lines_went_uncaptured_ends_at_its_zero_chunk() {
+    // The zero-size chunk alone in the next syscall (its CRLF was the last hidden bytes),
+    // at the end of a bigger captured one, and split over two.
+    let ends: [&[&[u8]]; 3] = [&[b"0\r\n\r\n"], &[b"5\r\nfghij\r\n0\r\n\r\n"], &[b"5\r\nfghij\r\n0\r", b"\n\r\n"]];
+    for (i, end) in ends.iter().enumerate() {
+        let mut h = Harness::new();
+        h.req(&get("/c"));
+        let (captured, len, body) = blind_start();
+        h.resp_partial(len, &captured);
+        for part in *end {
+            h.resp(part);
+        }
+        let end_ts = h.ts;
+        h.req(&get("/after"));
+        h.resp(&ok_resp("after"));
+        let out = h.drain();
+        assert_eq!(out.len(), 2, "case {i}: {out:?}");
+        let r = out[0].response.as_ref().expect("response");
+        assert_eq!(r.last_ts_ns, end_ts, "case {i}: ends with its last syscall");
+        // From the hole on, framing counts as body: the hidden "\r\n5\r\n" before
+        // "abcde"; in the last two cases also the CRLF after it and the visible "5\r\n"
+        // (in the first, that CRLF is known to be the zero chunk's and is not counted).
+        let (true_size, framing) = if i == 0 { (body, 5) } else { (body + 5, 5 + 5) };
+        assert_eq!(r.body_size, true_size + framing, "case {i}");
+        assert_eq!(r.body.as_slice(), b"0123456789xxxxxxxxxx", "case {i}: the prefix before the hole");
+        assert_eq!((r.complete, out[0].note, out[0].lost_bytes()), (false, Some(Note::Truncated), 0), "case {i}");
+        assert_eq!(sum(&out[1]), ok("GET", "/after", b"", 200, b"after"), "case {i}");
+    }
+}
+
+#[test]
+fn a_blind_chunked_body_ends_at_the_next_start_line_or_close() {
+    // Its end hidden too: the next response's start line, at a syscall's start, ends it.
+    let mut h = Harness::new();
+    h.req(&get("/c"));
+    let (captured, len, _) = blind_start();
+    h.resp_partial(len + 5, &captured);
+    h.req(&get("/after"));
+    h.resp(&ok_resp("after"));
+    let out = h.drain();
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!((sum(&out[0]).status, out[0].note), (Some(200), Some(Note::Truncated)));
+    assert_eq!(sum(&out[1]), ok("GET", "/after", b"", 200, b"after"));
+    // Pipelined: the next response right behind the zero-size chunk in one syscall.
+    let mut h = Harness::new();
+    h.req(&get("/c"));
+    h.req(&get("/after"));
+    h.resp_partial(len, &captured);
+    h.resp(&[&b"0\r\n\r\n"[..], &ok_resp("after")].concat());
+    let out = h.drain();
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert_eq!(out[0].note, Some(Note::Truncated));
+    assert_eq!(sum(&out[1]), ok("GET", "/after", b"", 200, b"after"));
+    // The same bytes inside the body are not its end.
+    let mut h = Harness::new();
+    h.req(&get("/c"));
+    h.resp_partial(len, &captured);
+    h.resp(b"9\r\nab\r\n0\r\n\r\nc\r\n");
+    h.close();
+    let out = h.drain();
+    assert_eq!(out.len(), 1, "{out:?}");
+    let r = out[0].response.as_ref().expect("response");
+    assert_eq!(out[0].note, Some(Note::Truncated));
+    assert!(r.body_size >= 35 + 9, "{}", r.body_size);
+    // Bytes lost (not merely uncaptured) in a blind body: a gap, as anywhere else.
+    let mut h = Harness::new();
+    h.req(&get("/c"));
+    h.resp_partial(len, &captured);
+    h.lose_resp(100);
+    h.resp(b"0\r\n\r\n");
+    h.req(&get("/after"));
+    h.resp(&ok_resp("after"));
+    h.tick_after_reorder();
+    let out = h.drain();
+    assert_eq!(out[0].lost_bytes(), 100, "{out:?}");
+    assert_eq!(sum(out.last().unwrap()), ok("GET", "/after", b"", 200, b"after"));
+}
