@@ -333,8 +333,17 @@ const REQUEST_TOKENS: [&[u8]; 9] = [
 ];
 const RESPONSE_TOKENS: [&[u8]; 1] = [b"HTTP/1."];
 
+fn start_tokens(request: bool) -> &'static [&'static [u8]] {
+    if request { &REQUEST_TOKENS } else { &RESPONSE_TOKENS }
+}
+
+/// Whether `buf` begins with a full start token.
+pub(super) fn starts_message(request: bool, buf: &[u8]) -> bool {
+    start_tokens(request).iter().any(|t| buf.starts_with(t))
+}
+
 pub(super) fn find_candidate(request: bool, buf: &[u8]) -> Candidate {
-    let tokens: &[&[u8]] = if request { &REQUEST_TOKENS } else { &RESPONSE_TOKENS };
+    let tokens = start_tokens(request);
     for (i, &b) in buf.iter().enumerate() {
         if !tokens.iter().any(|t| t[0] == b) {
             continue;

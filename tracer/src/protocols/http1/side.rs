@@ -77,6 +77,9 @@ pub(super) struct Side {
     /// In a blind body, the last bytes went by uncaptured: the next captured ones may be
     /// the zero-size chunk whose leading CRLF was among them.
     blind_edge: bool,
+    /// The segment being parsed has uncaptured bytes after its data: its data's end is
+    /// not the syscall's.
+    seg_cut: bool,
 }
 
 impl Side {
@@ -97,6 +100,7 @@ impl Side {
             last_ts: 0,
             seen_ts: 0,
             blind_edge: false,
+            seg_cut: false,
         }
     }
 
@@ -145,10 +149,11 @@ impl Side {
         self.marks.push(seg.pos, seg.ts_ns, seg.by);
         // A blind body whose end went by unseen (in uncaptured bytes, or with trailers):
         // a syscall that starts with the next message's start line ends it.
-        if self.state == State::Blind && head::find_candidate(self.request, seg.data) == Candidate::At(0) {
+        if self.state == State::Blind && head::starts_message(self.request, seg.data) {
             self.end_blind(cx);
         }
         self.last_ts = seg.ts_ns;
+        self.seg_cut = seg.uncaptured() > 0;
         let data_end = seg.pos + seg.data.len() as u64;
         if !seg.data.is_empty() {
             if self.held.is_empty() {
@@ -476,7 +481,7 @@ impl Side {
     /// next segment (held). The body size then counts the hidden chunk-size lines too (a
     /// few bytes per hidden chunk): the message is already marked truncated.
     fn step_blind(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
-        let ends_here = |end: usize| end == rest.len() || head::find_candidate(self.request, &rest[end..]) == Candidate::At(0);
+        let ends_here = |end: usize| (end == rest.len() && !self.seg_cut) || head::starts_message(self.request, &rest[end..]);
         let zero = &LAST_CHUNK[2..];
         if std::mem::take(&mut self.blind_edge) && rest.starts_with(zero) && ends_here(zero.len()) {
             // The CRLF before it was the last of the uncaptured bytes, counted as body.
