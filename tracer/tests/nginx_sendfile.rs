@@ -143,6 +143,8 @@ fn nginx_gzip_chunked_larger_than_the_capture() {
         assert!(latency >= curl_us / 2.0, "client latency {latency} us, curl measured {curl_us} us: {cli}");
         assert!(u64_at(cli, "/latency_us") >= u64_at(srv, "/latency_us"), "client shorter than server:\n{cli}\n{srv}");
     }
-    eprintln!("{blind} of 4 records followed blind");
+    // nginx's writev of several chunks (server) and curl's 100 KiB reads (client) hide
+    // size lines: were none followed blind, this would not test what it is for.
+    assert!(blind > 0, "no record needed the blind framing: the test no longer covers it");
     assert!(!nginx.error_log().contains("[emerg]"), "{}", nginx.error_log());
 }

@@ -74,9 +74,6 @@ pub(super) struct Side {
     force_decide: bool,
     last_ts: u64,
     seen_ts: u64,
-    /// In a blind body, the last bytes went by uncaptured: the next captured ones may be
-    /// the zero-size chunk whose leading CRLF was among them.
-    blind_edge: bool,
     /// The segment being parsed has uncaptured bytes after its data: its data's end is
     /// not the syscall's.
     seg_cut: bool,
@@ -99,7 +96,6 @@ impl Side {
             force_decide: false,
             last_ts: 0,
             seen_ts: 0,
-            blind_edge: false,
             seg_cut: false,
         }
     }
@@ -148,9 +144,9 @@ impl Side {
     fn consume(&mut self, seg: Segment<'_>, cx: &mut Cx<'_>) {
         self.marks.push(seg.pos, seg.ts_ns, seg.by);
         // A blind body whose end went by unseen (in uncaptured bytes, or with trailers):
-        // a syscall that starts with the next message's start line ends it.
+        // a syscall (a packet) that starts with the next message's start line ends it.
         if self.state == State::Blind && head::starts_message(self.request, seg.data) {
-            self.end_blind(cx);
+            self.end_blind_unseen(cx);
         }
         self.last_ts = seg.ts_ns;
         self.seg_cut = seg.uncaptured() > 0;
@@ -469,71 +465,65 @@ impl Side {
                 None => return Some(self.framing_error(cx)),
             },
         };
-        self.touch(pos + n as u64 - 1);
-        self.finish(cx);
-        self.state = State::Head;
-        Some(n)
+        Some(self.end_at(n, pos, cx))
     }
 
-    /// A blind chunked body (`State::Blind`) ends at the zero-size chunk, when that is at
-    /// the end of what the syscall moved or right before the next message's start line;
-    /// anywhere else it may be body bytes. Up to 6 bytes that may begin it are left for the
-    /// next segment (held). The body size then counts the hidden chunk-size lines too (a
-    /// few bytes per hidden chunk): the message is already marked truncated.
-    fn step_blind(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
-        let ends_here = |end: usize| (end == rest.len() && !self.seg_cut) || head::starts_message(self.request, &rest[end..]);
-        let zero = &LAST_CHUNK[2..];
-        if std::mem::take(&mut self.blind_edge) && rest.starts_with(zero) && ends_here(zero.len()) {
-            // The CRLF before it was the last of the uncaptured bytes, counted as body.
-            if let Some(b) = self.cur.as_mut() {
-                b.msg.body_size = b.msg.body_size.saturating_sub(2);
-            }
-            return Some(self.blind_end(zero.len(), pos, cx));
-        }
-        let mut from = 0;
-        while let Some(i) = find(&rest[from..], LAST_CHUNK) {
-            let at = from + i;
-            let end = at + LAST_CHUNK.len();
-            if ends_here(end) {
-                self.blind_taken(at as u64);
-                return Some(self.blind_end(end, pos, cx));
-            }
-            from = at + 1;
-        }
-        let keep = (1..LAST_CHUNK.len()).rev().find(|&k| rest.len() >= k && LAST_CHUNK.starts_with(&rest[rest.len() - k..])).unwrap_or(0);
-        let n = rest.len() - keep;
-        if n == 0 {
-            return None;
-        }
-        self.blind_taken(n as u64);
-        self.touch(pos + n as u64 - 1);
-        Some(n)
-    }
-
-    /// The blind message's last byte is the `end`th from `pos`; returns `end`.
-    fn blind_end(&mut self, end: usize, pos: u64, cx: &mut Cx<'_>) -> usize {
+    /// The message's last byte is the `end`th from `pos`: it is done; returns `end`.
+    fn end_at(&mut self, end: usize, pos: u64, cx: &mut Cx<'_>) -> usize {
         self.touch(pos + end as u64 - 1);
         self.finish(cx);
         self.state = State::Head;
         end
     }
 
-    /// `n` bytes of a blind body went by (captured or not).
-    fn blind_taken(&mut self, n: u64) {
-        let ts = self.last_ts;
-        if let Some(b) = self.cur.as_mut() {
-            b.msg.body_size = b.msg.body_size.saturating_add(n);
-            b.msg.last_ts_ns = b.msg.last_ts_ns.max(ts);
+    /// A blind chunked body (`State::Blind`) ends at the zero-size chunk, when that is at
+    /// the end of what the syscall (the packet) moved or right before the next message's
+    /// start line; anywhere else it may be body bytes. Up to 6 bytes that may begin it are
+    /// left for the next segment (held). The body size then counts the hidden chunk-size
+    /// lines too (a few bytes per hidden chunk): the message is already marked truncated.
+    fn step_blind(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
+        let mut from = 0;
+        while let Some(i) = memchr::memmem::find(&rest[from..], LAST_CHUNK) {
+            let at = from + i;
+            let end = at + LAST_CHUNK.len();
+            if (end == rest.len() && !self.seg_cut) || head::starts_message(self.request, &rest[end..]) {
+                self.body_skipped(at as u64, false, cx);
+                return Some(self.end_at(end, pos, cx));
+            }
+            from = at + 1;
+        }
+        let keep = (1..LAST_CHUNK.len()).rev().find(|&k| rest.ends_with(&LAST_CHUNK[..k])).unwrap_or(0);
+        let n = rest.len() - keep;
+        if n == 0 {
+            return None;
+        }
+        self.body_skipped(n as u64, false, cx);
+        self.touch(pos + n as u64 - 1);
+        Some(n)
+    }
+
+    /// Uncaptured bytes of a blind body: counted. Their last two may be the CRLF that
+    /// begins the zero-size chunk's line: they are held for the match (and counted when
+    /// they turn out to be body).
+    fn blind_hidden(&mut self, n: u64, cx: &mut Cx<'_>) {
+        let crlf = if n >= 2 { 2 } else { 0 };
+        self.body_skipped(self.held.len() as u64 + n - crlf, false, cx);
+        self.held.clear();
+        if crlf > 0 {
+            self.held.extend_from_slice(&LAST_CHUNK[..2]);
+            self.held_pos = self.stream.next_pos() - 2;
         }
     }
 
-    /// The blind body ended before this point, unseen: the message ends with what was held.
-    fn end_blind(&mut self, cx: &mut Cx<'_>) {
-        self.blind_taken(self.held.len() as u64);
+    /// The blind body ended before this point, unseen (hidden, or for too long no byte
+    /// came): the message ends with what was held. What the hidden bytes held is unknown,
+    /// so this is a gap to the pairing, as when the framing is lost.
+    fn end_blind_unseen(&mut self, cx: &mut Cx<'_>) {
+        self.body_skipped(self.held.len() as u64, false, cx);
         self.held.clear();
-        self.blind_edge = false;
         self.finish(cx);
         self.state = State::Head;
+        self.mark_gap(cx);
     }
 
     /// The body framing broke: the message ends here, incomplete, and parsing restarts at
@@ -551,6 +541,10 @@ impl Side {
     fn lose_sync(&mut self, cx: &mut Cx<'_>) {
         self.state = State::Head;
         self.resync = true;
+        self.mark_gap(cx);
+    }
+
+    fn mark_gap(&mut self, cx: &mut Cx<'_>) {
         if self.request {
             cx.pairing.request_gap(self.last_ts);
         } else {
@@ -575,9 +569,7 @@ impl Side {
                     n = 0;
                 }
                 State::Blind if !lost => {
-                    self.blind_taken(self.held.len() as u64 + n);
-                    self.held.clear();
-                    self.blind_edge = true;
+                    self.blind_hidden(n, cx);
                     n = 0;
                 }
                 // A chunk's CRLF that its writer sent with the chunk's data, the whole
@@ -589,7 +581,7 @@ impl Side {
                     n = 0;
                 }
                 // Uncaptured bytes hide a chunk-size line: the message goes on, blind.
-                State::ChunkSize | State::ChunkCrlf if !lost && self.cur.is_some() => {
+                State::ChunkSize | State::ChunkCrlf if !lost => {
                     cx.stats.unparsed += self.held.len() as u64;
                     self.held.clear();
                     if let Some(b) = self.cur.as_mut() {
@@ -707,6 +699,10 @@ impl Side {
 
     /// Declares gaps for bytes that out-of-order segments waited on too long.
     pub fn tick(&mut self, now: u64, cx: &mut Cx<'_>) {
+        // A blind body with no byte for the response timeout: its end went by unseen.
+        if self.state == State::Blind && now.saturating_sub(self.last_ts) > cx.limits.response_timeout_ns {
+            self.end_blind_unseen(cx);
+        }
         loop {
             if self.paused {
                 let head_ts = self.marks.at(self.held_pos).0;
@@ -759,7 +755,7 @@ impl Side {
     /// only if close-delimited and the connection really closed.
     pub fn close(&mut self, note: Note, cx: &mut Cx<'_>) {
         if self.state == State::Blind {
-            self.blind_taken(self.held.len() as u64);
+            self.body_skipped(self.held.len() as u64, false, cx);
             self.held.clear();
         }
         while !cx.stats.upgraded {
@@ -782,16 +778,3 @@ impl Side {
     }
 }
 
-/// Where `needle` first occurs in `hay`.
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let (&first, rest) = needle.split_first()?;
-    let mut from = 0;
-    while let Some(i) = hay[from..].iter().position(|&b| b == first) {
-        let at = from + i;
-        if hay[at + 1..].starts_with(rest) {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
-}

@@ -825,6 +825,9 @@ fn a_blind_chunked_body_ends_at_the_next_start_line_or_close() {
     h.resp_partial(len + 5, &captured);
     h.req(&get("/after"));
     h.resp(&ok_resp("after"));
+    // What the hidden bytes held is unknown (a gap to the pairing): the answer after them
+    // is paired by time, once the request side cannot change any more.
+    h.tick_after_reorder();
     let out = h.drain();
     assert_eq!(out.len(), 2, "{out:?}");
     assert_eq!((sum(&out[0]).status, out[0].note), (Some(200), Some(Note::Truncated)));
@@ -864,4 +867,80 @@ fn a_blind_chunked_body_ends_at_the_next_start_line_or_close() {
     let out = h.drain();
     assert_eq!(out[0].lost_bytes(), 100, "{out:?}");
     assert_eq!(sum(out.last().unwrap()), ok("GET", "/after", b"", 200, b"after"));
+}
+
+#[test]
+fn a_blind_body_whose_hidden_end_held_the_next_response_misaligns_nothing() {
+    // The end of /c's body and all of /d's response hidden in one syscall: /e's response
+    // is not /d's, and /d is reported without one.
+    let mut h = Harness::new();
+    for t in ["/c", "/d", "/e"] {
+        h.req(&get(t));
+    }
+    let (captured, len, _) = blind_start();
+    let d = ok_resp("dd");
+    h.resp_partial(len + 5 + d.len() as u64, &captured);
+    h.resp(&ok_resp("ee"));
+    h.tick_after_reorder();
+    h.close();
+    let got = h.sums();
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert_eq!((got[0].target.as_str(), got[0].status, got[0].note), ("/c", Some(200), Some(Note::Truncated)));
+    assert_ne!(got[1].resp_body, b"ee".to_vec(), "/d paired with /e's answer: {got:?}");
+    assert!(!got[1].complete && !got[2].complete, "{got:?}");
+}
+
+#[test]
+fn a_blind_body_with_no_byte_for_the_response_timeout_ends() {
+    let mut h = Harness::new();
+    h.req(&get("/c"));
+    let (captured, len, _) = blind_start();
+    h.resp_partial(len + 5, &captured);
+    let last = h.ts;
+    h.req(&get("/never"));
+    h.conn.on_tick(last + Limits::default().response_timeout_ns / 2);
+    assert!(h.drain().is_empty(), "ended before the timeout");
+    h.conn.on_tick(last + Limits::default().response_timeout_ns + 1);
+    let out = h.drain();
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!((sum(&out[0]).target.as_str(), out[0].note), ("/c", Some(Note::Truncated)));
+    assert_eq!(out[0].response.as_ref().map(|r| r.last_ts_ns), Some(last), "ends at its last byte");
+    // The request after it is no longer held up: it times out, as a `gap` since what the
+    // hidden bytes held is unknown (its answer cannot be among them, but which requests
+    // came after them is not tracked).
+    h.conn.on_tick(h.ts + 2 * Limits::default().response_timeout_ns + 1);
+    let out = h.drain();
+    assert_eq!(out.iter().map(|x| (sum(x).target, x.note)).collect::<Vec<_>>(), vec![("/never".to_string(), Some(Note::Gap))]);
+}
+
+#[test]
+fn a_blind_zero_chunk_split_after_hidden_bytes_and_a_blind_request_body() {
+    // "0\r\n" and "\r\n" in two syscalls, the CRLF before them hidden.
+    let mut h = Harness::new();
+    h.req(&get("/c"));
+    let (captured, len, body) = blind_start();
+    h.resp_partial(len, &captured);
+    h.resp(b"0\r\n");
+    h.resp(b"\r\n");
+    let end_ts = h.ts;
+    h.req(&get("/after"));
+    h.resp(&ok_resp("after"));
+    let out = h.drain();
+    assert_eq!(out.len(), 2, "{out:?}");
+    let r = out[0].response.as_ref().expect("response");
+    assert_eq!((r.body_size, r.last_ts_ns, out[0].note), (body + 5, end_ts, Some(Note::Truncated)));
+    assert_eq!(sum(&out[1]), ok("GET", "/after", b"", 200, b"after"));
+    // A chunked upload whose writes hide chunk-size lines: the request is followed blind.
+    let mut h = Harness::new();
+    let head = b"POST /up HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n5\r\nab";
+    h.req_partial(head.len() as u64 + "cde\r\n6\r\nabcdef\r\n".len() as u64, head);
+    h.req(b"0\r\n\r\n");
+    h.resp(&ok_resp("stored"));
+    h.req(&get("/after"));
+    h.resp(&ok_resp("after"));
+    let got = h.sums();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!((got[0].method.as_str(), got[0].status, got[0].note), ("POST", Some(200), Some(Note::Truncated)));
+    assert_eq!(got[0].resp_body, b"stored".to_vec());
+    assert_eq!(got[1], ok("GET", "/after", b"", 200, b"after"));
 }
