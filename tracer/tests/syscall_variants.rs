@@ -154,6 +154,18 @@ fn a_head_beyond_the_capture_is_reported_incomplete() {
 }
 
 #[test]
+fn a_request_with_control_bytes_in_its_target_is_reported_marked() {
+    // httparse refuses the request line; the server answers it all the same.
+    let target = "/ctl\x01x\x7f";
+    let (records, _) = odd_request_then_next(|host| format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n"), target);
+    for role in ["client", "server"] {
+        let first = by_role(&records, role)[0];
+        assert_eq!(str_at(first, "/note"), "parse_error", "{first}");
+        assert_eq!(u64_at(first, "/response/status"), 200, "{first}");
+    }
+}
+
+#[test]
 fn a_request_with_a_control_byte_in_a_field_is_reported_marked() {
     // httparse refuses the field; the server answers the request all the same.
     let (records, _) = odd_request_then_next(

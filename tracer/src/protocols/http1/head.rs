@@ -136,9 +136,9 @@ fn parse_request_strict<'b>(buf: &'b [u8], slots: &mut Slots<'b>) -> Result<Pars
     Ok(Parsed::Complete { len, head })
 }
 
-/// A request httparse refuses (a control byte in a field, a byte above 0x7e in the
-/// target, a malformed field line) whose request line still has HTTP's shape: a method of
-/// upper-case letters, a target of any bytes but space and control ones, "HTTP/1.x".
+/// A request httparse refuses (a control byte or DEL in a field or the target, a malformed
+/// field line) whose request line still has HTTP's shape: a method of upper-case letters,
+/// a target of any bytes but space, CR and LF, "HTTP/1.x".
 /// Servers answer such requests, so they are reported, their bytes as they came (sinks
 /// escape them), each field line split at its first ':' (a line without one is a name
 /// with an empty value), and marked. None: not that shape.
@@ -148,7 +148,7 @@ fn parse_request_lenient(buf: &[u8]) -> Option<Result<Parsed<RequestHead>, HeadE
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut parts = line.splitn(3, |&b| b == b' ');
     let (method, target, version) = (parts.next()?, parts.next(), parts.next());
-    let target_ok = |t: &[u8]| !t.is_empty() && t.iter().all(|&b| b > 0x20 && b != 0x7f);
+    let target_ok = |t: &[u8]| !t.is_empty() && !t.iter().any(|&b| matches!(b, b' ' | b'\r' | b'\n'));
     if method.is_empty() || !method.iter().all(|b| b.is_ascii_uppercase()) {
         return None;
     }
@@ -400,6 +400,23 @@ mod tests {
         assert_eq!(request_framing(&chunked_and_bad), Framing::Chunked);
         let gzip_only = BodyHeaders { other_encoding: true, ..Default::default() };
         assert_eq!(request_framing(&gzip_only), Framing::Unknown);
+    }
+
+    #[test]
+    fn control_bytes_in_the_target_are_read_leniently() {
+        for target in [&b"/ctl\x01x"[..], b"/del\x7f", b"/nul\x00", b"/esc\x1b[2J"] {
+            let req = [&b"GET "[..], target, b" HTTP/1.1\r\nHost: a\r\n\r\n"].concat();
+            let Ok(Parsed::Complete { head, len }) = parse_request(&req) else { panic!("{req:?}") };
+            assert_eq!(len, req.len());
+            assert!(head.lenient, "{req:?}");
+            assert!(matches!(&head.start, StartLine::Request { target: t, .. } if t == target), "{req:?}");
+        }
+        // Bytes above 0x7e are httparse's to accept (raw UTF-8 paths): not marked.
+        let Ok(Parsed::Complete { head, .. }) = parse_request("GET /hi\u{e9} HTTP/1.1\r\n\r\n".as_bytes()) else { panic!() };
+        assert!(!head.lenient);
+        // Not a request line: a space in the version, or no version.
+        assert!(parse_request(b"GET /a b HTTP/1.1\r\n\r\n").is_err());
+        assert!(parse_request(b"GET /\x01\r\n\r\n").is_err());
     }
 
     #[test]
