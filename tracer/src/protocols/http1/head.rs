@@ -138,23 +138,28 @@ fn parse_request_strict<'b>(buf: &'b [u8], slots: &mut Slots<'b>) -> Result<Pars
 
 /// A request httparse refuses (a control byte or DEL in a field or the target, a malformed
 /// field line) whose request line still has HTTP's shape: a method of upper-case letters,
-/// a target of any bytes but space, CR and LF, "HTTP/1.x".
+/// a target of any bytes but space, CR, LF and NUL (a sign of binary data), "HTTP/1.x".
 /// Servers answer such requests, so they are reported, their bytes as they came (sinks
 /// escape them), each field line split at its first ':' (a line without one is a name
 /// with an empty value), and marked. None: not that shape.
+/// Longest request line read leniently while it is still coming (servers refuse longer
+/// ones); beyond it, bytes after a "GET " that never end the line are not waited on.
+pub(super) const MAX_LENIENT_LINE: usize = 8192;
+
 fn parse_request_lenient(buf: &[u8]) -> Option<Result<Parsed<RequestHead>, HeadError>> {
     let line_end = buf.iter().position(|&b| b == b'\n');
     let line = &buf[..line_end.unwrap_or(buf.len())];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut parts = line.splitn(3, |&b| b == b' ');
     let (method, target, version) = (parts.next()?, parts.next(), parts.next());
-    let target_ok = |t: &[u8]| !t.is_empty() && !t.iter().any(|&b| matches!(b, b' ' | b'\r' | b'\n'));
+    let target_ok = |t: &[u8]| !t.is_empty() && !t.iter().any(|&b| matches!(b, b' ' | b'\r' | b'\n' | 0));
     if method.is_empty() || !method.iter().all(|b| b.is_ascii_uppercase()) {
         return None;
     }
     let Some(line_end) = line_end else {
         // The line is still coming: wait while what came has the shape.
-        let so_far = target.is_none_or(|t| t.is_empty() || target_ok(t))
+        let so_far = line.len() <= MAX_LENIENT_LINE
+            && target.is_none_or(|t| t.is_empty() || target_ok(t))
             && version.is_none_or(|v| b"HTTP/1.1".starts_with(v) || b"HTTP/1.0".starts_with(v));
         return so_far.then_some(Ok(Parsed::Partial));
     };
@@ -339,7 +344,13 @@ fn start_tokens(request: bool) -> &'static [&'static [u8]] {
 
 /// Whether `buf` begins with a full start token.
 pub(super) fn starts_message(request: bool, buf: &[u8]) -> bool {
-    start_tokens(request).iter().any(|t| buf.starts_with(t))
+    may_start_message(request, buf, false)
+}
+
+/// Whether `buf` begins with a full start token, or (`ends`: nothing follows `buf`) is a
+/// non-empty beginning of one.
+pub(super) fn may_start_message(request: bool, buf: &[u8], ends: bool) -> bool {
+    start_tokens(request).iter().any(|t| buf.starts_with(t) || (ends && !buf.is_empty() && t.starts_with(buf)))
 }
 
 pub(super) fn find_candidate(request: bool, buf: &[u8]) -> Candidate {
@@ -404,7 +415,7 @@ mod tests {
 
     #[test]
     fn control_bytes_in_the_target_are_read_leniently() {
-        for target in [&b"/ctl\x01x"[..], b"/del\x7f", b"/nul\x00", b"/esc\x1b[2J"] {
+        for target in [&b"/ctl\x01x"[..], b"/del\x7f", b"/esc\x1b[2J"] {
             let req = [&b"GET "[..], target, b" HTTP/1.1\r\nHost: a\r\n\r\n"].concat();
             let Ok(Parsed::Complete { head, len }) = parse_request(&req) else { panic!("{req:?}") };
             assert_eq!(len, req.len());
@@ -417,6 +428,7 @@ mod tests {
         // Not a request line: a space in the version, or no version.
         assert!(parse_request(b"GET /a b HTTP/1.1\r\n\r\n").is_err());
         assert!(parse_request(b"GET /\x01\r\n\r\n").is_err());
+        assert!(parse_request(b"GET /nul\x00 HTTP/1.1\r\n\r\n").is_err());
     }
 
     #[test]

@@ -143,6 +143,11 @@ impl Pairing {
         seq.checked_sub(self.front_seq).and_then(|i| usize::try_from(i).ok()).filter(|&i| i < self.slots.len())
     }
 
+    /// Some request seen still waits for its answer.
+    pub fn awaiting_answers(&self) -> bool {
+        self.unanswered_start() < self.slots.len()
+    }
+
     fn unanswered_start(&self) -> usize {
         usize::try_from(self.cursor.saturating_sub(self.front_seq)).unwrap_or(usize::MAX).min(self.slots.len())
     }

@@ -5,6 +5,10 @@
 //! and completed by the next segments. A response head that cannot be paired yet pauses
 //! this side: its bytes stay in `held`, later segments stay in the `StreamBuf`.
 
+use std::sync::LazyLock;
+
+use memchr::memmem;
+
 use super::head::{self, Candidate, Framing, MethodKind, Parsed};
 use super::marks::Marks;
 use super::pairing::{Decision, Frontier, Pairing};
@@ -77,6 +81,9 @@ pub(super) struct Side {
     /// The segment being parsed has uncaptured bytes after its data: its data's end is
     /// not the syscall's.
     seg_cut: bool,
+    /// A blind body's last bytes went by uncaptured: their last two may be the CRLF that
+    /// begins the zero-size chunk's line (see `consume`).
+    blind_crlf: bool,
 }
 
 impl Side {
@@ -97,6 +104,7 @@ impl Side {
             last_ts: 0,
             seen_ts: 0,
             seg_cut: false,
+            blind_crlf: false,
         }
     }
 
@@ -150,6 +158,12 @@ impl Side {
         }
         self.last_ts = seg.ts_ns;
         self.seg_cut = seg.uncaptured() > 0;
+        if std::mem::take(&mut self.blind_crlf) && self.state == State::Blind && seg.data.first() == Some(&b'0') {
+            // Matched as the CRLF before it; counted back as body if they were not.
+            self.held.extend_from_slice(&LAST_CHUNK[..2]);
+            self.held_pos = seg.pos - 2;
+            self.body_skipped_back(2);
+        }
         let data_end = seg.pos + seg.data.len() as u64;
         if !seg.data.is_empty() {
             if self.held.is_empty() {
@@ -206,7 +220,11 @@ impl Side {
         match self.state {
             State::ChunkSize | State::ChunkCrlf => hay.contains(&b'\n'),
             State::Blind => true,
-            _ => head::find_blank_line(hay).is_some(),
+            // Once past the longest lenient request line, parse once more to let it go.
+            _ => {
+                head::find_blank_line(hay).is_some()
+                    || (self.scan_from <= head::MAX_LENIENT_LINE && self.held.len() > head::MAX_LENIENT_LINE)
+            }
         }
     }
 
@@ -482,13 +500,18 @@ impl Side {
     /// left for the next segment (held). The body size then counts the hidden chunk-size
     /// lines too (a few bytes per hidden chunk): the message is already marked truncated.
     fn step_blind(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
+        static LAST: LazyLock<memmem::Finder<'static>> = LazyLock::new(|| memmem::Finder::new(LAST_CHUNK));
         let mut from = 0;
-        while let Some(i) = memchr::memmem::find(&rest[from..], LAST_CHUNK) {
+        while let Some(i) = LAST.find(&rest[from..]) {
             let at = from + i;
             let end = at + LAST_CHUNK.len();
-            if (end == rest.len() && !self.seg_cut) || head::starts_message(self.request, &rest[end..]) {
+            let after = &rest[end..];
+            // A start line right after it, or the start of one at the end of the syscall.
+            if (after.is_empty() && !self.seg_cut) || head::may_start_message(self.request, after, !self.seg_cut) {
                 self.body_skipped(at as u64, false, cx);
-                return Some(self.end_at(end, pos, cx));
+                let end = self.end_at(end, pos, cx);
+                self.blind_ended(false, cx);
+                return Some(end);
             }
             from = at + 1;
         }
@@ -502,40 +525,59 @@ impl Side {
         Some(n)
     }
 
-    /// Uncaptured bytes of a blind body: counted. Their last two may be the CRLF that
-    /// begins the zero-size chunk's line: they are held for the match (and counted when
-    /// they turn out to be body).
+    /// Uncaptured bytes of a blind body: counted.
     fn blind_hidden(&mut self, n: u64, cx: &mut Cx<'_>) {
-        let crlf = if n >= 2 { 2 } else { 0 };
-        self.body_skipped(self.held.len() as u64 + n - crlf, false, cx);
+        self.held_to_body(cx);
+        self.body_skipped(n, false, cx);
+        self.blind_crlf = n >= 2;
+    }
+
+    /// Bytes held in a blind body (a possible start of the zero-size chunk) are body.
+    fn held_to_body(&mut self, cx: &mut Cx<'_>) {
+        self.body_skipped(self.held.len() as u64, false, cx);
         self.held.clear();
-        if crlf > 0 {
-            self.held.extend_from_slice(&LAST_CHUNK[..2]);
-            self.held_pos = self.stream.next_pos() - 2;
+    }
+
+    fn body_skipped_back(&mut self, n: u64) {
+        if let Some(b) = self.cur.as_mut() {
+            b.msg.body_size = b.msg.body_size.saturating_sub(n);
         }
     }
 
     /// The blind body ended before this point, unseen (hidden, or for too long no byte
-    /// came): the message ends with what was held. What the hidden bytes held is unknown,
-    /// so this is a gap to the pairing, as when the framing is lost.
+    /// came): the message ends with what was held.
     fn end_blind_unseen(&mut self, cx: &mut Cx<'_>) {
-        self.body_skipped(self.held.len() as u64, false, cx);
-        self.held.clear();
+        self.held_to_body(cx);
         self.finish(cx);
         self.state = State::Head;
-        self.mark_gap(cx);
+        self.blind_ended(true, cx);
+    }
+
+    /// The hidden bytes of a blind body may have held other messages whole (pipelining):
+    /// then later answers are paired as after a gap. Answers: when another request still
+    /// waits for one. Requests: when the end was not seen.
+    fn blind_ended(&mut self, unseen: bool, cx: &mut Cx<'_>) {
+        self.blind_crlf = false;
+        if if self.request { unseen } else { cx.pairing.awaiting_answers() } {
+            self.mark_gap(cx);
+        }
     }
 
     /// The body framing broke: the message ends here, incomplete, and parsing restarts at
     /// the next plausible message start.
     fn framing_error(&mut self, cx: &mut Cx<'_>) -> usize {
-        if let Some(b) = self.cur.as_mut() {
-            b.msg.complete = false;
-            b.note.get_or_insert(Note::ParseError);
-        }
+        self.spoil(Note::ParseError);
         self.finish(cx);
         self.lose_sync(cx);
         0
+    }
+
+    /// The message in progress is incomplete: `note` says why, unless it already does.
+    fn spoil(&mut self, note: Note) {
+        if let Some(b) = self.cur.as_mut() {
+            b.msg.complete = false;
+            b.note.get_or_insert(note);
+        }
     }
 
     fn lose_sync(&mut self, cx: &mut Cx<'_>) {
@@ -582,13 +624,8 @@ impl Side {
                 }
                 // Uncaptured bytes hide a chunk-size line: the message goes on, blind.
                 State::ChunkSize | State::ChunkCrlf if !lost => {
-                    cx.stats.unparsed += self.held.len() as u64;
-                    self.held.clear();
-                    if let Some(b) = self.cur.as_mut() {
-                        b.msg.complete = false;
-                        b.note.get_or_insert(Note::Truncated);
-                        b.hole = true;
-                    }
+                    self.spoil(Note::Truncated);
+                    self.held_to_body(cx);
                     self.state = State::Blind;
                 }
                 _ => {
@@ -755,8 +792,7 @@ impl Side {
     /// only if close-delimited and the connection really closed.
     pub fn close(&mut self, note: Note, cx: &mut Cx<'_>) {
         if self.state == State::Blind {
-            self.body_skipped(self.held.len() as u64, false, cx);
-            self.held.clear();
+            self.held_to_body(cx);
         }
         while !cx.stats.upgraded {
             if self.paused {
@@ -766,10 +802,7 @@ impl Side {
             }
         }
         if self.state != State::UntilClose || note != Note::Closed {
-            if let Some(b) = self.cur.as_mut() {
-                b.msg.complete = false;
-                b.note.get_or_insert(note);
-            }
+            self.spoil(note);
         }
         self.finish(cx);
         cx.stats.unparsed += self.held.len() as u64;
