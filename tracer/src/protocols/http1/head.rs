@@ -136,16 +136,16 @@ fn parse_request_strict<'b>(buf: &'b [u8], slots: &mut Slots<'b>) -> Result<Pars
     Ok(Parsed::Complete { len, head })
 }
 
+/// Longest request line read leniently while it is still coming (servers refuse longer
+/// ones); beyond it, bytes after a "GET " that never end the line are not waited on.
+pub(super) const MAX_LENIENT_LINE: usize = 8192;
+
 /// A request httparse refuses (a control byte or DEL in a field or the target, a malformed
 /// field line) whose request line still has HTTP's shape: a method of upper-case letters,
 /// a target of any bytes but space, CR, LF and NUL (a sign of binary data), "HTTP/1.x".
 /// Servers answer such requests, so they are reported, their bytes as they came (sinks
 /// escape them), each field line split at its first ':' (a line without one is a name
 /// with an empty value), and marked. None: not that shape.
-/// Longest request line read leniently while it is still coming (servers refuse longer
-/// ones); beyond it, bytes after a "GET " that never end the line are not waited on.
-pub(super) const MAX_LENIENT_LINE: usize = 8192;
-
 fn parse_request_lenient(buf: &[u8]) -> Option<Result<Parsed<RequestHead>, HeadError>> {
     let line_end = buf.iter().position(|&b| b == b'\n');
     let line = &buf[..line_end.unwrap_or(buf.len())];

@@ -162,7 +162,7 @@ impl Side {
             // Matched as the CRLF before it; counted back as body if they were not.
             self.held.extend_from_slice(&LAST_CHUNK[..2]);
             self.held_pos = seg.pos - 2;
-            self.body_skipped_back(2);
+            self.unskip(2);
         }
         let data_end = seg.pos + seg.data.len() as u64;
         if !seg.data.is_empty() {
@@ -538,7 +538,8 @@ impl Side {
         self.held.clear();
     }
 
-    fn body_skipped_back(&mut self, n: u64) {
+    /// Takes back `n` bytes counted as body (see `consume`).
+    fn unskip(&mut self, n: u64) {
         if let Some(b) = self.cur.as_mut() {
             b.msg.body_size = b.msg.body_size.saturating_sub(n);
         }
@@ -558,7 +559,8 @@ impl Side {
     /// waits for one. Requests: when the end was not seen.
     fn blind_ended(&mut self, unseen: bool, cx: &mut Cx<'_>) {
         self.blind_crlf = false;
-        if if self.request { unseen } else { cx.pairing.awaiting_answers() } {
+        let may_have_hidden_one = if self.request { unseen } else { cx.pairing.awaiting_answers() };
+        if may_have_hidden_one {
             self.mark_gap(cx);
         }
     }
@@ -810,4 +812,3 @@ impl Side {
         self.state = State::Head;
     }
 }
-

@@ -871,21 +871,28 @@ fn a_blind_chunked_body_ends_at_the_next_start_line_or_close() {
     assert_eq!(sum(out.last().unwrap()), ok("GET", "/after", b"", 200, b"after"));
 }
 
-#[test]
-fn a_blind_body_whose_hidden_end_held_the_next_response_misaligns_nothing() {
-    // The end of /c's body and all of /d's response hidden in one syscall: /e's response
-    // is not /d's, and /d is reported without one.
+/// Pipelined /c, /d, /e: /c's answer goes blind in a read that also hides the rest of its
+/// body ("0\r\n\r\n") and `hidden_after` bytes of /d's answer; `then` follows.
+fn pipelined_after_blind(hidden_after: usize, then: &[&[u8]]) -> Vec<Sum> {
     let mut h = Harness::new();
     for t in ["/c", "/d", "/e"] {
         h.req(&get(t));
     }
     let (captured, len, _) = blind_start();
-    let d = ok_resp("dd");
-    h.resp_partial(len + 5 + d.len() as u64, &captured);
-    h.resp(&ok_resp("ee"));
+    h.resp_partial(len + 5 + hidden_after as u64, &captured);
+    for seg in then {
+        h.resp(seg);
+    }
     h.tick_after_reorder();
     h.close();
-    let got = h.sums();
+    h.sums()
+}
+
+#[test]
+fn a_blind_body_whose_hidden_end_held_the_next_response_misaligns_nothing() {
+    // The end of /c's body and all of /d's response hidden in one syscall: /e's response
+    // is not /d's, and /d is reported without one.
+    let got = pipelined_after_blind(ok_resp("dd").len(), &[&ok_resp("ee")]);
     assert_eq!(got.len(), 3, "{got:?}");
     assert_eq!((got[0].target.as_str(), got[0].status, got[0].note), ("/c", Some(200), Some(Note::Truncated)));
     assert_ne!(got[1].resp_body, b"ee".to_vec(), "/d paired with /e's answer: {got:?}");
@@ -973,18 +980,8 @@ fn a_blind_body_ended_by_a_later_zero_chunk_misaligns_nothing() {
     // Pipelined /c, /d, /e, /c's and /d's answers chunked: one read hides /c's end, /d's
     // head and the start of its body; the next ends with /d's zero-size chunk, taken for
     // /c's end. /d's head went unseen: /e's answer must not become /d's.
-    let mut h = Harness::new();
-    for t in ["/c", "/d", "/e"] {
-        h.req(&get(t));
-    }
-    let (captured, len, _) = blind_start();
     let d_head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\ndd";
-    h.resp_partial(len + 5 + d_head.len() as u64, &captured);
-    h.resp(b"d\r\n0\r\n\r\n");
-    h.resp(&ok_resp("ee"));
-    h.tick_after_reorder();
-    h.close();
-    let got = h.sums();
+    let got = pipelined_after_blind(d_head.len(), &[b"d\r\n0\r\n\r\n", &ok_resp("ee")]);
     assert_eq!(got.len(), 3, "{got:?}");
     assert_eq!(got[0].note, Some(Note::Truncated));
     assert!(got[1..].iter().all(|x| x.resp_body != b"ee" || x.target == "/e"), "an answer moved: {got:?}");
