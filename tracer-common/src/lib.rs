@@ -5,8 +5,9 @@
 /// Most payload bytes one event carries. The kernel copies at most this much per syscall;
 /// the rest is counted (`len - cap`).
 pub const MAX_CAPTURE: usize = 16384;
-/// iovecs walked per readv/writev/recvmsg/sendmsg; bytes in further iovecs are counted.
-pub const MAX_IOV: usize = 16;
+/// iovecs walked per readv/writev/recvmsg/sendmsg: every one a syscall may have (the
+/// kernel's UIO_MAXIOV). Without `bpf_loop` (before 5.17), only the first.
+pub const LOOP_IOV: u32 = 1024;
 
 /// Map names, as the loader finds them.
 pub mod maps {
@@ -29,7 +30,7 @@ pub mod globals {
     pub const SELF_PID: &str = "SELF_PID";
     pub const SNAPLEN: &str = "CFG_SNAPLEN";
     pub const FAST_PATH: &str = "FAST_PATH";
-    pub const MAX_IOV: &str = "CFG_MAX_IOV";
+    pub const IOV_LOOP: &str = "CFG_IOV_LOOP";
     pub const ATTRIBUTION_ONLY: &str = "ATTRIBUTION_ONLY";
     pub const DROP_OUTGOING: &str = "DROP_OUTGOING";
     pub const COPIED_SEQ_OFF: &str = "CFG_COPIED_SEQ_OFF";

@@ -6,20 +6,22 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_CONS_POS, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::{
         bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_probe_read_user,
-        generated::{bpf_get_current_comm as get_comm_raw, bpf_get_smp_processor_id, bpf_probe_read_user as read_user_raw},
+        generated::{
+            bpf_get_current_comm as get_comm_raw, bpf_get_smp_processor_id, bpf_loop, bpf_probe_read_user as read_user_raw,
+        },
     },
     EbpfContext,
 };
 use tracer_common::{
     counters, CloseEvent, ConnInfo, DataEvent, EventHeader, CLOSE_ENDS_SIZE, EventKind, AF_INET6, DIR_EGRESS,
     DIR_INGRESS, FLAG_PREEXISTING, FLAG_UNORDERED,
-    FLAG_SENDFILE, HEADER_SIZE, MAX_CAPTURE, MAX_IOV, PROTO_HTTP, PROTO_IGNORED, PROTO_UNKNOWN,
+    FLAG_SENDFILE, HEADER_SIZE, LOOP_IOV, MAX_CAPTURE, PROTO_HTTP, PROTO_IGNORED, PROTO_UNKNOWN,
     ROLE_CLIENT, ROLE_SERVER,
 };
 
 use crate::{
     config::{
-        ATTRIBUTION_ONLY, CFG_COPIED_SEQ_OFF, CFG_MAX_CAPTURE, CFG_MAX_IOV, CFG_RCV_NXT_OFF, CFG_ULP_OPS_OFF, CFG_WRITE_SEQ_OFF,
+        ATTRIBUTION_ONLY, CFG_COPIED_SEQ_OFF, CFG_IOV_LOOP, CFG_MAX_CAPTURE, CFG_RCV_NXT_OFF, CFG_ULP_OPS_OFF, CFG_WRITE_SEQ_OFF,
         FILTER_PORT_ON,
         USE_RINGBUF,
     },
@@ -544,27 +546,57 @@ fn copy(ev: &mut DataEvent, off: u64, src: u64, n: u64) -> u64 {
 
 #[inline(always)]
 fn copy_iov(ev: &mut DataEvent, iov: u64, iovcnt: u64, cap: u64) -> u64 {
-    let mut off = 0u64;
-    let max_iov = CFG_MAX_IOV.load() as u64;
-    for i in 0..MAX_IOV as u64 {
-        if i >= iovcnt || i >= max_iov || off >= cap {
-            break;
+    if CFG_IOV_LOOP.load() != 0 {
+        let mut walk = IovWalk { iov, cap, off: 0 };
+        let n = if iovcnt < LOOP_IOV as u64 { iovcnt } else { LOOP_IOV as u64 };
+        // SAFETY: the callback is a BPF subprogram taking (index, ctx); ctx points at
+        // `walk` on this stack, alive for the whole call.
+        unsafe {
+            bpf_loop(n as u32, iov_step as *const () as *mut c_void, &mut walk as *mut IovWalk as *mut c_void, 0);
         }
-        let Some((base, len)) = read_iov(iov, i) else {
-            break;
-        };
-        // off < cap here, so the mask changes nothing; it gives 6.1's verifier, which loses
-        // that relation across iterations, a non-negative bound for the copy length.
-        let room = (cap - off) & (2 * MAX_CAPTURE as u64 - 1);
-        let want = if len < room { len } else { room };
-        let got = copy(ev, off, base, want);
-        off += got;
-        // A short copy ends the captured prefix: what follows must stay contiguous.
-        if got < len {
-            break;
-        }
+        return walk.off;
     }
-    off
+    if iovcnt == 0 {
+        return 0;
+    }
+    let Some((base, len)) = read_iov(iov, 0) else {
+        return 0;
+    };
+    copy(ev, 0, base, if len < cap { len } else { cap })
+}
+
+/// The state of an iovec walk by `bpf_loop`: the user's iovec array, the bytes to copy at
+/// most, and the bytes copied so far (into this CPU's scratch slot).
+#[repr(C)]
+struct IovWalk {
+    iov: u64,
+    cap: u64,
+    off: u64,
+}
+
+/// One iovec of a `bpf_loop` walk: copies it after the bytes before it; 1 (stop) once
+/// `cap` bytes are in, or on a short copy (what follows must stay contiguous). The mask
+/// changes nothing (off < cap): it bounds the copy for the verifier.
+#[inline(never)]
+extern "C" fn iov_step(i: u64, ctx: *mut c_void) -> i64 {
+    // SAFETY: `ctx` is the `IovWalk` that `copy_iov` passed to bpf_loop.
+    let walk = unsafe { &mut *(ctx as *mut IovWalk) };
+    let off = walk.off;
+    if off >= walk.cap {
+        return 1;
+    }
+    // The caller's slot: the same CPU (BPF programs do not migrate).
+    let Some(ev) = scratch() else {
+        return 1;
+    };
+    let Some((base, len)) = read_iov(walk.iov, i) else {
+        return 1;
+    };
+    let room = (walk.cap - off) & (2 * MAX_CAPTURE as u64 - 1);
+    let want = if len < room { len } else { room };
+    let got = copy(ev, off, base, want);
+    walk.off = off + got;
+    (got < len) as i64
 }
 
 /// Ring-buffer bytes waiting at which the producer wakes the reader (1/16 of the default

@@ -16,11 +16,13 @@ pub static SELF_PID: Global<u32> = Global::new(0);
 /// pipes cost nothing. Set where those tracepoints exist and tracepoint hooks are chosen.
 #[unsafe(no_mangle)]
 pub static FAST_PATH: Global<u8> = Global::new(0);
-/// iovecs walked per readv/writev/recvmsg/sendmsg (at most MAX_IOV). A read-only global is
-/// a constant to the verifier: with 1, the loop is one straight pass, which 6.1's verifier
-/// (it follows impossible paths through the loop) accepts; further iovecs are counted.
+/// The kernel has `bpf_loop` (5.17+): the iovecs of a readv/writev/recvmsg/sendmsg are
+/// walked by it, up to LOOP_IOV, and the verifier checks one step once, however many
+/// there are. Without it, the first iovec is copied and the bytes of the others counted
+/// (an unrolled loop over more is slow to verify, and 6.1's verifier, which follows
+/// impossible paths through it, finds no bound on the copy).
 #[unsafe(no_mangle)]
-pub static CFG_MAX_IOV: Global<u32> = Global::new(tracer_common::MAX_IOV as u32);
+pub static CFG_IOV_LOOP: Global<u8> = Global::new(0);
 /// `--iface`: payload bytes kept per packet.
 #[unsafe(no_mangle)]
 pub static CFG_SNAPLEN: Global<u32> = Global::new(65535);

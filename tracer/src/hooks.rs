@@ -135,6 +135,11 @@ fn tracepoint_exists(category: &str, name: &str) -> bool {
     tracefs_file_exists(&format!("events/{category}/{name}"))
 }
 
+/// `bpf_loop` (5.17): the kernel side walks every iovec of a syscall with it.
+pub fn has_bpf_loop() -> bool {
+    kernel_at_least(5, 17)
+}
+
 fn kernel_at_least(major: u32, minor: u32) -> bool {
     let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));

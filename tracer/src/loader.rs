@@ -113,7 +113,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     ensure_tracefs()?;
     let kernel = KernelHooks::probe();
     let chosen = kernel.choose(opts.hooks)?;
-    let max_iov = iovecs_walked(&kernel);
+    let iov_loop = hooks::has_bpf_loop() as u8;
     let ringbuf_ok = aya::sys::is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(false);
     let buffer = match (opts.buffer, ringbuf_ok) {
         (BufferKind::Ringbuf, false) => return Err(LoadError::NoRingbuf),
@@ -141,7 +141,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         .override_global(globals::DROP_OUTGOING, &drop_outgoing, true)
         .override_global(globals::SNAPLEN, &opts.snaplen, true)
         .override_global(globals::FAST_PATH, &fast_path, true)
-        .override_global(globals::MAX_IOV, &max_iov, true)
+        .override_global(globals::IOV_LOOP, &iov_loop, true)
         .override_global(globals::COPIED_SEQ_OFF, &seq.copied_seq, true)
         .override_global(globals::ULP_OPS_OFF, &seq.ulp_ops, true)
         .override_global(globals::RCV_NXT_OFF, &seq.rcv_nxt, true)
@@ -231,18 +231,12 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tr
 pub fn verify_programs() -> Result<hooks::Verdicts, LoadError> {
     raise_memlock();
     let nr_cpus = aya::util::nr_cpus().map_err(|(s, e)| LoadError::Cpus(format!("{s}: {e}")))?;
-    let max_iov = iovecs_walked(&KernelHooks::probe());
+    let iov_loop = hooks::has_bpf_loop() as u8;
     let mut ebpf = EbpfLoader::new()
         .map_max_entries(maps::SCRATCH, nr_cpus as u32)
-        .override_global(globals::MAX_IOV, &max_iov, true)
+        .override_global(globals::IOV_LOOP, &iov_loop, true)
         .load(OBJECT)?;
     Ok(hooks::verify_all(&mut ebpf))
-}
-
-/// Kernels older than the `sock_*_length` tracepoints (6.5) get one iovec per syscall
-/// copied (the rest counted): the loop over more does not pass 6.1's verifier.
-fn iovecs_walked(kernel: &KernelHooks) -> u32 {
-    if kernel.sock_length_tracepoints { tracer_common::MAX_IOV as u32 } else { 1 }
 }
 
 /// Every program is attached and the event buffers are open: capture starts now, on every

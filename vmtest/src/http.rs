@@ -17,6 +17,7 @@ pub enum Scenario {
     Ipv6,
     Sendfile,
     Splice,
+    Iovecs,
 }
 
 pub const ALL: &[Scenario] = &[
@@ -28,6 +29,7 @@ pub const ALL: &[Scenario] = &[
     Scenario::Ipv6,
     Scenario::Sendfile,
     Scenario::Splice,
+    Scenario::Iovecs,
 ];
 
 /// One exchange as both sides must report it.
@@ -60,6 +62,7 @@ impl Scenario {
             Scenario::Ipv6 => "ipv6",
             Scenario::Sendfile => "sendfile",
             Scenario::Splice => "splice",
+            Scenario::Iovecs => "iovecs",
         }
     }
 
@@ -95,6 +98,7 @@ impl Scenario {
             Scenario::KeepAlive => vec![get("/k/1", 200, b"k1"), get("/k/2", 200, b"k2"), get("/k/3", 200, b"k3")],
             Scenario::Pipelining => vec![get("/p/1", 200, b"p1"), get("/p/2", 404, b"p2")],
             Scenario::Chunked => vec![get("/chunked", 200, b"hello world")],
+            Scenario::Iovecs => vec![get("/iov", 200, b"iovecs!")],
             Scenario::Sendfile => vec![Expect { sendfile: true, ..get("/file", 200, SENDFILE_BODY) }],
             Scenario::Splice => vec![
                 Expect {
@@ -177,6 +181,15 @@ fn serve(sc: Scenario, mut p: Peer) -> io::Result<()> {
                 left -= n as usize;
             }
         }
+        Scenario::Iovecs => {
+            p.message()?;
+            let mut parts: Vec<&[u8]> = vec![b"HTTP/1.1", b" ", b"200", b" ", b"OK", b"\r\n"];
+            for _ in 0..10 {
+                parts.extend([b"X-Part".as_slice(), b": ", b"v", b"\r\n"]);
+            }
+            parts.extend([b"Content-Length: 7\r\n".as_slice(), b"\r\n", b"iov", b"ecs", b"!"]);
+            p.send_iovecs(&parts)?;
+        }
         Scenario::Splice => {
             p.head_exactly()?;
             splice_out(&p.stream, SPLICED_BODY.len())?;
@@ -221,6 +234,15 @@ fn request(sc: Scenario, mut p: Peer) -> io::Result<()> {
         }
         Scenario::Sendfile => {
             p.send(get("/file", false).as_bytes())?;
+            p.message()?;
+        }
+        Scenario::Iovecs => {
+            let mut parts: Vec<&[u8]> = vec![b"GET", b" ", b"/iov", b" ", b"HTTP/1.1", b"\r\n"];
+            for _ in 0..8 {
+                parts.extend([b"X-Req: r".as_slice(), b"\r\n"]);
+            }
+            parts.extend([b"Host: vmtest\r\n".as_slice(), b"\r\n"]);
+            p.send_iovecs(&parts)?;
             p.message()?;
         }
         Scenario::Splice => {
@@ -283,6 +305,18 @@ impl Peer {
 
     fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes)
+    }
+
+    /// One writev of an iovec per part (more than 16: varnish writes a head so).
+    fn send_iovecs(&mut self, parts: &[&[u8]]) -> io::Result<()> {
+        let iov: Vec<libc::iovec> = parts.iter().map(|p| libc::iovec { iov_base: p.as_ptr() as *mut _, iov_len: p.len() }).collect();
+        let want: usize = parts.iter().map(|p| p.len()).sum();
+        // SAFETY: iovecs over live buffers, on the open socket.
+        let n = unsafe { libc::writev(self.stream.as_raw_fd(), iov.as_ptr(), iov.len() as i32) };
+        if n as usize != want {
+            return Err(io::Error::other(format!("writev of {} iovecs: {n} of {want} bytes", parts.len())));
+        }
+        Ok(())
     }
 
     fn fill(&mut self) -> io::Result<()> {
