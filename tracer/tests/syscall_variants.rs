@@ -236,6 +236,49 @@ fn a_head_beyond_the_capture_is_reported_incomplete() {
 }
 
 #[test]
+fn heads_cut_short_one_after_another_are_each_reported() {
+    // The first head cut short leaves the framing unknown; each next one starts its own
+    // syscall and is reported, cut, with its own response, not dropped with it (three
+    // 20 KB heads one after another: all but the first were lost, both roles).
+    let big = "b".repeat(20_000);
+    let targets = ["/big1", "/big2", "/big3", "/next"];
+    let check = |records: &[serde_json::Value], role: &str, cut: &[&str]| {
+        let recs = by_role(records, role);
+        let got: Vec<(&str, u64)> = recs.iter().map(|r| (str_at(r, "/request/target"), u64_at(r, "/response/status"))).collect();
+        assert_eq!(got, targets.map(|t| (t, 200)), "{role}:\n{}", dump(records));
+        for rec in &recs {
+            let target = str_at(rec, "/request/target");
+            let truncated = !bool_at(rec, "/complete") && str_at(rec, "/note") == "truncated";
+            assert_eq!(truncated, cut.contains(&target), "{rec}");
+            assert_eq!(u64_at(rec, "/lost_bytes"), 0, "{rec}");
+        }
+    };
+    let server = HttpServer::start_default();
+    let trace = Trace::on_port(server.port(), &[]);
+    let mut client = RawClient::connect(server.addr);
+    for target in &targets[..3] {
+        client.send(request("GET", target, &server.authority(), &[("X-Big", &big)]).as_bytes());
+        assert_eq!(client.read_response(false).body_text(), format!("hello from {target}"));
+    }
+    assert_eq!(client.exchange("GET", "/next").body_text(), "hello from /next");
+    drop(client);
+    let records = trace.stop();
+    // The client writes each head at once (cut at 16 KiB); the server reads it in pieces.
+    check(&records, "client", &targets[..3]);
+    check(&records, "server", &[]);
+    // Every head cut short (a capture of 40 bytes), requests and responses.
+    let trace = Trace::on_port(server.port(), &["--max-capture", "40"]);
+    let mut client = RawClient::connect(server.addr);
+    for target in targets {
+        assert_eq!(client.exchange("GET", target).body_text(), format!("hello from {target}"));
+    }
+    drop(client);
+    let records = trace.stop();
+    check(&records, "client", &targets);
+    check(&records, "server", &targets);
+}
+
+#[test]
 fn a_request_with_control_bytes_in_its_target_is_reported_marked() {
     // httparse refuses the request line; the server answers it all the same.
     let target = "/ctl\x01x\x7f";

@@ -96,6 +96,10 @@ pub(super) struct Pairing {
     /// Responses may have been lost since this timestamp (last response byte before the
     /// gap; 0 when none was seen, i.e. unknown).
     resp_gap: Option<u64>,
+    /// While `resp_gap` lasts: the latest timestamp of a syscall (a packet) that held bytes
+    /// of it, when every one did (bytes counted but not captured, or passed over looking
+    /// for the next message); None when some were lost, at a time not known.
+    resp_hidden_ts: Option<u64>,
     pipelined: bool,
     /// Responses still owed to requests given up unanswered: while the response stream is
     /// intact, the next this many answer them (they are older than every request held),
@@ -269,6 +273,14 @@ impl Pairing {
         if start == self.slots.len() {
             return if force { self.orphan() } else { Decision::Wait };
         }
+        // Every byte of the gap moved before the first request waiting for an answer was
+        // sent (the rest of a head the capture cut short, with nothing pipelined after its
+        // request): none of them answers it or a later one, and the responses from here on
+        // are whole.
+        let hidden_before = |h: u64| h < self.slots[start].first_ts;
+        if self.resp_gap.is_some() && self.given_up_ts.is_none() && self.resp_hidden_ts.is_some_and(hidden_before) {
+            self.resp_gap = None;
+        }
         let Some(gap_ts) = self.resp_gap else {
             // Egress is stamped at syscall entry and ingress at exit, so an answer never
             // starts before its request: an earlier one answers a request we never saw
@@ -420,8 +432,15 @@ impl Pairing {
         self.req_gap.get_or_insert(self.front_seq + self.slots.len() as u64);
     }
 
-    /// Responses may have been lost after the last response byte at `ts`.
-    pub fn response_gap(&mut self, ts: u64) {
+    /// Responses may have been lost after the last response byte at `ts`: in bytes that
+    /// the syscall (the packet) at `ts` moved without their being captured (`moved_by`),
+    /// or lost at a time not known.
+    pub fn response_gap(&mut self, ts: u64, moved_by: bool) {
+        let hidden = moved_by.then_some(ts);
+        self.resp_hidden_ts = match self.resp_gap {
+            None => hidden,
+            Some(_) => self.resp_hidden_ts.zip(hidden).map(|(a, b)| a.max(b)),
+        };
         self.resp_gap.get_or_insert(ts);
         if self.skip > 0 {
             // Some owed responses may be among the lost ones: how many is unknown now.
@@ -437,7 +456,15 @@ impl Pairing {
         if self.resp_gap.is_none() && start < self.slots.len() {
             self.miss(start, Note::ParseError);
         }
-        self.response_gap(ts);
+        self.response_gap(ts, true);
+    }
+
+    /// Response bytes of the syscall (the packet) at `ts` were passed over looking for the
+    /// next message: any gap now open holds them too.
+    pub fn response_passed_over(&mut self, ts: u64) {
+        if self.resp_gap.is_some() {
+            self.resp_hidden_ts = self.resp_hidden_ts.map(|h| h.max(ts));
+        }
     }
 
     /// After a 101 or CONNECT: later "requests" were not HTTP.

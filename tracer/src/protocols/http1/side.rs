@@ -156,6 +156,16 @@ impl Side {
         if self.state == State::Blind && head::starts_message(self.request, seg.data) {
             self.end_blind_unseen(cx);
         }
+        // Resynchronising (after a gap, or a head cut short by the capture, which leaves
+        // the framing unknown): a syscall (a packet) that starts with a start token starts
+        // the next message, as writers send a head from its first byte. It is taken as
+        // one now, so that when the capture cuts it short too, it is salvaged like any
+        // cut head rather than dropped with its answer while waiting for one that parses
+        // whole (varnish's heads past an iovec limit, every head under a small
+        // --max-capture).
+        if self.resync && self.state == State::Head && self.held.is_empty() && head::starts_message(self.request, seg.data) {
+            self.resync = false;
+        }
         self.last_ts = seg.ts_ns;
         self.seg_cut = seg.uncaptured() > 0;
         if std::mem::take(&mut self.blind_crlf) && self.state == State::Blind && seg.data.first() == Some(&b'0') {
@@ -281,6 +291,9 @@ impl Side {
 
     fn unparsed(&mut self, n: usize, cx: &mut Cx<'_>) -> usize {
         cx.stats.unparsed += n as u64;
+        if !self.request {
+            cx.pairing.response_passed_over(self.last_ts);
+        }
         n
     }
 
@@ -561,7 +574,7 @@ impl Side {
         self.blind_crlf = false;
         let may_have_hidden_one = if self.request { unseen } else { cx.pairing.awaiting_answers() };
         if may_have_hidden_one {
-            self.mark_gap(cx);
+            self.mark_gap(true, cx);
         }
     }
 
@@ -570,7 +583,7 @@ impl Side {
     fn framing_error(&mut self, cx: &mut Cx<'_>) -> usize {
         self.spoil(Note::ParseError);
         self.finish(cx);
-        self.lose_sync(cx);
+        self.lose_sync(true, cx);
         0
     }
 
@@ -582,17 +595,20 @@ impl Side {
         }
     }
 
-    fn lose_sync(&mut self, cx: &mut Cx<'_>) {
+    /// `moved_by`: see `mark_gap`.
+    fn lose_sync(&mut self, moved_by: bool, cx: &mut Cx<'_>) {
         self.state = State::Head;
         self.resync = true;
-        self.mark_gap(cx);
+        self.mark_gap(moved_by, cx);
     }
 
-    fn mark_gap(&mut self, cx: &mut Cx<'_>) {
+    /// Messages may be hidden after the last byte seen; `moved_by`: in bytes that syscalls
+    /// up to it moved (not captured, or not framed), not lost at a time not known.
+    fn mark_gap(&mut self, moved_by: bool, cx: &mut Cx<'_>) {
         if self.request {
             cx.pairing.request_gap(self.last_ts);
         } else {
-            cx.pairing.response_gap(self.last_ts);
+            cx.pairing.response_gap(self.last_ts, moved_by);
         }
     }
 
@@ -707,7 +723,7 @@ impl Side {
             cx.stats.unparsed += self.held.len() as u64;
             self.held.clear();
         }
-        self.lose_sync(cx);
+        self.lose_sync(!lost, cx);
     }
 
     fn finish(&mut self, cx: &mut Cx<'_>) {

@@ -410,6 +410,42 @@ fn heads_cut_short_by_uncaptured_bytes_are_reported_incomplete() {
 }
 
 #[test]
+fn heads_cut_short_one_after_another_are_each_reported() {
+    // Every head of a keep-alive connection larger than what its syscall captured (a
+    // small --max-capture; varnish's heads past an iovec limit): the first cut leaves the
+    // framing unknown, but each next head starts its syscall, and is reported, cut, with
+    // its own response, not dropped with it while looking for a head that parses whole.
+    let cut_req = |t: &str| format!("GET {t} HTTP/1.1\r\nHost: example.test\r\nX-Big: {}\r\n\r\n", "b".repeat(100));
+    let cut_resp = |s: &str| format!("HTTP/1.1 {s}\r\nServer: test\r\nContent-Length: 100\r\n\r\n{}", "r".repeat(100));
+    for whole_first in [false, true] {
+        let mut h = Harness::new();
+        let mut want = vec![];
+        if whole_first {
+            h.req(&get("/whole"));
+            h.resp(&ok_resp("zero"));
+            want.push(("/whole".to_owned(), 200));
+        }
+        for (i, status) in [(1, "200 OK"), (2, "404 Not Found"), (3, "201 Created")] {
+            let (rq, rs) = (cut_req(&format!("/cut{i}")), cut_resp(status));
+            h.req_partial(rq.len() as u64, &rq.as_bytes()[..40]);
+            h.resp_partial(rs.len() as u64, &rs.as_bytes()[..30]);
+            want.push((format!("/cut{i}"), status[..3].parse().unwrap()));
+        }
+        h.req(&get("/last"));
+        h.resp(&ok_resp("end"));
+        want.push(("/last".to_owned(), 200));
+        h.close();
+        let got = h.sums();
+        let seen: Vec<(String, u16)> = got.iter().map(|s| (s.target.clone(), s.status.unwrap_or(0))).collect();
+        assert_eq!(seen, want, "{got:?}");
+        for s in &got[whole_first as usize..got.len() - 1] {
+            assert_eq!((s.complete, s.note), (false, Some(Note::Truncated)), "{s:?}");
+        }
+        assert_eq!(got.last().unwrap(), &ok("GET", "/last", b"", 200, b"end"));
+    }
+}
+
+#[test]
 fn requests_httparse_refuses_are_reported_as_they_came() {
     // Control and non-ASCII bytes, a field line without a colon: servers answer these, so
     // they are reported, bytes as they came, marked; at every split, the next is intact.
