@@ -175,6 +175,21 @@ fn skip_unseen(conn: &mut ConnInfo, sk: u64, ret: u64) {
     }
 }
 
+/// At the socket's destruction (no fd, so no read, is left): received bytes that left it
+/// through no traced read since the last one (spliced out at the end of the stream, where
+/// no later read shows them) are skipped as in `skip_unseen`. Whether there were any.
+#[inline(always)]
+pub fn unseen_at_end(conn: &mut ConnInfo, sk: u64) -> bool {
+    // Connections not followed, or followed for their process only (--iface), have their
+    // reads checked by no probe: no baseline to compare with.
+    if conn.proto != PROTO_HTTP || ATTRIBUTION_ONLY.load() != 0 {
+        return false;
+    }
+    let before = conn.pos[DIR_INGRESS as usize];
+    skip_unseen(conn, sk, 0);
+    conn.pos[DIR_INGRESS as usize] != before
+}
+
 /// The socket's `copied_seq`: the sequence number of the next byte a read will return.
 #[inline(always)]
 fn copied_seq(sk: u64) -> Option<u32> {

@@ -15,13 +15,13 @@ use common::*;
 
 const BODY: usize = 5000;
 
-/// Serves two requests on one connection: the first (POST, Content-Length BODY) with its
-/// body spliced into a pipe and drained, the second read normally.
-fn splice_server(listener: TcpListener) -> thread::JoinHandle<Vec<String>> {
+/// Serves `n` requests on one connection: a body (Content-Length) is spliced into a pipe
+/// and drained, the heads are read normally. Closes after the client did.
+fn splice_server(listener: TcpListener, n: usize) -> thread::JoinHandle<Vec<String>> {
     thread::spawn(move || {
         let (mut s, _) = listener.accept().expect("accept");
         let mut targets = Vec::new();
-        for _ in 0..2 {
+        for _ in 0..n {
             let head = read_head_exactly(&s);
             let text = String::from_utf8_lossy(&head).into_owned();
             let target = text.split(' ').nth(1).expect("target").to_owned();
@@ -36,6 +36,8 @@ fn splice_server(listener: TcpListener) -> thread::JoinHandle<Vec<String>> {
             write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{reply}", reply.len()).expect("reply");
             targets.push(target);
         }
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
         targets
     })
 }
@@ -95,7 +97,7 @@ fn read_reply(c: &mut TcpStream, want: &str) {
 fn body_moved_by_splice_is_a_gap_not_the_next_request() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().unwrap().port();
-    let server = splice_server(listener);
+    let server = splice_server(listener, 2);
     let trace = Trace::on_port(port, &[]);
     let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let body = vec![b'x'; BODY];
@@ -105,8 +107,8 @@ fn body_moved_by_splice_is_a_gap_not_the_next_request() {
     read_reply(&mut c, "got /upload");
     c.write_all(b"GET /second HTTP/1.1\r\nHost: t\r\n\r\n").expect("get");
     read_reply(&mut c, "got /second");
-    assert_eq!(server.join().expect("server"), ["/upload", "/second"]);
     drop(c);
+    assert_eq!(server.join().expect("server"), ["/upload", "/second"]);
     let stopped = trace.stop_full();
     let records = stopped.records;
     // Counted live, in the kernel, from the socket's sequence numbers.
@@ -139,4 +141,33 @@ fn body_moved_by_splice_is_a_gap_not_the_next_request() {
     assert_eq!(str_at(get_rec, "/request/target"), "/second", "{get_rec}");
     assert!(bool_at(get_rec, "/complete"), "{get_rec}");
     assert_eq!(str_at(get_rec, "/response/body"), "got /second", "{get_rec}");
+}
+
+#[test]
+fn body_moved_by_splice_at_the_end_of_the_connection_is_a_gap() {
+    // No read follows the splice to show the bytes it moved: the socket's destruction
+    // does, and the exchange says they were not seen, rather than that the connection
+    // closed mid-body (found with HAProxy's splice-request).
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let server = splice_server(listener, 1);
+    let trace = Trace::on_port(port, &[]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let mut post = format!("POST /last HTTP/1.1\r\nHost: t\r\nContent-Length: {BODY}\r\n\r\n").into_bytes();
+    post.extend_from_slice(&[b'x'; BODY]);
+    c.write_all(&post).expect("post");
+    read_reply(&mut c, "got /last");
+    drop(c);
+    assert_eq!(server.join().expect("server"), ["/last"]);
+    let stopped = trace.stop_full();
+    assert_eq!(summary_counter(&stopped.stderr, "unseen_bytes"), BODY as u64, "{:?}", stopped.stderr);
+    let records = stopped.records;
+    let client = only_one(&records, "client");
+    assert!(bool_at(client, "/complete"), "{client}");
+    let rec = only_one(&records, "server");
+    assert_eq!(str_at(rec, "/request/target"), "/last", "{rec}");
+    assert_eq!(str_at(rec, "/note"), "gap", "{rec}");
+    assert_eq!(u64_at(rec, "/lost_bytes"), BODY as u64, "{rec}");
+    assert_eq!(u64_at(rec, "/request/body_size"), BODY as u64, "{rec}");
+    assert_eq!(str_at(rec, "/response/body"), "got /last", "{rec}");
 }

@@ -14,7 +14,7 @@ use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext, EbpfConte
 use tracer_common::{counters, ConnInfo, CONN_CLOSE_SENT, CONN_TCP_CLOSED, FLAG_PREEXISTING, PROTO_UNKNOWN, ROLE_CLIENT, ROLE_SERVER};
 
 use crate::{
-    capture::{emit_close, insert_conn, start_seq},
+    capture::{emit_close, insert_conn, start_seq, unseen_at_end},
     maps::{armed, count, CONNS},
 };
 
@@ -106,6 +106,13 @@ pub fn tcp_destroy_sock(ctx: RawTracePointContext) -> u32 {
     if let Some(conn) = CONNS.get_ptr_mut(&sk) {
         // SAFETY: map value pointer, used at once.
         let conn = unsafe { &mut *conn };
+        // Bytes spliced out after the last traced read: the stream's end moved past them,
+        // and a Close already sent goes again with that end, for userspace to see the gap.
+        // Not looked for at TCP_CLOSE: a read may still be under way then (one whose lock
+        // release handles the peer's FIN, before its own probe has counted its bytes).
+        if unseen_at_end(conn, sk) {
+            conn.state &= !CONN_CLOSE_SENT;
+        }
         // Its TCP_CLOSE event was missed (this program was running on that CPU already,
         // and the kernel does not nest it), or found the buffer full: close it now. A
         // close is counted lost only here, at its last chance.
