@@ -17,6 +17,7 @@ pub enum Scenario {
     Ipv6,
     Sendfile,
     Splice,
+    SpliceEnd,
     Iovecs,
 }
 
@@ -29,6 +30,7 @@ pub const ALL: &[Scenario] = &[
     Scenario::Ipv6,
     Scenario::Sendfile,
     Scenario::Splice,
+    Scenario::SpliceEnd,
     Scenario::Iovecs,
 ];
 
@@ -62,6 +64,7 @@ impl Scenario {
             Scenario::Ipv6 => "ipv6",
             Scenario::Sendfile => "sendfile",
             Scenario::Splice => "splice",
+            Scenario::SpliceEnd => "splice-end",
             Scenario::Iovecs => "iovecs",
         }
     }
@@ -109,6 +112,13 @@ impl Scenario {
                 },
                 get("/second", 200, b"got /second"),
             ],
+            // No read follows the splice: the socket's destruction shows the bytes.
+            Scenario::SpliceEnd => vec![Expect {
+                method: "POST",
+                request_body: SPLICED_BODY,
+                server_body_unseen: true,
+                ..get("/upload", 200, b"got /upload")
+            }],
         }
     }
 }
@@ -190,10 +200,15 @@ fn serve(sc: Scenario, mut p: Peer) -> io::Result<()> {
             parts.extend([b"Content-Length: 7\r\n".as_slice(), b"\r\n", b"iov", b"ecs", b"!"]);
             p.send_iovecs(&parts)?;
         }
-        Scenario::Splice => {
+        Scenario::Splice | Scenario::SpliceEnd => {
             p.head_exactly()?;
             splice_out(&p.stream, SPLICED_BODY.len())?;
             p.send(ok("got /upload").as_bytes())?;
+            if sc == Scenario::SpliceEnd {
+                let mut rest = Vec::new();
+                let _ = p.stream.read_to_end(&mut rest);
+                return Ok(());
+            }
             p.message()?;
             p.send(ok("got /second").as_bytes())?;
         }
@@ -245,10 +260,13 @@ fn request(sc: Scenario, mut p: Peer) -> io::Result<()> {
             p.send_iovecs(&parts)?;
             p.message()?;
         }
-        Scenario::Splice => {
+        Scenario::Splice | Scenario::SpliceEnd => {
             let head = format!("POST /upload HTTP/1.1\r\nHost: vmtest\r\nContent-Length: {}\r\n\r\n", SPLICED_BODY.len());
             p.send(&[head.as_bytes(), SPLICED_BODY].concat())?;
             p.message()?;
+            if sc == Scenario::SpliceEnd {
+                return p.stream.shutdown(std::net::Shutdown::Both);
+            }
             p.send(get("/second", false).as_bytes())?;
             p.message()?;
         }
