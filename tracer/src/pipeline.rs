@@ -414,7 +414,7 @@ fn emit(
     let mut heads = Vec::new();
     p.drain_started(&mut heads);
     for request in heads.into_iter().filter(|q| filter.comm_ok(&q.process.comm)) {
-        let mut exchange = Exchange { request, response: None, note: None };
+        let mut exchange = Exchange { request, response: None, note: None, interim: Vec::new() };
         redactor.apply(&mut exchange);
         let mut r = Record::from_syscall(&conn.meta, conn.role, exchange);
         r.in_flight = true;

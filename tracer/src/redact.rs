@@ -70,6 +70,9 @@ impl Redactor {
         if let Some(resp) = ex.response.as_mut() {
             self.apply_message(resp);
         }
+        for m in &mut ex.interim {
+            self.apply_message(m);
+        }
     }
 
     fn apply_message(&self, m: &mut Message) {
@@ -157,7 +160,7 @@ mod tests {
     }
 
     fn exchange(req: &[(&str, &[u8])], resp: &[(&str, &[u8])]) -> Exchange {
-        Exchange { request: msg(req), response: Some(msg(resp)), note: None }
+        Exchange { request: msg(req), response: Some(msg(resp)), note: None, interim: Vec::new() }
     }
 
     #[test]
@@ -178,6 +181,10 @@ mod tests {
             ["a", "Bearer <redacted>", "Basic <redacted>", "<redacted>", "<redacted>"]
         );
         assert_eq!(values(ex.response.as_ref().unwrap()), ["<redacted>", "0"]);
+        // An interim head (103 Early Hints) may set cookies too.
+        ex.interim.push(msg(&[("Link", b"</a.css>"), ("Set-Cookie", b"early=1")]));
+        Redactor::default().apply(&mut ex);
+        assert_eq!(values(&ex.interim[0]), ["</a.css>", "<redacted>"]);
     }
 
     #[test]

@@ -250,6 +250,15 @@ fn early_hints_and_continue_before_the_final_response() {
         assert_eq!(str_at(rec, "/request/body"), "data", "{rec}");
         assert_eq!(header_at(rec, "/response/headers", "X-Final").as_deref(), Some("yes"), "{rec}");
         assert_eq!(header_at(rec, "/response/headers", "Link"), None, "interim fields are not the final's: {rec}");
+        // The interim heads, in order, each with its own fields and time.
+        let interim = rec["interim"].as_array().unwrap_or_else(|| panic!("no interim: {rec}"));
+        let statuses: Vec<u64> = interim.iter().map(|m| m["status"].as_u64().unwrap()).collect();
+        assert_eq!(statuses, [103, 100], "{rec}");
+        assert_eq!(str_at(&interim[0], "/reason"), "Early Hints", "{rec}");
+        assert_eq!(interim[0]["headers"].as_array().map(Vec::len), Some(2), "{rec}");
+        assert_eq!(header_at(&interim[0], "/headers", "Link").as_deref(), Some("</style.css>; rel=preload; as=style"), "{rec}");
+        let at = |m: &serde_json::Value| m["ttfb_us"].as_u64().unwrap();
+        assert!(at(&interim[0]) <= at(&interim[1]) && at(&interim[1]) <= u64_at(rec, "/ttfb_us"), "{rec}");
     });
     each_role(&records, 1, assert_after);
 }

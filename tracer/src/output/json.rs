@@ -98,11 +98,52 @@ fn write_record(out: &mut Vec<u8>, r: &Record, clock: &Clock, stamps: &mut Stamp
         out.extend_from_slice(b",\"note\":");
         bytes(out, note.as_str().as_bytes());
     }
+    if !ex.interim.is_empty() {
+        out.extend_from_slice(b",\"interim\":[");
+        for (i, m) in ex.interim.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            head(out, m);
+            out.extend_from_slice(b",\"ttfb_us\":");
+            num(out, m.first_ts_ns.saturating_sub(req.first_ts_ns) / 1000);
+            out.push(b'}');
+        }
+        out.push(b']');
+    }
     out.push(b'}');
 }
 
 fn message(out: &mut Vec<u8>, m: &Message) {
     out.push(b'{');
+    head(out, m);
+    out.extend_from_slice(b",\"body_size\":");
+    num(out, m.body_size);
+    out.extend_from_slice(b",\"body\":");
+    // Not UTF-8 (nothing was written then): base64, which needs no escaping. A body kept
+    // short of its size (`--max-body`, or a hole) may end inside a character of UTF-8 text:
+    // those last bytes of a character cut short are left out, and the text stays text.
+    let text = if m.body_truncated { &m.body[..without_cut_char(&m.body)] } else { &m.body[..] };
+    let base64 = !quoted(out, text, false);
+    if base64 {
+        out.push(b'"');
+        let at = out.len();
+        out.resize(at + m.body.len().div_ceil(3) * 4, 0);
+        let n = base64::engine::general_purpose::STANDARD.encode_slice(&m.body, &mut out[at..]).unwrap_or(0);
+        out.truncate(at + n);
+        out.push(b'"');
+    }
+    out.extend_from_slice(b",\"body_truncated\":");
+    boolean(out, m.body_truncated);
+    if base64 {
+        out.extend_from_slice(b",\"body_encoding\":\"base64\"");
+    }
+    out.push(b'}');
+}
+
+/// The start line and header fields of a message, as JSON members.
+fn head(out: &mut Vec<u8>, m: &Message) {
     match &m.start {
         StartLine::Request { method, target, version: v } => {
             out.extend_from_slice(b"\"method\":");
@@ -129,28 +170,7 @@ fn message(out: &mut Vec<u8>, m: &Message) {
         }
         field(out, n, v);
     }
-    out.extend_from_slice(b"],\"body_size\":");
-    num(out, m.body_size);
-    out.extend_from_slice(b",\"body\":");
-    // Not UTF-8 (nothing was written then): base64, which needs no escaping. A body kept
-    // short of its size (`--max-body`, or a hole) may end inside a character of UTF-8 text:
-    // those last bytes of a character cut short are left out, and the text stays text.
-    let text = if m.body_truncated { &m.body[..without_cut_char(&m.body)] } else { &m.body[..] };
-    let base64 = !quoted(out, text, false);
-    if base64 {
-        out.push(b'"');
-        let at = out.len();
-        out.resize(at + m.body.len().div_ceil(3) * 4, 0);
-        let n = base64::engine::general_purpose::STANDARD.encode_slice(&m.body, &mut out[at..]).unwrap_or(0);
-        out.truncate(at + n);
-        out.push(b'"');
-    }
-    out.extend_from_slice(b",\"body_truncated\":");
-    boolean(out, m.body_truncated);
-    if base64 {
-        out.extend_from_slice(b",\"body_encoding\":\"base64\"");
-    }
-    out.push(b'}');
+    out.push(b']');
 }
 
 /// Length of `b` without a UTF-8 character begun but cut short at its end (at most 3
@@ -687,7 +707,7 @@ mod tests {
             process: Some(Process { pid: 42, tid: 43, comm }),
             client: "[::1]:5000".parse().unwrap(),
             server: "127.0.0.1:80".parse().unwrap(),
-            exchange: Exchange { request: req.clone(), response: Some(resp), note: Some(Note::Gap) },
+            exchange: Exchange { request: req.clone(), response: Some(resp), note: Some(Note::Gap), interim: Vec::new() },
             conn: 1,
             in_flight: false,
         };
@@ -720,16 +740,47 @@ mod tests {
         assert_eq!(v["response"]["body_size"], 18);
         assert_eq!(v["response"]["body_truncated"], true);
         assert!(v["response"].get("method").is_none());
+        assert!(v.get("interim").is_none(), "only when there were interim heads: {v}");
 
         r.role = None;
         r.process = None;
-        r.exchange = Exchange { request: req, response: None, note: None };
+        r.exchange = Exchange { request: req, response: None, note: None, interim: Vec::new() };
         let v: serde_json::Value = serde_json::from_str(&to_line(&r, &clock)).unwrap();
         for key in ["role", "pid", "tid", "comm", "response", "latency_us", "ttfb_us"] {
             assert!(v[key].is_null(), "{key} in {v}");
         }
         assert!(v.get("note").is_none());
         assert_eq!(v["complete"], false);
+    }
+
+    #[test]
+    fn interim_heads_are_listed_with_their_time_to_first_byte() {
+        use crate::pipeline::Source;
+        use crate::protocols::Exchange;
+        let req = message(StartLine::Request { method: "POST".into(), target: b"/up".to_vec(), version: 1 }, &[], b"");
+        let mut hints = message(StartLine::Response { version: 1, status: 103, reason: b"Early Hints".to_vec() }, &[("Link", b"</a.css>")], b"");
+        hints.first_ts_ns = 6_500_000;
+        let mut cont = message(StartLine::Response { version: 1, status: 100, reason: b"Continue".to_vec() }, &[], b"");
+        cont.first_ts_ns = 7_000_000;
+        let resp = message(StartLine::Response { version: 1, status: 201, reason: b"Created".to_vec() }, &[], b"");
+        let r = Record {
+            source: Source::Syscall,
+            role: None,
+            process: None,
+            client: "127.0.0.1:5000".parse().unwrap(),
+            server: "127.0.0.1:80".parse().unwrap(),
+            exchange: Exchange { request: req, response: Some(resp), note: None, interim: vec![hints, cont] },
+            conn: 1,
+            in_flight: false,
+        };
+        let v: serde_json::Value = serde_json::from_str(&to_line(&r, &Clock::new())).unwrap();
+        let interim = v["interim"].as_array().expect("interim array");
+        assert_eq!(interim.len(), 2, "{v}");
+        assert_eq!((&interim[0]["status"], &interim[0]["reason"], &interim[0]["ttfb_us"]), (&103.into(), &"Early Hints".into(), &1500.into()));
+        assert_eq!(interim[0]["headers"][0], serde_json::json!(["Link", "</a.css>"]));
+        assert_eq!((&interim[1]["status"], &interim[1]["version"], &interim[1]["ttfb_us"]), (&100.into(), &"HTTP/1.1".into(), &2000.into()));
+        assert!(interim[0].get("body").is_none(), "heads only: {v}");
+        assert_eq!(v["response"]["status"], 201);
     }
 
     /// UTF-8 text longer than `--max-body` is cut at a byte count, often inside a

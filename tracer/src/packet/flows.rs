@@ -284,7 +284,7 @@ fn emit(flow: &mut Flow, drained: &mut Vec<Exchange>, sink: &mut impl FnMut(Flow
     let mut heads = Vec::new();
     flow.http.drain_started(&mut heads);
     for request in heads {
-        let exchange = Exchange { request, response: None, note: None };
+        let exchange = Exchange { request, response: None, note: None, interim: Vec::new() };
         sink(FlowExchange { client: flow.client, server: flow.server, exchange, in_flight: true });
     }
     flow.http.drain(drained);

@@ -264,7 +264,13 @@ pub struct Exchange {
     pub request: Message,
     pub response: Option<Message>,
     pub note: Option<Note>,
+    /// Interim (1xx) responses before the final one (100 Continue, 103 Early Hints), in
+    /// order: heads only, at most `MAX_INTERIM`.
+    pub interim: Vec<Message>,
 }
+
+/// Interim responses kept per exchange; later ones are framed and not kept.
+pub const MAX_INTERIM: usize = 8;
 
 impl Exchange {
     pub fn complete(&self) -> bool {

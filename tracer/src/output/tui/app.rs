@@ -722,7 +722,7 @@ mod tests {
             process: None,
             client: "127.0.0.1:1".parse().unwrap(),
             server: "127.0.0.1:2".parse().unwrap(),
-            exchange: Exchange { request, response, note: None },
+            exchange: Exchange { request, response, note: None, interim: Vec::new() },
             conn,
             in_flight: status.is_none(),
         }

@@ -109,6 +109,8 @@ pub struct Entry {
     detail: Vec<u8>,
     request: MessageAt,
     response: Option<MessageAt>,
+    /// Interim (1xx) heads before the response, each with its time to first byte (us).
+    interim: Vec<(MessageAt, u64)>,
 }
 
 impl Entry {
@@ -137,6 +139,7 @@ impl Entry {
             detail: Vec::new(),
             request: MessageAt::default(),
             response: None,
+            interim: Vec::new(),
         };
         e.refill(seq, r, clock);
         e
@@ -191,10 +194,15 @@ impl Entry {
         self.complete = ex.complete();
         self.lost_bytes = ex.lost_bytes();
         self.note = ex.note;
-        let need = detail_len(req) + resp.map_or(0, detail_len);
+        let need = detail_len(req) + resp.map_or(0, detail_len) + ex.interim.iter().map(detail_len).sum::<usize>();
         recycle(&mut self.detail, need);
         self.request = keep(&mut self.detail, req);
         self.response = resp.map(|m| keep(&mut self.detail, m));
+        self.interim.clear();
+        for m in &ex.interim {
+            let ttfb_us = m.first_ts_ns.saturating_sub(req.first_ts_ns) / 1000;
+            self.interim.push((keep(&mut self.detail, m), ttfb_us));
+        }
     }
 
     /// The request for the detail pane.
@@ -205,6 +213,11 @@ impl Entry {
     /// The response for the detail pane, when there was one.
     pub fn response(&self) -> Option<MessageView<'_>> {
         self.response.as_ref().map(|m| self.view(m))
+    }
+
+    /// The interim (1xx) heads for the detail pane, each with its time to first byte.
+    pub fn interim(&self) -> impl Iterator<Item = (MessageView<'_>, u64)> {
+        self.interim.iter().map(|(m, ttfb_us)| (self.view(m), *ttfb_us))
     }
 
     fn view<'a>(&'a self, at: &'a MessageAt) -> MessageView<'a> {
@@ -349,6 +362,11 @@ fn keep(buf: &mut Vec<u8>, m: &Message) -> MessageAt {
 }
 
 impl MessageView<'_> {
+    /// A response's status.
+    pub fn status(&self) -> Option<u16> {
+        self.at.status
+    }
+
     /// The start line, sanitised.
     pub fn start_line(&self) -> String {
         let [a, b] = self.at.start.map(|s| s.of(self.detail));

@@ -6,9 +6,10 @@ use ratatui::{backend::TestBackend, Terminal};
 use super::{
     app::{Action, App},
     draw,
-    testutil::{entry, record, row, type_filter},
+    testutil::{entry, message, record, row, type_filter},
 };
 use crate::output::{Clock, Counters};
+use crate::protocols::StartLine;
 
 const NOW: u64 = 1_002_000_000_000;
 
@@ -129,6 +130,26 @@ fn hostile_headers_are_escaped_in_the_detail_pane() {
     assert!(s.contains("X-Title\\x1b]0;pwned\\x07:"), "{s}");
     assert!(s.contains("a\\x1b[2Jb\\x00c"), "{s}");
     assert!(s.contains("OK\\x1b[31m"), "{s}");
+    assert!(!s.chars().any(|c| c.is_control() && c != '\n'), "{s}");
+}
+
+#[test]
+fn interim_heads_are_shown_before_the_response_escaped() {
+    let mut app = App::new(100, Clock::new());
+    let mut r = record(0, "POST", "/up", Some(201), Some(8000), "curl");
+    let ts = r.exchange.request.first_ts_ns;
+    r.exchange.interim = vec![
+        message(StartLine::Response { version: 1, status: 103, reason: b"Early Hints".to_vec() }, &[("Link", "</a.css>\u{1b}[2J")], b"", ts + 1_500_000, ts + 1_500_000),
+        message(StartLine::Response { version: 1, status: 100, reason: b"Continue".to_vec() }, &[], b"", ts + 2_000_000, ts + 2_000_000),
+    ];
+    app.push_entry(row(0, r));
+    app.update(Action::ToggleDetail);
+    let s = screen(&mut app, 120, 40);
+    let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} not in\n{s}"));
+    assert!(at("── response ──") < at("interim, first byte after 1.5ms"), "{s}");
+    assert!(at("HTTP/1.1 103 Early Hints") < at("Link: </a.css>\\x1b[2J"), "{s}");
+    assert!(at("Link: </a.css>") < at("interim, first byte after 2.0ms"), "{s}");
+    assert!(at("HTTP/1.1 100 Continue") < at("HTTP/1.1 201 OK"), "{s}");
     assert!(!s.chars().any(|c| c.is_control() && c != '\n'), "{s}");
 }
 

@@ -17,7 +17,7 @@ pub fn type_filter(app: &mut App, text: &str) {
     }
 }
 
-fn message(start: StartLine, headers: &[(&str, &str)], body: &[u8], first_ts_ns: u64, last_ts_ns: u64) -> Message {
+pub fn message(start: StartLine, headers: &[(&str, &str)], body: &[u8], first_ts_ns: u64, last_ts_ns: u64) -> Message {
     let mut fields = Headers::default();
     for (n, v) in headers {
         fields.push(n.as_bytes(), v.as_bytes());
@@ -67,7 +67,7 @@ pub fn record(seq: u64, method: &str, target: &str, status: Option<u16>, latency
         process: Some(Process { pid, tid: pid, comm: c }),
         client: "127.0.0.1:50312".parse().unwrap(),
         server: "127.0.0.1:8080".parse().unwrap(),
-        exchange: Exchange { request, response, note: None },
+        exchange: Exchange { request, response, note: None, interim: Vec::new() },
         conn: 1,
         in_flight: false,
     }

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use super::head::MethodKind;
-use crate::protocols::{Exchange, Message, Note};
+use crate::protocols::{Exchange, Message, Note, MAX_INTERIM};
 
 /// Requests waiting for emission or for a late response; beyond this the oldest is given
 /// up (emitted alone, marked unfinished), so a peer that never answers cannot grow memory.
@@ -43,6 +43,8 @@ struct Slot {
     unconfirmed: bool,
     /// Its pairing was undone: the response being read for it is dropped.
     refuted: bool,
+    /// Interim (1xx) heads of its response.
+    interim: Vec<Message>,
 }
 
 impl Slot {
@@ -52,7 +54,12 @@ impl Slot {
             Resp::Done(m) => m.held_bytes(),
             _ => 0,
         };
-        self.req.as_ref().map_or(0, Message::held_bytes) + resp
+        self.req.as_ref().map_or(0, Message::held_bytes) + resp + self.interim.iter().map(Message::held_bytes).sum::<usize>()
+    }
+
+    /// The exchange of its request, moving what it holds.
+    fn exchange(&mut self, request: Message, response: Option<Message>, note: Option<Note>) -> Exchange {
+        Exchange { request, response, note, interim: std::mem::take(&mut self.interim) }
     }
 
     fn resolved(&self) -> bool {
@@ -187,6 +194,7 @@ impl Pairing {
             gap_after: None,
             unconfirmed: false,
             refuted: false,
+            interim: Vec::new(),
         });
         self.front_seq + self.slots.len() as u64 - 1
     }
@@ -245,13 +253,20 @@ impl Pairing {
     }
 
     /// An interim (1xx) head: the response to the first unanswered request has started.
-    /// (Awaiting -> Started: no bytes held either way, `held` stays.)
-    pub fn interim(&mut self) {
+    /// The head is kept with that request, unless response bytes may have been lost
+    /// before it (which request it answers is then not known: it is dropped).
+    pub fn interim(&mut self, head: Message) {
         let i = self.unanswered_start();
-        if let Some(s) = self.slots.get_mut(i) {
-            if matches!(s.resp, Resp::Awaiting) {
-                s.resp = Resp::Started;
-            }
+        let keep = self.resp_gap.is_none();
+        if i < self.slots.len() {
+            self.with_slot(i, |s| {
+                if matches!(s.resp, Resp::Awaiting) {
+                    s.resp = Resp::Started;
+                }
+                if keep && matches!(s.resp, Resp::Started) && s.interim.len() < MAX_INTERIM {
+                    s.interim.push(head);
+                }
+            });
         }
     }
 
@@ -342,7 +357,7 @@ impl Pairing {
     /// Undoes the pairings held unconfirmed: their requests are reported without a
     /// response (`gap`), the responses counted as orphans.
     fn refute(&mut self) {
-        let mut undone = 0;
+        let (mut undone, mut undone_bytes) = (0, 0);
         for s in self.slots.iter_mut().filter(|s| s.unconfirmed) {
             s.unconfirmed = false;
             s.refuted = true;
@@ -350,9 +365,12 @@ impl Pairing {
                 undone += 1;
                 self.held -= m.held_bytes();
             }
+            undone_bytes += s.interim.iter().map(Message::held_bytes).sum::<usize>();
+            s.interim.clear();
             s.resp = Resp::Missing;
             s.note = Some(Note::Gap);
         }
+        self.held -= undone_bytes;
         self.orphans += undone;
     }
 
@@ -509,7 +527,8 @@ impl Pairing {
             // With response bytes lost since, its response may have been among them.
             let note = if self.resp_gap.is_some() { Note::Gap } else { Note::ResponseTimeout };
             if let Some(request) = req {
-                self.ready.push(Exchange { request, response: None, note: Some(note) });
+                let exchange = s.exchange(request, None, Some(note));
+                self.ready.push(exchange);
             }
         }
     }
@@ -530,9 +549,10 @@ impl Pairing {
         }
         self.flush();
         self.held = 0;
-        for s in self.slots.drain(..) {
-            if let (false, Some(request)) = (s.emitted, s.req) {
-                self.ready.push(Exchange { request, response: None, note: s.note.or(Some(note)) });
+        for mut s in self.slots.drain(..) {
+            if let (false, Some(request)) = (s.emitted, s.req.take()) {
+                let note = s.note.or(Some(note));
+                self.ready.push(s.exchange(request, None, note));
             }
         }
         self.front_seq = self.cursor.max(self.front_seq);
@@ -561,7 +581,8 @@ impl Pairing {
                     Resp::Done(m) => Some(m),
                     _ => None,
                 };
-                self.ready.push(Exchange { request, response, note });
+                let exchange = s.exchange(request, response, note);
+                self.ready.push(exchange);
             }
         }
         while self.slots.front().is_some_and(|s| s.emitted && s.resolved()) {
@@ -576,7 +597,8 @@ impl Pairing {
                 Resp::Done(m) => Some(m),
                 _ => None,
             };
-            self.ready.push(Exchange { request, response, note: s.note });
+            let note = s.note;
+            self.ready.push(s.exchange(request, response, note));
         }
     }
 }

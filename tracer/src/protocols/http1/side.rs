@@ -323,9 +323,14 @@ impl Side {
         };
         let (ts, _) = self.marks.at(pos);
         if h.is_interim() {
-            cx.pairing.interim();
-            cx.stats.parsed_any = true;
-            self.resync = false;
+            // Its request not parsed yet (the response side ran ahead): wait for it, as a
+            // final response does, so the head is kept with it.
+            if !cx.pairing.awaiting_answers() && !self.force_decide {
+                self.paused = true;
+                return None;
+            }
+            let head = self.new_message(h.start, h.headers, pos, len, cx);
+            cx.pairing.interim(head);
             return Some(len);
         }
         let slot = match cx.pairing.decide(ts, self.force_decide) {

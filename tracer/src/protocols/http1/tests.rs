@@ -94,6 +94,8 @@ pub(super) struct Sum {
     pub resp_size: u64,
     pub complete: bool,
     pub note: Option<Note>,
+    /// Statuses of the interim (1xx) heads kept with the exchange.
+    pub interim: Vec<u16>,
 }
 
 pub(super) fn sum(x: &Exchange) -> Sum {
@@ -113,6 +115,14 @@ pub(super) fn sum(x: &Exchange) -> Sum {
         resp_body: x.response.as_ref().map_or(Vec::new(), |r| r.body.clone()),
         resp_size: x.response.as_ref().map_or(0, |r| r.body_size),
         complete: x.complete(),
+        interim: x
+            .interim
+            .iter()
+            .map(|m| match m.start {
+                StartLine::Response { status, .. } => status,
+                StartLine::Request { .. } => panic!("interim holds a request start line"),
+            })
+            .collect(),
         note: x.note,
     }
 }
@@ -127,7 +137,14 @@ pub(super) fn ok(method: &str, target: &str, req_body: &[u8], status: u16, resp_
         resp_size: resp_body.len() as u64,
         complete: true,
         note: None,
+        interim: Vec::new(),
     }
+}
+
+/// `x` with interim heads of these statuses.
+fn after_interim(mut x: Sum, statuses: &[u16]) -> Sum {
+    x.interim = statuses.to_vec();
+    x
 }
 
 /// An exchange whose framing fields could not be trusted: reported, incomplete, marked.
@@ -212,7 +229,17 @@ fn fixtures() -> Vec<Fixture> {
             name: "100-continue then 200",
             req: b"POST /up HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\ndata".to_vec(),
             resp: cat(&[b"HTTP/1.1 100 Continue\r\n\r\n", &ok_resp("ok")]),
-            expect: vec![ok("POST", "/up", b"data", 200, b"ok")],
+            expect: vec![after_interim(ok("POST", "/up", b"data", 200, b"ok"), &[100])],
+        },
+        Fixture {
+            name: "103 and 100 before the final response, then the next exchange",
+            req: cat(&[b"POST /up HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\ndata", &get("/next")]),
+            resp: cat(&[
+                b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n",
+                &ok_resp("ok"),
+                &ok_resp("n"),
+            ]),
+            expect: vec![after_interim(ok("POST", "/up", b"data", 200, b"ok"), &[103, 100]), ok("GET", "/next", b"", 200, b"n")],
         },
         Fixture {
             name: "101 upgrade stops parsing",

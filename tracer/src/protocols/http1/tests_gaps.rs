@@ -22,6 +22,7 @@ fn alone(target: &str, note: Note) -> Sum {
         resp_size: 0,
         complete: false,
         note: Some(note),
+        interim: Vec::new(),
     }
 }
 
@@ -443,6 +444,26 @@ fn heads_cut_short_one_after_another_are_each_reported() {
         }
         assert_eq!(got.last().unwrap(), &ok("GET", "/last", b"", 200, b"end"));
     }
+}
+
+#[test]
+fn interim_heads_are_kept_with_their_request_only_while_answers_are_in_order() {
+    let post = b"POST /up HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok";
+    let mut h = Harness::new();
+    h.req(post);
+    h.resp(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n");
+    h.resp(&ok_resp("one"));
+    h.req(post);
+    // Response bytes lost: the next interim head may answer a request not seen.
+    h.lose_resp(10);
+    h.resp(b"HTTP/1.1 100 Continue\r\n\r\n");
+    h.resp(&ok_resp("two"));
+    h.tick_after_reorder();
+    h.close();
+    let got = h.sums();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!((got[0].status, got[0].interim.as_slice()), (Some(200), &[103][..]), "{got:?}");
+    assert!(got[1].interim.is_empty(), "{got:?}");
 }
 
 #[test]

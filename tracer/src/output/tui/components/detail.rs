@@ -76,6 +76,10 @@ fn lines(e: &Entry) -> Vec<Line<'static>> {
     out.push(section("request"));
     message(&mut out, &e.request(), Style::new().add_modifier(Modifier::BOLD));
     out.push(section("response"));
+    for (m, ttfb_us) in e.interim() {
+        out.push(Line::from(vec![label("interim, first byte after "), Span::raw(fmt_latency(ttfb_us))]));
+        head(&mut out, &m, Style::new().fg(status_color(m.status())));
+    }
     match e.response() {
         Some(m) => message(&mut out, &m, Style::new().fg(status_color(e.status)).add_modifier(Modifier::BOLD)),
         None => out.push(Line::from("(none)")),
@@ -96,10 +100,7 @@ fn section(name: &str) -> Line<'static> {
 }
 
 fn message(out: &mut Vec<Line<'static>>, m: &MessageView, first: Style) {
-    out.push(Line::styled(m.start_line(), first));
-    for (n, v) in m.headers() {
-        out.push(Line::from(vec![Span::styled(format!("{n}:"), Style::new().fg(Color::Cyan)), Span::raw(format!(" {v}"))]));
-    }
+    head(out, m, first);
     let mut about = format!("body {}", fmt_size(m.body_size));
     if m.body_truncated {
         about.push_str(&format!(", first {} shown", fmt_size(m.body.len() as u64)));
@@ -112,6 +113,14 @@ fn message(out: &mut Vec<Line<'static>>, m: &MessageView, first: Style) {
     }
     out.push(Line::styled(about, Style::new().fg(Color::DarkGray)));
     out.extend(body_preview(m.body).into_iter().map(Line::from));
+}
+
+/// Start line and header fields.
+fn head(out: &mut Vec<Line<'static>>, m: &MessageView, first: Style) {
+    out.push(Line::styled(m.start_line(), first));
+    for (n, v) in m.headers() {
+        out.push(Line::from(vec![Span::styled(format!("{n}:"), Style::new().fg(Color::Cyan)), Span::raw(format!(" {v}"))]));
+    }
 }
 
 /// Text when the bytes look like text (UTF-8, few controls), else a hex dump.
