@@ -10,7 +10,8 @@
 //! when they arrive, so an answer cannot start before its request. A response whose first
 //! byte `t` is earlier than the next unanswered request `Q`'s (`t < Q.first_ts`) answered
 //! a request we never saw (a connection picked up mid-way, a request lost in a gap, an
-//! unparseable request) and is dropped as an orphan. Interim 1xx responses are skipped.
+//! unparseable request) and is dropped as an orphan. Interim 1xx responses are kept with the
+//! request they answer, heads only (`Exchange::interim`), while the answers are in order.
 //! A response that arrives before any unanswered request has been parsed waits (its
 //! bytes are held) until a request arrives, the reorder timeout passes, the buffer bound
 //! is hit or the connection closes; then it is an orphan.

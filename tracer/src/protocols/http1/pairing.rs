@@ -253,21 +253,24 @@ impl Pairing {
     }
 
     /// An interim (1xx) head: the response to the first unanswered request has started.
-    /// The head is kept with that request, unless response bytes may have been lost
-    /// before it (which request it answers is then not known: it is dropped).
+    /// The head is kept with that request only when it surely answers it: the answers are
+    /// in order (no response gap, none owed to a request given up) and the head came after
+    /// the request (an earlier one answers a request never seen: a connection picked up
+    /// mid-way, a request lost).
     pub fn interim(&mut self, head: Message) {
         let i = self.unanswered_start();
-        let keep = self.resp_gap.is_none();
-        if i < self.slots.len() {
-            self.with_slot(i, |s| {
-                if matches!(s.resp, Resp::Awaiting) {
-                    s.resp = Resp::Started;
-                }
-                if keep && matches!(s.resp, Resp::Started) && s.interim.len() < MAX_INTERIM {
-                    s.interim.push(head);
-                }
-            });
+        if i == self.slots.len() || head.first_ts_ns < self.slots[i].first_ts {
+            return;
         }
+        let in_order = self.resp_gap.is_none() && self.skip == 0 && self.given_up_ts.is_none();
+        self.with_slot(i, |s| {
+            if matches!(s.resp, Resp::Awaiting) {
+                s.resp = Resp::Started;
+            }
+            if in_order && matches!(s.resp, Resp::Started) && s.interim.len() < MAX_INTERIM {
+                s.interim.push(head);
+            }
+        });
     }
 
     fn caught_up(&self, t: u64, start: usize) -> bool {

@@ -467,6 +467,21 @@ fn interim_heads_are_kept_with_their_request_only_while_answers_are_in_order() {
 }
 
 #[test]
+fn an_interim_head_older_than_the_waiting_request_is_not_its() {
+    // Picked up mid-way: the 100 Continue and 201 answer a request never seen; the GET
+    // sent after them must not show that 100 as its own.
+    let mut h = Harness::new();
+    h.resp(b"HTTP/1.1 100 Continue\r\n\r\n");
+    h.resp(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+    h.req(&get("/b"));
+    h.resp(&ok_resp("b"));
+    h.tick_after_reorder();
+    h.close();
+    let got = h.sums();
+    assert_eq!(got, [ok("GET", "/b", b"", 200, b"b")], "{got:?}");
+}
+
+#[test]
 fn requests_httparse_refuses_are_reported_as_they_came() {
     // Control and non-ASCII bytes, a field line without a colon: servers answer these, so
     // they are reported, bytes as they came, marked; at every split, the next is intact.
