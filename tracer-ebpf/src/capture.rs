@@ -561,55 +561,50 @@ fn copy(ev: &mut DataEvent, off: u64, src: u64, n: u64) -> u64 {
 
 #[inline(always)]
 fn copy_iov(ev: &mut DataEvent, iov: u64, iovcnt: u64, cap: u64) -> u64 {
+    let mut walk = IovWalk { ev, iov, cap, off: 0 };
+    let ctx = &mut walk as *mut IovWalk as *mut c_void;
     if CFG_IOV_LOOP.load() != 0 {
-        let mut walk = IovWalk { iov, cap, off: 0 };
         let n = if iovcnt < LOOP_IOV as u64 { iovcnt } else { LOOP_IOV as u64 };
         // SAFETY: the callback is a BPF subprogram taking (index, ctx); ctx points at
         // `walk` on this stack, alive for the whole call.
         unsafe {
-            bpf_loop(n as u32, iov_step as *const () as *mut c_void, &mut walk as *mut IovWalk as *mut c_void, 0);
+            bpf_loop(n as u32, iov_step as *const () as *mut c_void, ctx, 0);
         }
-        return walk.off;
+    } else if iovcnt > 0 {
+        iov_step(0, ctx);
     }
-    if iovcnt == 0 {
-        return 0;
-    }
-    let Some((base, len)) = read_iov(iov, 0) else {
-        return 0;
-    };
-    copy(ev, 0, base, if len < cap { len } else { cap })
+    walk.off
 }
 
-/// The state of an iovec walk by `bpf_loop`: the user's iovec array, the bytes to copy at
-/// most, and the bytes copied so far (into this CPU's scratch slot).
+/// The state of an iovec walk: the event whose data it fills, the user's iovec array,
+/// the bytes to copy at most, and the bytes copied so far.
 #[repr(C)]
 struct IovWalk {
+    ev: *mut DataEvent,
     iov: u64,
     cap: u64,
     off: u64,
 }
 
-/// One iovec of a `bpf_loop` walk: copies it after the bytes before it; 1 (stop) once
-/// `cap` bytes are in, or on a short copy (what follows must stay contiguous). The mask
-/// changes nothing (off < cap): it bounds the copy for the verifier.
+/// One iovec of a walk (by `bpf_loop`, or the first alone): copies it after the bytes
+/// before it; 1 (stop) once `cap` bytes are in, or on a short copy (what follows must stay
+/// contiguous). The mask changes nothing (off < cap): it bounds the copy for the verifier.
 #[inline(never)]
 extern "C" fn iov_step(i: u64, ctx: *mut c_void) -> i64 {
-    // SAFETY: `ctx` is the `IovWalk` that `copy_iov` passed to bpf_loop.
+    // SAFETY: `ctx` is the `IovWalk` of `copy_iov`, whose `ev` is this CPU's scratch slot
+    // (BPF programs do not migrate), not otherwise used during the walk.
     let walk = unsafe { &mut *(ctx as *mut IovWalk) };
     let off = walk.off;
     if off >= walk.cap {
         return 1;
     }
-    // The caller's slot: the same CPU (BPF programs do not migrate).
-    let Some(ev) = scratch() else {
-        return 1;
-    };
     let Some((base, len)) = read_iov(walk.iov, i) else {
         return 1;
     };
     let room = (walk.cap - off) & (2 * MAX_CAPTURE as u64 - 1);
     let want = if len < room { len } else { room };
-    let got = copy(ev, off, base, want);
+    // SAFETY: see above.
+    let got = copy(unsafe { &mut *walk.ev }, off, base, want);
     walk.off = off + got;
     (got < len) as i64
 }

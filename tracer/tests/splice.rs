@@ -86,6 +86,23 @@ fn splice_out(s: &TcpStream, len: usize) {
     }
 }
 
+/// A splice server for `n` requests, l7trace on its port, and a client connected to it.
+fn splice_session(n: usize) -> (thread::JoinHandle<Vec<String>>, Trace, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let server = splice_server(listener, n);
+    let trace = Trace::on_port(port, &[]);
+    let c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    (server, trace, c)
+}
+
+/// A POST of BODY bytes to `target`.
+fn post(target: &str) -> Vec<u8> {
+    let mut post = format!("POST {target} HTTP/1.1\r\nHost: t\r\nContent-Length: {BODY}\r\n\r\n").into_bytes();
+    post.extend_from_slice(&[b'x'; BODY]);
+    post
+}
+
 fn read_reply(c: &mut TcpStream, want: &str) {
     let expect = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{want}", want.len());
     let mut got = vec![0u8; expect.len()];
@@ -95,15 +112,8 @@ fn read_reply(c: &mut TcpStream, want: &str) {
 
 #[test]
 fn body_moved_by_splice_is_a_gap_not_the_next_request() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().unwrap().port();
-    let server = splice_server(listener, 2);
-    let trace = Trace::on_port(port, &[]);
-    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let body = vec![b'x'; BODY];
-    let mut post = format!("POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {BODY}\r\n\r\n").into_bytes();
-    post.extend_from_slice(&body);
-    c.write_all(&post).expect("post");
+    let (server, trace, mut c) = splice_session(2);
+    c.write_all(&post("/upload")).expect("post");
     read_reply(&mut c, "got /upload");
     c.write_all(b"GET /second HTTP/1.1\r\nHost: t\r\n\r\n").expect("get");
     read_reply(&mut c, "got /second");
@@ -148,14 +158,8 @@ fn body_moved_by_splice_at_the_end_of_the_connection_is_a_gap() {
     // No read follows the splice to show the bytes it moved: the socket's destruction
     // does, and the exchange says they were not seen, rather than that the connection
     // closed mid-body (found with HAProxy's splice-request).
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().unwrap().port();
-    let server = splice_server(listener, 1);
-    let trace = Trace::on_port(port, &[]);
-    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let mut post = format!("POST /last HTTP/1.1\r\nHost: t\r\nContent-Length: {BODY}\r\n\r\n").into_bytes();
-    post.extend_from_slice(&[b'x'; BODY]);
-    c.write_all(&post).expect("post");
+    let (server, trace, mut c) = splice_session(1);
+    c.write_all(&post("/last")).expect("post");
     read_reply(&mut c, "got /last");
     drop(c);
     assert_eq!(server.join().expect("server"), ["/last"]);

@@ -36,6 +36,11 @@ fn any_method_token_starts_a_stream() {
     }
 }
 
+/// iovecs over `parts`, for readv/writev/sendmsg.
+fn iovecs(parts: &[&[u8]]) -> Vec<libc::iovec> {
+    parts.iter().map(|p| libc::iovec { iov_base: p.as_ptr() as *mut _, iov_len: p.len() }).collect()
+}
+
 #[test]
 fn writev_with_an_empty_first_iovec() {
     let server = HttpServer::start_default();
@@ -43,11 +48,7 @@ fn writev_with_an_empty_first_iovec() {
     let since = trace.started_at;
     let mut client = RawClient::connect(server.addr);
     let req = request("GET", "/iov", &server.authority(), &[("X-Iov", "second")]);
-    let empty = [0u8; 0];
-    let iov = [
-        libc::iovec { iov_base: empty.as_ptr() as *mut _, iov_len: 0 },
-        libc::iovec { iov_base: req.as_ptr() as *mut _, iov_len: req.len() },
-    ];
+    let iov = iovecs(&[b"", req.as_bytes()]);
     // SAFETY: two iovecs over live buffers, on the client's open socket.
     let n = unsafe { libc::writev(client.stream().as_raw_fd(), iov.as_ptr(), 2) };
     assert_eq!(n, req.len() as isize);
@@ -60,11 +61,6 @@ fn writev_with_an_empty_first_iovec() {
         assert_eq!(str_at(rec, "/request/target"), "/iov", "{rec}");
         assert_eq!(header_at(rec, "/request/headers", "X-Iov").as_deref(), Some("second"), "{rec}");
     }
-}
-
-/// iovecs over `parts`, for readv/writev/sendmsg.
-fn iovecs(parts: &[&[u8]]) -> Vec<libc::iovec> {
-    parts.iter().map(|p| libc::iovec { iov_base: p.as_ptr() as *mut _, iov_len: p.len() }).collect()
 }
 
 #[test]
@@ -113,7 +109,7 @@ fn a_head_over_many_iovecs_is_captured_whole() {
         let mut rest = Vec::new();
         let _ = (&conn).read_to_end(&mut rest);
     });
-    let client = RawClient::connect(addr);
+    let mut client = RawClient::connect(addr);
     let host = addr.to_string();
     let mut parts: Vec<&[u8]> = vec![b"GET", b" ", b"/many", b" ", b"HTTP/1.1", b"\r\n", b"Host: ", host.as_bytes(), b"\r\n"];
     let lines: Vec<String> = (0..HEADERS / 3).map(|i| format!("X-Req-{i}: r{i}")).collect();
@@ -126,7 +122,6 @@ fn a_head_over_many_iovecs_is_captured_whole() {
     let n = unsafe { libc::writev(client.stream().as_raw_fd(), iov.as_ptr(), iov.len() as i32) };
     assert_eq!(n as usize, parts.iter().map(|p| p.len()).sum::<usize>());
     assert_eq!(parts.len(), 50);
-    let mut client = client;
     let resp = client.read_response(false);
     assert_eq!(resp.body_text(), "iovecs!");
     drop(client);

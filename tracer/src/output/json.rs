@@ -87,9 +87,9 @@ fn write_record(out: &mut Vec<u8>, r: &Record, clock: &Clock, stamps: &mut Stamp
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"latency_us\":");
-    opt_num(out, resp.map(|m| m.last_ts_ns.saturating_sub(req.first_ts_ns) / 1000));
+    opt_num(out, resp.map(|m| m.latency_us(req)));
     out.extend_from_slice(b",\"ttfb_us\":");
-    opt_num(out, resp.map(|m| m.first_ts_ns.saturating_sub(req.first_ts_ns) / 1000));
+    opt_num(out, resp.map(|m| m.ttfb_us(req)));
     out.extend_from_slice(b",\"complete\":");
     boolean(out, ex.complete());
     out.extend_from_slice(b",\"lost_bytes\":");
@@ -107,7 +107,7 @@ fn write_record(out: &mut Vec<u8>, r: &Record, clock: &Clock, stamps: &mut Stamp
             out.push(b'{');
             head(out, m);
             out.extend_from_slice(b",\"ttfb_us\":");
-            num(out, m.first_ts_ns.saturating_sub(req.first_ts_ns) / 1000);
+            num(out, m.ttfb_us(req));
             out.push(b'}');
         }
         out.push(b']');

@@ -218,6 +218,16 @@ pub struct Message {
 }
 
 impl Message {
+    /// Microseconds from `request`'s first byte to this answer's first byte (its ttfb).
+    pub fn ttfb_us(&self, request: &Message) -> u64 {
+        self.first_ts_ns.saturating_sub(request.first_ts_ns) / 1000
+    }
+
+    /// Microseconds from `request`'s first byte to this answer's last byte (its latency).
+    pub fn latency_us(&self, request: &Message) -> u64 {
+        self.last_ts_ns.saturating_sub(request.first_ts_ns) / 1000
+    }
+
     /// Bytes this message keeps in memory (head fields and kept body), for the bounds.
     pub fn held_bytes(&self) -> usize {
         let start = match &self.start {

@@ -187,8 +187,8 @@ impl Entry {
         let (req, resp) = (&ex.request, ex.response.as_ref());
         self.pending = false;
         self.status = resp.and_then(status);
-        self.latency_us = resp.map(|m| m.last_ts_ns.saturating_sub(req.first_ts_ns) / 1000);
-        self.ttfb_us = resp.map(|m| m.first_ts_ns.saturating_sub(req.first_ts_ns) / 1000);
+        self.latency_us = resp.map(|m| m.latency_us(req));
+        self.ttfb_us = resp.map(|m| m.ttfb_us(req));
         self.req_size = req.body_size;
         self.resp_size = resp.map(|m| m.body_size);
         self.complete = ex.complete();
@@ -200,8 +200,7 @@ impl Entry {
         self.response = resp.map(|m| keep(&mut self.detail, m));
         self.interim.clear();
         for m in &ex.interim {
-            let ttfb_us = m.first_ts_ns.saturating_sub(req.first_ts_ns) / 1000;
-            self.interim.push((keep(&mut self.detail, m), ttfb_us));
+            self.interim.push((keep(&mut self.detail, m), m.ttfb_us(req)));
         }
     }
 

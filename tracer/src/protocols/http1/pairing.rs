@@ -360,20 +360,17 @@ impl Pairing {
     /// Undoes the pairings held unconfirmed: their requests are reported without a
     /// response (`gap`), the responses counted as orphans.
     fn refute(&mut self) {
-        let (mut undone, mut undone_bytes) = (0, 0);
+        let mut undone = 0;
         for s in self.slots.iter_mut().filter(|s| s.unconfirmed) {
+            let before = s.held();
             s.unconfirmed = false;
             s.refuted = true;
-            if let Resp::Done(m) = &s.resp {
-                undone += 1;
-                self.held -= m.held_bytes();
-            }
-            undone_bytes += s.interim.iter().map(Message::held_bytes).sum::<usize>();
+            undone += matches!(s.resp, Resp::Done(_)) as u64;
             s.interim.clear();
             s.resp = Resp::Missing;
             s.note = Some(Note::Gap);
+            self.held -= before - s.held();
         }
-        self.held -= undone_bytes;
         self.orphans += undone;
     }
 
@@ -530,8 +527,7 @@ impl Pairing {
             // With response bytes lost since, its response may have been among them.
             let note = if self.resp_gap.is_some() { Note::Gap } else { Note::ResponseTimeout };
             if let Some(request) = req {
-                let exchange = s.exchange(request, None, Some(note));
-                self.ready.push(exchange);
+                self.ready.push(s.exchange(request, None, Some(note)));
             }
         }
     }
@@ -584,8 +580,7 @@ impl Pairing {
                     Resp::Done(m) => Some(m),
                     _ => None,
                 };
-                let exchange = s.exchange(request, response, note);
-                self.ready.push(exchange);
+                self.ready.push(s.exchange(request, response, note));
             }
         }
         while self.slots.front().is_some_and(|s| s.emitted && s.resolved()) {
