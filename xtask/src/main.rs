@@ -23,7 +23,7 @@ usage: cargo xtask <command>
   run -- ARGS...    set up, build, run target/release/l7trace ARGS as root
   test              set up, build, run every test (unit and real-kernel; needs root)
   fuzz [--secs N] [TARGET...]
-                    run the libFuzzer targets of fuzz/ (default 300 s each; needs nightly)
+                    run the libFuzzer targets of fuzz/ (default 300 s each)
   bench [OPTIONS]   set up, build, measure the tracer's overhead (nginx + wrk) and the
                     pipeline; table on stdout, JSON in bench/results/ (bench --help)
   vm-test           boot Debian's 6.1 and 6.12 kernels under QEMU with a static test
