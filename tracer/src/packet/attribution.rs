@@ -21,8 +21,11 @@ pub struct Attribution {
 }
 
 /// Closed connections are remembered this long, so exchanges that complete after the close
-/// (the packet path waits out the reorder window) still find their process.
-const KEEP_CLOSED_NS: u64 = 30_000_000_000;
+/// (the packet path waits out the 200 ms reorder window, and reads its socket up to 10 ms
+/// late) still find their process. Ten times that: every closed connection costs an entry
+/// for this long, and with `Connection: close` at 14k connections/s (two local ends each)
+/// the 30 s kept before held 260k entries, 55 MiB of table, for exchanges long emitted.
+const KEEP_CLOSED_NS: u64 = 2_000_000_000;
 const MAX_OWNERS: usize = 1 << 18;
 
 impl Attribution {
@@ -59,6 +62,10 @@ impl Attribution {
 
     pub fn expire(&mut self, now_ns: u64) {
         self.owners.retain(|_, o| o.closed_ns.is_none_or(|t| now_ns.saturating_sub(t) < KEEP_CLOSED_NS));
+        // A burst of connections grew the table; give the room back once it is over.
+        if self.owners.capacity() > 4 * self.owners.len() + 1024 {
+            self.owners.shrink_to(2 * self.owners.len());
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -67,5 +74,55 @@ impl Attribution {
 
     pub fn is_empty(&self) -> bool {
         self.owners.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::ConnKey;
+
+    fn meta(port: u16) -> ConnMeta {
+        ConnMeta {
+            key: ConnKey { sock: port as u64, conn_id: 1 },
+            pid: 7,
+            fd: 3,
+            tid: 7,
+            comm: *b"srv\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            role: Some(Role::Server),
+            local: SocketAddr::from(([127, 0, 0, 1], 80)),
+            remote: SocketAddr::from(([127, 0, 0, 1], port)),
+            preexisting: false,
+        }
+    }
+
+    #[test]
+    fn closed_owners_are_kept_for_late_exchanges_then_forgotten() {
+        let mut a = Attribution::default();
+        let (open, closed) = (meta(1000), meta(1001));
+        a.learn(&open);
+        a.learn(&closed);
+        a.closed(&closed, 1_000);
+        a.expire(1_000 + KEEP_CLOSED_NS - 1);
+        assert!(a.both(closed.remote, closed.local)[0].is_some(), "still within the time kept");
+        a.expire(1_000 + KEEP_CLOSED_NS);
+        assert!(a.both(closed.remote, closed.local)[0].is_none(), "forgotten after it");
+        // Open connections are never expired by time.
+        a.expire(u64::MAX);
+        assert_eq!(a.both(open.remote, open.local)[0].map(|o| o.pid), Some(7));
+    }
+
+    #[test]
+    fn the_table_gives_back_room_after_a_burst() {
+        let mut a = Attribution::default();
+        for port in 1..=50_000u16 {
+            let m = meta(port);
+            a.learn(&m);
+            a.closed(&m, 0);
+        }
+        let grown = a.owners.capacity();
+        a.expire(KEEP_CLOSED_NS);
+        assert!(a.is_empty());
+        assert!(a.owners.capacity() < grown / 8, "capacity {} after the burst, {grown} during it", a.owners.capacity());
     }
 }

@@ -97,7 +97,10 @@ fn key(a: SocketAddr, b: SocketAddr) -> FlowKey {
 
 pub struct FlowTable {
     cfg: FlowConfig,
-    flows: HashMap<FlowKey, Flow>,
+    /// Boxed: a flow's parser state is over 1 KiB, and the table, sized for its busiest
+    /// moment (thousands of short connections within the reorder window), would hold that
+    /// much per bucket, empty or not (10 MiB of 8,192 buckets with `Connection: close`).
+    flows: HashMap<FlowKey, Box<Flow>>,
     drained: Vec<Exchange>,
     pub stats: FlowStats,
 }
@@ -156,7 +159,7 @@ impl FlowTable {
             if self.cfg.announce_requests {
                 http.announce_requests();
             }
-            let flow = Flow {
+            let flow = Box::new(Flow {
                 client,
                 server,
                 seq: [SeqState::default(); 2],
@@ -165,7 +168,7 @@ impl FlowTable {
                 closing_since: None,
                 last_ns: ts_ns,
                 lost_counted: 0,
-            };
+            });
             self.flows.insert(k, flow);
         }
         let Some(flow) = self.flows.get_mut(&k) else { return };
