@@ -9,7 +9,17 @@ fn curl_get_with(buffer: &str) {
     let trace = Trace::on_port(server.port(), &["--buffer", buffer]);
     let since = trace.started_at;
     let run = curl(&[&format!("http://{}/via-{buffer}", server.authority())]);
-    let records = trace.stop();
+    let stopped = trace.stop_full();
+    // The start line names the transport in use: the one asked for, not a fallback.
+    let tracing: Vec<&String> =
+        stopped.stderr.iter().filter(|l| l.starts_with("l7trace: tracing")).collect();
+    assert_eq!(tracing.len(), 1, "one start line; stderr:\n{}", stopped.stderr.join("\n"));
+    assert!(
+        tracing[0].starts_with(&format!("l7trace: tracing (buffer={buffer}, ")),
+        "start line does not name buffer={buffer}: {:?}",
+        tracing[0]
+    );
+    let records = stopped.records;
     let target = format!("/via-{buffer}");
     for role in ["client", "server"] {
         let rec = only_one(&records, role);

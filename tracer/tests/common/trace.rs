@@ -30,7 +30,9 @@ pub struct Trace {
     args: Vec<String>,
     stderr: Arc<Mutex<Vec<String>>>,
     stderr_reader: Option<JoinHandle<()>>,
-    stdout_reader: Option<JoinHandle<Vec<u8>>>,
+    /// Stdout as read so far; the reader thread appends as l7trace writes.
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stdout_reader: Option<JoinHandle<()>>,
     /// Wall-clock time when l7trace said it was tracing.
     pub started_at: SystemTime,
 }
@@ -86,17 +88,27 @@ impl Trace {
                 line.clear();
             }
         });
-        let out_pipe = child.stdout.take().expect("stdout piped");
+        let mut out_pipe = child.stdout.take().expect("stdout piped");
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let out_sink = Arc::clone(&stdout);
         let stdout_reader = std::thread::spawn(move || {
-            let mut raw = Vec::new();
-            BufReader::new(out_pipe).read_to_end(&mut raw).expect("read l7trace's stdout");
-            raw
+            let mut chunk = vec![0; 64 * 1024];
+            loop {
+                let n = match out_pipe.read(&mut chunk) {
+                    Ok(0) => return,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => panic!("read l7trace's stdout: {e}"),
+                };
+                out_sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
         });
         let mut trace = Trace {
             child,
             args: all,
             stderr,
             stderr_reader: Some(stderr_reader),
+            stdout,
             stdout_reader: Some(stdout_reader),
             started_at: SystemTime::now(),
         };
@@ -120,6 +132,27 @@ impl Trace {
     /// The stderr lines seen so far.
     pub fn stderr_lines(&self) -> Vec<String> {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// The records l7trace has printed so far, while it runs (whole lines only).
+    pub fn records_so_far(&self) -> Vec<Value> {
+        let raw = self.stdout.lock().unwrap().clone();
+        // A line still being written is left for the next call.
+        let whole = raw.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        parse_records(&raw[..whole])
+    }
+
+    /// Polls `records_so_far` until `done` holds for them or `limit` passes; returns the
+    /// last records read either way (the caller's assertions say what was missing).
+    pub fn wait_for_records(&self, limit: Duration, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let records = self.records_so_far();
+            if done(&records) || Instant::now() > deadline {
+                return records;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn wait_ready(&mut self) {
@@ -182,20 +215,12 @@ impl Trace {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let stdout = self
-            .stdout_reader
+        self.stdout_reader
             .take()
             .expect("stdout reader")
             .join()
             .unwrap();
-        let lines: Vec<&str> = stdout
-            .split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                std::str::from_utf8(l)
-                    .unwrap_or_else(|e| panic!("stdout line is not UTF-8 ({e}): {l:?}"))
-            })
-            .collect();
+        let stdout = std::mem::take(&mut *self.stdout.lock().unwrap());
         self.stderr_reader
             .take()
             .expect("stderr reader")
@@ -214,16 +239,7 @@ impl Trace {
             "l7trace panicked; stderr:\n{}",
             stderr.join("\n")
         );
-        let records = lines
-            .iter()
-            .map(|line| {
-                serde_json::from_str::<Value>(line)
-                    .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}"))
-            })
-            .collect::<Vec<Value>>();
-        for r in &records {
-            assert!(r.is_object(), "record is not a JSON object: {r}");
-        }
+        let records = parse_records(&stdout);
         Stopped {
             records,
             stderr,
@@ -231,6 +247,24 @@ impl Trace {
             stdout,
         }
     }
+}
+
+/// Every non-empty line of `stdout` as a JSON object; panics on one that is not.
+fn parse_records(stdout: &[u8]) -> Vec<Value> {
+    let records = stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let line = std::str::from_utf8(l)
+                .unwrap_or_else(|e| panic!("stdout line is not UTF-8 ({e}): {l:?}"));
+            serde_json::from_str::<Value>(line)
+                .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line:?}"))
+        })
+        .collect::<Vec<Value>>();
+    for r in &records {
+        assert!(r.is_object(), "record is not a JSON object: {r}");
+    }
+    records
 }
 
 impl Drop for Trace {
