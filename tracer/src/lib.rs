@@ -13,4 +13,5 @@ pub mod privileges;
 pub mod protocols;
 pub mod reassembly;
 pub mod redact;
+pub mod ringbuf;
 pub mod run;

@@ -3,7 +3,7 @@
 use std::{os::fd::AsRawFd, path::Path};
 
 use aya::{
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerfEventArray, RingBuf},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerfEventArray},
     programs::SocketFilter,
     Ebpf, EbpfLoader,
 };
@@ -14,6 +14,7 @@ use crate::{
     events::ConnKey,
     hooks::{self, HookError, Hooks, HooksArg, KernelHooks},
     packet::socket::PacketSocket,
+    ringbuf::RingReader,
 };
 
 #[derive(Debug, Error)]
@@ -38,6 +39,8 @@ pub enum LoadError {
     NoRingbuf,
     #[error("{0}")]
     Packet(#[from] crate::packet::socket::PacketError),
+    #[error("mapping the ring buffer: {0}")]
+    RingMap(std::io::Error),
     #[error("listing CPUs: {0}")]
     Cpus(String),
 }
@@ -62,7 +65,7 @@ pub struct Options {
 
 /// Where events come from.
 pub enum Source {
-    Ring(RingBuf<MapData>),
+    Ring(Box<RingReader>),
     Perf(Vec<aya::maps::perf::PerfEventArrayBuffer<MapData>>),
 }
 
@@ -108,52 +111,116 @@ fn open_packet_socket(ebpf: &mut Ebpf, iface: &str) -> Result<PacketSocket, Load
 const RINGBUF_BYTES: u32 = 8 << 20;
 const PERF_PAGES_PER_CPU: usize = 256;
 
+/// What the kernel side is loaded with for some options on this kernel: the hooks and the
+/// buffer chosen, and the settings it reads as constants (`tracer-ebpf/src/config.rs`).
+/// The verifier drops the code behind a setting that is 0 at load time before it checks
+/// the rest: a program is verified for the settings it was loaded with, no others.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub hooks: Hooks,
+    pub buffer: BufferKind,
+    use_ringbuf: u8,
+    max_capture: u32,
+    pid_on: u8,
+    port_on: u8,
+    self_pid: u32,
+    attribution_only: u8,
+    drop_outgoing: u8,
+    snaplen: u32,
+    fast_path: u8,
+    iov_loop: u8,
+    seq: SocketOffsets,
+    nr_cpus: u32,
+}
+
+impl Settings {
+    /// What `load` makes of `opts` on this kernel. Mounts tracefs if it is not (the hooks
+    /// the kernel offers are looked up there).
+    pub fn resolve(opts: &Options) -> Result<Settings, LoadError> {
+        ensure_tracefs()?;
+        let hooks = KernelHooks::probe().choose(opts.hooks)?;
+        let ringbuf_ok = aya::sys::is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(false);
+        let buffer = match (opts.buffer, ringbuf_ok) {
+            (BufferKind::Ringbuf, false) => return Err(LoadError::NoRingbuf),
+            (BufferKind::Auto, true) | (BufferKind::Ringbuf, true) => BufferKind::Ringbuf,
+            _ => BufferKind::Perf,
+        };
+        let nr_cpus = aya::util::nr_cpus().map_err(|(s, e)| LoadError::Cpus(format!("{s}: {e}")))?;
+        Ok(Settings {
+            hooks,
+            buffer,
+            use_ringbuf: (buffer == BufferKind::Ringbuf) as u8,
+            max_capture: opts.max_capture.min(MAX_CAPTURE as u32),
+            pid_on: (!opts.pids.is_empty()) as u8,
+            port_on: (!opts.ports.is_empty()) as u8,
+            self_pid: std::process::id(),
+            attribution_only: opts.iface.is_some() as u8,
+            drop_outgoing: opts.iface.as_deref().is_some_and(is_loopback) as u8,
+            snaplen: opts.snaplen,
+            fast_path: hooks.fast_path() as u8,
+            iov_loop: hooks::has_bpf_loop() as u8,
+            seq: SocketOffsets::from_kernel(),
+            nr_cpus: nr_cpus as u32,
+        })
+    }
+
+    /// A loader that writes these settings into the object's globals and sizes its maps.
+    fn loader(&self) -> EbpfLoader<'_> {
+        let mut loader = EbpfLoader::new();
+        loader
+            .override_global(globals::USE_RINGBUF, &self.use_ringbuf, true)
+            .override_global(globals::MAX_CAPTURE, &self.max_capture, true)
+            .override_global(globals::FILTER_PID_ON, &self.pid_on, true)
+            .override_global(globals::FILTER_PORT_ON, &self.port_on, true)
+            .override_global(globals::SELF_PID, &self.self_pid, true)
+            .override_global(globals::ATTRIBUTION_ONLY, &self.attribution_only, true)
+            .override_global(globals::DROP_OUTGOING, &self.drop_outgoing, true)
+            .override_global(globals::SNAPLEN, &self.snaplen, true)
+            .override_global(globals::FAST_PATH, &self.fast_path, true)
+            .override_global(globals::IOV_LOOP, &self.iov_loop, true)
+            .override_global(globals::COPIED_SEQ_OFF, &self.seq.copied_seq, true)
+            .override_global(globals::ULP_OPS_OFF, &self.seq.ulp_ops, true)
+            .override_global(globals::RCV_NXT_OFF, &self.seq.rcv_nxt, true)
+            .override_global(globals::WRITE_SEQ_OFF, &self.seq.write_seq, true)
+            .map_max_entries(maps::SCRATCH, self.nr_cpus);
+        if self.buffer != BufferKind::Ringbuf {
+            // The ring buffer map still exists in the object; keep it at its minimum.
+            loader.map_max_entries(maps::EVENTS_RINGBUF, page_size() as u32);
+        } else {
+            loader.map_max_entries(maps::EVENTS_RINGBUF, RINGBUF_BYTES);
+        }
+        loader
+    }
+}
+
+/// The settings that are on, for a verdict: `ringbuf+fast-path+seq-checks+iov-loop`.
+impl std::fmt::Display for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.use_ringbuf != 0 { "ringbuf" } else { "perf" })?;
+        let on = [
+            (self.fast_path, "fast-path"),
+            (self.pid_on, "pid-filter"),
+            (self.port_on, "port-filter"),
+            (self.attribution_only, "attribution-only"),
+            (self.drop_outgoing, "drop-outgoing"),
+            ((self.seq != SocketOffsets::default()) as u8, "seq-checks"),
+            (self.iov_loop, "iov-loop"),
+        ];
+        for (_, name) in on.iter().filter(|(v, _)| *v != 0) {
+            write!(f, "+{name}")?;
+        }
+        if self.attribution_only != 0 {
+            write!(f, "+snaplen-{}", self.snaplen)?;
+        }
+        Ok(())
+    }
+}
+
 pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     raise_memlock();
-    ensure_tracefs()?;
-    let kernel = KernelHooks::probe();
-    let chosen = kernel.choose(opts.hooks)?;
-    let iov_loop = hooks::has_bpf_loop() as u8;
-    let ringbuf_ok = aya::sys::is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(false);
-    let buffer = match (opts.buffer, ringbuf_ok) {
-        (BufferKind::Ringbuf, false) => return Err(LoadError::NoRingbuf),
-        (BufferKind::Auto, true) | (BufferKind::Ringbuf, true) => BufferKind::Ringbuf,
-        _ => BufferKind::Perf,
-    };
-    let use_ringbuf: u8 = (buffer == BufferKind::Ringbuf) as u8;
-    let max_capture = opts.max_capture.min(MAX_CAPTURE as u32);
-    let pid_on = (!opts.pids.is_empty()) as u8;
-    let port_on = (!opts.ports.is_empty()) as u8;
-    let self_pid = std::process::id();
-    let attribution_only = opts.iface.is_some() as u8;
-    let drop_outgoing = opts.iface.as_deref().is_some_and(is_loopback) as u8;
-    let fast_path = chosen.fast_path() as u8;
-    let nr_cpus = aya::util::nr_cpus().map_err(|(s, e)| LoadError::Cpus(format!("{s}: {e}")))?;
-    let seq = SocketOffsets::from_kernel();
-    let mut loader = EbpfLoader::new();
-    loader
-        .override_global(globals::USE_RINGBUF, &use_ringbuf, true)
-        .override_global(globals::MAX_CAPTURE, &max_capture, true)
-        .override_global(globals::FILTER_PID_ON, &pid_on, true)
-        .override_global(globals::FILTER_PORT_ON, &port_on, true)
-        .override_global(globals::SELF_PID, &self_pid, true)
-        .override_global(globals::ATTRIBUTION_ONLY, &attribution_only, true)
-        .override_global(globals::DROP_OUTGOING, &drop_outgoing, true)
-        .override_global(globals::SNAPLEN, &opts.snaplen, true)
-        .override_global(globals::FAST_PATH, &fast_path, true)
-        .override_global(globals::IOV_LOOP, &iov_loop, true)
-        .override_global(globals::COPIED_SEQ_OFF, &seq.copied_seq, true)
-        .override_global(globals::ULP_OPS_OFF, &seq.ulp_ops, true)
-        .override_global(globals::RCV_NXT_OFF, &seq.rcv_nxt, true)
-        .override_global(globals::WRITE_SEQ_OFF, &seq.write_seq, true)
-        .map_max_entries(maps::SCRATCH, nr_cpus as u32);
-    if buffer != BufferKind::Ringbuf {
-        // The ring buffer map still exists in the object; keep it at its minimum.
-        loader.map_max_entries(maps::EVENTS_RINGBUF, page_size() as u32);
-    } else {
-        loader.map_max_entries(maps::EVENTS_RINGBUF, RINGBUF_BYTES);
-    }
-    let mut ebpf = loader.load(OBJECT)?;
+    let settings = Settings::resolve(opts)?;
+    let (buffer, chosen) = (settings.buffer, settings.hooks);
+    let mut ebpf = settings.loader().load(OBJECT)?;
 
     fill_filters(&mut ebpf, opts)?;
     hooks::attach(&mut ebpf, chosen)?;
@@ -166,9 +233,13 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     let conns = HashMap::try_from(take(&mut ebpf, maps::CONNS)?)
         .map_err(|source| LoadError::Map { name: maps::CONNS, source })?;
     let source = if buffer == BufferKind::Ringbuf {
-        let rb = RingBuf::try_from(take(&mut ebpf, maps::EVENTS_RINGBUF)?)
-            .map_err(|source| LoadError::Map { name: maps::EVENTS_RINGBUF, source })?;
-        Source::Ring(rb)
+        let aya::maps::Map::RingBuf(data) = take(&mut ebpf, maps::EVENTS_RINGBUF)? else {
+            return Err(LoadError::Map {
+                name: maps::EVENTS_RINGBUF,
+                source: MapError::InvalidMapType { map_type: 0 },
+            });
+        };
+        Source::Ring(Box::new(RingReader::new(data, RINGBUF_BYTES as usize).map_err(LoadError::RingMap)?))
     } else {
         let mut perf = PerfEventArray::try_from(take(&mut ebpf, maps::EVENTS_PERF)?)
             .map_err(|source| LoadError::Map { name: maps::EVENTS_PERF, source })?;
@@ -226,16 +297,11 @@ impl SocketOffsets {
 /// The kernel-side object, built by build.rs.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer"));
 
-/// Loads every program of the object without attaching any (a verifier check for this
-/// kernel): each program's name and what the verifier said.
-pub fn verify_programs() -> Result<hooks::Verdicts, LoadError> {
+/// Loads every program of the object with `settings`, attaching none (a verifier check for
+/// this kernel and these settings): each program's name and what the verifier said.
+pub fn verify_programs(settings: &Settings) -> Result<hooks::Verdicts, LoadError> {
     raise_memlock();
-    let nr_cpus = aya::util::nr_cpus().map_err(|(s, e)| LoadError::Cpus(format!("{s}: {e}")))?;
-    let iov_loop = hooks::has_bpf_loop() as u8;
-    let mut ebpf = EbpfLoader::new()
-        .map_max_entries(maps::SCRATCH, nr_cpus as u32)
-        .override_global(globals::IOV_LOOP, &iov_loop, true)
-        .load(OBJECT)?;
+    let mut ebpf = settings.loader().load(OBJECT)?;
     Ok(hooks::verify_all(&mut ebpf))
 }
 

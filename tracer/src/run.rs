@@ -310,13 +310,7 @@ fn drain_round(
 /// `RING_READS_PER_ROUND` of the ring; true when the ring may hold more.
 pub fn drain(source: &mut Source, on_raw: &mut impl FnMut(&[u8]), perf_lost: &mut u64, scratch: &mut Vec<u8>) -> bool {
     match source {
-        Source::Ring(rb) => {
-            for _ in 0..RING_READS_PER_ROUND {
-                let Some(item) = rb.next() else { return false };
-                on_raw(&item);
-            }
-            true
-        }
+        Source::Ring(rb) => rb.read(RING_READS_PER_ROUND, on_raw),
         Source::Perf(bufs) => {
             for buf in bufs.iter_mut() {
                 buf.for_each(|ev| match ev {

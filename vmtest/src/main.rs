@@ -1,7 +1,8 @@
 //! Kernel-matrix test of l7trace (`cargo xtask vm-test`). A static binary that runs as
 //! /init of a VM booted on each kernel of the matrix, or on the host with `--host`:
 //!
-//! - loads every kernel program of l7trace (the verifier's verdict on this kernel);
+//! - loads every kernel program of l7trace, once per verifier configuration (the
+//!   verifier's verdict on this kernel for those settings; see `VERIFIER_CONFIGS`);
 //! - per hooks variant (tracepoint, kprobe): loads and attaches l7trace's programs, runs
 //!   HTTP scenarios in a child process over loopback, and checks the records;
 //! - prints one sentinel line per variant, `L7TRACE-VMTEST kernel=.. variant=.. result=..`,
@@ -68,7 +69,10 @@ fn matrix(in_vm: bool) -> bool {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
     let kernel_hooks = KernelHooks::probe();
     println!("vmtest: kernel {kernel}: {kernel_hooks:?}");
-    let mut ok = verifier(&kernel);
+    let mut ok = true;
+    for config in VERIFIER_CONFIGS {
+        ok &= verifier(&kernel, config, &kernel_hooks);
+    }
     for (variant, arg) in [("tracepoint", HooksArg::Tracepoint), ("kprobe", HooksArg::Kprobe)] {
         if arg == HooksArg::Kprobe && !kernel_hooks.kprobes && !in_vm {
             println!("{SENTINEL} kernel={kernel} variant={variant} hooks=- result=UNAVAILABLE detail=no-kprobes-in-this-kernel");
@@ -80,26 +84,74 @@ fn matrix(in_vm: bool) -> bool {
     ok
 }
 
-/// Loads every program (no attach): the verifier's verdict, with its log on refusal.
-fn verifier(kernel: &str) -> bool {
+/// One verifier cell: every program loaded once with the settings `options` gives.
+struct VerifierConfig {
+    variant: &'static str,
+    options: fn(&KernelHooks) -> loader::Options,
+}
+
+/// The verifier drops the code behind a setting that is 0 at load time, so each cell loads
+/// every program with other settings, together covering every code path a setting turns
+/// on: what `l7trace` runs with by default on this kernel (ring buffer, the hooks `auto`
+/// picks, the socket offsets from BTF); every filter on, with the fast path where the
+/// kernel has it; `--iface lo` (attribution only, outgoing copies dropped, a snaplen) with
+/// the perf buffer and the syscall probes on kprobes where there are (the slow path).
+const VERIFIER_CONFIGS: &[VerifierConfig] = &[
+    VerifierConfig { variant: "verifier", options: |_| default_options(HooksArg::Auto) },
+    VerifierConfig {
+        variant: "verifier-filters",
+        options: |_| loader::Options { pids: vec![1], ports: vec![80], ..default_options(HooksArg::Tracepoint) },
+    },
+    VerifierConfig {
+        variant: "verifier-iface",
+        options: |k| loader::Options {
+            buffer: BufferKind::Perf,
+            pids: vec![1],
+            ports: vec![80],
+            iface: Some("lo".into()),
+            snaplen: 256,
+            ..default_options(if k.kprobes { HooksArg::Kprobe } else { HooksArg::Auto })
+        },
+    },
+];
+
+/// `l7trace --hooks HOOKS` and nothing else.
+fn default_options(hooks: HooksArg) -> loader::Options {
+    loader::Options { buffer: BufferKind::Auto, max_capture: 16384, pids: vec![], ports: vec![], hooks, iface: None, snaplen: 65535 }
+}
+
+/// Loads every program (no attach) with the settings of `config`: the verifier's verdict,
+/// with its log on refusal.
+fn verifier(kernel: &str, config: &VerifierConfig, kernel_hooks: &KernelHooks) -> bool {
+    let variant = config.variant;
     let start = Instant::now();
-    let results = match loader::verify_programs() {
+    let settings = match loader::Settings::resolve(&(config.options)(kernel_hooks)) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("vmtest: {variant}: no settings: {e}");
+            println!("{SENTINEL} kernel={kernel} variant={variant} hooks=- result=FAIL detail=settings");
+            return false;
+        }
+    };
+    println!("vmtest: {variant}: loading every program with hooks={} {settings}", settings.hooks);
+    let results = match loader::verify_programs(&settings) {
         Ok(r) => r,
         Err(e) => {
-            println!("vmtest: verifier: cannot open the object: {e}");
-            println!("{SENTINEL} kernel={kernel} variant=verifier hooks=- result=FAIL detail=object");
+            println!("vmtest: {variant}: cannot open the object: {e}");
+            println!("{SENTINEL} kernel={kernel} variant={variant} hooks={} result=FAIL detail=object", settings.hooks);
             return false;
         }
     };
     let refused: Vec<&String> = results.iter().filter(|(_, r)| r.is_err()).map(|(n, _)| n).collect();
     for (name, r) in &results {
         if let Err(e) = r {
-            println!("vmtest: verifier refused {name}: {e}");
+            println!("vmtest: {variant}: refused {name}: {e}");
         }
     }
     let result = if refused.is_empty() { "PASS" } else { "FAIL" };
     println!(
-        "{SENTINEL} kernel={kernel} variant=verifier hooks=- result={result} detail=accepted-{}/{}{} secs={:.1}",
+        "{SENTINEL} kernel={kernel} variant={variant} hooks={} result={result} detail=accepted-{}/{}{} settings={settings} secs={:.1}",
+        settings.hooks,
         results.len() - refused.len(),
         results.len(),
         if refused.is_empty() { String::new() } else { format!(",refused:{}", refused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("+")) },
@@ -110,8 +162,7 @@ fn verifier(kernel: &str) -> bool {
 
 fn suite(kernel: &str, variant: &str, arg: HooksArg) -> bool {
     let start = Instant::now();
-    let opts = loader::Options { buffer: BufferKind::Auto, max_capture: 16384, pids: vec![], ports: vec![], hooks: arg, iface: None, snaplen: 65535 };
-    let mut tracer = match loader::load(&opts) {
+    let mut tracer = match loader::load(&default_options(arg)) {
         Ok(t) => t,
         Err(e) => {
             println!("vmtest: {variant}: loading failed: {e}");

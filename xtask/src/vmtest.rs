@@ -1,8 +1,8 @@
 //! `cargo xtask vm-test`: the kernel matrix. Boots Debian's 6.1 and 6.12 kernels under
 //! QEMU (TCG: these machines have no KVM) with a static test binary (`vmtest/`) as /init,
 //! and runs the same binary on the host kernel. Each run prints sentinel lines, one per
-//! variant (verifier, tracepoint, kprobe); the result is read from them, never from
-//! QEMU's exit status (with panic=-1 it exits 0 even when /init crashes).
+//! variant (three verifier configurations, tracepoint, kprobe); the result is read from
+//! them, never from QEMU's exit status (with panic=-1 it exits 0 even when /init crashes).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,7 +15,9 @@ use crate::proc::{as_root, check, find_in_path, output_of};
 
 const SENTINEL: &str = "L7TRACE-VMTEST";
 const TARGET: &str = "x86_64-unknown-linux-gnu";
-const VARIANTS: &[&str] = &["verifier", "tracepoint", "kprobe"];
+/// Every cell a kernel's run must report: each verifier configuration (every program
+/// loaded with other settings, `vmtest`'s `VERIFIER_CONFIGS`), then each hooks variant.
+const VARIANTS: &[&str] = &["verifier", "verifier-filters", "verifier-iface", "tracepoint", "kprobe"];
 /// Per boot, including the tests: TCG boots a Debian kernel in 2.5 to 6 s.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -279,8 +281,16 @@ fn cells_of(text: &str, kernel: &str) -> Vec<Cell> {
             let field = |k: &str| {
                 l.split_whitespace().find_map(|w| w.strip_prefix(&format!("{k}="))).unwrap_or("-").trim().to_owned()
             };
+            let mut detail = field("detail");
             let secs = field("secs");
-            let detail = if secs == "-" { field("detail") } else { format!("{} {secs}s", field("detail")) };
+            if secs != "-" {
+                detail = format!("{detail} {secs}s");
+            }
+            // A verifier cell's settings: what it verified.
+            let settings = field("settings");
+            if settings != "-" {
+                detail = format!("{detail} ({settings})");
+            }
             Cell { kernel: kernel.to_owned(), variant: field("variant"), hooks: field("hooks"), result: field("result"), detail }
         })
         .collect()
@@ -329,9 +339,9 @@ fn vmtest_lines(text: &str) -> String {
 
 fn print_table(cells: &[Cell]) {
     println!("\nkernel matrix:");
-    println!("  {:<28} {:<11} {:<24} {:<12} detail", "kernel", "variant", "hooks", "result");
+    println!("  {:<28} {:<16} {:<24} {:<12} detail", "kernel", "variant", "hooks", "result");
     for c in cells {
-        println!("  {:<28} {:<11} {:<24} {:<12} {}", c.kernel, c.variant, c.hooks, c.result, c.detail);
+        println!("  {:<28} {:<16} {:<24} {:<12} {}", c.kernel, c.variant, c.hooks, c.result, c.detail);
     }
 }
 
@@ -345,10 +355,27 @@ mod tests {
                    L7TRACE-VMTEST kernel=6.1.0-50-amd64 variant=tracepoint hooks=tracepoint+tcp-kprobes result=PASS detail=scenarios-7/7 secs=2.1\n\
                    L7TRACE-VMTEST end kernel=6.1.0-50-amd64\n";
         let cells = complete(cells_of(log, "6.1"), "6.1", log);
-        assert_eq!(cells.len(), 3);
+        assert_eq!(cells.len(), VARIANTS.len());
         assert_eq!((cells[0].variant.as_str(), cells[0].result.as_str()), ("tracepoint", "PASS"));
         assert_eq!(cells[0].hooks, "tracepoint+tcp-kprobes");
         assert!(cells[1..].iter().all(|c| c.result == "FAIL" && c.detail == "no-sentinel"));
+        let missing: Vec<&str> = cells[1..].iter().map(|c| c.variant.as_str()).collect();
+        assert_eq!(missing, ["verifier", "verifier-filters", "verifier-iface", "kprobe"]);
+    }
+
+    #[test]
+    fn each_verifier_configuration_is_a_cell_with_its_settings() {
+        let log = "L7TRACE-VMTEST kernel=6.12.1 variant=verifier hooks=tracepoint result=PASS detail=accepted-44/44 settings=ringbuf+fast-path secs=0.6\n\
+                   L7TRACE-VMTEST kernel=6.12.1 variant=verifier-filters hooks=tracepoint result=PASS detail=accepted-44/44 settings=ringbuf+fast-path+pid-filter secs=0.7\n\
+                   L7TRACE-VMTEST kernel=6.12.1 variant=verifier-iface hooks=kprobe result=FAIL detail=accepted-43/44,refused:l7_sockfilter settings=perf+attribution-only secs=0.5\n";
+        let cells = complete(cells_of(log, "6.12"), "6.12", log);
+        let verifier: Vec<(&str, &str)> = cells.iter().filter(|c| c.variant.starts_with("verifier")).map(|c| (c.variant.as_str(), c.result.as_str())).collect();
+        assert_eq!(verifier, [("verifier", "PASS"), ("verifier-filters", "PASS"), ("verifier-iface", "FAIL")]);
+        assert_eq!(cells[1].detail, "accepted-44/44 0.7s (ringbuf+fast-path+pid-filter)");
+        assert_eq!(cells[2].hooks, "kprobe");
+        assert!(!cells[2].ok());
+        // The hooks variants never reported: failures, not missing rows.
+        assert!(cells[3..].iter().all(|c| c.result == "FAIL" && c.detail == "no-sentinel"));
     }
 
     #[test]
