@@ -81,8 +81,13 @@ impl Tmux {
 
     /// Starts `l7trace --tui ARGS` from the shell and waits for the view's header.
     fn start_l7trace(&self, args: &str) -> String {
+        self.start_l7trace_plain(&format!("--tui {args}"))
+    }
+
+    /// Starts `l7trace ARGS` (stdout the pane's terminal) and waits for the view's header.
+    fn start_l7trace_plain(&self, args: &str) -> String {
         let bin = env!("CARGO_BIN_EXE_l7trace");
-        self.type_text(&format!("{bin} --tui {args}; echo EXIT=$?"));
+        self.type_text(&format!("{bin} {args}; echo EXIT=$?"));
         self.key("Enter");
         self.wait_for("the live view", |s| s.contains(" l7trace ") && s.contains("exch/s"))
     }
@@ -250,4 +255,31 @@ fn hostile_bytes_on_the_interface_path_stay_text() {
     tmux.type_text("q");
     let screen = tmux.wait_for("l7trace to exit", |s| s.lines().any(|l| l.starts_with("EXIT=")));
     assert!(screen.lines().any(|l| l == "EXIT=0"), "exit status:\n{screen}");
+}
+
+/// Without `--tui` or `--json`, a terminal on stdout gets the live view; the secrets of a
+/// request are masked in its detail pane as in the JSON stream; Ctrl-C quits and gives the
+/// terminal back in cooked mode.
+#[test]
+fn view_by_default_on_a_terminal_masks_secrets_and_quits_on_ctrl_c() {
+    let server = server();
+    let tmux = Tmux::start("auto");
+    tmux.start_l7trace_plain(&format!("--port {} --role client", server.port()));
+    let url = format!("http://{}/private", server.authority());
+    curl(&["-H", "Authorization: Bearer s3cr3t-t0ken", "-H", "Cookie: sid=c00kie-v4lue", "-H", "X-Plain: v1s1ble", &url]);
+    tmux.wait_for("the row", |s| rows_with(s, "/private").iter().any(|r| r.contains(" 200 ")));
+    tmux.key("Enter");
+    let screen = tmux.wait_for("the detail pane", |s| s.contains("X-Plain:"));
+    assert!(screen.contains("v1s1ble"), "other headers shown as sent:\n{screen}");
+    assert!(screen.contains("Bearer <redacted>"), "the scheme kept, the token masked:\n{screen}");
+    assert!(screen.contains("Cookie: <redacted>"), "cookie masked:\n{screen}");
+    assert!(!screen.contains("s3cr3t") && !screen.contains("c00kie"), "a secret on screen:\n{screen}");
+
+    tmux.key("C-c");
+    let screen = tmux.wait_for("l7trace to exit", |s| s.lines().any(|l| l.starts_with("EXIT=")));
+    assert!(screen.lines().any(|l| l == "EXIT=0"), "exit status:\n{screen}");
+    assert!(!tmux.alternate_screen_on(), "alternate screen left on");
+    tmux.type_text("echo cooked-$((6*7))");
+    tmux.key("Enter");
+    tmux.wait_for("the shell to run a command", |s| s.contains("cooked-42"));
 }

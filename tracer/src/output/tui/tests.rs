@@ -194,3 +194,31 @@ fn connect_row_completes_and_tunnelled_heads_do_not_wait() {
     assert!(slow.contains("..."), "{s}");
     assert_eq!(app.view_len(), 2);
 }
+
+#[test]
+fn status_is_coloured_by_class() {
+    use ratatui::style::Color;
+    let mut app = app();
+    let (w, h) = (120u16, 12u16);
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    draw(&mut t, &mut app).unwrap();
+    let buf = t.backend().buffer().clone();
+    // The row of `target`: the colour of the first cell of its `status` text.
+    let colour = |target: &str, status: &str| -> Color {
+        for y in 0..h {
+            let line: String = (0..w).map(|x| buf[(x, y)].symbol().to_owned()).collect();
+            if !line.contains(target) {
+                continue;
+            }
+            let at = line.find(&format!(" {status} ")).unwrap_or_else(|| panic!("no {status} in {line:?}")) + 1;
+            // One character per cell: the characters before it are its column.
+            return buf[(line[..at].chars().count() as u16, y)].fg;
+        }
+        panic!("no row for {target}");
+    };
+    assert_eq!(colour("/index.html", "200"), Color::Green);
+    assert_eq!(colour("/api/items", "201"), Color::Green);
+    assert_eq!(colour("/missing", "404"), Color::Yellow);
+    assert_eq!(colour("/boom", "503"), Color::Red);
+    assert_eq!(colour("/slow", "-"), Color::DarkGray);
+}
