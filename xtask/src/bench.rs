@@ -29,6 +29,9 @@ usage: cargo xtask bench [OPTIONS]
   --variant NAME=ARGS an extra traced variant: l7trace --json --port P ARGS
                       (repeatable; e.g. --variant 'iface=--iface lo'; skipped when
                       `l7trace --help` does not list its first option)
+  --bpf-stats         also measure the kernel programs' run time per request
+                      (sysctl kernel.bpf_stats_enabled=1 during the run: it adds two
+                      clock reads to every program run, traced rounds pay for them)
   --pipeline-secs S   time per case of the fixed-iteration pipeline bench (default 2)
   --no-pipeline       skip the pipeline bench
   --quick             smoke run: 2 rounds x 3 s, pipeline 0.5 s
@@ -47,6 +50,9 @@ struct Opts {
     port: u16,
     variants: Vec<Variant>,
     pipeline_secs: Option<f64>,
+    bpf_stats: bool,
+    /// The nginx that serves the load, whose CPU time each run reads (0: not started).
+    nginx_pid: u32,
 }
 
 #[derive(Clone)]
@@ -69,6 +75,8 @@ impl Default for Opts {
                 Variant { name: "tui".into(), args: vec!["--tui".into()] },
             ],
             pipeline_secs: Some(2.0),
+            bpf_stats: false,
+            nginx_pid: 0,
         }
     }
 }
@@ -85,6 +93,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
             "--port" => o.port = val(a)?.parse().context("--port")?,
             "--pipeline-secs" => o.pipeline_secs = Some(val(a)?.parse().context("--pipeline-secs")?),
             "--no-pipeline" => o.pipeline_secs = None,
+            "--bpf-stats" => o.bpf_stats = true,
             "--variant" => {
                 let v = val(a)?;
                 let (name, rest) = v.split_once('=').context("--variant NAME=ARGS")?;
@@ -129,6 +138,8 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         None => Vec::new(),
     };
     let nginx = Nginx::start(opts.port)?;
+    opts.nginx_pid = nginx.pid();
+    let _stats = opts.bpf_stats.then(BpfStats::enable).transpose()?;
     eprintln!("xtask: bench: nginx pid {} on 127.0.0.1:{} (CPU {NGINX_CPU}), wrk on CPU {WRK_CPU}", nginx.pid(), opts.port);
     // Warm-up: fills caches, lets nginx allocate its connections.
     wrk(&opts, false, 2.min(opts.duration))?;
@@ -298,6 +309,10 @@ struct WrkResult {
     requests: u64,
     secs: f64,
     errors: u64,
+    /// nginx's CPU time (user + system) during the run: what the server paid, the probes
+    /// that ran in its syscalls included. Less moved by the shared machine's load than
+    /// requests/s: time nginx waited for a CPU is not in it.
+    server_cpu_secs: f64,
 }
 
 fn wrk(opts: &Opts, close: bool, secs: u64) -> Result<WrkResult> {
@@ -309,12 +324,15 @@ fn wrk(opts: &Opts, close: bool, secs: u64) -> Result<WrkResult> {
         cmd.args(["-H", "Connection: close"]);
     }
     cmd.arg(format!("http://127.0.0.1:{}/1k.bin", opts.port));
+    let server0 = proc_cpu_secs(opts.nginx_pid).unwrap_or(0.0);
     let out = cmd.stdin(Stdio::null()).output().context("running wrk")?;
+    let server_cpu_secs = proc_cpu_secs(opts.nginx_pid).unwrap_or(0.0) - server0;
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         bail!("wrk failed ({}): {text}", out.status);
     }
-    parse_wrk(&text).with_context(|| format!("cannot read wrk's output:\n{text}"))
+    let r = parse_wrk(&text).with_context(|| format!("cannot read wrk's output:\n{text}"))?;
+    Ok(WrkResult { server_cpu_secs, ..r })
 }
 
 fn parse_wrk(text: &str) -> Option<WrkResult> {
@@ -367,6 +385,8 @@ struct Traced {
     peak_rss_kib: u64,
     events: u64,
     lost_events: u64,
+    /// With --bpf-stats: run time of l7trace's kernel programs during the load.
+    bpf_ns: Option<u64>,
 }
 
 /// A traced run's l7trace: `--json` to /dev/null, or with `--tui` its live view in a
@@ -521,6 +541,36 @@ fn proc_cpu_secs(pid: u32) -> Option<f64> {
     Some(ticks as f64 / hz)
 }
 
+/// `kernel.bpf_stats_enabled` on for the bench's lifetime (restored on drop): the kernel
+/// then keeps each program's run time and count, shown in its fd's fdinfo.
+struct BpfStats(String);
+
+impl BpfStats {
+    const PATH: &str = "/proc/sys/kernel/bpf_stats_enabled";
+
+    fn enable() -> Result<BpfStats> {
+        let was = std::fs::read_to_string(Self::PATH).with_context(|| format!("reading {}", Self::PATH))?;
+        std::fs::write(Self::PATH, "1").with_context(|| format!("writing {}", Self::PATH))?;
+        Ok(BpfStats(was.trim().to_owned()))
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        let _ = std::fs::write(Self::PATH, &self.0);
+    }
+}
+
+/// Total `run_time_ns` of the BPF programs process `pid` holds (its fds' fdinfo).
+fn prog_run_ns(pid: u32) -> u64 {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
+    fds.filter_map(Result::ok)
+        .filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == "anon_inode:bpf-prog"))
+        .filter_map(|fd| std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy())).ok())
+        .filter_map(|info| info.lines().find_map(|l| l.strip_prefix("run_time_ns:"))?.trim().parse::<u64>().ok())
+        .sum()
+}
+
 /// VmHWM (peak resident set) in KiB.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -558,7 +608,10 @@ fn run_mode(opts: &Opts, bin: &Path, close: bool) -> Result<Mode> {
             match (k + r - 1) % slots {
                 0 => {
                     let w = wrk(opts, close, opts.duration)?;
-                    eprintln!("xtask: bench: {name} round {r}/{} untraced: {:.0} req/s, p99 {:.0} us", opts.rounds, w.rps, w.p99_us);
+                    eprintln!(
+                        "xtask: bench: {name} round {r}/{} untraced: {:.0} req/s, p99 {:.0} us, nginx {:.2} us/req",
+                        opts.rounds, w.rps, w.p99_us, w.server_cpu_secs * 1e6 / w.requests.max(1) as f64
+                    );
                     mode.untraced.push(Round { wrk: w, traced: None });
                 }
                 i => {
@@ -566,8 +619,10 @@ fn run_mode(opts: &Opts, bin: &Path, close: bool) -> Result<Mode> {
                     let round = traced_round(opts, bin, close, v)?;
                     let t = round.traced.unwrap_or_default();
                     eprintln!(
-                        "xtask: bench: {name} round {r}/{} traced ({}): {:.0} req/s, p99 {:.0} us, cpu {:.2} s, rss {} KiB, events {}, lost {}",
-                        opts.rounds, v.name, round.wrk.rps, round.wrk.p99_us, t.cpu_secs, t.peak_rss_kib, t.events, t.lost_events
+                        "xtask: bench: {name} round {r}/{} traced ({}): {:.0} req/s, p99 {:.0} us, nginx {:.2} us/req, cpu {:.2} s, rss {} KiB, events {}, lost {}",
+                        opts.rounds, v.name, round.wrk.rps, round.wrk.p99_us,
+                        round.wrk.server_cpu_secs * 1e6 / round.wrk.requests.max(1) as f64,
+                        t.cpu_secs, t.peak_rss_kib, t.events, t.lost_events
                     );
                     rounds.push(round);
                 }
@@ -581,13 +636,15 @@ fn traced_round(opts: &Opts, bin: &Path, close: bool, v: &Variant) -> Result<Rou
     let tracer = Tracer::start(bin, opts.port, &v.args)?;
     let pid = tracer.pid;
     let cpu0 = tracer.cpu_secs();
+    let bpf0 = opts.bpf_stats.then(|| prog_run_ns(pid));
     let w = wrk(opts, close, opts.duration)?;
+    let bpf_ns = bpf0.map(|b| prog_run_ns(pid).saturating_sub(b));
     // Let it drain what the last requests produced before the CPU is read.
     std::thread::sleep(Duration::from_millis(300));
     let cpu = tracer.cpu_secs() - cpu0;
     let peak_rss_kib = peak_rss_kib(pid).unwrap_or(0);
     let (events, lost_events) = tracer.stop()?;
-    Ok(Round { wrk: w, traced: Some(Traced { cpu_secs: cpu, peak_rss_kib, events, lost_events }) })
+    Ok(Round { wrk: w, traced: Some(Traced { cpu_secs: cpu, peak_rss_kib, events, lost_events, bpf_ns }) })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -609,6 +666,11 @@ struct Row {
     rps: f64,
     p99_us: f64,
     ratio: Option<f64>,
+    /// nginx's CPU microseconds per request, and traced against untraced (median of the
+    /// per-round ratios).
+    server_us_per_req: f64,
+    server_ratio: Option<f64>,
+    bpf_ns_per_req: Option<f64>,
     cpu_per_1k: Option<f64>,
     peak_rss_mib: Option<f64>,
     events_per_sec: Option<f64>,
@@ -619,12 +681,17 @@ struct Row {
 fn rows(mode: &Mode) -> Vec<Row> {
     let name = if mode.close { "close" } else { "keep-alive" };
     let base: Vec<f64> = mode.untraced.iter().map(|r| r.wrk.rps).collect();
+    let server_us = |r: &Round| r.wrk.server_cpu_secs * 1e6 / r.wrk.requests.max(1) as f64;
+    let base_server: Vec<f64> = mode.untraced.iter().map(server_us).collect();
     let mut out = vec![Row {
         mode: name,
         variant: "untraced".into(),
         rps: median(base.clone()),
         p99_us: median(mode.untraced.iter().map(|r| r.wrk.p99_us).collect()),
         ratio: None,
+        server_us_per_req: median(base_server.clone()),
+        server_ratio: None,
+        bpf_ns_per_req: None,
         cpu_per_1k: None,
         peak_rss_mib: None,
         events_per_sec: None,
@@ -640,6 +707,13 @@ fn rows(mode: &Mode) -> Vec<Row> {
             p99_us: median(rounds.iter().map(|r| r.wrk.p99_us).collect()),
             // Each traced round against the untraced run of the same round.
             ratio: Some(median(rounds.iter().zip(&base).map(|(r, b)| r.wrk.rps / b).collect())),
+            server_us_per_req: median(rounds.iter().map(server_us).collect()),
+            server_ratio: Some(median(rounds.iter().zip(&base_server).map(|(r, b)| server_us(r) / b).collect())),
+            bpf_ns_per_req: rounds
+                .iter()
+                .map(|r| Some(t(r).bpf_ns? as f64 / r.wrk.requests.max(1) as f64))
+                .collect::<Option<Vec<f64>>>()
+                .map(median),
             cpu_per_1k: Some(median(
                 rounds.iter().map(|r| t(r).cpu_secs / (r.wrk.requests.max(1) as f64 / 1000.0)).collect(),
             )),
@@ -675,19 +749,22 @@ impl Report<'_> {
         );
         let _ = writeln!(
             s,
-            "| mode | variant | req/s | p99 latency | traced/untraced | tracer CPU s / 1k req | tracer peak RSS | events/s | lost events | wrk errors |"
+            "| mode | variant | req/s | p99 latency | traced/untraced | nginx CPU us / req | nginx CPU traced/untraced | probes ns / req | tracer CPU s / 1k req | tracer peak RSS | events/s | lost events | wrk errors |"
         );
-        let _ = writeln!(s, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let _ = writeln!(s, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         for m in &self.modes {
             for r in rows(m) {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {:.0} | {:.0} us | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {:.0} | {:.0} us | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
                     r.mode,
                     r.variant,
                     r.rps,
                     r.p99_us,
                     opt(r.ratio, |x| format!("{x:.3}")),
+                    r.server_us_per_req,
+                    opt(r.server_ratio, |x| format!("{x:.3}")),
+                    opt(r.bpf_ns_per_req, |x| format!("{x:.0}")),
                     opt(r.cpu_per_1k, |x| format!("{x:.4}")),
                     opt(r.peak_rss_mib, |x| format!("{x:.1} MiB")),
                     opt(r.events_per_sec, |x| format!("{x:.0}")),
@@ -755,9 +832,11 @@ impl Report<'_> {
                 let _ = write!(
                     s,
                     "    {{\"mode\": {}, \"variant\": {}, \"requests_per_sec\": {:.1}, \"p99_latency_us\": {:.1}, \
-                     \"ratio_traced_untraced\": {}, \"tracer_cpu_secs_per_1k_requests\": {}, \"tracer_peak_rss_mib\": {}, \
+                     \"ratio_traced_untraced\": {}, \"server_cpu_us_per_request\": {:.4}, \"server_cpu_ratio_traced_untraced\": {}, \
+                     \"probes_ns_per_request\": {}, \"tracer_cpu_secs_per_1k_requests\": {}, \"tracer_peak_rss_mib\": {}, \
                      \"events_per_sec\": {}, \"lost_events\": {}, \"wrk_errors\": {}}}",
-                    q(r.mode), q(&r.variant), r.rps, r.p99_us, n(r.ratio), n(r.cpu_per_1k), n(r.peak_rss_mib),
+                    q(r.mode), q(&r.variant), r.rps, r.p99_us, n(r.ratio), r.server_us_per_req, n(r.server_ratio),
+                    n(r.bpf_ns_per_req), n(r.cpu_per_1k), n(r.peak_rss_mib),
                     n(r.events_per_sec), r.lost_events.map_or("null".into(), |x| x.to_string()), r.errors
                 );
             }
@@ -776,14 +855,14 @@ impl Report<'_> {
                     first = false;
                     let _ = write!(
                         s,
-                        "    {{\"mode\": {}, \"variant\": {}, \"round\": {}, \"requests_per_sec\": {:.1}, \"p99_latency_us\": {:.1}, \"requests\": {}",
-                        q(mode), q(&variant), i + 1, r.wrk.rps, r.wrk.p99_us, r.wrk.requests
+                        "    {{\"mode\": {}, \"variant\": {}, \"round\": {}, \"requests_per_sec\": {:.1}, \"p99_latency_us\": {:.1}, \"requests\": {}, \"server_cpu_secs\": {:.3}",
+                        q(mode), q(&variant), i + 1, r.wrk.rps, r.wrk.p99_us, r.wrk.requests, r.wrk.server_cpu_secs
                     );
                     if let Some(t) = r.traced {
                         let _ = write!(
                             s,
-                            ", \"tracer_cpu_secs\": {:.3}, \"tracer_peak_rss_kib\": {}, \"events\": {}, \"lost_events\": {}",
-                            t.cpu_secs, t.peak_rss_kib, t.events, t.lost_events
+                            ", \"tracer_cpu_secs\": {:.3}, \"tracer_peak_rss_kib\": {}, \"events\": {}, \"lost_events\": {}, \"probes_ns\": {}",
+                            t.cpu_secs, t.peak_rss_kib, t.events, t.lost_events, t.bpf_ns.map_or("null".into(), |n| n.to_string())
                         );
                     }
                     s.push('}');
