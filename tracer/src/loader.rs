@@ -380,8 +380,10 @@ fn ensure_tracefs() -> Result<(), LoadError> {
     {
         return Ok(());
     }
+    // Its own complaint would make the error more than one line: ours names the command.
     let r = std::process::Command::new("mount")
         .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
+        .stderr(std::process::Stdio::null())
         .status();
     match r {
         Ok(s) if s.success() => Ok(()),

@@ -12,7 +12,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    if let Some(why) = privileges::missing() {
+    if let Some(why) = privileges::missing(cli.iface.is_some()) {
         eprintln!("{why}");
         return ExitCode::from(1);
     }
