@@ -82,10 +82,27 @@ fn held_ids(pid: u32) -> (BTreeSet<u32>, BTreeSet<u32>) {
 
 #[test]
 fn sigkill_leaves_no_program_or_link_attached() {
+    sigkill_leaves_nothing(&[]);
+}
+
+/// With `--iface`, the socket filter on its packet socket too.
+#[test]
+fn sigkill_leaves_nothing_of_the_interface_capture() {
+    sigkill_leaves_nothing(&["--iface", "lo"]);
+}
+
+fn sigkill_leaves_nothing(args: &[&str]) {
     let progs_before = kernel_ids(11);
     let server = HttpServer::start_default();
-    let trace = Trace::on_port(server.port(), &[]);
+    let trace = Trace::on_port(server.port(), args);
     let pid = trace.pid();
+    // BPF_PROG_TYPE_SOCKET_FILTER (1): the filter is among what must go.
+    let filter_held = std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .any(|info| info.lines().any(|l| l.split_whitespace().eq(["prog_type:", "1"])));
+    assert_eq!(filter_held, args.contains(&"--iface"), "socket filter held by l7trace {args:?}");
     let (progs, links) = held_ids(pid);
     assert!(!progs.is_empty(), "l7trace holds no BPF program fd");
     // Else the check on links below would pass with nothing to check.
@@ -106,7 +123,7 @@ fn sigkill_leaves_no_program_or_link_attached() {
         let left_l: Vec<_> = links.intersection(&l).collect();
         if left_p.is_empty() && left_l.is_empty() {
             eprintln!(
-                "lifecycle: {} programs and {} links of l7trace gone after SIGKILL",
+                "lifecycle: {args:?}: {} programs and {} links of l7trace gone after SIGKILL",
                 progs.len(),
                 links.len()
             );
@@ -131,6 +148,17 @@ fn closed_stdout_exits_quietly() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The reads below block: a build that never prints would hang the test, not fail it.
+    // After a minute the watchdog kills l7trace, and the reads end (EOF) and fail.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (watch, pid) = (std::sync::Arc::clone(&done), child.id());
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        if !watch.load(std::sync::atomic::Ordering::SeqCst) {
+            // SAFETY: kill has no memory preconditions; our child, not yet reaped.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+    });
     let mut err = BufReader::new(child.stderr.take().unwrap());
     loop {
         let mut line = String::new();
@@ -144,7 +172,7 @@ fn closed_stdout_exits_quietly() {
     curl(&[&url]);
     let mut first = String::new();
     out.read_line(&mut first).unwrap();
-    assert!(first.contains("/first"), "first record {first:?}");
+    assert!(first.contains("/first"), "first record {first:?} (empty: l7trace killed by the watchdog)");
     drop(out); // like `| head -1`
     // The next records hit the closed pipe.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -156,6 +184,7 @@ fn closed_stdout_exits_quietly() {
         assert!(Instant::now() < deadline, "l7trace still runs with its stdout closed");
         std::thread::sleep(Duration::from_millis(100));
     };
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
     assert!(status.success(), "exit status {status}; stderr: {rest}");
