@@ -48,6 +48,22 @@ fn bounded_and_reported<'a>(what: &str, last: usize, stopped: &'a trace::Stopped
     counter
 }
 
+/// `n` connections, each one exchange and an abort (`/c-0`...), then `/c-{n}` closed
+/// normally; how long the `n` took.
+fn short_connections(listener: &TcpListener, n: usize) -> Duration {
+    let start = Instant::now();
+    for i in 0..n {
+        let (c, s) = http_pair(listener, &format!("/c-{i}"));
+        abort(c);
+        drop(s);
+    }
+    let took = start.elapsed();
+    let (c, s) = http_pair(listener, &format!("/c-{n}"));
+    drop(c);
+    drop(s);
+    took
+}
+
 #[test]
 fn hundred_thousand_short_connections() {
     const N: usize = 100_000;
@@ -55,16 +71,7 @@ fn hundred_thousand_short_connections() {
     let port = listener.local_addr().unwrap().port();
     let trace = Trace::on_port(port, &["--max-conns", MAX_CONNS]);
     let pid = trace.pid();
-    let start = Instant::now();
-    for i in 0..N {
-        let (c, s) = http_pair(&listener, &format!("/c-{i}"));
-        abort(c);
-        drop(s);
-    }
-    let took = start.elapsed();
-    let (c, s) = http_pair(&listener, &format!("/c-{N}"));
-    drop(c);
-    drop(s);
+    let took = short_connections(&listener, N);
     std::thread::sleep(Duration::from_millis(500));
     let peak = peak_rss_mib(pid);
     let stopped = trace.stop_full();
@@ -187,16 +194,7 @@ fn hundred_thousand_short_connections_iface() {
     let port = listener.local_addr().unwrap().port();
     let trace = Trace::on_port(port, &["--iface", "lo", "--max-conns", MAX_CONNS]);
     let pid = trace.pid();
-    let start = Instant::now();
-    for i in 0..N {
-        let (c, s) = http_pair(&listener, &format!("/c-{i}"));
-        abort(c);
-        drop(s);
-    }
-    let took = start.elapsed();
-    let (c, s) = http_pair(&listener, &format!("/c-{N}"));
-    drop(c);
-    drop(s);
+    let took = short_connections(&listener, N);
     std::thread::sleep(Duration::from_millis(800));
     let peak = peak_rss_mib(pid);
     let stopped = trace.stop_full();

@@ -79,6 +79,21 @@ impl Tmux {
         }
     }
 
+    /// Waits for l7trace to exit (the `echo EXIT=$?` after it) and checks it exited 0;
+    /// the screen then.
+    fn wait_exit_0(&self) -> String {
+        let screen = self.wait_for("l7trace to exit", |s| s.lines().any(|l| l.starts_with("EXIT=")));
+        assert!(screen.lines().any(|l| l == "EXIT=0"), "exit status:\n{screen}");
+        screen
+    }
+
+    /// Raw mode is off: the shell echoes what is typed and runs it on Enter.
+    fn assert_cooked(&self) {
+        self.type_text("echo cooked-$((6*7))");
+        self.key("Enter");
+        self.wait_for("the shell to run a command", |s| s.contains("cooked-42"));
+    }
+
     /// Starts `l7trace --tui ARGS` from the shell and waits for the view's header.
     fn start_l7trace(&self, args: &str) -> String {
         self.start_l7trace_plain(&format!("--tui {args}"))
@@ -179,8 +194,7 @@ fn rows_filter_and_quit() {
     tmux.wait_for("a new matching row", |s| !rows_with(s, "/api/more").is_empty());
 
     tmux.type_text("q");
-    let screen = tmux.wait_for("l7trace to exit", |s| s.lines().any(|l| l.starts_with("EXIT=")));
-    assert!(screen.lines().any(|l| l == "EXIT=0"), "exit status:\n{screen}");
+    let screen = tmux.wait_exit_0();
     assert!(screen.contains("l7trace: summary: exchanges="), "summary after restore:\n{screen}");
     assert!(screen.trim_end().ends_with(PROMPT), "prompt back:\n{screen}");
     assert!(!tmux.alternate_screen_on(), "alternate screen left on");
@@ -201,13 +215,9 @@ fn sigterm_restores_terminal() {
     // SAFETY: sends a signal to the l7trace this test started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
 
-    let screen = tmux.wait_for("l7trace to exit", |s| s.lines().any(|l| l.starts_with("EXIT=")));
-    assert!(screen.lines().any(|l| l == "EXIT=0"), "exit status:\n{screen}");
+    tmux.wait_exit_0();
     assert!(!tmux.alternate_screen_on(), "alternate screen left on");
-    // Raw mode is off: the shell echoes what is typed and runs it on Enter.
-    tmux.type_text("echo cooked-$((6*7))");
-    tmux.key("Enter");
-    tmux.wait_for("the shell to run a command", |s| s.contains("cooked-42"));
+    tmux.assert_cooked();
 }
 
 /// Control sequences sent in a target and in headers reach the screen as text: the title
@@ -253,8 +263,7 @@ fn hostile_bytes_on_the_interface_path_stay_text() {
     assert!(!String::from_utf8_lossy(&title.stdout).contains("pwned"), "traffic set the terminal title");
 
     tmux.type_text("q");
-    let screen = tmux.wait_for("l7trace to exit", |s| s.lines().any(|l| l.starts_with("EXIT=")));
-    assert!(screen.lines().any(|l| l == "EXIT=0"), "exit status:\n{screen}");
+    tmux.wait_exit_0();
 }
 
 /// Without `--tui` or `--json`, a terminal on stdout gets the live view; the secrets of a
@@ -276,10 +285,7 @@ fn view_by_default_on_a_terminal_masks_secrets_and_quits_on_ctrl_c() {
     assert!(!screen.contains("s3cr3t") && !screen.contains("c00kie"), "a secret on screen:\n{screen}");
 
     tmux.key("C-c");
-    let screen = tmux.wait_for("l7trace to exit", |s| s.lines().any(|l| l.starts_with("EXIT=")));
-    assert!(screen.lines().any(|l| l == "EXIT=0"), "exit status:\n{screen}");
+    tmux.wait_exit_0();
     assert!(!tmux.alternate_screen_on(), "alternate screen left on");
-    tmux.type_text("echo cooked-$((6*7))");
-    tmux.key("Enter");
-    tmux.wait_for("the shell to run a command", |s| s.contains("cooked-42"));
+    tmux.assert_cooked();
 }
