@@ -90,6 +90,8 @@ pub struct Tracer {
     pub hooks: Hooks,
     /// `--iface`: the filtered packet socket.
     pub packet: Option<PacketSocket>,
+    /// The socket sequence checks are on (their offsets came from the kernel's BTF).
+    pub seq_checks: bool,
 }
 
 /// The packet socket for `--iface`, its socket filter attached before it is bound, so no
@@ -251,7 +253,8 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         Source::Perf(bufs)
     };
     arm(&mut ebpf)?;
-    Ok(Tracer { _ebpf: ebpf, source, counters, conns, buffer, hooks: chosen, packet })
+    let seq_checks = settings.seq != SocketOffsets::default();
+    Ok(Tracer { _ebpf: ebpf, source, counters, conns, buffer, hooks: chosen, packet, seq_checks })
 }
 
 /// Where the kernel side finds a TCP socket's `copied_seq`, `rcv_nxt`, `write_seq` and
@@ -271,7 +274,7 @@ impl SocketOffsets {
         match crate::btf::Btf::kernel() {
             Ok(btf) => SocketOffsets::from_btf(&btf),
             Err(e) => {
-                tracing::debug!("no kernel BTF ({e}): bytes spliced out of sockets are not looked for, nor the order of sends checked");
+                tracing::debug!("no kernel BTF: {e}");
                 SocketOffsets::default()
             }
         }

@@ -92,6 +92,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     if cli.hooks == HooksArg::Auto {
         eprintln!("l7trace: --hooks auto chose {} on this kernel", tracer.hooks);
     }
+    if !tracer.seq_checks && cli.iface.is_none() {
+        // What the sequence checks catch then goes by unmarked: said once, up front.
+        eprintln!(
+            "l7trace: warning: no usable kernel BTF at /sys/kernel/btf/vmlinux: bytes spliced out of \
+             a socket (splice(2)) and sends racing on one socket are not detected, and may be misframed"
+        );
+    }
     eprintln!(
         "l7trace: tracing (buffer={}, hooks={}, max_capture={})",
         match tracer.buffer {
