@@ -82,6 +82,82 @@ def records():
         yield name, out
 
 
+# tcpstream: the conversation the header describes (format in fuzz_targets/tcpstream.rs).
+def conversation(conf, sizes):
+    """Where each request and each response ends in its stream."""
+    req_end, resp_end, c, s = [], [], 0, 0
+    for i in range((conf & 3) + 1):
+        rq, rs = sizes[i]
+        if conf & (4 << i):
+            c += len(b"POST /x%d HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % (i, rq)) + rq
+        else:
+            c += len(b"GET /x%d HTTP/1.1\r\nHost: h\r\n\r\n" % i)
+        s += len(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % rs) + rs
+        req_end.append(c)
+        resp_end.append(s)
+    return req_end, resp_end
+
+
+def tcp_header(conf, c_isn, s_isn, sizes, net=0):
+    h = bytes([conf]) + struct.pack("<II", c_isn, s_isn)
+    for rq, rs in sizes:
+        h += struct.pack("<HH", rq, rs)
+    return h + bytes([net])
+
+
+def chunks(start, end, size=200):
+    return [(a, min(a + size, end)) for a in range(start, end, size)]
+
+
+def seg_op(direction, start, end, hold=False, release=False):
+    """The segment start..end (at most 256 bytes) at its absolute position."""
+    ctl = direction | 3 << 1 | (0x10 if hold else 0) | (0x20 if release else 0)
+    return bytes([ctl]) + struct.pack("<H", start) + bytes([end - start - 1])
+
+
+def next_op(direction, n, back=None):
+    """n bytes (at most 256) where the sender is, or that far back (a retransmission)."""
+    if back is None:
+        return bytes([direction, n - 1])
+    return bytes([direction | 1 << 1, back, n - 1])
+
+
+def tcpstream():
+    # Four exchanges, the second and fourth POSTs; a body near each end of the 2 KiB range.
+    conf = 3 | 4 << 1 | 4 << 3
+    sizes = [(0, 5), (11, 300), (0, 0), (1500, 1999)]
+    req_end, resp_end = conversation(conf, sizes)
+    exchanges = list(zip([0] + req_end, req_end, [0] + resp_end, resp_end))
+
+    def in_order(dup=False):
+        out = b""
+        for c0, c1, s0, s1 in exchanges:
+            for d, (a, b) in [(0, r) for r in chunks(c0, c1)] + [(1, r) for r in chunks(s0, s1)]:
+                out += next_op(d, b - a)
+                if dup:
+                    # The same segment again, then one across its end and the next's start.
+                    out += next_op(d, b - a, back=b - a)
+                    out += next_op(d, min(40, b - a), back=min(20, b - a))
+        return out
+
+    def reversed_():
+        out = b""
+        for d, end in [(0, req_end[-1]), (1, resp_end[-1])]:
+            cs = chunks(0, end)
+            out += b"".join(seg_op(d, a, b, hold=True, release=(a, b) == cs[-1]) for a, b in cs)
+        return out
+
+    header = tcp_header(conf, 1000, 7_000_000, sizes)
+    yield "in_order", header + in_order()
+    yield "reversed", header + reversed_()
+    yield "duplicates", header + in_order(dup=True)
+    # Both initial sequence numbers just below 2^32: the streams wrap 32 and 64 bytes in.
+    yield "wrap", tcp_header(conf | 0xc0, 32, 64, sizes) + in_order(dup=True)
+    yield "ipv6_vlan", tcp_header(conf, 1000, 7_000_000, sizes, net=3) + reversed_()
+    # Nothing scripted: the closing pass delivers it all in order.
+    yield "fill_only", tcp_header(conf, 1000, 7_000_000, sizes)
+
+
 def write(target, items):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -94,3 +170,4 @@ if __name__ == "__main__":
     write("http1", scripts())
     write("streambuf", scripts())
     write("events", records())
+    write("tcpstream", tcpstream())

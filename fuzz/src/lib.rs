@@ -101,7 +101,8 @@ pub fn script(mut input: &[u8]) -> Vec<Op> {
     ops
 }
 
-fn take_u8(input: &mut &[u8]) -> u8 {
+/// The next byte, 0 past the end of the input.
+pub fn take_u8(input: &mut &[u8]) -> u8 {
     match input.split_first() {
         Some((&b, rest)) => {
             *input = rest;
@@ -111,8 +112,13 @@ fn take_u8(input: &mut &[u8]) -> u8 {
     }
 }
 
+/// The next two bytes, little endian, 0 past the end of the input.
+pub fn take_u16(input: &mut &[u8]) -> u16 {
+    u16::from_le_bytes([take_u8(input), take_u8(input)])
+}
+
 fn take_payload(input: &mut &[u8]) -> Vec<u8> {
-    let len = usize::from(take_u8(input)) | usize::from(take_u8(input)) << 8;
+    let len = usize::from(take_u16(input));
     let n = len.min(input.len());
     let (data, rest) = input.split_at(n);
     *input = rest;

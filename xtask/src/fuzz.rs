@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 /// Every target in fuzz/Cargo.toml.
-pub const TARGETS: &[&str] = &["http1", "streambuf", "events", "tcp"];
+pub const TARGETS: &[&str] = &["http1", "streambuf", "events", "tcp", "tcpstream"];
 pub const DEFAULT_SECS: u64 = 300;
 /// Per target in `cargo xtask test`.
 pub const CI_SECS: u64 = 60;
@@ -128,5 +128,17 @@ mod tests {
         let s = "INFO: seed\nstat::number_of_executed_units: 123456\nstat::average_exec_per_sec:   2057\n";
         assert_eq!(execs(s), Some(123456));
         assert_eq!(execs("nothing"), None);
+    }
+
+    #[test]
+    fn targets_are_the_fuzz_crates_bins() {
+        let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).expect("fuzz/Cargo.toml");
+        let bins: Vec<&str> = manifest
+            .split("[[bin]]")
+            .skip(1)
+            .filter_map(|b| b.lines().find_map(|l| l.trim().strip_prefix("name = ")))
+            .map(|n| n.trim_matches('"'))
+            .collect();
+        assert_eq!(bins, TARGETS);
     }
 }
