@@ -1,6 +1,9 @@
 //! Packets the kernel drops on the capture socket (its buffer full while l7trace does not
 //! read: PACKET_STATISTICS) are counted as lost events, and the exchange they belonged to
 //! says it lost bytes: never a record that looks whole, never a misparse after the hole.
+//! Two shapes of hole: the response's tail and the connection's end both dropped (nothing
+//! on the wire says where it ended: the kernel's drop count does), and a hole inside a
+//! keep-alive connection that goes on (the next request's position says how much).
 
 mod common;
 
@@ -19,15 +22,19 @@ fn signal(pid: u32, sig: libc::c_int) {
     assert_eq!(rc, 0, "kill({sig}) l7trace");
 }
 
-#[test]
-fn packets_dropped_by_the_kernel_are_counted_and_mark_their_exchange() {
-    let server = HttpServer::start("127.0.0.1:0", |req| {
+fn big_server() -> HttpServer {
+    HttpServer::start("127.0.0.1:0", |req| {
         if req.target == "/big" {
             Reply::ok(vec![b'x'; BIG])
         } else {
             common::server::default_reply(req)
         }
-    });
+    })
+}
+
+#[test]
+fn packets_dropped_by_the_kernel_are_counted_and_mark_their_exchange() {
+    let server = big_server();
     let trace = Trace::on_port(server.port(), &["--iface", "lo"]);
     let (pid, since) = (trace.pid(), trace.started_at);
     signal(pid, libc::SIGSTOP);
@@ -65,4 +72,48 @@ fn packets_dropped_by_the_kernel_are_counted_and_mark_their_exchange() {
     assert_complete_exchange_from(after[0], since, "packet");
     assert_eq!(u64_at(after[0], "/response/status"), 200, "{}", after[0]);
     assert_eq!(str_at(after[0], "/response/body"), "hello from /after", "{}", after[0]);
+}
+
+/// The hole inside a keep-alive connection: the next exchange on it starts where the hole
+/// ends, so the lost bytes are exactly the body bytes not seen, and that exchange is read
+/// from its first byte, on the same connection.
+#[test]
+fn a_hole_in_a_keep_alive_connection_is_measured_and_the_next_exchange_is_whole() {
+    let server = big_server();
+    let trace = Trace::on_port(server.port(), &["--iface", "lo"]);
+    let (pid, since) = (trace.pid(), trace.started_at);
+    let addr = format!("127.0.0.1:{}", server.port()).parse().unwrap();
+    let mut client = RawClient::connect(addr);
+    signal(pid, libc::SIGSTOP);
+    let big = client.exchange("GET", "/big");
+    signal(pid, libc::SIGCONT);
+    assert_eq!(big.body.len(), BIG, "the client got the whole body");
+    // l7trace drains the 16 MiB the socket kept before the next request's packets come.
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = client.exchange("GET", "/after");
+    assert_eq!(after.body_text(), "hello from /after");
+    let client_addr = client.local_addr().to_string();
+    drop(client);
+    let stopped = trace.stop_full();
+    let records = &stopped.records;
+    let shown = format!("records:\n{}\nstderr:\n{}", dump(records), stopped.stderr.join("\n"));
+    assert!(summary_counter(&stopped.stderr, "lost_events") > 0, "{shown}");
+    assert_eq!(records.len(), 2, "one record per exchange, nothing made up; {shown}");
+    for r in records {
+        assert_eq!(str_at(r, "/src"), client_addr, "both on the one connection: {r}");
+    }
+    let (big, after) = (&records[0], &records[1]);
+    assert_eq!(str_at(big, "/request/target"), "/big", "in order: {shown}");
+    assert_eq!(big["complete"], false, "{big}");
+    assert_eq!(big["note"], "gap", "{big}");
+    assert_eq!(u64_at(big, "/response/status"), 200, "{big}");
+    // The hole is inside the body: its size is the declared one, and what was lost is
+    // what the capture did not keep of it, a part, not all.
+    assert_eq!(u64_at(big, "/response/body_size"), BIG as u64, "{big}");
+    let lost = u64_at(big, "/lost_bytes");
+    assert!(lost > 0 && lost < BIG as u64, "lost {lost} of {BIG}: {big}");
+    assert_eq!(summary_counter(&stopped.stderr, "lost_bytes"), lost, "{shown}");
+    assert_eq!(str_at(after, "/request/target"), "/after", "{shown}");
+    assert_complete_exchange_from(after, since, "packet");
+    assert_eq!(str_at(after, "/response/body"), "hello from /after", "{after}");
 }

@@ -86,6 +86,9 @@ struct Flow {
     last_ns: u64,
     /// Lost bytes already reported through this flow's exchanges.
     lost_counted: u64,
+    /// The kernel dropped packets from the capture socket while this flow was live: if
+    /// its end is never seen, the missing rest may be among them.
+    drops_while_live: bool,
 }
 
 /// Flows keyed by their two endpoints in a fixed order.
@@ -168,6 +171,7 @@ impl FlowTable {
                 closing_since: None,
                 last_ns: ts_ns,
                 lost_counted: 0,
+                drops_while_live: false,
             });
             self.flows.insert(k, flow);
         }
@@ -225,6 +229,15 @@ impl FlowTable {
         }
     }
 
+    /// The kernel dropped packets from the capture socket (PACKET_STATISTICS), whose flows
+    /// it does not say: every live flow may have lost some. One whose end then never comes
+    /// reports what it had in progress as a `gap`, not as merely unfinished.
+    pub fn kernel_dropped(&mut self) {
+        for flow in self.flows.values_mut() {
+            flow.drops_while_live = true;
+        }
+    }
+
     pub fn tick(&mut self, now_ns: u64, sink: &mut impl FnMut(FlowExchange)) {
         let window = self.cfg.limits.reorder_timeout_ns;
         let idle = self.cfg.idle_timeout_ns;
@@ -258,6 +271,8 @@ impl FlowTable {
         if let Some(mut flow) = self.flows.remove(&k) {
             if closed {
                 flow.http.on_close(now_ns);
+            } else if flow.drops_while_live {
+                flow.http.on_abandon_after_loss(now_ns);
             } else {
                 flow.http.on_abandon(now_ns);
             }

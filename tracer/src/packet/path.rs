@@ -131,7 +131,7 @@ impl PacketPath {
     }
 
     pub fn tick(&mut self, sock: &PacketSocket, now_ns: u64) {
-        self.kernel_drops += sock.drops();
+        self.count_drops(sock);
         self.owners.expire(now_ns);
         let ready = &mut self.ready;
         self.flows.tick(now_ns, &mut |x| ready.push(x));
@@ -139,9 +139,17 @@ impl PacketPath {
 
     /// Everything pending is emitted (exit); the socket's last drops are counted.
     pub fn flush(&mut self, sock: &PacketSocket, now_ns: u64) {
-        self.kernel_drops += sock.drops();
+        self.count_drops(sock);
         let ready = &mut self.ready;
         self.flows.flush(now_ns, &mut |x| ready.push(x));
+    }
+
+    fn count_drops(&mut self, sock: &PacketSocket) {
+        let n = sock.drops();
+        if n > 0 {
+            self.kernel_drops += n;
+            self.flows.kernel_dropped();
+        }
     }
 
     /// Attributes and emits the finished exchanges. Call after reading the syscall events:

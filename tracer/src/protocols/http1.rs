@@ -142,6 +142,14 @@ impl Http1Conn {
         self.end(ts_ns, Note::Unfinished);
     }
 
+    /// The connection is no longer followed, its end never seen, and packets were lost
+    /// while it was live (the kernel dropped them from the capture socket, which does not
+    /// say whose they were): what is in progress is reported as a `gap`, not as merely
+    /// unfinished, and the rest of a body of known length counts as lost.
+    pub fn on_abandon_after_loss(&mut self, ts_ns: u64) {
+        self.end(ts_ns, Note::Gap);
+    }
+
     fn end(&mut self, ts_ns: u64, note: Note) {
         self.last_ts = self.last_ts.max(ts_ns);
         if self.closed {

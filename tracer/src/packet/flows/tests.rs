@@ -283,3 +283,56 @@ fn port_reused_while_the_old_flow_is_open_leaves_it_unfinished() {
     assert!(!out[0].exchange.complete());
     assert_eq!(out[0].exchange.note, Some(Note::Unfinished));
 }
+
+/// A response whose tail (and FIN) the capture socket dropped: nothing on the wire says
+/// where it ended. When the kernel reported drops while the flow was live, the exchange
+/// says `gap` and counts the rest of its declared body as lost; without drops it is only
+/// unfinished (l7trace stopped following it), nothing lost.
+fn tail_never_seen(kernel_dropped: bool) -> FlowExchange {
+    let mut w = Wire::new();
+    w.open_with_request(100, 5000);
+    w.send(false, 5001, PSH_ACK, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789");
+    if kernel_dropped {
+        w.table.kernel_dropped();
+    }
+    let out = w.finish();
+    assert_eq!(out.len(), 1, "{out:?}");
+    out.into_iter().next().unwrap()
+}
+
+#[test]
+fn tail_lost_with_kernel_drops_is_a_gap_with_its_lost_bytes() {
+    let x = tail_never_seen(true).exchange;
+    assert_eq!(x.note, Some(Note::Gap));
+    assert!(!x.complete());
+    let r = x.response.as_ref().unwrap();
+    assert_eq!((r.body_size, r.lost_bytes), (1000, 990));
+    assert_eq!(r.body, b"0123456789");
+    assert_eq!(x.lost_bytes(), 990);
+}
+
+#[test]
+fn tail_not_seen_without_kernel_drops_is_unfinished_not_lost() {
+    let x = tail_never_seen(false).exchange;
+    assert_eq!(x.note, Some(Note::Unfinished));
+    let r = x.response.as_ref().unwrap();
+    assert_eq!((r.body_size, r.lost_bytes), (10, 0));
+    assert_eq!(x.lost_bytes(), 0);
+}
+
+#[test]
+fn kernel_drops_do_not_touch_flows_that_end_or_start_after_them() {
+    let mut w = Wire::new();
+    w.open_with_request(100, 5000);
+    w.table.kernel_dropped();
+    // The answer comes whole after the drops: complete.
+    w.send(false, 5001, PSH_ACK, RESP);
+    // A flow opened after the drops and abandoned mid-body is unfinished, not a gap.
+    w.c = "10.0.0.3:40001".parse().unwrap();
+    w.open_with_request(700, 9000);
+    w.send(false, 9001, PSH_ACK, b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\nabc");
+    let out = w.finish();
+    let notes: Vec<_> = out.iter().map(|x| x.exchange.note).collect();
+    assert_eq!(notes, [None, Some(Note::Unfinished)], "{out:?}");
+    assert!(out[0].exchange.complete());
+}

@@ -824,6 +824,11 @@ impl Side {
                 break;
             }
         }
+        // Lost with packets the capture dropped: the rest of a body of known length
+        // was sent (the writer declared it) and is missing.
+        if let (Note::Gap, State::Length(rem), true, true) = (note, self.state, self.held.is_empty(), self.cur.is_some()) {
+            self.body_skipped(rem, true, cx);
+        }
         if self.state != State::UntilClose || note != Note::Closed {
             self.spoil(note);
         }
