@@ -5,15 +5,14 @@
 
 use libfuzzer_sys::fuzz_target;
 use tracer::{
-    output::{json, Clock},
+    output::Clock,
     packet::{
         flows::{FlowConfig, FlowTable},
         frame::{build_frame, parse_ethernet},
     },
-    pipeline::{Process, Record, Source},
     protocols::Limits,
 };
-use tracer_fuzz::check_json_line;
+use tracer_fuzz::check_packet_record;
 
 fuzz_target!(|input: &[u8]| {
     let cfg = FlowConfig {
@@ -24,19 +23,7 @@ fuzz_target!(|input: &[u8]| {
     };
     let mut table = FlowTable::new(cfg);
     let clock = Clock::new();
-    let mut emit = |x: tracer::packet::flows::FlowExchange| {
-        let r = Record {
-            source: Source::Packet,
-            role: None,
-            process: None::<Process>,
-            client: x.client,
-            server: x.server,
-            exchange: x.exchange,
-            conn: 0,
-            in_flight: x.in_flight,
-        };
-        check_json_line(&json::to_line(&r, &clock));
-    };
+    let mut emit = |x: tracer::packet::flows::FlowExchange| check_packet_record(&x, &clock);
     // Script: [selector, seq(4), flags, cut, len, payload...] repeated.
     let mut rest = input;
     let mut ts = 1_000u64;

@@ -31,15 +31,14 @@ use std::net::SocketAddr;
 
 use libfuzzer_sys::fuzz_target;
 use tracer::{
-    output::{json, Clock},
+    output::Clock,
     packet::{
         flows::{FlowConfig, FlowExchange, FlowTable},
         frame::{build_frame, parse_ethernet, tcp_flags},
     },
-    pipeline::{Process, Record, Source},
     protocols::{Exchange, Limits, Message, StartLine},
 };
-use tracer_fuzz::{check_json_line, take_u16, take_u8};
+use tracer_fuzz::{check_packet_record, take_u16, take_u8};
 
 const MAX_EXCHANGES: usize = 4;
 /// Bodies are shorter than this.
@@ -323,17 +322,7 @@ fn check(conv: &Conversation, out: &[FlowExchange]) {
     let clock = Clock::new();
     for x in out {
         assert!(!x.in_flight, "an in-flight announcement without announce_requests");
-        let r = Record {
-            source: Source::Packet,
-            role: None,
-            process: None::<Process>,
-            client: x.client,
-            server: x.server,
-            exchange: x.exchange.clone(),
-            conn: 0,
-            in_flight: x.in_flight,
-        };
-        check_json_line(&json::to_line(&r, &clock));
+        check_packet_record(x, &clock);
     }
     let n = conv.n();
     let summary = || out.iter().map(|x| summarise(&x.exchange)).collect::<Vec<_>>().join("\n  ");

@@ -140,3 +140,19 @@ pub fn check_json_line(line: &str) {
     let v: serde_json::Value = serde_json::from_str(line).expect("JSON line parses");
     assert!(v.is_object());
 }
+
+/// A flow table's exchange as the `--iface` path reports it (no process known): one clean
+/// JSON line.
+pub fn check_packet_record(x: &tracer::packet::flows::FlowExchange, clock: &tracer::output::Clock) {
+    let r = tracer::pipeline::Record {
+        source: tracer::pipeline::Source::Packet,
+        role: None,
+        process: None::<tracer::pipeline::Process>,
+        client: x.client,
+        server: x.server,
+        exchange: x.exchange.clone(),
+        conn: 0,
+        in_flight: x.in_flight,
+    };
+    check_json_line(&tracer::output::json::to_line(&r, clock));
+}
