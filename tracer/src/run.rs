@@ -285,6 +285,7 @@ fn counters(tracer: &Tracer, pipeline: &Pipeline, packet: Option<&PacketPath>, p
         c.exchanges += p.exchanges;
         c.incomplete += p.incomplete;
         c.lost_events += p.kernel_drops;
+        c.events += p.events;
         c.lost_bytes += p.lost_bytes + p.unreported_lost_bytes();
         c.dropped_bytes += p.dropped_bytes();
         c.uncaptured_bytes = p.uncaptured_bytes();

@@ -24,6 +24,8 @@ pub struct PacketPath {
     clock: crate::output::Clock,
     ready: Vec<FlowExchange>,
     pub kernel_drops: u64,
+    /// Frames read from the capture socket and syscall events read (who owns what).
+    pub events: u64,
     pub frame_errors: u64,
     pub exchanges: u64,
     pub incomplete: u64,
@@ -44,6 +46,7 @@ impl PacketPath {
             clock: crate::output::Clock::new(),
             ready: Vec::new(),
             kernel_drops: 0,
+            events: 0,
             frame_errors: 0,
             exchanges: 0,
             incomplete: 0,
@@ -84,6 +87,7 @@ impl PacketPath {
 
     /// A syscall-probe event: only who owns which connection matters here.
     pub fn on_syscall_raw(&mut self, raw: &[u8], now_ns: u64) {
+        self.events += 1;
         match events::decode(raw) {
             Ok(Event::Data { meta, .. }) => self.owners.learn(&meta),
             Ok(Event::Close { meta, .. }) => self.owners.closed(&meta, now_ns),
@@ -107,6 +111,7 @@ impl PacketPath {
                     return false;
                 }
             };
+            self.events += n as u64;
             for i in 0..n {
                 let (frame, got) = self.batch.frame(i);
                 // On loopback each packet shows up twice; keep the incoming copy (the
