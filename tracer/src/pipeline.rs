@@ -4,7 +4,7 @@ use std::{collections::HashMap, net::SocketAddr};
 
 use crate::{
     events::{self, ConnKey, ConnMeta, Event, StreamEnds},
-    protocols::{http1::Http1Conn, Direction, Exchange, Limits, Role},
+    protocols::{http1::Http1Conn, Direction, Exchange, Limits, LossWatch, Role},
     redact::Redactor,
 };
 
@@ -160,6 +160,8 @@ struct Conn {
     /// When its socket closed: it ends `CLOSE_GRACE_NS` later, so bytes the process reads
     /// after the close (a half-closed client reading the answer) still count.
     closing: Option<u64>,
+    /// Events the kernel could not deliver since this connection's last ones.
+    losses: LossWatch,
 }
 
 /// How long a closed connection waits for reads of bytes that arrived before its close.
@@ -227,6 +229,7 @@ impl Pipeline {
                 let (cfg, filter) = (&self.cfg, &self.filter);
                 let conn = self.conns.entry(meta.key).or_insert_with(|| new_conn(cfg, filter, meta, ts_ns));
                 conn.last_ns = ts_ns;
+                conn.losses.seen(dir, ts_ns);
                 if unordered {
                     // Not passed on: the stream has a hole there, as if it was lost (the
                     // parser resynchronises after it), rather than bytes out of place.
@@ -281,6 +284,9 @@ impl Pipeline {
         if let Some(p) = conn.parser.as_mut() {
             match conn.closing {
                 Some(ts) => p.on_close(ts.max(conn.last_ns)),
+                // Its end never came, and events were lost after its last ones: the
+                // rest of what it had in progress may be among them.
+                None if conn.losses.suspects() != [false; 2] => p.on_abandon_after_loss(now_ns, conn.losses.suspects()),
                 None => p.on_abandon(now_ns),
             }
         }
@@ -337,6 +343,14 @@ impl Pipeline {
             .iter()
             .filter(move |(_, c)| c.closing.is_none() && c.last_ns < before_ns)
             .map(|(k, c)| (*k, c.last_ns))
+    }
+
+    /// The kernel reported events it could not deliver (the buffer was full), at `now_ns`
+    /// at the latest, without saying whose: see `LossWatch`.
+    pub fn events_lost(&mut self, now_ns: u64) {
+        for conn in self.conns.values_mut() {
+            conn.losses.reported(now_ns);
+        }
     }
 
     /// Ends a connection whose Close the kernel could not send, unless an event came for it
@@ -399,7 +413,7 @@ fn new_conn(cfg: &Config, filter: &Filter, meta: ConnMeta, ts_ns: u64) -> Box<Co
         }
         p
     });
-    Box::new(Conn { meta, role, parser, last_ns: ts_ns, lost_counted: 0, closing: None })
+    Box::new(Conn { meta, role, parser, last_ns: ts_ns, lost_counted: 0, closing: None, losses: LossWatch::default() })
 }
 
 fn emit(
@@ -585,6 +599,36 @@ mod tests {
         assert_eq!((p.active_conns(), p.stats.evicted_conns), (0, 1));
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].exchange.note, Some(crate::protocols::Note::Unfinished), "{:?}", out[0].exchange);
+    }
+
+    /// A response whose tail never came, with the ring's losses reported after its last
+    /// event: a `gap` at exit, the rest of its declared body lost; with an event of its
+    /// direction after the report, only unfinished.
+    #[test]
+    fn a_tail_never_seen_after_reported_losses_is_a_gap() {
+        let run = |event_after: bool| {
+            let mut p = Pipeline::new(cfg(false), Filter::default());
+            let mut out = Vec::new();
+            let req = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
+            let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+            p.on_raw(&data(DIR_EGRESS, 0, 100, req), &mut |r| out.push(r));
+            p.on_raw(&data(DIR_INGRESS, 0, 200, head), &mut |r| out.push(r));
+            p.events_lost(300);
+            if event_after {
+                p.on_raw(&data(DIR_INGRESS, head.len() as u64, 400, b"0123456789"), &mut |r| out.push(r));
+            }
+            p.flush(10_000_000_000, &mut |r| out.push(r));
+            assert_eq!(out.len(), 1, "{out:?}");
+            out.remove(0).exchange
+        };
+        let x = run(false);
+        assert_eq!(x.note, Some(crate::protocols::Note::Gap), "{x:?}");
+        assert_eq!(x.lost_bytes(), 100);
+        assert_eq!(x.response.as_ref().map(|r| r.body_size), Some(100));
+        let x = run(true);
+        assert_eq!(x.note, Some(crate::protocols::Note::Unfinished), "{x:?}");
+        assert_eq!(x.lost_bytes(), 0);
+        assert_eq!(x.response.as_ref().map(|r| r.body_size), Some(10));
     }
 
     #[test]

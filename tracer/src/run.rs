@@ -195,6 +195,8 @@ fn event_loop(
     let mut scratch = Vec::new();
     let mut last_warn = (monotonic_ns(), 0u64);
     let mut last_tick = 0u64;
+    // Events the kernel could not deliver, as last seen: a rise marks the live connections.
+    let mut kernel_lost = 0u64;
     let mut sweep = CloseSweep { last_ns: monotonic_ns(), cursor: 0, suspects: Vec::new() };
     loop {
         let stopping = STOP.load(Ordering::Relaxed);
@@ -226,6 +228,7 @@ fn event_loop(
                     backlog = drain_round(&mut tracer.source, stopping, &mut |raw| pipeline.on_raw(raw, &mut emit), &mut perf_lost, &mut scratch);
                     pipeline.end_round(&mut emit);
                     if stopping {
+                        note_losses(tracer, pipeline, perf_lost, &mut kernel_lost, now);
                         pipeline.flush(now, &mut emit);
                     } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {
                         pipeline.tick(now, &mut emit);
@@ -248,6 +251,9 @@ fn event_loop(
             continue;
         }
         last_tick = now;
+        if packet.is_none() {
+            note_losses(tracer, pipeline, perf_lost, &mut kernel_lost, now);
+        }
         let c = counters(tracer, pipeline, packet.as_deref(), perf_lost);
         if now - last_warn.0 >= WARN_EVERY_NS {
             if c.lost_events > last_warn.1 {
@@ -260,6 +266,16 @@ fn event_loop(
         }
     }
     Ok(counters(tracer, pipeline, packet.as_deref(), perf_lost))
+}
+
+/// Tells the pipeline when the kernel's count of events it could not deliver has risen
+/// since `seen`.
+fn note_losses(tracer: &Tracer, pipeline: &mut Pipeline, perf_lost: u64, seen: &mut u64, now: u64) {
+    let lost = tracer.kernel_counters()[counters::LOST_EVENTS as usize] + perf_lost;
+    if lost > *seen {
+        *seen = lost;
+        pipeline.events_lost(now);
+    }
 }
 
 fn counters(tracer: &Tracer, pipeline: &Pipeline, packet: Option<&PacketPath>, perf_lost: u64) -> Counters {

@@ -394,7 +394,8 @@ fn overload_losses_are_counted_and_no_record_is_misaligned() {
             assert_eq!(resp, id, "response of another request: {r}");
         }
         // Its answer was sent (every request was answered) and lost: not "closed" before
-        // it. "unfinished" when the close was lost too (l7trace saw no end).
+        // it. When the close was lost too (l7trace saw no end), "gap" if the ring's losses
+        // were reported after the connection's last event, else "unfinished".
         if r["response"].is_null() {
             assert!(r["note"] == "gap" || r["note"] == "unfinished", "{r}");
         }

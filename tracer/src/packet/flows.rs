@@ -5,7 +5,7 @@
 use std::{collections::HashMap, net::SocketAddr};
 
 use super::frame::TcpSegment;
-use crate::protocols::{http1::Http1Conn, Direction, Exchange, Limits, Process, Role};
+use crate::protocols::{http1::Http1Conn, Direction, Exchange, Limits, LossWatch, Process, Role};
 
 /// A finished exchange of a flow.
 #[derive(Debug, Clone)]
@@ -86,9 +86,9 @@ struct Flow {
     last_ns: u64,
     /// Lost bytes already reported through this flow's exchanges.
     lost_counted: u64,
-    /// The kernel dropped packets from the capture socket while this flow was live: if
-    /// its end is never seen, the missing rest may be among them.
-    drops_while_live: bool,
+    /// Packets the kernel dropped from the capture socket since this flow's last ones:
+    /// if its end is never seen, the missing rest may be among them.
+    drops: LossWatch,
 }
 
 /// Flows keyed by their two endpoints in a fixed order.
@@ -171,13 +171,14 @@ impl FlowTable {
                 closing_since: None,
                 last_ns: ts_ns,
                 lost_counted: 0,
-                drops_while_live: false,
+                drops: LossWatch::default(),
             });
             self.flows.insert(k, flow);
         }
         let Some(flow) = self.flows.get_mut(&k) else { return };
         flow.last_ns = ts_ns;
         let d = if seg.src == flow.client { 0 } else { 1 };
+        flow.drops.seen(if d == 0 { Direction::Egress } else { Direction::Ingress }, ts_ns);
         if seg.syn {
             // The SYN takes one sequence number; data starts after it.
             flow.seq[d] = SeqState { base: Some(seg.seq.wrapping_add(1)), high: 0 };
@@ -230,11 +231,12 @@ impl FlowTable {
     }
 
     /// The kernel dropped packets from the capture socket (PACKET_STATISTICS), whose flows
-    /// it does not say: every live flow may have lost some. One whose end then never comes
+    /// it does not say: every live flow may have lost some, at `now_ns` at the latest. One
+    /// that gets no packet from after that in a direction, and whose end never comes,
     /// reports what it had in progress as a `gap`, not as merely unfinished.
-    pub fn kernel_dropped(&mut self) {
+    pub fn kernel_dropped(&mut self, now_ns: u64) {
         for flow in self.flows.values_mut() {
-            flow.drops_while_live = true;
+            flow.drops.reported(now_ns);
         }
     }
 
@@ -271,8 +273,8 @@ impl FlowTable {
         if let Some(mut flow) = self.flows.remove(&k) {
             if closed {
                 flow.http.on_close(now_ns);
-            } else if flow.drops_while_live {
-                flow.http.on_abandon_after_loss(now_ns);
+            } else if flow.drops.suspects() != [false; 2] {
+                flow.http.on_abandon_after_loss(now_ns, flow.drops.suspects());
             } else {
                 flow.http.on_abandon(now_ns);
             }

@@ -142,26 +142,35 @@ impl Http1Conn {
         self.end(ts_ns, Note::Unfinished);
     }
 
-    /// The connection is no longer followed, its end never seen, and packets were lost
-    /// while it was live (the kernel dropped them from the capture socket, which does not
-    /// say whose they were): what is in progress is reported as a `gap`, not as merely
-    /// unfinished, and the rest of a body of known length counts as lost.
-    pub fn on_abandon_after_loss(&mut self, ts_ns: u64) {
-        self.end(ts_ns, Note::Gap);
+    /// The connection is no longer followed, its end never seen, and the kernel reported
+    /// losses after the last bytes of the directions `lost` names (`Direction` order),
+    /// without saying whose: what is in progress in those is reported as a `gap`, not as
+    /// merely unfinished, and the rest of a body of known length counts as lost.
+    pub fn on_abandon_after_loss(&mut self, ts_ns: u64, lost: [bool; 2]) {
+        let note = |d: Direction| if lost[d as usize] { Note::Gap } else { Note::Unfinished };
+        let req = self.role.request_direction();
+        let resp = if req == Direction::Egress { Direction::Ingress } else { Direction::Egress };
+        self.end_with(ts_ns, note(req), note(resp));
     }
 
     fn end(&mut self, ts_ns: u64, note: Note) {
+        self.end_with(ts_ns, note, note);
+    }
+
+    /// `req_note` for the request side, `resp_note` for the response side and the
+    /// requests still waiting for an answer.
+    fn end_with(&mut self, ts_ns: u64, req_note: Note, resp_note: Note) {
         self.last_ts = self.last_ts.max(ts_ns);
         if self.closed {
             return;
         }
         let mut cx = Cx { pairing: &mut self.pairing, limits: &self.limits, stats: &mut self.stats, started: &mut self.started };
         if !self.not_http {
-            self.req.close(note, &mut cx);
+            self.req.close(req_note, &mut cx);
             cx.pairing.frontier = Frontier::closed();
-            self.resp.close(note, &mut cx);
+            self.resp.close(resp_note, &mut cx);
         }
-        cx.pairing.close(note);
+        cx.pairing.close(resp_note);
         self.closed = true;
         self.req.clear();
         self.resp.clear();

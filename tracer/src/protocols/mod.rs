@@ -30,6 +30,36 @@ pub enum Direction {
     Ingress,
 }
 
+/// Loss the kernel reported without saying whose (packets dropped from the capture socket,
+/// events from a full ring buffer), as one connection sees it: per direction (`Direction`
+/// order: egress, ingress), the time of the latest report, until a byte of that direction
+/// from after it comes. Bytes lost
+/// before such a byte are a gap at their place in the stream; bytes lost after the last
+/// byte seen show nowhere, and a connection whose end then never comes may have lost its
+/// tail: `suspect`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LossWatch([Option<u64>; 2]);
+
+impl LossWatch {
+    /// The kernel reported a loss at `at_ns` (monotonic, as event times are).
+    pub fn reported(&mut self, at_ns: u64) {
+        self.0 = [Some(at_ns); 2];
+    }
+
+    /// A byte of direction `d` from `ts_ns`.
+    pub fn seen(&mut self, d: Direction, ts_ns: u64) {
+        let slot = &mut self.0[d as usize];
+        if slot.is_some_and(|t| ts_ns > t) {
+            *slot = None;
+        }
+    }
+
+    /// Per direction: a loss was reported after its last byte.
+    pub fn suspects(&self) -> [bool; 2] {
+        self.0.map(|t| t.is_some())
+    }
+}
+
 impl Role {
     /// The direction that carries requests for this side.
     pub fn request_direction(self) -> Direction {

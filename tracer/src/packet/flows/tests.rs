@@ -293,7 +293,7 @@ fn tail_never_seen(kernel_dropped: bool) -> FlowExchange {
     w.open_with_request(100, 5000);
     w.send(false, 5001, PSH_ACK, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789");
     if kernel_dropped {
-        w.table.kernel_dropped();
+        w.table.kernel_dropped(w.ts);
     }
     let out = w.finish();
     assert_eq!(out.len(), 1, "{out:?}");
@@ -324,7 +324,7 @@ fn tail_not_seen_without_kernel_drops_is_unfinished_not_lost() {
 fn kernel_drops_do_not_touch_flows_that_end_or_start_after_them() {
     let mut w = Wire::new();
     w.open_with_request(100, 5000);
-    w.table.kernel_dropped();
+    w.table.kernel_dropped(w.ts);
     // The answer comes whole after the drops: complete.
     w.send(false, 5001, PSH_ACK, RESP);
     // A flow opened after the drops and abandoned mid-body is unfinished, not a gap.
@@ -335,4 +335,28 @@ fn kernel_drops_do_not_touch_flows_that_end_or_start_after_them() {
     let notes: Vec<_> = out.iter().map(|x| x.exchange.note).collect();
     assert_eq!(notes, [None, Some(Note::Unfinished)], "{out:?}");
     assert!(out[0].exchange.complete());
+}
+
+#[test]
+fn a_packet_from_after_the_drops_clears_its_direction_only() {
+    // The response's direction gets a packet after the report: whatever was dropped
+    // before it is a gap at its place, not a lost tail; the flow is only unfinished.
+    let mut w = Wire::new();
+    w.open_with_request(100, 5000);
+    w.send(false, 5001, PSH_ACK, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n01234");
+    w.table.kernel_dropped(w.ts);
+    w.send(false, 5001 + 43, PSH_ACK, b"56789");
+    let out = w.finish();
+    assert_eq!(out[0].exchange.note, Some(Note::Unfinished), "{out:?}");
+    assert_eq!(out[0].exchange.lost_bytes(), 0);
+    // Only the request's direction moves after the report: the response's tail may be
+    // among the drops.
+    let mut w = Wire::new();
+    w.open_with_request(100, 5000);
+    w.send(false, 5001, PSH_ACK, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n01234");
+    w.table.kernel_dropped(w.ts);
+    w.send(true, 101 + REQ.len() as u32, ACK | FIN, b"");
+    let out = w.finish();
+    assert_eq!(out[0].exchange.note, Some(Note::Gap), "{out:?}");
+    assert_eq!(out[0].exchange.lost_bytes(), 995);
 }
