@@ -12,6 +12,11 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
+    // A wrong interface name is said first: it needs no privilege, nor anything loaded.
+    if let Some(Err(e)) = cli.iface.as_deref().map(tracer::packet::socket::ifindex) {
+        eprintln!("l7trace: error: --iface: {e}");
+        return ExitCode::from(1);
+    }
     if let Some(why) = privileges::missing(cli.iface.is_some()) {
         eprintln!("{why}");
         return ExitCode::from(1);

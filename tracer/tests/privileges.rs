@@ -24,6 +24,36 @@ fn unprivileged_gets_one_line_naming_cap_bpf() {
     assert!(lines[0].starts_with("l7trace: error:"), "{stderr:?}");
 }
 
+/// A wrong `--iface` is said before anything is loaded, so before privileges too: a user
+/// without any hears of the name first, and then of the capabilities.
+#[test]
+fn a_wrong_iface_is_named_before_privileges() {
+    let name = format!("l7tno{:x}", std::process::id());
+    for (iface, says) in [("any", "--iface any is not supported".to_string()), (name.as_str(), format!("no interface named \"{name}\""))] {
+        let out = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_l7trace"))
+            .args(["--json", "--iface", iface])
+            .output()
+            .expect("run setpriv");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+        assert!(stderr.starts_with("l7trace: error: --iface: "), "{stderr:?}");
+        assert!(stderr.contains(&says), "{stderr:?} does not say {says:?}");
+    }
+    // A good name, no privileges: the capabilities, as ever.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_l7trace"))
+        .args(["--json", "--iface", "lo"])
+        .output()
+        .expect("run setpriv");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("CAP_NET_RAW") && stderr.contains("CAP_BPF"), "{stderr:?}");
+}
+
 /// `l7trace ARGS` as user nobody holding `caps` (setpriv's names: `bpf,+perfmon`), which
 /// must fail at once with one error line naming `missing` and nothing of `held`.
 fn refused_with_caps(caps: &str, args: &[&str], missing: &str, held: &[&str]) {

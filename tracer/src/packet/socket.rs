@@ -90,18 +90,24 @@ impl RecvBatch {
 const ETH_P_ALL: u16 = 0x0003;
 const PACKET_OUTGOING: u8 = 4;
 
+/// The index of the interface `--iface` names; refused: `any`, and names no interface has.
+/// Needs no privilege, so l7trace checks it first.
+pub fn ifindex(iface: &str) -> Result<i32, PacketError> {
+    if iface == "any" {
+        return Err(PacketError::Any);
+    }
+    let name = CString::new(iface).map_err(|_| PacketError::NoSuchInterface(iface.into()))?;
+    // SAFETY: valid C string.
+    match unsafe { libc::if_nametoindex(name.as_ptr()) } as i32 {
+        0 => Err(PacketError::NoSuchInterface(iface.into())),
+        i => Ok(i),
+    }
+}
+
 impl PacketSocket {
     /// Opens the socket; call `bind` after attaching the filter.
     pub fn open(iface: &str) -> Result<Self, PacketError> {
-        if iface == "any" {
-            return Err(PacketError::Any);
-        }
-        let name = CString::new(iface).map_err(|_| PacketError::NoSuchInterface(iface.into()))?;
-        // SAFETY: valid C string.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) } as i32;
-        if ifindex == 0 {
-            return Err(PacketError::NoSuchInterface(iface.into()));
-        }
+        let ifindex = ifindex(iface)?;
         // SAFETY: plain syscall; protocol 0 receives nothing until bind.
         let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
