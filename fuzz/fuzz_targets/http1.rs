@@ -35,7 +35,12 @@ fuzz_target!(|input: &[u8]| {
         out.iter().for_each(check);
         out.clear();
     }
-    conn.on_close(u64::MAX / 2);
+    // The end: closed, abandoned, or abandoned after losses reported in either direction.
+    match (first >> 1) & 7 {
+        0 | 1 | 2 | 3 => conn.on_close(u64::MAX / 2),
+        4 => conn.on_abandon(u64::MAX / 2),
+        k => conn.on_abandon_after_loss(u64::MAX / 2, [k & 1 != 0, k & 2 != 0]),
+    }
     conn.drain(&mut out);
     out.iter().for_each(check);
 });
@@ -45,5 +50,6 @@ fn check(ex: &Exchange) {
         assert!(m.body.len() <= LIMITS.max_body, "body over max_body");
         assert!(m.body.len() as u64 <= m.body_size, "body longer than body_size");
         assert!(m.first_ts_ns <= m.last_ts_ns || !m.complete, "complete message ends before it starts");
+        assert!(m.lost_bytes == 0 || !m.complete, "a complete message with lost bytes");
     }
 }
