@@ -289,3 +289,42 @@ fn view_by_default_on_a_terminal_masks_secrets_and_quits_on_ctrl_c() {
     assert!(!tmux.alternate_screen_on(), "alternate screen left on");
     tmux.assert_cooked();
 }
+
+/// The mouse wheel moves the selection three rows a notch: the pane gets the SGR mouse
+/// reports a terminal sends for the wheel (the view asked for mouse reporting), and the
+/// detail pane then shows the exchange selected.
+#[test]
+fn mouse_wheel_moves_the_selection() {
+    let server = server();
+    let tmux = Tmux::start("wheel");
+    tmux.start_l7trace(&format!("--port {} --role client", server.port()));
+    let base = format!("http://{}", server.authority());
+    for i in 1..=12 {
+        curl(&[&format!("{base}/wheel/{i}")]);
+    }
+    tmux.wait_for("twelve rows", |s| rows_with(s, "/wheel/").iter().filter(|r| !r.contains(" ... ")).count() == 12);
+    // The newest is selected (the view follows it): one notch up is three rows up.
+    let detail_of = |tmux: &Tmux, target: &str| {
+        tmux.key("Enter");
+        let line = format!("GET {target} HTTP/1.1");
+        let screen = tmux.wait_for(&format!("the detail of {target}"), |s| s.lines().any(|l| l.trim_end() == line));
+        tmux.key("Escape");
+        tmux.wait_for("the detail closed", |s| !s.contains(&line));
+        screen
+    };
+    tmux.type_text("\x1b[<64;40;10M");
+    detail_of(&tmux, "/wheel/9");
+    tmux.type_text("\x1b[<64;40;10M");
+    tmux.type_text("\x1b[<64;40;10M");
+    detail_of(&tmux, "/wheel/3");
+    // Down again, and past the end it stops at the last row.
+    tmux.type_text("\x1b[<65;40;10M");
+    detail_of(&tmux, "/wheel/6");
+    for _ in 0..4 {
+        tmux.type_text("\x1b[<65;40;10M");
+    }
+    detail_of(&tmux, "/wheel/12");
+    tmux.type_text("q");
+    tmux.wait_exit_0();
+    assert!(!tmux.alternate_screen_on(), "alternate screen left on");
+}
