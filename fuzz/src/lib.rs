@@ -155,4 +155,9 @@ pub fn check_packet_record(x: &tracer::packet::flows::FlowExchange, clock: &trac
         in_flight: x.in_flight,
     };
     check_json_line(&tracer::output::json::to_line(&r, clock));
+    let x = &x.exchange;
+    for m in std::iter::once(&x.request).chain(x.response.as_ref()) {
+        assert!(m.lost_bytes == 0 || !m.complete, "a complete message with lost bytes");
+        assert!(m.body.len() as u64 <= m.body_size, "body longer than body_size");
+    }
 }

@@ -229,12 +229,13 @@ impl Pipeline {
                 let (cfg, filter) = (&self.cfg, &self.filter);
                 let conn = self.conns.entry(meta.key).or_insert_with(|| new_conn(cfg, filter, meta, ts_ns));
                 conn.last_ns = ts_ns;
-                conn.losses.seen(dir, ts_ns);
                 if unordered {
                     // Not passed on: the stream has a hole there, as if it was lost (the
                     // parser resynchronises after it), rather than bytes out of place.
                     self.stats.unordered_events += 1;
                 } else if let Some(p) = conn.parser.as_mut() {
+                    // In order: the stream's front, from after any loss report it follows.
+                    conn.losses.seen(dir, ts_ns);
                     if !p.is_done() {
                         p.on_data(dir, pos, len, data, ts_ns, Process { pid: meta.pid, tid: meta.tid, comm: meta.comm });
                     }
@@ -286,8 +287,10 @@ impl Pipeline {
                 Some(ts) => p.on_close(ts.max(conn.last_ns)),
                 // Its end never came, and events were lost after its last ones: the
                 // rest of what it had in progress may be among them.
-                None if conn.losses.suspects() != [false; 2] => p.on_abandon_after_loss(now_ns, conn.losses.suspects()),
-                None => p.on_abandon(now_ns),
+                None => match conn.losses.suspects(now_ns, self.cfg.limits.reorder_timeout_ns) {
+                    Some(lost) => p.on_abandon_after_loss(now_ns, lost),
+                    None => p.on_abandon(now_ns),
+                },
             }
         }
         self.emit_conn(&mut conn, sink);

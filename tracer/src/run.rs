@@ -228,7 +228,7 @@ fn event_loop(
                     backlog = drain_round(&mut tracer.source, stopping, &mut |raw| pipeline.on_raw(raw, &mut emit), &mut perf_lost, &mut scratch);
                     pipeline.end_round(&mut emit);
                     if stopping {
-                        note_losses(tracer, pipeline, perf_lost, &mut kernel_lost, now);
+                        note_losses(tracer, pipeline, perf_lost, &mut kernel_lost);
                         pipeline.flush(now, &mut emit);
                     } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {
                         pipeline.tick(now, &mut emit);
@@ -252,7 +252,7 @@ fn event_loop(
         }
         last_tick = now;
         if packet.is_none() {
-            note_losses(tracer, pipeline, perf_lost, &mut kernel_lost, now);
+            note_losses(tracer, pipeline, perf_lost, &mut kernel_lost);
         }
         let c = counters(tracer, pipeline, packet.as_deref(), perf_lost);
         if now - last_warn.0 >= WARN_EVERY_NS {
@@ -269,12 +269,13 @@ fn event_loop(
 }
 
 /// Tells the pipeline when the kernel's count of events it could not deliver has risen
-/// since `seen`.
-fn note_losses(tracer: &Tracer, pipeline: &mut Pipeline, perf_lost: u64, seen: &mut u64, now: u64) {
+/// since `seen`, stamped when read (a loss after the loop's `now` would otherwise be dated
+/// before events it followed, and those would clear it).
+fn note_losses(tracer: &Tracer, pipeline: &mut Pipeline, perf_lost: u64, seen: &mut u64) {
     let lost = tracer.kernel_counters()[counters::LOST_EVENTS as usize] + perf_lost;
     if lost > *seen {
         *seen = lost;
-        pipeline.events_lost(now);
+        pipeline.events_lost(monotonic_ns());
     }
 }
 
@@ -302,7 +303,8 @@ fn counters(tracer: &Tracer, pipeline: &Pipeline, packet: Option<&PacketPath>, p
         c.incomplete += p.incomplete;
         c.lost_events += p.kernel_drops;
         c.events += p.events;
-        c.lost_bytes += p.lost_bytes + p.unreported_lost_bytes();
+        // Saturating: a Content-Length counted lost is the sender's number.
+        c.lost_bytes = c.lost_bytes.saturating_add(p.lost_bytes).saturating_add(p.unreported_lost_bytes());
         c.dropped_bytes += p.dropped_bytes();
         c.uncaptured_bytes = p.uncaptured_bytes();
         c.active_conns = p.active_flows() as u64;

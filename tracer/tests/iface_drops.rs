@@ -98,8 +98,9 @@ fn a_hole_in_a_keep_alive_connection_is_measured_and_the_next_exchange_is_whole(
     let records = &stopped.records;
     let shown = format!("records:\n{}\nstderr:\n{}", dump(records), stopped.stderr.join("\n"));
     assert!(summary_counter(&stopped.stderr, "lost_events") > 0, "{shown}");
-    // What was read counts: at least the handshake, both requests and both answers' heads.
-    assert!(summary_counter(&stopped.stderr, "events") >= 6, "frames read are events: {shown}");
+    // The frames read count as events: the 16 MiB the socket kept alone hold over 200 of
+    // the body's (64 KiB of payload at most each, with their overhead).
+    assert!(summary_counter(&stopped.stderr, "events") >= 200, "frames read are events: {shown}");
     assert_eq!(records.len(), 2, "one record per exchange, nothing made up; {shown}");
     for r in records {
         assert_eq!(str_at(r, "/src"), client_addr, "both on the one connection: {r}");

@@ -178,7 +178,6 @@ impl FlowTable {
         let Some(flow) = self.flows.get_mut(&k) else { return };
         flow.last_ns = ts_ns;
         let d = if seg.src == flow.client { 0 } else { 1 };
-        flow.drops.seen(if d == 0 { Direction::Egress } else { Direction::Ingress }, ts_ns);
         if seg.syn {
             // The SYN takes one sequence number; data starts after it.
             flow.seq[d] = SeqState { base: Some(seg.seq.wrapping_add(1)), high: 0 };
@@ -193,6 +192,12 @@ impl FlowTable {
             if let Some(pos) = flow.seq[d].pos(data_seq) {
                 let dir = if d == 0 { Direction::Egress } else { Direction::Ingress };
                 let end = pos + seg.wire_len as u64;
+                // Bytes up to the stream's front from after a loss report: what was lost
+                // before them is a hole they show. A retransmission of older bytes shows
+                // nothing of the tail.
+                if end >= flow.seq[d].high {
+                    flow.drops.seen(dir, ts_ns);
+                }
                 if seg.wire_len > 0 {
                     flow.http.on_data(dir, pos, seg.wire_len as u64, seg.payload, ts_ns, Process::default());
                     flow.seq[d].advance(end);
@@ -273,8 +278,8 @@ impl FlowTable {
         if let Some(mut flow) = self.flows.remove(&k) {
             if closed {
                 flow.http.on_close(now_ns);
-            } else if flow.drops.suspects() != [false; 2] {
-                flow.http.on_abandon_after_loss(now_ns, flow.drops.suspects());
+            } else if let Some(lost) = flow.drops.suspects(now_ns, self.cfg.limits.reorder_timeout_ns) {
+                flow.http.on_abandon_after_loss(now_ns, lost);
             } else {
                 flow.http.on_abandon(now_ns);
             }

@@ -136,7 +136,7 @@ impl PacketPath {
     }
 
     pub fn tick(&mut self, sock: &PacketSocket, now_ns: u64) {
-        self.count_drops(sock, now_ns);
+        self.count_drops(sock);
         self.owners.expire(now_ns);
         let ready = &mut self.ready;
         self.flows.tick(now_ns, &mut |x| ready.push(x));
@@ -144,16 +144,18 @@ impl PacketPath {
 
     /// Everything pending is emitted (exit); the socket's last drops are counted.
     pub fn flush(&mut self, sock: &PacketSocket, now_ns: u64) {
-        self.count_drops(sock, now_ns);
+        self.count_drops(sock);
         let ready = &mut self.ready;
         self.flows.flush(now_ns, &mut |x| ready.push(x));
     }
 
-    fn count_drops(&mut self, sock: &PacketSocket, now_ns: u64) {
+    /// Stamped when read, not with the loop's earlier `now`: a drop between the two would
+    /// be dated before frames it followed, and those would clear it.
+    fn count_drops(&mut self, sock: &PacketSocket) {
         let n = sock.drops();
         if n > 0 {
             self.kernel_drops += n;
-            self.flows.kernel_dropped(now_ns);
+            self.flows.kernel_dropped(crate::output::monotonic_ns());
         }
     }
 

@@ -54,9 +54,12 @@ impl LossWatch {
         }
     }
 
-    /// Per direction: a loss was reported after its last byte.
-    pub fn suspects(&self) -> [bool; 2] {
-        self.0.map(|t| t.is_some())
+    /// Per direction, at `now_ns`: a loss was reported after its last byte, and nothing
+    /// came for longer than `quiet_ns` since (a transfer still under way when the report
+    /// came, cut short by exit or eviction, is not taken for a loss); None when neither.
+    pub fn suspects(&self, now_ns: u64, quiet_ns: u64) -> Option<[bool; 2]> {
+        let lost = self.0.map(|t| t.is_some_and(|t| now_ns.saturating_sub(t) > quiet_ns));
+        (lost != [false; 2]).then_some(lost)
     }
 }
 

@@ -345,10 +345,12 @@ fn a_packet_from_after_the_drops_clears_its_direction_only() {
     w.open_with_request(100, 5000);
     w.send(false, 5001, PSH_ACK, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n01234");
     w.table.kernel_dropped(w.ts);
-    w.send(false, 5001 + 43, PSH_ACK, b"56789");
+    // The head is 41 bytes, then "01234": the stream goes on at 46.
+    w.send(false, 5001 + 46, PSH_ACK, b"56789");
     let out = w.finish();
     assert_eq!(out[0].exchange.note, Some(Note::Unfinished), "{out:?}");
     assert_eq!(out[0].exchange.lost_bytes(), 0);
+    assert_eq!(body(&out[0]), b"0123456789");
     // Only the request's direction moves after the report: the response's tail may be
     // among the drops.
     let mut w = Wire::new();
@@ -359,4 +361,31 @@ fn a_packet_from_after_the_drops_clears_its_direction_only() {
     let out = w.finish();
     assert_eq!(out[0].exchange.note, Some(Note::Gap), "{out:?}");
     assert_eq!(out[0].exchange.lost_bytes(), 995);
+}
+
+#[test]
+fn a_retransmission_after_the_drops_does_not_clear_them() {
+    // Old bytes sent again after the report show nothing of the tail past them.
+    let mut w = Wire::new();
+    w.open_with_request(100, 5000);
+    w.send(false, 5001, PSH_ACK, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n01234");
+    w.table.kernel_dropped(w.ts);
+    w.send(false, 5001, PSH_ACK, b"HTTP/1.1 200 OK\r\n");
+    let out = w.finish();
+    assert_eq!(out[0].exchange.note, Some(Note::Gap), "{out:?}");
+    assert_eq!(out[0].exchange.lost_bytes(), 995);
+}
+
+#[test]
+fn drops_reported_just_before_the_end_are_not_taken_for_a_lost_tail() {
+    // Exit (or eviction) within the reorder window of the report: the transfer may just
+    // have been under way, its rest not sent yet.
+    let mut w = Wire::new();
+    w.open_with_request(100, 5000);
+    w.send(false, 5001, PSH_ACK, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n01234");
+    w.table.kernel_dropped(w.ts);
+    let out = &mut w.out;
+    w.table.flush(w.ts + 1_000_000, &mut |x| out.push(x));
+    assert_eq!(w.out[0].exchange.note, Some(Note::Unfinished), "{:?}", w.out);
+    assert_eq!(w.out[0].exchange.lost_bytes(), 0);
 }
