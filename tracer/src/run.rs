@@ -228,7 +228,7 @@ fn event_loop(
                     backlog = drain_round(&mut tracer.source, stopping, &mut |raw| pipeline.on_raw(raw, &mut emit), &mut perf_lost, &mut scratch);
                     pipeline.end_round(&mut emit);
                     if stopping {
-                        note_losses(tracer, pipeline, perf_lost, &mut kernel_lost);
+                        note_losses(pipeline, &tracer.kernel_counters(), perf_lost, &mut kernel_lost);
                         pipeline.flush(now, &mut emit);
                     } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {
                         pipeline.tick(now, &mut emit);
@@ -251,10 +251,11 @@ fn event_loop(
             continue;
         }
         last_tick = now;
+        let k = tracer.kernel_counters();
         if packet.is_none() {
-            note_losses(tracer, pipeline, perf_lost, &mut kernel_lost);
+            note_losses(pipeline, &k, perf_lost, &mut kernel_lost);
         }
-        let c = counters(tracer, pipeline, packet.as_deref(), perf_lost);
+        let c = counters(&k, pipeline, packet.as_deref(), perf_lost);
         if now - last_warn.0 >= WARN_EVERY_NS {
             if c.lost_events > last_warn.1 {
                 eprintln!("l7trace: warning: {} events lost so far (kernel buffer full)", c.lost_events);
@@ -265,22 +266,22 @@ fn event_loop(
             STOP.store(true, Ordering::Relaxed);
         }
     }
-    Ok(counters(tracer, pipeline, packet.as_deref(), perf_lost))
+    Ok(counters(&tracer.kernel_counters(), pipeline, packet.as_deref(), perf_lost))
 }
 
-/// Tells the pipeline when the kernel's count of events it could not deliver has risen
-/// since `seen`, stamped when read (a loss after the loop's `now` would otherwise be dated
-/// before events it followed, and those would clear it).
-fn note_losses(tracer: &Tracer, pipeline: &mut Pipeline, perf_lost: u64, seen: &mut u64) {
-    let lost = tracer.kernel_counters()[counters::LOST_EVENTS as usize] + perf_lost;
+/// Tells the pipeline when the kernel's count of events it could not deliver (in `k`, the
+/// kernel counters just read) has risen since `seen`, stamped now (a loss after the loop's
+/// `now` would otherwise be dated before events it followed, and those would clear it).
+fn note_losses(pipeline: &mut Pipeline, k: &[u64; counters::COUNT as usize], perf_lost: u64, seen: &mut u64) {
+    let lost = k[counters::LOST_EVENTS as usize] + perf_lost;
     if lost > *seen {
         *seen = lost;
         pipeline.events_lost(monotonic_ns());
     }
 }
 
-fn counters(tracer: &Tracer, pipeline: &Pipeline, packet: Option<&PacketPath>, perf_lost: u64) -> Counters {
-    let k = tracer.kernel_counters();
+/// `k`: the kernel counters, just read.
+fn counters(k: &[u64; counters::COUNT as usize], pipeline: &Pipeline, packet: Option<&PacketPath>, perf_lost: u64) -> Counters {
     let s = pipeline.stats;
     let mut c = Counters {
         exchanges: s.exchanges,

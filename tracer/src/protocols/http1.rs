@@ -147,10 +147,9 @@ impl Http1Conn {
     /// without saying whose: what is in progress in those is reported as a `gap`, not as
     /// merely unfinished, and the rest of a body of known length counts as lost.
     pub fn on_abandon_after_loss(&mut self, ts_ns: u64, lost: [bool; 2]) {
-        let note = |d: Direction| if lost[d as usize] { Note::Gap } else { Note::Unfinished };
-        let req = self.role.request_direction();
-        let resp = if req == Direction::Egress { Direction::Ingress } else { Direction::Egress };
-        self.end_with(ts_ns, note(req), note(resp));
+        let note = |lost: bool| if lost { Note::Gap } else { Note::Unfinished };
+        let req = self.role.request_direction() as usize;
+        self.end_with(ts_ns, note(lost[req]), note(lost[1 - req]));
     }
 
     fn end(&mut self, ts_ns: u64, note: Note) {

@@ -33,10 +33,9 @@ pub enum Direction {
 /// Loss the kernel reported without saying whose (packets dropped from the capture socket,
 /// events from a full ring buffer), as one connection sees it: per direction (`Direction`
 /// order: egress, ingress), the time of the latest report, until a byte of that direction
-/// from after it comes. Bytes lost
-/// before such a byte are a gap at their place in the stream; bytes lost after the last
-/// byte seen show nowhere, and a connection whose end then never comes may have lost its
-/// tail: `suspect`.
+/// from after it comes. Bytes lost before such a byte are a gap at their place in the
+/// stream; bytes lost after the last byte seen show nowhere, and a connection whose end
+/// then never comes may have lost its tail (`suspects`).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct LossWatch([Option<u64>; 2]);
 

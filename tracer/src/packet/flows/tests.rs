@@ -337,14 +337,21 @@ fn kernel_drops_do_not_touch_flows_that_end_or_start_after_them() {
     assert!(out[0].exchange.complete());
 }
 
-#[test]
-fn a_packet_from_after_the_drops_clears_its_direction_only() {
-    // The response's direction gets a packet after the report: whatever was dropped
-    // before it is a gap at its place, not a lost tail; the flow is only unfinished.
+/// A flow whose response (head of 41 bytes, Content-Length 1000) has sent "01234" when the
+/// capture socket reports drops.
+fn part_of_body_then_drops() -> Wire {
     let mut w = Wire::new();
     w.open_with_request(100, 5000);
     w.send(false, 5001, PSH_ACK, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n01234");
     w.table.kernel_dropped(w.ts);
+    w
+}
+
+#[test]
+fn a_packet_from_after_the_drops_clears_its_direction_only() {
+    // The response's direction gets a packet after the report: whatever was dropped
+    // before it is a gap at its place, not a lost tail; the flow is only unfinished.
+    let mut w = part_of_body_then_drops();
     // The head is 41 bytes, then "01234": the stream goes on at 46.
     w.send(false, 5001 + 46, PSH_ACK, b"56789");
     let out = w.finish();
@@ -353,10 +360,7 @@ fn a_packet_from_after_the_drops_clears_its_direction_only() {
     assert_eq!(body(&out[0]), b"0123456789");
     // Only the request's direction moves after the report: the response's tail may be
     // among the drops.
-    let mut w = Wire::new();
-    w.open_with_request(100, 5000);
-    w.send(false, 5001, PSH_ACK, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n01234");
-    w.table.kernel_dropped(w.ts);
+    let mut w = part_of_body_then_drops();
     w.send(true, 101 + REQ.len() as u32, ACK | FIN, b"");
     let out = w.finish();
     assert_eq!(out[0].exchange.note, Some(Note::Gap), "{out:?}");
@@ -366,10 +370,7 @@ fn a_packet_from_after_the_drops_clears_its_direction_only() {
 #[test]
 fn a_retransmission_after_the_drops_does_not_clear_them() {
     // Old bytes sent again after the report show nothing of the tail past them.
-    let mut w = Wire::new();
-    w.open_with_request(100, 5000);
-    w.send(false, 5001, PSH_ACK, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n01234");
-    w.table.kernel_dropped(w.ts);
+    let mut w = part_of_body_then_drops();
     w.send(false, 5001, PSH_ACK, b"HTTP/1.1 200 OK\r\n");
     let out = w.finish();
     assert_eq!(out[0].exchange.note, Some(Note::Gap), "{out:?}");
@@ -380,10 +381,7 @@ fn a_retransmission_after_the_drops_does_not_clear_them() {
 fn drops_reported_just_before_the_end_are_not_taken_for_a_lost_tail() {
     // Exit (or eviction) within the reorder window of the report: the transfer may just
     // have been under way, its rest not sent yet.
-    let mut w = Wire::new();
-    w.open_with_request(100, 5000);
-    w.send(false, 5001, PSH_ACK, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n01234");
-    w.table.kernel_dropped(w.ts);
+    let mut w = part_of_body_then_drops();
     let out = &mut w.out;
     w.table.flush(w.ts + 1_000_000, &mut |x| out.push(x));
     assert_eq!(w.out[0].exchange.note, Some(Note::Unfinished), "{:?}", w.out);

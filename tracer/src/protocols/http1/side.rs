@@ -824,10 +824,13 @@ impl Side {
                 break;
             }
         }
-        // Lost with packets the capture dropped: the rest of a body of known length
-        // was sent (the writer declared it) and is missing.
-        if let (Note::Gap, State::Length(rem), true, true) = (note, self.state, self.held.is_empty(), self.cur.is_some()) {
-            self.body_skipped(rem, true, cx);
+        // Abandoned after losses the kernel reported (`Http1Conn::on_abandon_after_loss`):
+        // the rest of a body of known length was sent (its writer declared it) and is
+        // missing.
+        if let State::Length(rem) = self.state {
+            if note == Note::Gap && self.held.is_empty() && self.cur.is_some() {
+                self.body_skipped(rem, true, cx);
+            }
         }
         if self.state != State::UntilClose || note != Note::Closed {
             self.spoil(note);
