@@ -27,8 +27,9 @@ usage: cargo xtask bench [OPTIONS]
   --connections N     wrk connections (default 64)
   --port PORT         nginx port on 127.0.0.1 (default 18080)
   --variant NAME=ARGS an extra traced variant: l7trace --json --port P ARGS
-                      (repeatable; e.g. --variant 'iface=--iface lo'; skipped when
-                      `l7trace --help` does not list its first option)
+                      (repeatable; e.g. --variant 'iface=--iface lo'; `{nginx}` in
+                      ARGS is the server's pid; skipped when `l7trace --help` does not
+                      list its first option)
   --bpf-stats         also measure the kernel programs' run time per request
                       (sysctl kernel.bpf_stats_enabled=1 during the run: it adds two
                       clock reads to every program run, traced rounds pay for them)
@@ -42,6 +43,8 @@ usage: cargo xtask bench [OPTIONS]
 const NGINX_CPU: &str = "0";
 const WRK_CPU: &str = "1";
 const BODY: usize = 1024;
+/// In a variant's arguments: the pid of the nginx that serves the load.
+const NGINX_PID: &str = "{nginx}";
 
 struct Opts {
     rounds: usize,
@@ -73,6 +76,9 @@ impl Default for Opts {
                 Variant { name: "json".into(), args: vec![] },
                 Variant { name: "iface".into(), args: vec!["--iface".into(), "lo".into()] },
                 Variant { name: "tui".into(), args: vec!["--tui".into()] },
+                // Only the server traced, as when one debugs one service: the client's
+                // calls are left in the kernel, after the pid test.
+                Variant { name: "server".into(), args: vec!["--pid".into(), NGINX_PID.into()] },
             ],
             pipeline_secs: Some(2.0),
             bpf_stats: false,
@@ -633,7 +639,7 @@ fn run_mode(opts: &Opts, bin: &Path, close: bool) -> Result<Mode> {
 }
 
 fn traced_round(opts: &Opts, bin: &Path, close: bool, v: &Variant) -> Result<Round> {
-    let tracer = Tracer::start(bin, opts.port, &v.args)?;
+    let tracer = Tracer::start(bin, opts.port, &variant_args(v, opts.nginx_pid))?;
     let pid = tracer.pid;
     let cpu0 = tracer.cpu_secs();
     let bpf0 = opts.bpf_stats.then(|| prog_run_ns(pid));
@@ -645,6 +651,11 @@ fn traced_round(opts: &Opts, bin: &Path, close: bool, v: &Variant) -> Result<Rou
     let peak_rss_kib = peak_rss_kib(pid).unwrap_or(0);
     let (events, lost_events) = tracer.stop()?;
     Ok(Round { wrk: w, traced: Some(Traced { cpu_secs: cpu, peak_rss_kib, events, lost_events, bpf_ns }) })
+}
+
+/// The variant's arguments with `{nginx}` replaced by the server's pid.
+fn variant_args(v: &Variant, nginx_pid: u32) -> Vec<String> {
+    v.args.iter().map(|a| a.replace(NGINX_PID, &nginx_pid.to_string())).collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -931,6 +942,15 @@ Transfer/sec:     64.00MB
         assert!((r.p99_us - 2340.0).abs() < 1e-6);
         assert!((r.secs - 10.0).abs() < 1e-9);
         assert_eq!(r.errors, 4);
+    }
+
+    #[test]
+    fn the_server_variant_names_the_server() {
+        let o = parse_opts(&["--variant".into(), "mine=--pid {nginx} --max-body 0".into()]).unwrap();
+        let server = o.variants.iter().find(|v| v.name == "server").expect("server variant by default");
+        assert_eq!(variant_args(server, 4242), ["--pid", "4242"]);
+        let mine = o.variants.iter().find(|v| v.name == "mine").unwrap();
+        assert_eq!(variant_args(mine, 7), ["--pid", "7", "--max-body", "0"]);
     }
 
     #[test]
