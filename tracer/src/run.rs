@@ -15,7 +15,11 @@ use crate::{
     hooks::HooksArg,
     loader::{self, BufferKind, Source, Tracer},
     output::{json::JsonSink, monotonic_ns, tui::TuiSink, Clock, Counters, Flow, Sink},
-    packet::{flows::FlowConfig, path::PacketPath},
+    packet::{
+        flows::FlowConfig,
+        path::PacketPath,
+        socket::{Link, PacketSocket},
+    },
     pipeline::{Config, Filter, Pipeline, Record},
     protocols::{Limits, Role},
     redact::Redactor,
@@ -122,7 +126,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         PacketPath::new(cfg, filter(cli)).with_redactor(Redactor::new(&cli.redact, !cli.no_redact))
     });
     let mut sink = sink(cli)?;
-    let counters = event_loop(&mut tracer, &mut pipeline, packet.as_mut(), sink.as_mut())?;
+    let (counters, fault) = event_loop(&mut tracer, &mut pipeline, packet.as_mut(), sink.as_mut())?;
     let wants_summary = sink.wants_summary();
     // The live view gives the terminal back when dropped: before the summary is printed.
     drop(sink);
@@ -132,7 +136,50 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
     // Detaching waits for tracepoint grace periods (about a second on this kernel); the
     // summary is out before that.
     drop(tracer);
-    Ok(())
+    match fault {
+        // After the summary: what was captured is out, then why capture stopped.
+        Some(why) => Err(anyhow::anyhow!(why)),
+        None => Ok(()),
+    }
+}
+
+/// What the loop knows of the capture interface's link.
+#[derive(PartialEq, Eq)]
+enum LinkSeen {
+    Up,
+    /// Down, and said so.
+    DownSaid,
+}
+
+/// After the capture socket reported its interface down: says so once, says when it is up
+/// again (the socket resumes by itself), and gives the reason to stop when the interface
+/// is gone for good (deleted: a socket bound to it never receives again).
+fn watch_link(path: &mut PacketPath, sock: &PacketSocket, seen: &mut LinkSeen) -> Option<String> {
+    if !path.link_down {
+        return None;
+    }
+    match sock.link() {
+        Link::Gone => {
+            return Some(format!(
+                "--iface {}: the interface went away (deleted): nothing more can be captured",
+                sock.name
+            ))
+        }
+        Link::Down => {
+            if *seen == LinkSeen::Up {
+                eprintln!("l7trace: warning: --iface {}: the interface is down: nothing is captured until it is up again", sock.name);
+                *seen = LinkSeen::DownSaid;
+            }
+        }
+        Link::Up => {
+            if *seen == LinkSeen::DownSaid {
+                eprintln!("l7trace: --iface {}: the interface is up again: capturing", sock.name);
+            }
+            *seen = LinkSeen::Up;
+            path.link_down = false;
+        }
+    }
+    None
 }
 
 /// `--json` => JSON; `--tui`, or stdout is a terminal => the live view; else JSON.
@@ -178,12 +225,14 @@ fn filter(cli: &Cli) -> Filter {
 }
 
 /// Runs until SIGINT/SIGTERM or the sink quits; returns the final counters.
+/// Runs until a signal, `q`, a closed stdout, or a fault that ends capture (returned, for
+/// after the summary).
 fn event_loop(
     tracer: &mut Tracer,
     pipeline: &mut Pipeline,
     mut packet: Option<&mut PacketPath>,
     sink: &mut dyn Sink,
-) -> anyhow::Result<Counters> {
+) -> anyhow::Result<(Counters, Option<String>)> {
     // The packet socket is not waited on: it would wake the loop for every frame. It is
     // read every PACKET_POLL_MS instead (its 16 MiB buffer holds far more than that), and
     // at once again while reads come back full.
@@ -198,6 +247,8 @@ fn event_loop(
     // Events the kernel could not deliver, as last seen: a rise marks the live connections.
     let mut kernel_lost = 0u64;
     let mut sweep = CloseSweep { last_ns: monotonic_ns(), cursor: 0, suspects: Vec::new() };
+    let mut link = LinkSeen::Up;
+    let mut fault = None;
     loop {
         let stopping = STOP.load(Ordering::Relaxed);
         if !stopping && !backlog {
@@ -220,6 +271,11 @@ fn event_loop(
                         path.flush(sock, now);
                     } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {
                         path.tick(sock, now);
+                        if let Some(why) = watch_link(path, sock, &mut link) {
+                            // Stops as a signal would: what is in progress is emitted.
+                            fault = Some(why);
+                            STOP.store(true, Ordering::Relaxed);
+                        }
                     }
                     backlog |= drain_round(&mut tracer.source, stopping, &mut |raw| path.on_syscall_raw(raw, now), &mut perf_lost, &mut scratch);
                     path.emit_ready(&mut emit);
@@ -266,7 +322,7 @@ fn event_loop(
             STOP.store(true, Ordering::Relaxed);
         }
     }
-    Ok(counters(&tracer.kernel_counters(), pipeline, packet.as_deref(), perf_lost))
+    Ok((counters(&tracer.kernel_counters(), pipeline, packet.as_deref(), perf_lost), fault))
 }
 
 /// Tells the pipeline when the kernel's count of events it could not deliver (in `k`, the

@@ -30,6 +30,9 @@ pub struct PacketPath {
     pub exchanges: u64,
     pub incomplete: u64,
     pub lost_bytes: u64,
+    /// The socket said its interface went down (ENETDOWN); the loop looks at what became
+    /// of it (`PacketSocket::link`) and clears this when it is up again.
+    pub link_down: bool,
 }
 
 /// Frames read per poll before the loop looks at its other duties.
@@ -51,6 +54,7 @@ impl PacketPath {
             exchanges: 0,
             incomplete: 0,
             lost_bytes: 0,
+            link_down: false,
         }
     }
 
@@ -106,6 +110,10 @@ impl PacketPath {
         for _ in 0..BATCH / BATCH_FRAMES {
             let n = match sock.recv_batch(&mut self.batch) {
                 Ok(n) => n,
+                Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
+                    self.link_down = true;
+                    return false;
+                }
                 Err(e) => {
                     tracing::warn!("reading the packet socket: {e}");
                     return false;

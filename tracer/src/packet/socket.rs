@@ -22,8 +22,19 @@ fn sys(what: &'static str) -> PacketError {
     PacketError::Sys { what, source: io::Error::last_os_error() }
 }
 
+/// The capture interface's state, as `PacketSocket::link` finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Up,
+    Down,
+    /// Deleted (or replaced by another of the same name): nothing more can come.
+    Gone,
+}
+
 pub struct PacketSocket {
     fd: OwnedFd,
+    /// The interface as named on the command line, and its index when it was opened.
+    pub name: String,
     ifindex: i32,
     /// The loopback device shows each packet twice (outgoing, then incoming).
     pub loopback: bool,
@@ -116,7 +127,7 @@ impl PacketSocket {
         // SAFETY: we own the new fd.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let loopback = std::fs::read_to_string(format!("/sys/class/net/{iface}/type")).is_ok_and(|t| t.trim() == "772");
-        let s = PacketSocket { fd, ifindex, loopback };
+        let s = PacketSocket { fd, name: iface.to_owned(), ifindex, loopback };
         // Room for bursts: 16 MiB (FORCE works as root, above rmem_max).
         let size: libc::c_int = 16 << 20;
         // Each frame's own arrival time: frames read in one batch must not share the read's.
@@ -174,6 +185,31 @@ impl PacketSocket {
             return if e.kind() == io::ErrorKind::WouldBlock { Ok(0) } else { Err(e) };
         }
         Ok(got as usize)
+    }
+
+    /// What became of the interface (asked after the socket reported it down): a socket
+    /// bound to it resumes when it comes up again; one whose interface was deleted (even if
+    /// another of the same name appeared since: a new index) never receives again.
+    pub fn link(&self) -> Link {
+        if ifindex(&self.name).ok() != Some(self.ifindex) {
+            return Link::Gone;
+        }
+        // SAFETY: an all-zero ifreq is valid; the name fits (if_nametoindex found it, so
+        // it is shorter than IFNAMSIZ) and stays NUL-terminated.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, &c) in req.ifr_name.iter_mut().zip(self.name.as_bytes().iter().take(libc::IFNAMSIZ - 1)) {
+            *d = c as libc::c_char;
+        }
+        // SAFETY: SIOCGIFFLAGS reads the flags into the ifreq we own.
+        if unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+            return Link::Gone;
+        }
+        // SAFETY: SIOCGIFFLAGS filled the flags member of the union.
+        if unsafe { req.ifr_ifru.ifru_flags } as libc::c_int & libc::IFF_UP != 0 {
+            Link::Up
+        } else {
+            Link::Down
+        }
     }
 
     /// Packets the kernel dropped on this socket since the last call (PACKET_STATISTICS).

@@ -200,21 +200,44 @@ impl Trace {
         // SAFETY: kill has no memory preconditions; the pid is our own child's.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
         assert_eq!(rc, 0, "kill({signal}) l7trace");
-        let deadline = Instant::now() + STOP_DEADLINE;
-        let status = loop {
+        let status = self.wait_status(STOP_DEADLINE, "of the signal");
+        let stopped = self.collect(status);
+        assert!(
+            status.success(),
+            "l7trace {:?} exited with {status} after signal {signal}; stderr:\n{}",
+            self.args,
+            stopped.stderr.join("\n")
+        );
+        stopped
+    }
+
+    /// Waits up to `limit` for l7trace to exit by itself (no signal sent), and returns
+    /// what it printed, whatever its status.
+    pub fn wait_exit(mut self, limit: Duration) -> Stopped {
+        let status = self.wait_status(limit, "without a signal");
+        self.collect(status)
+    }
+
+    fn wait_status(&mut self, limit: Duration, what: &str) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
             if let Some(status) = self.child.try_wait().expect("wait l7trace") {
-                break status;
+                return status;
             }
             if Instant::now() > deadline {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
                 panic!(
-                    "l7trace did not exit within {STOP_DEADLINE:?} of SIGINT; stderr:\n{}",
+                    "l7trace did not exit within {limit:?} {what}; stderr:\n{}",
                     self.stderr_lines().join("\n")
                 );
             }
             std::thread::sleep(Duration::from_millis(20));
-        };
+        }
+    }
+
+    /// Output of an exited l7trace; asserts it did not panic.
+    fn collect(&mut self, status: ExitStatus) -> Stopped {
         self.stdout_reader
             .take()
             .expect("stdout reader")
@@ -228,12 +251,6 @@ impl Trace {
             .unwrap();
         let stderr = self.stderr_lines();
         LAST_STDERR.with(|s| *s.borrow_mut() = stderr.clone());
-        assert!(
-            status.success(),
-            "l7trace {:?} exited with {status} after signal {signal}; stderr:\n{}",
-            self.args,
-            stderr.join("\n")
-        );
         assert!(
             !stderr.iter().any(|l| l.contains("panicked")),
             "l7trace panicked; stderr:\n{}",
