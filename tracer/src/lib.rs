@@ -8,6 +8,7 @@ pub mod hooks;
 pub mod loader;
 pub mod output;
 pub mod packet;
+pub mod pids;
 pub mod pipeline;
 pub mod privileges;
 pub mod protocols;

@@ -92,6 +92,8 @@ pub struct Tracer {
     pub packet: Option<PacketSocket>,
     /// The socket sequence checks are on (their offsets came from the kernel's BTF).
     pub seq_checks: bool,
+    /// `--pid`'s processes, as the kernel side filters by them.
+    filter_pids: HashMap<MapData, u32, u8>,
 }
 
 /// The packet socket for `--iface`, its socket filter attached before it is bound, so no
@@ -234,6 +236,8 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
         .map_err(|source| LoadError::Map { name: maps::COUNTERS, source })?;
     let conns = HashMap::try_from(take(&mut ebpf, maps::CONNS)?)
         .map_err(|source| LoadError::Map { name: maps::CONNS, source })?;
+    let filter_pids = HashMap::try_from(take(&mut ebpf, maps::FILTER_PIDS)?)
+        .map_err(|source| LoadError::Map { name: maps::FILTER_PIDS, source })?;
     let source = if buffer == BufferKind::Ringbuf {
         let aya::maps::Map::RingBuf(data) = take(&mut ebpf, maps::EVENTS_RINGBUF)? else {
             return Err(LoadError::Map {
@@ -254,7 +258,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     };
     arm(&mut ebpf)?;
     let seq_checks = settings.seq != SocketOffsets::default();
-    Ok(Tracer { _ebpf: ebpf, source, counters, conns, buffer, hooks: chosen, packet, seq_checks })
+    Ok(Tracer { _ebpf: ebpf, source, counters, conns, buffer, hooks: chosen, packet, seq_checks, filter_pids })
 }
 
 /// Where the kernel side finds a TCP socket's `copied_seq`, `rcv_nxt`, `write_seq` and
@@ -341,6 +345,12 @@ fn fill_filters(ebpf: &mut Ebpf, opts: &Options) -> Result<(), LoadError> {
 }
 
 impl Tracer {
+    /// The kernel side no longer traces `pid` (a `--pid` process that exited: a new
+    /// process given its pid is not the one asked for).
+    pub fn forget_pid(&mut self, pid: u32) {
+        let _ = self.filter_pids.remove(&pid);
+    }
+
     /// Kernel-side counters summed over CPUs, indexed by `tracer_common::counters`.
     pub fn kernel_counters(&self) -> [u64; counters::COUNT as usize] {
         let mut out = [0u64; counters::COUNT as usize];

@@ -23,6 +23,11 @@ fn main() -> ExitCode {
         eprintln!("{why}");
         return ExitCode::from(1);
     }
+    // After the privilege check: with them every process is visible in /proc.
+    if let Err(e) = tracer::pids::check(&cli.pids) {
+        eprintln!("l7trace: error: {e}");
+        return ExitCode::from(1);
+    }
     match run::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

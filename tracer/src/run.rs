@@ -15,6 +15,7 @@ use crate::{
     hooks::HooksArg,
     loader::{self, BufferKind, Source, Tracer},
     output::{json::JsonSink, monotonic_ns, tui::TuiSink, Clock, Counters, Flow, Sink},
+    pids::PidWatch,
     packet::{
         flows::FlowConfig,
         path::PacketPath,
@@ -126,7 +127,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         PacketPath::new(cfg, filter(cli)).with_redactor(Redactor::new(&cli.redact, !cli.no_redact))
     });
     let mut sink = sink(cli)?;
-    let (counters, fault) = event_loop(&mut tracer, &mut pipeline, packet.as_mut(), sink.as_mut())?;
+    let (counters, fault) = event_loop(&mut tracer, &mut pipeline, packet.as_mut(), sink.as_mut(), &cli.pids)?;
     let wants_summary = sink.wants_summary();
     // The live view gives the terminal back when dropped: before the summary is printed.
     drop(sink);
@@ -232,6 +233,7 @@ fn event_loop(
     pipeline: &mut Pipeline,
     mut packet: Option<&mut PacketPath>,
     sink: &mut dyn Sink,
+    pids: &[u32],
 ) -> anyhow::Result<(Counters, Option<String>)> {
     // The packet socket is not waited on: it would wake the loop for every frame. It is
     // read every PACKET_POLL_MS instead (its 16 MiB buffer holds far more than that), and
@@ -249,6 +251,7 @@ fn event_loop(
     let mut sweep = CloseSweep { last_ns: monotonic_ns(), cursor: 0, suspects: Vec::new() };
     let mut link = LinkSeen::Up;
     let mut fault = None;
+    let mut pids = PidWatch::new(pids);
     loop {
         let stopping = STOP.load(Ordering::Relaxed);
         if !stopping && !backlog {
@@ -307,6 +310,11 @@ fn event_loop(
             continue;
         }
         last_tick = now;
+        for pid in pids.exited() {
+            tracer.forget_pid(pid);
+            let left = if pids.is_empty() { ": no --pid process is left, nothing more is traced" } else { "" };
+            eprintln!("l7trace: warning: --pid {pid} exited{left}");
+        }
         let k = tracer.kernel_counters();
         if packet.is_none() {
             note_losses(pipeline, &k, perf_lost, &mut kernel_lost);

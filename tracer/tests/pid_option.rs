@@ -1,0 +1,104 @@
+//! `--pid` names processes: a pid no process has, or a thread's id (the kernel side filters
+//! by process, so either would trace nothing, silently), is refused at start with one line;
+//! a named process that exits while traced is said, and the others go on being traced.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::server::default_reply;
+use common::*;
+
+fn l7trace() -> Command {
+    Command::new(std::env::var("L7_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_l7trace").into()))
+}
+
+/// `l7trace --json --pid PID`: exits 1 at once with one error line containing `says`.
+fn refused(pid: u32, says: &str) {
+    let mut child = l7trace()
+        .args(["--json", "--pid", &pid.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run l7trace");
+    // Refused at once: one that starts tracing instead is stopped, and fails below.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("wait l7trace").is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill has no memory preconditions; the pid is our own child's.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let out = child.wait_with_output().expect("wait l7trace");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+    assert!(stderr.starts_with(&format!("l7trace: error: --pid {pid}: ")), "{stderr:?}");
+    assert!(stderr.contains(says), "{stderr:?} does not say {says:?}");
+}
+
+#[test]
+fn a_pid_no_process_has_or_a_threads_id_is_refused() {
+    let mut child = Command::new("true").spawn().expect("run true");
+    let dead = child.id();
+    child.wait().unwrap();
+    refused(dead, "no process has this pid");
+    // A thread of this test process, while it runs.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let t = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tx.send(unsafe { libc::gettid() } as u32).unwrap();
+        let _ = wait.recv();
+    });
+    let tid = rx.recv().unwrap();
+    let me = std::process::id();
+    refused(tid, &format!("this is a thread of process {me}: give the process's id, {me}"));
+    done.send(()).unwrap();
+    t.join().unwrap();
+}
+
+/// Polls l7trace's stderr until a line contains `needle` (10 s at most).
+fn wait_stderr(trace: &Trace, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(l) = trace.stderr_lines().into_iter().find(|l| l.contains(needle)) {
+            return l;
+        }
+        assert!(Instant::now() < deadline, "no stderr line with {needle:?}:\n{}", trace.stderr_lines().join("\n"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_traced_process_that_exits_is_said_and_the_others_are_still_traced() {
+    let server = HttpServer::start("127.0.0.1:0", default_reply);
+    let port = server.port();
+    let mut sleeper = Command::new("sleep").arg("1").spawn().expect("run sleep");
+    let (gone, me) = (sleeper.id(), std::process::id());
+    let trace = Trace::start(&["--port", &port.to_string(), "--pid", &gone.to_string(), "--pid", &me.to_string()]);
+    sleeper.wait().unwrap();
+    let said = wait_stderr(&trace, &format!("--pid {gone} exited"));
+    assert_eq!(said, format!("l7trace: warning: --pid {gone} exited"), "one process is left");
+    // This process, still named, is still traced (its server's side of the exchange).
+    assert_eq!(curl(&[&format!("http://127.0.0.1:{port}/after")]).stdout_text(), "hello from /after");
+    let records = trace.wait_for_records(Duration::from_secs(10), |r| !r.is_empty());
+    let stopped = trace.stop_full();
+    drop(server);
+    assert_eq!(records.len(), 1, "{records:#?}");
+    assert_eq!(stopped.records.len(), 1, "{:#?}", stopped.records);
+    let r = &stopped.records[0];
+    assert_eq!(str_at(r, "/request/target"), "/after");
+    assert_eq!(r["pid"], me, "{r}");
+    assert_eq!(r["role"], "server", "{r}");
+    assert_eq!(stopped.stderr.iter().filter(|l| l.contains("exited")).count(), 1, "{:#?}", stopped.stderr);
+
+    // The last one named exits: said so.
+    let mut last = Command::new("sleep").arg("1").spawn().expect("run sleep");
+    let trace = Trace::start(&["--pid", &last.id().to_string()]);
+    last.wait().unwrap();
+    let said = wait_stderr(&trace, "exited");
+    assert_eq!(said, format!("l7trace: warning: --pid {} exited: no --pid process is left, nothing more is traced", last.id()));
+    trace.stop_full();
+}
