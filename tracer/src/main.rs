@@ -23,12 +23,16 @@ fn main() -> ExitCode {
         eprintln!("{why}");
         return ExitCode::from(1);
     }
-    // After the privilege check: with them every process is visible in /proc.
-    if let Err(e) = tracer::pids::check(&cli.pids) {
-        eprintln!("l7trace: error: {e}");
-        return ExitCode::from(1);
-    }
-    match run::run(&cli) {
+    // After the privilege check (said first when both are wrong): the processes are
+    // watched from here on.
+    let pids = match tracer::pids::check(&cli.pids) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("l7trace: error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match run::run(&cli, pids) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // The chain, each cause once: many errors already name their cause.

@@ -82,7 +82,8 @@ impl CloseSweep {
     }
 }
 
-pub fn run(cli: &Cli) -> anyhow::Result<()> {
+/// `pids`: the `--pid` processes, checked and watched since before anything was loaded.
+pub fn run(cli: &Cli, pids: PidWatch) -> anyhow::Result<()> {
     install_signals();
     let mut tracer = loader::load(&loader::Options {
         buffer: cli.buffer,
@@ -127,10 +128,14 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         PacketPath::new(cfg, filter(cli)).with_redactor(Redactor::new(&cli.redact, !cli.no_redact))
     });
     let mut sink = sink(cli)?;
-    let (counters, fault) = event_loop(&mut tracer, &mut pipeline, packet.as_mut(), sink.as_mut(), &cli.pids)?;
+    let Outcome { counters, fault, unshown } =
+        event_loop(&mut tracer, &mut pipeline, packet.as_mut(), sink.as_mut(), pids)?;
     let wants_summary = sink.wants_summary();
     // The live view gives the terminal back when dropped: before the summary is printed.
     drop(sink);
+    for note in unshown {
+        eprintln!("{note}");
+    }
     if wants_summary {
         eprintln!("{}", counters.summary());
     }
@@ -155,26 +160,36 @@ enum LinkSeen {
 /// After the capture socket reported its interface down: says so once, says when it is up
 /// again (the socket resumes by itself), and gives the reason to stop when the interface
 /// is gone for good (deleted: a socket bound to it never receives again).
-fn watch_link(path: &mut PacketPath, sock: &PacketSocket, seen: &mut LinkSeen) -> Option<String> {
+fn watch_link(path: &mut PacketPath, sock: &PacketSocket, seen: &mut LinkSeen, notes: &mut Vec<String>) -> Option<String> {
     if !path.link_down {
         return None;
     }
     match sock.link() {
         Link::Gone => {
             return Some(format!(
-                "--iface {}: the interface went away (deleted): nothing more can be captured",
+                "--iface {}: the interface went away (deleted, or moved to another network namespace): nothing \
+                 more can be captured",
                 sock.name
             ))
         }
         Link::Down => {
             if *seen == LinkSeen::Up {
-                eprintln!("l7trace: warning: --iface {}: the interface is down: nothing is captured until it is up again", sock.name);
+                notes.push(format!(
+                    "l7trace: warning: --iface {}: the interface is down: nothing is captured until it is up again",
+                    sock.name
+                ));
                 *seen = LinkSeen::DownSaid;
             }
         }
         Link::Up => {
             if *seen == LinkSeen::DownSaid {
-                eprintln!("l7trace: --iface {}: the interface is up again: capturing", sock.name);
+                notes.push(format!("l7trace: --iface {}: the interface is up again: capturing", sock.name));
+            } else {
+                // Down and up between two looks: the frames in between were not seen.
+                notes.push(format!(
+                    "l7trace: warning: --iface {}: the interface went down and up again: what passed meanwhile was not captured",
+                    sock.name
+                ));
             }
             *seen = LinkSeen::Up;
             path.link_down = false;
@@ -233,8 +248,8 @@ fn event_loop(
     pipeline: &mut Pipeline,
     mut packet: Option<&mut PacketPath>,
     sink: &mut dyn Sink,
-    pids: &[u32],
-) -> anyhow::Result<(Counters, Option<String>)> {
+    mut pids: PidWatch,
+) -> anyhow::Result<Outcome> {
     // The packet socket is not waited on: it would wake the loop for every frame. It is
     // read every PACKET_POLL_MS instead (its 16 MiB buffer holds far more than that), and
     // at once again while reads come back full.
@@ -251,7 +266,10 @@ fn event_loop(
     let mut sweep = CloseSweep { last_ns: monotonic_ns(), cursor: 0, suspects: Vec::new() };
     let mut link = LinkSeen::Up;
     let mut fault = None;
-    let mut pids = PidWatch::new(pids);
+    // Notices about the capture, for the sink; those it could not show (it held the
+    // terminal), for after it gave the terminal back.
+    let mut notes = Vec::new();
+    let mut unshown = Vec::new();
     loop {
         let stopping = STOP.load(Ordering::Relaxed);
         if !stopping && !backlog {
@@ -270,11 +288,12 @@ fn event_loop(
                     // Packets carry the exchanges; the syscall events read after them name
                     // the processes of the exchanges they finished.
                     backlog = path.poll(sock, now);
+                    notes.append(&mut path.read_errors);
                     if stopping {
                         path.flush(sock, now);
                     } else if now - last_tick >= TICK_MS as u64 * 1_000_000 {
                         path.tick(sock, now);
-                        if let Some(why) = watch_link(path, sock, &mut link) {
+                        if let Some(why) = watch_link(path, sock, &mut link, &mut notes) {
                             // Stops as a signal would: what is in progress is emitted.
                             fault = Some(why);
                             STOP.store(true, Ordering::Relaxed);
@@ -299,6 +318,11 @@ fn event_loop(
                 }
             }
         }
+        for note in notes.drain(..) {
+            if !sink.notice(&note) {
+                unshown.push(note);
+            }
+        }
         if sink.flush() == Flow::Quit {
             quit = true;
         }
@@ -313,7 +337,10 @@ fn event_loop(
         for pid in pids.exited() {
             tracer.forget_pid(pid);
             let left = if pids.is_empty() { ": no --pid process is left, nothing more is traced" } else { "" };
-            eprintln!("l7trace: warning: --pid {pid} exited{left}");
+            let note = format!("l7trace: warning: --pid {pid} exited{left}");
+            if !sink.notice(&note) {
+                unshown.push(note);
+            }
         }
         let k = tracer.kernel_counters();
         if packet.is_none() {
@@ -330,7 +357,17 @@ fn event_loop(
             STOP.store(true, Ordering::Relaxed);
         }
     }
-    Ok((counters(&tracer.kernel_counters(), pipeline, packet.as_deref(), perf_lost), fault))
+    let counters = counters(&tracer.kernel_counters(), pipeline, packet.as_deref(), perf_lost);
+    Ok(Outcome { counters, fault, unshown })
+}
+
+/// How the event loop ended.
+struct Outcome {
+    counters: Counters,
+    /// Why capture stopped by itself, if it did: said last.
+    fault: Option<String>,
+    /// Notices the sink could not show (the live view held the terminal).
+    unshown: Vec<String>,
 }
 
 /// Tells the pipeline when the kernel's count of events it could not deliver (in `k`, the

@@ -1,6 +1,6 @@
-//! `--iface` when the interface changes under it: set down and up again (the capture
-//! socket resumes by itself: l7trace says when it is down and when it is back, and the
-//! exchanges after it are captured), and deleted (no socket bound to it can receive again:
+//! `--iface` when the interface changes under it: set down, renamed and up again (the
+//! capture socket resumes by itself: l7trace says when it is down and when it is back, and
+//! the exchanges after it are captured), and deleted (no socket bound to it can receive again:
 //! l7trace stops as on a signal, emitting what it has, prints the summary and then one
 //! error line naming the interface, and exits 1, as tcpdump does when its interface goes
 //! away). A veth pair between two namespaces; l7trace on the client's end.
@@ -59,7 +59,10 @@ fn an_interface_set_down_is_said_and_capture_resumes_when_it_is_up() {
     ip(&["-n", ns, "link", "set", ifname, "down"]);
     let down = wait_stderr(&trace, "is down");
     assert!(down.starts_with("l7trace: warning: --iface ") && down.contains(ifname), "{down}");
-    ip(&["-n", ns, "link", "set", ifname, "up"]);
+    // Renamed while down: the same interface still (the socket is bound to its index).
+    let renamed = format!("{ifname}r");
+    ip(&["-n", ns, "link", "set", ifname, "name", &renamed]);
+    ip(&["-n", ns, "link", "set", &renamed, "up"]);
     let up = wait_stderr(&trace, "up again");
     assert!(up.contains(ifname), "{up}");
     // IPv4 addresses stay on a link set down; the carrier is back once the peer is seen.
@@ -94,7 +97,8 @@ fn a_deleted_interface_ends_the_capture_with_an_error_after_the_summary() {
     let (pair, server, trace, _) = set_up();
     // Deleting one end of a veth pair deletes both.
     ip(&["-n", &pair.client_ns, "link", "del", &pair.client_if]);
-    let stopped = trace.wait_exit(Duration::from_secs(10));
+    // Stopping detaches the programs (about a second), as after a signal.
+    let stopped = trace.wait_exit(Duration::from_secs(30));
     in_ns(&pair.server_ns, "l7t-server-end", move || drop(server));
     let lines = &stopped.stderr;
     assert_eq!(stopped.status.code(), Some(1), "{lines:#?}");

@@ -75,9 +75,11 @@ fn wait_stderr(trace: &Trace, needle: &str) -> String {
 fn a_traced_process_that_exits_is_said_and_the_others_are_still_traced() {
     let server = HttpServer::start("127.0.0.1:0", default_reply);
     let port = server.port();
-    let mut sleeper = Command::new("sleep").arg("1").spawn().expect("run sleep");
+    let mut sleeper = Command::new("sleep").arg("30").spawn().expect("run sleep");
     let (gone, me) = (sleeper.id(), std::process::id());
     let trace = Trace::start(&["--port", &port.to_string(), "--pid", &gone.to_string(), "--pid", &me.to_string()]);
+    // It exits while traced.
+    sleeper.kill().unwrap();
     sleeper.wait().unwrap();
     let said = wait_stderr(&trace, &format!("--pid {gone} exited"));
     assert_eq!(said, format!("l7trace: warning: --pid {gone} exited"), "one process is left");
@@ -94,11 +96,38 @@ fn a_traced_process_that_exits_is_said_and_the_others_are_still_traced() {
     assert_eq!(r["role"], "server", "{r}");
     assert_eq!(stopped.stderr.iter().filter(|l| l.contains("exited")).count(), 1, "{:#?}", stopped.stderr);
 
-    // The last one named exits: said so.
-    let mut last = Command::new("sleep").arg("1").spawn().expect("run sleep");
-    let trace = Trace::start(&["--pid", &last.id().to_string()]);
+}
+
+/// The last process named exits, and a new process is given its pid (forced with
+/// ns_last_pid): the new one is not the process asked for, and is not traced.
+#[test]
+fn a_new_process_given_a_traced_pid_is_not_traced() {
+    let server = HttpServer::start("127.0.0.1:0", default_reply);
+    let port = server.port();
+    let mut last = Command::new("sleep").arg("30").spawn().expect("run sleep");
+    let gone = last.id();
+    let trace = Trace::start(&["--port", &port.to_string(), "--pid", &gone.to_string()]);
+    last.kill().unwrap();
     last.wait().unwrap();
     let said = wait_stderr(&trace, "exited");
-    assert_eq!(said, format!("l7trace: warning: --pid {} exited: no --pid process is left, nothing more is traced", last.id()));
-    trace.stop_full();
+    assert_eq!(said, format!("l7trace: warning: --pid {gone} exited: no --pid process is left, nothing more is traced"));
+    // A curl with the same pid: the next pid after ns_last_pid goes to the next process
+    // created, unless another took it first (then again).
+    let url = format!("http://127.0.0.1:{port}/reused");
+    let reused = (0..50).find_map(|_| {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (gone - 1).to_string()).expect("write ns_last_pid (root)");
+        let run = Command::new("curl")
+            .args(["-sS", "--noproxy", "*", "--max-time", "10", &url])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run curl");
+        let pid = run.id();
+        let out = run.wait_with_output().expect("wait curl");
+        assert!(out.status.success(), "curl {url}");
+        (pid == gone).then_some(pid)
+    });
+    assert_eq!(reused, Some(gone), "no curl was given pid {gone} in 50 tries");
+    let stopped = trace.stop_full();
+    drop(server);
+    assert!(stopped.records.is_empty(), "the new process was traced: {:#?}", stopped.records);
 }

@@ -328,3 +328,25 @@ fn mouse_wheel_moves_the_selection() {
     tmux.wait_exit_0();
     assert!(!tmux.alternate_screen_on(), "alternate screen left on");
 }
+
+/// A notice about the capture reaches the live view's user: a `--pid` process that exits
+/// is said in the bottom line while the view is up (stderr, the same terminal, is silenced
+/// then), and again on the terminal after the view, before the summary.
+#[test]
+fn a_process_exit_is_said_in_the_view_and_after_it() {
+    let mut sleeper = Command::new("sleep").arg("1").spawn().expect("run sleep");
+    let gone = sleeper.id();
+    let tmux = Tmux::start("notice");
+    tmux.start_l7trace(&format!("--pid {gone}"));
+    sleeper.wait().unwrap();
+    let said = format!("--pid {gone} exited: no --pid process is left");
+    let screen = tmux.wait_for("the notice", |s| s.contains(&said));
+    let last = screen.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default();
+    assert!(last.contains(&said), "the bottom line says it:\n{screen}");
+    tmux.key("q");
+    let screen = tmux.wait_exit_0();
+    let lines: Vec<&str> = screen.lines().collect();
+    let notice = lines.iter().position(|l| l.starts_with(&format!("l7trace: warning: {said}"))).unwrap_or_else(|| panic!("after the view:\n{screen}"));
+    let summary = lines.iter().position(|l| l.starts_with("l7trace: summary:")).expect("summary");
+    assert!(notice < summary, "{screen}");
+}

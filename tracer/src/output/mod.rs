@@ -58,6 +58,13 @@ pub trait Sink {
     fn wants_summary(&self) -> bool {
         true
     }
+    /// A line for the user about the capture itself (its interface down, a `--pid`
+    /// process gone): on stderr at once. A sink that holds the terminal shows it itself
+    /// and returns false; the caller prints it when the terminal is given back.
+    fn notice(&mut self, line: &str) -> bool {
+        eprintln!("{line}");
+        true
+    }
     /// The event loop read everything the kernel had: push out what is buffered. Records
     /// of one read go out in one write, still before the loop waits again.
     fn flush(&mut self) -> Flow {

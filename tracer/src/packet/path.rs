@@ -33,6 +33,9 @@ pub struct PacketPath {
     /// The socket said its interface went down (ENETDOWN); the loop looks at what became
     /// of it (`PacketSocket::link`) and clears this when it is up again.
     pub link_down: bool,
+    /// Errors reading the capture socket, for the loop to say (`Sink::notice`).
+    pub read_errors: Vec<String>,
+    last_read_error: Option<String>,
 }
 
 /// Frames read per poll before the loop looks at its other duties.
@@ -55,6 +58,8 @@ impl PacketPath {
             incomplete: 0,
             lost_bytes: 0,
             link_down: false,
+            read_errors: Vec::new(),
+            last_read_error: None,
         }
     }
 
@@ -115,7 +120,12 @@ impl PacketPath {
                     return false;
                 }
                 Err(e) => {
-                    tracing::warn!("reading the packet socket: {e}");
+                    // Said when it changes, not at every poll.
+                    let said = format!("l7trace: warning: --iface {}: reading the capture socket: {e}", sock.name);
+                    if self.last_read_error.as_ref() != Some(&said) {
+                        self.last_read_error = Some(said.clone());
+                        self.read_errors.push(said);
+                    }
                     return false;
                 }
             };

@@ -27,7 +27,7 @@ fn sys(what: &'static str) -> PacketError {
 pub enum Link {
     Up,
     Down,
-    /// Deleted (or replaced by another of the same name): nothing more can come.
+    /// Deleted, or moved to another network namespace: nothing more can come.
     Gone,
 }
 
@@ -188,18 +188,27 @@ impl PacketSocket {
     }
 
     /// What became of the interface (asked after the socket reported it down): a socket
-    /// bound to it resumes when it comes up again; one whose interface was deleted (even if
-    /// another of the same name appeared since: a new index) never receives again.
+    /// bound to it resumes when it comes up again; one whose interface was deleted or
+    /// moved to another network namespace never receives again (the kernel unbinds it:
+    /// its address then names no interface). Renamed, it is the same interface.
     pub fn link(&self) -> Link {
-        if ifindex(&self.name).ok() != Some(self.ifindex) {
+        // SAFETY: an all-zero sockaddr_ll is valid; getsockname fills it.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        // SAFETY: valid address buffer and length.
+        let r = unsafe { libc::getsockname(self.fd.as_raw_fd(), &mut sll as *mut _ as *mut libc::sockaddr, &mut len) };
+        if r < 0 || sll.sll_ifindex != self.ifindex {
             return Link::Gone;
         }
-        // SAFETY: an all-zero ifreq is valid; the name fits (if_nametoindex found it, so
-        // it is shorter than IFNAMSIZ) and stays NUL-terminated.
-        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-        for (d, &c) in req.ifr_name.iter_mut().zip(self.name.as_bytes().iter().take(libc::IFNAMSIZ - 1)) {
-            *d = c as libc::c_char;
+        // Its name now, for the flags.
+        let mut name = [0 as libc::c_char; libc::IFNAMSIZ];
+        // SAFETY: the buffer holds IFNAMSIZ bytes, as the call requires.
+        if unsafe { libc::if_indextoname(self.ifindex as libc::c_uint, name.as_mut_ptr()) }.is_null() {
+            return Link::Gone;
         }
+        // SAFETY: an all-zero ifreq is valid; the name is NUL-terminated within IFNAMSIZ.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        req.ifr_name = name;
         // SAFETY: SIOCGIFFLAGS reads the flags into the ifreq we own.
         if unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
             return Link::Gone;

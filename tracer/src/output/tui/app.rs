@@ -118,6 +118,9 @@ pub struct App {
     pub counters: Counters,
     pub now_ns: u64,
     pub quit: bool,
+    /// The last notice about the capture (its interface down, a process gone), shown in
+    /// the bottom line until the next.
+    pub notice: Option<String>,
     clock: Clock,
     /// Rows of requests in flight by (connection, first byte's time); several when
     /// pipelined requests came in one segment (same time), completed in order.
@@ -230,6 +233,7 @@ impl App {
             counters: Counters::default(),
             now_ns: 0,
             quit: false,
+            notice: None,
             clock,
             pending: HashMap::default(),
         }

@@ -80,6 +80,12 @@ where
 }
 
 impl Sink for TuiSink {
+    fn notice(&mut self, line: &str) -> bool {
+        self.app.notice = Some(line.strip_prefix("l7trace: ").unwrap_or(line).to_owned());
+        self.dirty = true;
+        false
+    }
+
     fn record(&mut self, r: Record) -> Flow {
         self.app.push(r);
         self.dirty = true;

@@ -222,3 +222,16 @@ fn status_is_coloured_by_class() {
     assert_eq!(colour("/boom", "503"), Color::Red);
     assert_eq!(colour("/slow", "-"), Color::DarkGray);
 }
+
+/// A notice about the capture stands in the bottom line, escaped like any other text.
+#[test]
+fn a_notice_takes_the_bottom_line() {
+    let mut app = app();
+    let plain = screen(&mut app, 120, 12);
+    assert!(plain.lines().last().unwrap().contains("? help"), "{plain}");
+    app.notice = Some("warning: --iface eth0: the interface is down \x1b[2J".into());
+    let s = screen(&mut app, 120, 12);
+    let last = s.lines().last().unwrap();
+    assert!(last.starts_with("warning: --iface eth0: the interface is down \\x1b[2J"), "{s}");
+    assert!(last.ends_with("? keys  q quit"), "{s}");
+}

@@ -1,4 +1,5 @@
-//! The bottom line: the filter being typed (and why it does not parse yet), or key hints.
+//! The bottom line: the filter being typed (and why it does not parse yet), the last
+//! notice about the capture, or key hints.
 
 use ratatui::{
     layout::Rect,
@@ -30,7 +31,14 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             }
             Line::from(spans)
         }
-        _ => Line::styled(HINTS, Style::new().fg(Color::DarkGray)),
+        // A notice about the capture stands where the key hints do (`?` lists the keys).
+        _ => match &app.notice {
+            Some(n) => Line::from(vec![
+                Span::styled(sanitize_str(n), Style::new().fg(Color::Black).bg(Color::Yellow)),
+                Span::styled("  ? keys  q quit", Style::new().fg(Color::DarkGray)),
+            ]),
+            None => Line::styled(HINTS, Style::new().fg(Color::DarkGray)),
+        },
     };
     f.render_widget(Paragraph::new(line), area);
 }
