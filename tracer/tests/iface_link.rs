@@ -16,23 +16,6 @@ use common::*;
 use netns::*;
 use serde_json::Value;
 
-/// Polls l7trace's stderr until a line contains `needle`; panics with all of it when none
-/// does within 10 s.
-fn wait_stderr(trace: &Trace, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(l) = trace.stderr_lines().into_iter().find(|l| l.contains(needle)) {
-            return l;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no stderr line with {needle:?}:\n{}",
-            trace.stderr_lines().join("\n")
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn targets(records: &[Value]) -> Vec<String> {
     records.iter().map(|r| str_at(r, "/request/target").to_owned()).collect()
 }
@@ -57,13 +40,13 @@ fn an_interface_set_down_is_said_and_capture_resumes_when_it_is_up() {
     let (pair, server, trace, base) = set_up();
     let (ns, ifname) = (pair.client_ns.as_str(), pair.client_if.as_str());
     ip(&["-n", ns, "link", "set", ifname, "down"]);
-    let down = wait_stderr(&trace, "is down");
+    let down = trace.wait_stderr("is down");
     assert!(down.starts_with("l7trace: warning: --iface ") && down.contains(ifname), "{down}");
     // Renamed while down: the same interface still (the socket is bound to its index).
     let renamed = format!("{ifname}r");
     ip(&["-n", ns, "link", "set", ifname, "name", &renamed]);
     ip(&["-n", ns, "link", "set", &renamed, "up"]);
-    let up = wait_stderr(&trace, "up again");
+    let up = trace.wait_stderr("up again");
     assert!(up.contains(ifname), "{up}");
     // IPv4 addresses stay on a link set down; the carrier is back once the peer is seen.
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -59,18 +59,6 @@ fn a_pid_no_process_has_or_a_threads_id_is_refused() {
     t.join().unwrap();
 }
 
-/// Polls l7trace's stderr until a line contains `needle` (10 s at most).
-fn wait_stderr(trace: &Trace, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(l) = trace.stderr_lines().into_iter().find(|l| l.contains(needle)) {
-            return l;
-        }
-        assert!(Instant::now() < deadline, "no stderr line with {needle:?}:\n{}", trace.stderr_lines().join("\n"));
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn a_traced_process_that_exits_is_said_and_the_others_are_still_traced() {
     let server = HttpServer::start("127.0.0.1:0", default_reply);
@@ -81,7 +69,7 @@ fn a_traced_process_that_exits_is_said_and_the_others_are_still_traced() {
     // It exits while traced.
     sleeper.kill().unwrap();
     sleeper.wait().unwrap();
-    let said = wait_stderr(&trace, &format!("--pid {gone} exited"));
+    let said = trace.wait_stderr(&format!("--pid {gone} exited"));
     assert_eq!(said, format!("l7trace: warning: --pid {gone} exited"), "one process is left");
     // This process, still named, is still traced (its server's side of the exchange).
     assert_eq!(curl(&[&format!("http://127.0.0.1:{port}/after")]).stdout_text(), "hello from /after");
@@ -109,7 +97,7 @@ fn a_new_process_given_a_traced_pid_is_not_traced() {
     let trace = Trace::start(&["--port", &port.to_string(), "--pid", &gone.to_string()]);
     last.kill().unwrap();
     last.wait().unwrap();
-    let said = wait_stderr(&trace, "exited");
+    let said = trace.wait_stderr("exited");
     assert_eq!(said, format!("l7trace: warning: --pid {gone} exited: no --pid process is left, nothing more is traced"));
     // A curl with the same pid: the next pid after ns_last_pid goes to the next process
     // created, unless another took it first (then again).

@@ -134,6 +134,19 @@ impl Trace {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// Polls stderr until a line contains `needle`, and returns it; panics with all of
+    /// stderr when none does within 10 s.
+    pub fn wait_stderr(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(l) = self.stderr_lines().into_iter().find(|l| l.contains(needle)) {
+                return l;
+            }
+            assert!(Instant::now() < deadline, "no stderr line with {needle:?}:\n{}", self.stderr_lines().join("\n"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The records l7trace has printed so far, while it runs (whole lines only).
     pub fn records_so_far(&self) -> Vec<Value> {
         let raw = self.stdout.lock().unwrap().clone();
