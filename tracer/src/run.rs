@@ -159,7 +159,7 @@ enum LinkSeen {
 
 /// After the capture socket reported its interface down: says so once, says when it is up
 /// again (the socket resumes by itself), and gives the reason to stop when the interface
-/// is gone for good (deleted: a socket bound to it never receives again).
+/// is gone for good (deleted or moved to another namespace: the kernel unbound the socket).
 fn watch_link(path: &mut PacketPath, sock: &PacketSocket, seen: &mut LinkSeen, notes: &mut Vec<String>) -> Option<String> {
     if !path.link_down {
         return None;
@@ -240,7 +240,6 @@ fn filter(cli: &Cli) -> Filter {
     }
 }
 
-/// Runs until SIGINT/SIGTERM or the sink quits; returns the final counters.
 /// Runs until a signal, `q`, a closed stdout, or a fault that ends capture (returned, for
 /// after the summary).
 fn event_loop(
