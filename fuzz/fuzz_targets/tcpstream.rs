@@ -338,7 +338,7 @@ fn check(conv: &Conversation, out: &[FlowExchange]) {
         assert_eq!(e.request.start, want, "request line: {}", ctx());
         check_body("request", &e.request, &conv.req_bodies[i], &ctx);
         let resp = e.response.as_ref().expect("complete, so answered");
-        let want = StartLine::Response { version: 1, status: 200, reason: b"OK".to_vec() };
+        let want = StartLine::Response { version: 1, status: 200, reason: b"OK"[..].into() };
         assert_eq!(resp.start, want, "status line: {}", ctx());
         check_body("response", resp, &conv.resp_bodies[i], &ctx);
         assert_eq!((x.client, x.server), (out[0].client, out[0].server), "roles: {}", ctx());

@@ -695,7 +695,7 @@ mod tests {
             b"",
         );
         let resp = message(
-            StartLine::Response { version: 1, status: 200, reason: b"OK".to_vec() },
+            StartLine::Response { version: 1, status: 200, reason: b"OK"[..].into() },
             &[("Content-Length", b"14")],
             b"\xff\x00binary",
         );
@@ -758,11 +758,11 @@ mod tests {
         use crate::pipeline::Source;
         use crate::protocols::Exchange;
         let req = message(StartLine::Request { method: "POST".into(), target: b"/up".to_vec(), version: 1 }, &[], b"");
-        let mut hints = message(StartLine::Response { version: 1, status: 103, reason: b"Early Hints".to_vec() }, &[("Link", b"</a.css>")], b"");
+        let mut hints = message(StartLine::Response { version: 1, status: 103, reason: b"Early Hints"[..].into() }, &[("Link", b"</a.css>")], b"");
         hints.first_ts_ns = 6_500_000;
-        let mut cont = message(StartLine::Response { version: 1, status: 100, reason: b"Continue".to_vec() }, &[], b"");
+        let mut cont = message(StartLine::Response { version: 1, status: 100, reason: b"Continue"[..].into() }, &[], b"");
         cont.first_ts_ns = 7_000_000;
-        let resp = message(StartLine::Response { version: 1, status: 201, reason: b"Created".to_vec() }, &[], b"");
+        let resp = message(StartLine::Response { version: 1, status: 201, reason: b"Created"[..].into() }, &[], b"");
         let r = Record {
             source: Source::Syscall,
             role: None,
@@ -792,7 +792,7 @@ mod tests {
             super::message(&mut out, m);
             serde_json::from_slice::<serde_json::Value>(&out).unwrap()
         };
-        let start = || StartLine::Response { version: 1, status: 200, reason: b"OK".to_vec() };
+        let start = || StartLine::Response { version: 1, status: 200, reason: b"OK"[..].into() };
         for (kept, text) in [(4096, "日本語".repeat(2000)), (4096, format!("{}é", "a".repeat(4095))), (7, "abc\u{1f600}".into())] {
             let v = body_of(&message(start(), &[], &text.as_bytes()[..kept]));
             assert!(v.get("body_encoding").is_none(), "{v}");

@@ -3,6 +3,8 @@
 
 pub mod http1;
 
+use std::borrow::Cow;
+
 /// The thread that moved a segment's bytes: its process (thread group id), its id, and
 /// its command name when it did. Carried with the bytes so that each message names the
 /// thread that actually wrote or read it, whichever process held the connection before
@@ -75,14 +77,37 @@ impl Role {
 /// The first line of a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartLine {
-    Request { method: String, target: Vec<u8>, version: u8 },
-    Response { version: u8, status: u16, reason: Vec<u8> },
+    /// The registered methods and the common reasons are borrowed (`known_method`,
+    /// `known_reason`): no allocation for them per message.
+    Request { method: Cow<'static, str>, target: Vec<u8>, version: u8 },
+    Response { version: u8, status: u16, reason: Cow<'static, [u8]> },
+}
+
+/// `m` as a static string when it is one of the usual methods.
+pub fn known_method(m: &str) -> Cow<'static, str> {
+    const KNOWN: [&str; 9] = ["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"];
+    match KNOWN.iter().find(|k| **k == m) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(m.to_owned()),
+    }
+}
+
+/// `r` as a static byte string when it is one of the usual reason phrases.
+pub fn known_reason(r: &[u8]) -> Cow<'static, [u8]> {
+    const KNOWN: [&[u8]; 12] = [
+        b"OK", b"Created", b"No Content", b"Moved Permanently", b"Found", b"Not Modified", b"Bad Request",
+        b"Unauthorized", b"Forbidden", b"Not Found", b"Internal Server Error", b"Continue",
+    ];
+    match KNOWN.iter().find(|k| **k == r) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(r.to_vec()),
+    }
 }
 
 /// An empty request line (nothing allocated): a placeholder, never parsed from the wire.
 impl Default for StartLine {
     fn default() -> Self {
-        StartLine::Request { method: String::new(), target: Vec::new(), version: 1 }
+        StartLine::Request { method: Cow::Borrowed(""), target: Vec::new(), version: 1 }
     }
 }
 
@@ -360,6 +385,19 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn usual_methods_and_reasons_are_borrowed_others_kept_as_sent() {
+        use super::{known_method, known_reason};
+        use std::borrow::Cow;
+        assert!(matches!(known_method("GET"), Cow::Borrowed("GET")));
+        assert!(matches!(known_method("PROPFIND"), Cow::Owned(ref m) if m == "PROPFIND"));
+        // Case matters: a method token is case-sensitive, "get" is another method.
+        assert!(matches!(known_method("get"), Cow::Owned(ref m) if m == "get"));
+        assert!(matches!(known_reason(b"Not Found"), Cow::Borrowed(b"Not Found")));
+        assert!(matches!(known_reason(b"not found"), Cow::Owned(ref r) if r == b"not found"));
+        assert!(matches!(known_reason(b""), Cow::Owned(ref r) if r.is_empty()));
     }
 
     #[test]

@@ -719,7 +719,7 @@ mod tests {
             lost_bytes: 0,
         };
         let request = msg(StartLine::Request { method: "GET".into(), target: target.as_bytes().to_vec(), version: 1 });
-        let response = status.map(|status| msg(StartLine::Response { version: 1, status, reason: b"OK".to_vec() }));
+        let response = status.map(|status| msg(StartLine::Response { version: 1, status, reason: b"OK"[..].into() }));
         Record {
             source: crate::pipeline::Source::Syscall,
             role: None,

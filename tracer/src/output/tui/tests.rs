@@ -121,7 +121,7 @@ fn hostile_headers_are_escaped_in_the_detail_pane() {
     let mut r = record(0, "GET", "/x", Some(200), Some(5), "curl");
     r.exchange.request.headers.push(b"X-Title\x1b]0;pwned\x07", b"a\x1b[2Jb\x00c\xff");
     if let Some(resp) = r.exchange.response.as_mut() {
-        resp.start = crate::protocols::StartLine::Response { version: 1, status: 200, reason: b"OK\x1b[31m\x9b".to_vec() };
+        resp.start = crate::protocols::StartLine::Response { version: 1, status: 200, reason: b"OK\x1b[31m\x9b"[..].into() };
     }
     let e = row(0, r);
     app.push_entry(e);
@@ -139,8 +139,8 @@ fn interim_heads_are_shown_before_the_response_escaped() {
     let mut r = record(0, "POST", "/up", Some(201), Some(8000), "curl");
     let ts = r.exchange.request.first_ts_ns;
     r.exchange.interim = vec![
-        message(StartLine::Response { version: 1, status: 103, reason: b"Early Hints".to_vec() }, &[("Link", "</a.css>\u{1b}[2J")], b"", ts + 1_500_000, ts + 1_500_000),
-        message(StartLine::Response { version: 1, status: 100, reason: b"Continue".to_vec() }, &[], b"", ts + 2_000_000, ts + 2_000_000),
+        message(StartLine::Response { version: 1, status: 103, reason: b"Early Hints"[..].into() }, &[("Link", "</a.css>\u{1b}[2J")], b"", ts + 1_500_000, ts + 1_500_000),
+        message(StartLine::Response { version: 1, status: 100, reason: b"Continue"[..].into() }, &[], b"", ts + 2_000_000, ts + 2_000_000),
     ];
     app.push_entry(row(0, r));
     app.update(Action::ToggleDetail);

@@ -44,7 +44,7 @@ pub fn record(seq: u64, method: &str, target: &str, status: Option<u16>, latency
     let lat_ns = latency_us.unwrap_or(0) * 1000;
     let response = status.map(|s| {
         message(
-            StartLine::Response { version: 1, status: s, reason: if s < 400 { b"OK".to_vec() } else { b"Error".to_vec() } },
+            StartLine::Response { version: 1, status: s, reason: if s < 400 { b"OK"[..].into() } else { b"Error"[..].into() } },
             &[("Content-Type", "text/plain"), ("Content-Length", &body.len().to_string())],
             body.as_bytes(),
             ts + lat_ns / 2000 * 1000,
@@ -52,7 +52,7 @@ pub fn record(seq: u64, method: &str, target: &str, status: Option<u16>, latency
         )
     });
     let request = message(
-        StartLine::Request { method: method.to_owned(), target: target.as_bytes().to_vec(), version: 1 },
+        StartLine::Request { method: method.to_owned().into(), target: target.as_bytes().to_vec(), version: 1 },
         &[("Host", "127.0.0.1:8080"), ("User-Agent", "curl/7.88.1"), ("Accept", "*/*")],
         b"",
         ts,

@@ -172,7 +172,7 @@ fn lost_segment_in_body_is_marked_not_misparsed() {
     assert_eq!(out[1].exchange.response.as_ref().unwrap().start, crate::protocols::StartLine::Response {
         version: 1,
         status: 204,
-        reason: b"No Content".to_vec()
+        reason: b"No Content"[..].into()
     });
 }
 

@@ -5,7 +5,7 @@ use std::mem::MaybeUninit;
 
 use httparse::{Header, ParserConfig, Status};
 
-use crate::protocols::StartLine;
+use crate::protocols::{known_method, known_reason, StartLine};
 
 /// Header slots on the stack, enough for nearly every head.
 pub(super) const MAX_HEADERS: usize = 128;
@@ -127,7 +127,7 @@ fn parse_request_strict<'b>(buf: &'b [u8], slots: &mut Slots<'b>) -> Result<Pars
     };
     let body = body_headers(req.headers.iter().map(|h| (h.name.as_bytes(), h.value)));
     let head = RequestHead {
-        start: StartLine::Request { method: method.to_owned(), target: path.as_bytes().to_vec(), version },
+        start: StartLine::Request { method: known_method(method), target: path.as_bytes().to_vec(), version },
         headers: owned(buf, req.headers),
         method: MethodKind::of(method),
         framing: request_framing(&body),
@@ -188,7 +188,7 @@ fn parse_request_lenient(buf: &[u8]) -> Option<Result<Parsed<RequestHead>, HeadE
     Some(Ok(Parsed::Complete {
         len,
         head: RequestHead {
-            start: StartLine::Request { method: method.to_owned(), target: target.to_vec(), version },
+            start: StartLine::Request { method: known_method(method), target: target.to_vec(), version },
             headers: fields,
             method: MethodKind::of(method),
             framing,
@@ -242,7 +242,7 @@ fn parse_response_with<'b>(buf: &'b [u8], unfold: bool, slots: &mut Slots<'b>) -
         start: StartLine::Response {
             version,
             status,
-            reason: resp.reason.unwrap_or("").as_bytes().to_vec(),
+            reason: known_reason(resp.reason.unwrap_or("").as_bytes()),
         },
         headers,
         status,

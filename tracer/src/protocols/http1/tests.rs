@@ -100,7 +100,7 @@ pub(super) struct Sum {
 
 pub(super) fn sum(x: &Exchange) -> Sum {
     let (method, target) = match &x.request.start {
-        StartLine::Request { method, target, .. } => (method.clone(), String::from_utf8_lossy(target).into_owned()),
+        StartLine::Request { method, target, .. } => (method.to_string(), String::from_utf8_lossy(target).into_owned()),
         StartLine::Response { .. } => panic!("request holds a response start line"),
     };
     let status = x.response.as_ref().map(|r| match r.start {
