@@ -1,6 +1,7 @@
 //! Ways of moving bytes that the kernel side must read right: a connection whose first
 //! request uses a method beyond the common ones, a writev whose first iovec is empty, a
-//! head spread over many iovecs (as varnish writes its heads), and a recv(MSG_TRUNC) that
+//! head spread over many iovecs (as varnish writes its heads), an iovec array that ends a
+//! mapping (the kernel side reads iovecs ahead), and a recv(MSG_TRUNC) that
 //! drops bytes without copying them.
 
 mod common;
@@ -61,6 +62,40 @@ fn writev_with_an_empty_first_iovec() {
         assert_eq!(str_at(rec, "/request/target"), "/iov", "{rec}");
         assert_eq!(header_at(rec, "/request/headers", "X-Iov").as_deref(), Some("second"), "{rec}");
     }
+}
+
+#[test]
+fn an_iovec_array_that_ends_a_mapping_is_read() {
+    // The kernel side reads the first iovecs of a call in one go, past the end of a short
+    // array: where the array ends a mapping (a guard page after it), that read faults, and
+    // the iovecs must still be read one by one.
+    let server = HttpServer::start_default();
+    let trace = Trace::on_port(server.port(), &[]);
+    let since = trace.started_at;
+    let mut client = RawClient::connect(server.addr);
+    let req = request("GET", "/edge", &server.authority(), &[("X-Iov", "at-the-edge")]);
+    let (head, rest) = req.as_bytes().split_at(10);
+    // SAFETY: two fresh anonymous pages, the second made inaccessible; the array is written
+    // in the last 32 bytes of the first, then unmapped when done.
+    unsafe {
+        let page = 4096;
+        let map = libc::mmap(std::ptr::null_mut(), 2 * page, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+        assert_ne!(map, libc::MAP_FAILED);
+        assert_eq!(libc::mprotect(map.cast::<u8>().add(page).cast(), page, libc::PROT_NONE), 0);
+        let iov = map.cast::<u8>().add(page - 2 * std::mem::size_of::<libc::iovec>()).cast::<libc::iovec>();
+        iov.write(libc::iovec { iov_base: head.as_ptr() as *mut _, iov_len: head.len() });
+        iov.add(1).write(libc::iovec { iov_base: rest.as_ptr() as *mut _, iov_len: rest.len() });
+        let n = libc::writev(client.stream().as_raw_fd(), iov, 2);
+        assert_eq!(n, req.len() as isize, "{}", std::io::Error::last_os_error());
+        libc::munmap(map, 2 * page);
+    }
+    assert_eq!(client.read_response(false).body_text(), "hello from /edge");
+    drop(client);
+    let records = trace.stop();
+    let rec = only_one(&records, "client");
+    assert_complete_exchange(rec, since);
+    assert_eq!(str_at(rec, "/request/target"), "/edge", "{rec}");
+    assert_eq!(header_at(rec, "/request/headers", "X-Iov").as_deref(), Some("at-the-edge"), "{rec}");
 }
 
 #[test]
