@@ -6,6 +6,10 @@
 //! pinned. Each round runs untraced and every traced variant (in an order rotated from round
 //! to round), with keep-alive and with `Connection: close`; each traced run starts a fresh
 //! `l7trace --json --port <port> > /dev/null`.
+//!
+//! Before nginx starts, the probes' cost per event alone: a loopback TCP pair in one
+//! process (`xtask bench-pair`, see pair.rs) on one CPU, untraced and traced in turn, its
+//! CPU time compared; far steadier than requests/s on a shared machine.
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -35,7 +39,9 @@ usage: cargo xtask bench [OPTIONS]
                       clock reads to every program run, traced rounds pay for them)
   --pipeline-secs S   time per case of the fixed-iteration pipeline bench (default 2)
   --no-pipeline       skip the pipeline bench
-  --quick             smoke run: 2 rounds x 3 s, pipeline 0.5 s
+  --pair-iterations N iterations per run of the probe-cost pair (default 100000)
+  --no-pair           skip the probe-cost pair
+  --quick             smoke run: 2 rounds x 3 s, pipeline 0.5 s, pair 20000
 ";
 
 /// nginx and wrk get one core each, so the untraced run is not limited by their fight
@@ -53,6 +59,8 @@ struct Opts {
     port: u16,
     variants: Vec<Variant>,
     pipeline_secs: Option<f64>,
+    /// Iterations per run of the probe-cost pair; None: not run.
+    pair_iterations: Option<u64>,
     bpf_stats: bool,
     /// The nginx that serves the load, whose CPU time each run reads (0: not started).
     nginx_pid: u32,
@@ -81,6 +89,7 @@ impl Default for Opts {
                 Variant { name: "server".into(), args: vec!["--pid".into(), NGINX_PID.into()] },
             ],
             pipeline_secs: Some(2.0),
+            pair_iterations: Some(100_000),
             bpf_stats: false,
             nginx_pid: 0,
         }
@@ -99,6 +108,8 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
             "--port" => o.port = val(a)?.parse().context("--port")?,
             "--pipeline-secs" => o.pipeline_secs = Some(val(a)?.parse().context("--pipeline-secs")?),
             "--no-pipeline" => o.pipeline_secs = None,
+            "--pair-iterations" => o.pair_iterations = Some(val(a)?.parse().context("--pair-iterations")?),
+            "--no-pair" => o.pair_iterations = None,
             "--bpf-stats" => o.bpf_stats = true,
             "--variant" => {
                 let v = val(a)?;
@@ -113,6 +124,7 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
                 o.rounds = 2;
                 o.duration = 3;
                 o.pipeline_secs = o.pipeline_secs.map(|_| 0.5);
+                o.pair_iterations = o.pair_iterations.map(|_| 20_000);
             }
             "-h" | "--help" => {
                 print!("{USAGE}");
@@ -121,8 +133,8 @@ fn parse_opts(args: &[String]) -> Result<Opts> {
             other => bail!("unknown option `{other}`\n{USAGE}"),
         }
     }
-    if o.rounds == 0 || o.duration == 0 {
-        bail!("--rounds and --duration must be at least 1");
+    if o.rounds == 0 || o.duration == 0 || o.pair_iterations == Some(0) {
+        bail!("--rounds, --duration and --pair-iterations must be at least 1");
     }
     Ok(o)
 }
@@ -143,9 +155,13 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         Some(secs) => pipeline_bench(secs)?,
         None => Vec::new(),
     };
+    let _stats = opts.bpf_stats.then(BpfStats::enable).transpose()?;
+    let pair = match opts.pair_iterations {
+        Some(n) => Some(probe_cost(&opts, &bin, n)?),
+        None => None,
+    };
     let nginx = Nginx::start(opts.port)?;
     opts.nginx_pid = nginx.pid();
-    let _stats = opts.bpf_stats.then(BpfStats::enable).transpose()?;
     eprintln!("xtask: bench: nginx pid {} on 127.0.0.1:{} (CPU {NGINX_CPU}), wrk on CPU {WRK_CPU}", nginx.pid(), opts.port);
     // Warm-up: fills caches, lets nginx allocate its connections.
     wrk(&opts, false, 2.min(opts.duration))?;
@@ -154,7 +170,7 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         modes.push(run_mode(&opts, &bin, close)?);
     }
     drop(nginx);
-    let report = Report { opts: &opts, modes, pipeline, skipped };
+    let report = Report { opts: &opts, modes, pipeline, pair, skipped };
     print!("{}", report.table());
     let path = report.write_json()?;
     println!("\nresults: {}", path.display());
@@ -659,6 +675,148 @@ fn variant_args(v: &Variant, nginx_pid: u32) -> Vec<String> {
 }
 
 // ---------------------------------------------------------------------------------------
+// Probe cost: the loopback pair
+
+/// Both threads of the pair share this CPU (nginx's when it runs; it does not yet).
+const PAIR_CPU: &str = "0";
+
+/// One round of the pair: untraced and traced CPU time, and the traced run's tracer.
+struct PairRound {
+    untraced_cpu_ns: u64,
+    traced_cpu_ns: u64,
+    events: u64,
+    lost_events: u64,
+    bpf_ns: Option<u64>,
+}
+
+struct PairCost {
+    iterations: u64,
+    rounds: Vec<PairRound>,
+}
+
+impl PairCost {
+    fn untraced_us_per_iter(&self) -> f64 {
+        median(self.rounds.iter().map(|r| r.untraced_cpu_ns as f64 / self.iterations as f64 / 1e3).collect())
+    }
+
+    fn traced_us_per_iter(&self) -> f64 {
+        median(self.rounds.iter().map(|r| r.traced_cpu_ns as f64 / self.iterations as f64 / 1e3).collect())
+    }
+
+    fn events_per_iter(&self) -> f64 {
+        median(self.rounds.iter().map(|r| r.events as f64 / self.iterations as f64).collect())
+    }
+
+    /// What tracing adds to the traced process per event: each round's traced CPU time
+    /// less its untraced one, over its events.
+    fn extra_ns_per_event(&self) -> f64 {
+        median(
+            self.rounds
+                .iter()
+                .map(|r| (r.traced_cpu_ns as f64 - r.untraced_cpu_ns as f64) / r.events.max(1) as f64)
+                .collect(),
+        )
+    }
+
+    /// With --bpf-stats: the programs' own run time per event.
+    fn probes_ns_per_event(&self) -> Option<f64> {
+        self.rounds.iter().map(|r| Some(r.bpf_ns? as f64 / r.events.max(1) as f64)).collect::<Option<Vec<f64>>>().map(median)
+    }
+
+    fn lost_events(&self) -> u64 {
+        self.rounds.iter().map(|r| r.lost_events).sum()
+    }
+
+    fn json(&self) -> String {
+        let rounds: Vec<String> = self
+            .rounds
+            .iter()
+            .map(|r| {
+                format!(
+                    "{{\"untraced_cpu_ns\": {}, \"traced_cpu_ns\": {}, \"events\": {}, \"lost_events\": {}, \"probes_ns\": {}}}",
+                    r.untraced_cpu_ns,
+                    r.traced_cpu_ns,
+                    r.events,
+                    r.lost_events,
+                    r.bpf_ns.map_or("null".into(), |n| n.to_string())
+                )
+            })
+            .collect();
+        format!(
+            "{{\"cpu\": {PAIR_CPU}, \"iterations\": {}, \"untraced_cpu_us_per_iteration\": {:.4}, \"traced_cpu_us_per_iteration\": {:.4}, \
+             \"events_per_iteration\": {:.3}, \"extra_ns_per_event\": {:.1}, \"probes_ns_per_event\": {}, \"lost_events\": {}, \"rounds\": [{}]}}",
+            self.iterations,
+            self.untraced_us_per_iter(),
+            self.traced_us_per_iter(),
+            self.events_per_iter(),
+            self.extra_ns_per_event(),
+            self.probes_ns_per_event().map_or("null".into(), |x| format!("{x:.1}")),
+            self.lost_events(),
+            rounds.join(", ")
+        )
+    }
+}
+
+/// A port nothing listens on now (the pair binds it a moment later).
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+/// One run of `xtask bench-pair` on PAIR_CPU; its CPU time in ns.
+fn pair_run(port: u16, iterations: u64) -> Result<u64> {
+    let exe = std::env::current_exe().context("this xtask's path")?;
+    let out = Command::new("taskset")
+        .args(["-c", PAIR_CPU])
+        .arg(exe)
+        .args(["bench-pair", &port.to_string(), &iterations.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .context("running the pair")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("the pair failed ({}): {}{}", out.status, text, String::from_utf8_lossy(&out.stderr));
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("pair: "))
+        .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("cpu_ns="))?.parse().ok())
+        .with_context(|| format!("the pair printed no cpu_ns: {text}"))
+}
+
+/// The probes' cost per event in the traced process, alone: rounds of the pair untraced
+/// and under `l7trace --json --port <its port>` (the order alternating from round to
+/// round), CPU time compared.
+fn probe_cost(opts: &Opts, bin: &Path, iterations: u64) -> Result<PairCost> {
+    let mut rounds = Vec::new();
+    for r in 1..=opts.rounds {
+        let mut untraced_cpu_ns = 0;
+        let mut traced = None;
+        for traced_now in [r % 2 == 0, r % 2 == 1] {
+            let port = free_port()?;
+            if !traced_now {
+                untraced_cpu_ns = pair_run(port, iterations)?;
+                continue;
+            }
+            let tracer = Tracer::start(bin, port, &[])?;
+            let bpf0 = opts.bpf_stats.then(|| prog_run_ns(tracer.pid));
+            let cpu_ns = pair_run(port, iterations)?;
+            let bpf_ns = bpf0.map(|b| prog_run_ns(tracer.pid).saturating_sub(b));
+            std::thread::sleep(Duration::from_millis(300));
+            let (events, lost_events) = tracer.stop()?;
+            traced = Some((cpu_ns, events, lost_events, bpf_ns));
+        }
+        let (traced_cpu_ns, events, lost_events, bpf_ns) = traced.context("no traced run")?;
+        eprintln!(
+            "xtask: bench: pair round {r}/{}: untraced {:.2} us/iteration, traced {:.2}, events {events}, lost {lost_events}",
+            opts.rounds,
+            untraced_cpu_ns as f64 / iterations as f64 / 1e3,
+            traced_cpu_ns as f64 / iterations as f64 / 1e3
+        );
+        rounds.push(PairRound { untraced_cpu_ns, traced_cpu_ns, events, lost_events, bpf_ns });
+    }
+    Ok(PairCost { iterations, rounds })
+}
+
+// ---------------------------------------------------------------------------------------
 // Report
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -741,6 +899,7 @@ struct Report<'a> {
     opts: &'a Opts,
     modes: Vec<Mode>,
     pipeline: Vec<String>,
+    pair: Option<PairCost>,
     skipped: Vec<(String, String)>,
 }
 
@@ -786,6 +945,27 @@ impl Report<'_> {
         }
         for (v, why) in &self.skipped {
             let _ = writeln!(s, "variant `{v}` skipped: {why}");
+        }
+        if let Some(p) = &self.pair {
+            let _ = writeln!(
+                s,
+                "\nprobe cost: a loopback TCP pair on CPU {PAIR_CPU} (write 1 KiB POST, read it, write and read a 38-byte answer), \
+                 {} iterations per run, {} rounds of untraced and traced; medians over rounds:",
+                p.iterations,
+                p.rounds.len()
+            );
+            let _ = writeln!(s, "| untraced CPU us / iteration | traced CPU us / iteration | events / iteration | traced - untraced ns / event | probes ns / event | lost events |");
+            let _ = writeln!(s, "| ---: | ---: | ---: | ---: | ---: | ---: |");
+            let _ = writeln!(
+                s,
+                "| {:.2} | {:.2} | {:.2} | {:.0} | {} | {} |",
+                p.untraced_us_per_iter(),
+                p.traced_us_per_iter(),
+                p.events_per_iter(),
+                p.extra_ns_per_event(),
+                opt(p.probes_ns_per_event(), |x| format!("{x:.0}")),
+                p.lost_events()
+            );
         }
         if !self.pipeline.is_empty() {
             let _ = writeln!(s, "\nuserspace pipeline, one core (recorded kernel events -> exchanges):");
@@ -883,7 +1063,12 @@ impl Report<'_> {
         s.push_str("\n  ],\n  \"skipped_variants\": [");
         let skipped: Vec<String> = self.skipped.iter().map(|(v, why)| format!("{{\"variant\": {}, \"why\": {}}}", q(v), q(why))).collect();
         s.push_str(&skipped.join(", "));
-        s.push_str("],\n  \"pipeline\": [");
+        s.push_str("],\n  \"probe_cost\": ");
+        match &self.pair {
+            Some(p) => s.push_str(&p.json()),
+            None => s.push_str("null"),
+        }
+        s.push_str(",\n  \"pipeline\": [");
         s.push_str(&self.pipeline.join(", "));
         s.push_str("]\n}\n");
         s
@@ -951,6 +1136,36 @@ Transfer/sec:     64.00MB
         assert_eq!(variant_args(server, 4242), ["--pid", "4242"]);
         let mine = o.variants.iter().find(|v| v.name == "mine").unwrap();
         assert_eq!(variant_args(mine, 7), ["--pid", "7", "--max-body", "0"]);
+    }
+
+    #[test]
+    fn pair_cost_is_taken_per_event_and_round_by_round() {
+        let round = |untraced_cpu_ns, traced_cpu_ns, lost_events, bpf_ns| PairRound {
+            untraced_cpu_ns,
+            traced_cpu_ns,
+            events: 4_000,
+            lost_events,
+            bpf_ns: Some(bpf_ns),
+        };
+        let p = PairCost {
+            iterations: 1_000,
+            rounds: vec![
+                round(16_000_000, 20_000_000, 0, 3_200_000),
+                round(17_000_000, 20_000_000, 2, 3_600_000),
+                round(15_000_000, 21_000_000, 0, 2_800_000),
+            ],
+        };
+        // Per round: 1000, 750 and 1500 ns more per event; medians of each column.
+        assert_eq!(p.extra_ns_per_event(), 1000.0);
+        assert_eq!(p.untraced_us_per_iter(), 16.0);
+        assert_eq!(p.traced_us_per_iter(), 20.0);
+        assert_eq!(p.events_per_iter(), 4.0);
+        assert_eq!(p.probes_ns_per_event(), Some(800.0));
+        assert_eq!(p.lost_events(), 2);
+        let j = p.json();
+        assert!(j.contains("\"extra_ns_per_event\": 1000.0") && j.contains("\"lost_events\": 2, \"rounds\": [{"), "{j}");
+        let none = PairCost { iterations: 1, rounds: vec![PairRound { bpf_ns: None, ..round(1, 2, 0, 0) }] };
+        assert_eq!(none.probes_ns_per_event(), None);
     }
 
     #[test]

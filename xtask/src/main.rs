@@ -5,6 +5,7 @@
 
 mod fuzz;
 mod bench;
+mod pair;
 mod proc;
 mod run;
 mod setup;
@@ -57,6 +58,8 @@ fn try_main() -> Result<ExitCode> {
         "test" => test::run(),
         "fuzz" => fuzz::run(&rest),
         "bench" => bench::run(&rest),
+        // The bench's own helper (see pair.rs), not listed in the usage.
+        "bench-pair" => pair::run(&rest),
         "vm-test" => vmtest::run(),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
