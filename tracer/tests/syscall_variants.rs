@@ -42,26 +42,36 @@ fn iovecs(parts: &[&[u8]]) -> Vec<libc::iovec> {
     parts.iter().map(|p| libc::iovec { iov_base: p.as_ptr() as *mut _, iov_len: p.len() }).collect()
 }
 
-#[test]
-fn writev_with_an_empty_first_iovec() {
+/// A GET for `target` with the field `X-Iov: value`, which `send` writes (on the client's
+/// fd; it returns what writev returned) through a traced default server; checks that it
+/// was written whole and answered, then that each of `roles` saw it complete, its target
+/// and field as sent.
+fn writev_request(target: &str, value: &str, roles: &[&str], send: impl FnOnce(i32, &[u8]) -> isize) {
     let server = HttpServer::start_default();
     let trace = Trace::on_port(server.port(), &[]);
     let since = trace.started_at;
     let mut client = RawClient::connect(server.addr);
-    let req = request("GET", "/iov", &server.authority(), &[("X-Iov", "second")]);
-    let iov = iovecs(&[b"", req.as_bytes()]);
-    // SAFETY: two iovecs over live buffers, on the client's open socket.
-    let n = unsafe { libc::writev(client.stream().as_raw_fd(), iov.as_ptr(), 2) };
-    assert_eq!(n, req.len() as isize);
-    assert_eq!(client.read_response(false).body_text(), "hello from /iov");
+    let req = request("GET", target, &server.authority(), &[("X-Iov", value)]);
+    let n = send(client.stream().as_raw_fd(), req.as_bytes());
+    assert_eq!(n, req.len() as isize, "{}", std::io::Error::last_os_error());
+    assert_eq!(client.read_response(false).body_text(), format!("hello from {target}"));
     drop(client);
     let records = trace.stop();
-    for role in ["client", "server"] {
+    for &role in roles {
         let rec = only_one(&records, role);
         assert_complete_exchange(rec, since);
-        assert_eq!(str_at(rec, "/request/target"), "/iov", "{rec}");
-        assert_eq!(header_at(rec, "/request/headers", "X-Iov").as_deref(), Some("second"), "{rec}");
+        assert_eq!(str_at(rec, "/request/target"), target, "{rec}");
+        assert_eq!(header_at(rec, "/request/headers", "X-Iov").as_deref(), Some(value), "{rec}");
     }
+}
+
+#[test]
+fn writev_with_an_empty_first_iovec() {
+    writev_request("/iov", "second", &["client", "server"], |fd, req| {
+        let iov = iovecs(&[b"", req]);
+        // SAFETY: two iovecs over live buffers, on the client's open socket.
+        unsafe { libc::writev(fd, iov.as_ptr(), 2) }
+    });
 }
 
 #[test]
@@ -69,33 +79,23 @@ fn an_iovec_array_that_ends_a_mapping_is_read() {
     // The kernel side reads the first iovecs of a call in one go, past the end of a short
     // array: where the array ends a mapping (a guard page after it), that read faults, and
     // the iovecs must still be read one by one.
-    let server = HttpServer::start_default();
-    let trace = Trace::on_port(server.port(), &[]);
-    let since = trace.started_at;
-    let mut client = RawClient::connect(server.addr);
-    let req = request("GET", "/edge", &server.authority(), &[("X-Iov", "at-the-edge")]);
-    let (head, rest) = req.as_bytes().split_at(10);
-    // SAFETY: two fresh anonymous pages, the second made inaccessible; the array is written
-    // in the last 32 bytes of the first, then unmapped when done.
-    unsafe {
-        let page = 4096;
-        let map = libc::mmap(std::ptr::null_mut(), 2 * page, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
-        assert_ne!(map, libc::MAP_FAILED);
-        assert_eq!(libc::mprotect(map.cast::<u8>().add(page).cast(), page, libc::PROT_NONE), 0);
-        let iov = map.cast::<u8>().add(page - 2 * std::mem::size_of::<libc::iovec>()).cast::<libc::iovec>();
-        iov.write(libc::iovec { iov_base: head.as_ptr() as *mut _, iov_len: head.len() });
-        iov.add(1).write(libc::iovec { iov_base: rest.as_ptr() as *mut _, iov_len: rest.len() });
-        let n = libc::writev(client.stream().as_raw_fd(), iov, 2);
-        assert_eq!(n, req.len() as isize, "{}", std::io::Error::last_os_error());
-        libc::munmap(map, 2 * page);
-    }
-    assert_eq!(client.read_response(false).body_text(), "hello from /edge");
-    drop(client);
-    let records = trace.stop();
-    let rec = only_one(&records, "client");
-    assert_complete_exchange(rec, since);
-    assert_eq!(str_at(rec, "/request/target"), "/edge", "{rec}");
-    assert_eq!(header_at(rec, "/request/headers", "X-Iov").as_deref(), Some("at-the-edge"), "{rec}");
+    writev_request("/edge", "at-the-edge", &["client"], |fd, req| {
+        let (head, rest) = req.split_at(10);
+        // SAFETY: two fresh anonymous pages, the second made inaccessible; the array is
+        // written in the last 32 bytes of the first, then unmapped when done.
+        unsafe {
+            let page = 4096;
+            let map = libc::mmap(std::ptr::null_mut(), 2 * page, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0);
+            assert_ne!(map, libc::MAP_FAILED);
+            assert_eq!(libc::mprotect(map.cast::<u8>().add(page).cast(), page, libc::PROT_NONE), 0);
+            let iov = map.cast::<u8>().add(page - 2 * std::mem::size_of::<libc::iovec>()).cast::<libc::iovec>();
+            iov.write(libc::iovec { iov_base: head.as_ptr() as *mut _, iov_len: head.len() });
+            iov.add(1).write(libc::iovec { iov_base: rest.as_ptr() as *mut _, iov_len: rest.len() });
+            let n = libc::writev(fd, iov, 2);
+            libc::munmap(map, 2 * page);
+            n
+        }
+    });
 }
 
 #[test]

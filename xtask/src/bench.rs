@@ -786,32 +786,37 @@ fn pair_run(port: u16, iterations: u64) -> Result<u64> {
 /// and under `l7trace --json --port <its port>` (the order alternating from round to
 /// round), CPU time compared.
 fn probe_cost(opts: &Opts, bin: &Path, iterations: u64) -> Result<PairCost> {
+    let untraced = || pair_run(free_port()?, iterations);
+    // A round with its traced half filled in.
+    let traced = || -> Result<PairRound> {
+        let port = free_port()?;
+        let tracer = Tracer::start(bin, port, &[])?;
+        let bpf0 = opts.bpf_stats.then(|| prog_run_ns(tracer.pid));
+        let cpu_ns = pair_run(port, iterations)?;
+        let bpf_ns = bpf0.map(|b| prog_run_ns(tracer.pid).saturating_sub(b));
+        std::thread::sleep(Duration::from_millis(300));
+        let (events, lost_events) = tracer.stop()?;
+        Ok(PairRound { untraced_cpu_ns: 0, traced_cpu_ns: cpu_ns, events, lost_events, bpf_ns })
+    };
     let mut rounds = Vec::new();
     for r in 1..=opts.rounds {
-        let mut untraced_cpu_ns = 0;
-        let mut traced = None;
-        for traced_now in [r % 2 == 0, r % 2 == 1] {
-            let port = free_port()?;
-            if !traced_now {
-                untraced_cpu_ns = pair_run(port, iterations)?;
-                continue;
-            }
-            let tracer = Tracer::start(bin, port, &[])?;
-            let bpf0 = opts.bpf_stats.then(|| prog_run_ns(tracer.pid));
-            let cpu_ns = pair_run(port, iterations)?;
-            let bpf_ns = bpf0.map(|b| prog_run_ns(tracer.pid).saturating_sub(b));
-            std::thread::sleep(Duration::from_millis(300));
-            let (events, lost_events) = tracer.stop()?;
-            traced = Some((cpu_ns, events, lost_events, bpf_ns));
-        }
-        let (traced_cpu_ns, events, lost_events, bpf_ns) = traced.context("no traced run")?;
+        // Odd rounds run untraced first, even ones traced first.
+        let round = if r % 2 == 1 {
+            let untraced_cpu_ns = untraced()?;
+            PairRound { untraced_cpu_ns, ..traced()? }
+        } else {
+            let round = traced()?;
+            PairRound { untraced_cpu_ns: untraced()?, ..round }
+        };
         eprintln!(
-            "xtask: bench: pair round {r}/{}: untraced {:.2} us/iteration, traced {:.2}, events {events}, lost {lost_events}",
+            "xtask: bench: pair round {r}/{}: untraced {:.2} us/iteration, traced {:.2}, events {}, lost {}",
             opts.rounds,
-            untraced_cpu_ns as f64 / iterations as f64 / 1e3,
-            traced_cpu_ns as f64 / iterations as f64 / 1e3
+            round.untraced_cpu_ns as f64 / iterations as f64 / 1e3,
+            round.traced_cpu_ns as f64 / iterations as f64 / 1e3,
+            round.events,
+            round.lost_events
         );
-        rounds.push(PairRound { untraced_cpu_ns, traced_cpu_ns, events, lost_events, bpf_ns });
+        rounds.push(round);
     }
     Ok(PairCost { iterations, rounds })
 }

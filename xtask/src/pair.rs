@@ -11,9 +11,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 
-pub const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+const ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
 
-pub fn request() -> Vec<u8> {
+fn request() -> Vec<u8> {
     let mut req = b"POST /pair HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1024\r\n\r\n".to_vec();
     req.extend((0..1024).map(|i| b'a' + (i % 26) as u8));
     req
