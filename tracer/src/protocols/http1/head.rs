@@ -172,17 +172,7 @@ fn parse_request_lenient(buf: &[u8]) -> Option<Result<Parsed<RequestHead>, HeadE
     let Some(len) = find_blank_line(&buf[line_end..]).map(|n| line_end + n) else {
         return Some(Ok(Parsed::Partial));
     };
-    let mut fields = Headers::default();
-    for line in buf[line_end + 1..len].split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            continue;
-        }
-        match line.iter().position(|&b| b == b':') {
-            Some(c) => fields.push(line[..c].trim_ascii(), line[c + 1..].trim_ascii()),
-            None => fields.push(line, b""),
-        }
-    }
+    let fields = lenient_fields(&buf[line_end + 1..len]);
     let method = std::str::from_utf8(method).ok()?;
     let framing = request_framing(&body_headers(fields.iter()));
     Some(Ok(Parsed::Complete {
@@ -195,6 +185,55 @@ fn parse_request_lenient(buf: &[u8]) -> Option<Result<Parsed<RequestHead>, HeadE
             lenient: true,
         },
     }))
+}
+
+/// The field lines of a head read leniently: each split at its first ':' (a line without
+/// one is a name with an empty value); a line that starts with a space or tab continues the
+/// value before it (obs-fold, RFC 9112 section 5.2), which is kept whole, its line breaks
+/// turned into spaces as in a response, so that a folded secret is masked with its field.
+fn lenient_fields(lines: &[u8]) -> Headers {
+    // (name, value) as offsets into `lines`.
+    let mut spans: Vec<[usize; 4]> = Vec::new();
+    let mut at = 0;
+    for line in lines.split(|&b| b == b'\n') {
+        let start = at;
+        at += line.len() + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let end = start + line.len();
+        let trimmed = |from: usize| {
+            let v = lines[from..end].trim_ascii();
+            let v_at = v.as_ptr() as usize - lines.as_ptr() as usize;
+            [v_at, v_at + v.len()]
+        };
+        if line.is_empty() {
+            continue;
+        }
+        match spans.last_mut() {
+            Some(last) if matches!(line[0], b' ' | b'\t') && !line.trim_ascii().is_empty() => {
+                let [_, e] = trimmed(start);
+                // A field whose value was empty so far starts its value here.
+                if last[2] == last[3] {
+                    last[2] = trimmed(start)[0];
+                }
+                last[3] = e;
+            }
+            _ => match line.iter().position(|&b| b == b':') {
+                Some(c) => {
+                    let [n, ne] = [start, start + line[..c].trim_ascii_end().len()];
+                    let [v, ve] = trimmed(start + c + 1);
+                    let n = n + (line.len() - line.trim_ascii_start().len()).min(ne - n);
+                    spans.push([n, ne, v, ve]);
+                }
+                None => spans.push([start, end, end, end]),
+            },
+        }
+    }
+    let mut fields = Headers::with_capacity(spans.len(), lines.len());
+    for [n, ne, v, ve] in spans {
+        fields.push(&lines[n..ne], &lines[v..ve]);
+    }
+    fields.unfold_values();
+    fields
 }
 
 /// RFC 9112 6.3 for requests: chunked wins over Content-Length, and without either there
@@ -242,13 +281,22 @@ fn parse_response_with<'b>(buf: &'b [u8], unfold: bool, slots: &mut Slots<'b>) -
         start: StartLine::Response {
             version,
             status,
-            reason: known_reason(resp.reason.unwrap_or("").as_bytes()),
+            reason: known_reason(raw_reason(buf)),
         },
         headers,
         status,
         body: body_headers(resp.headers.iter().map(|h| (h.name.as_bytes(), h.value))),
     };
     Ok(Parsed::Complete { len, head })
+}
+
+/// The reason phrase as it came, from the status line httparse accepted ("HTTP/1.x", SP,
+/// three digits, SP, reason): httparse gives "" for one with bytes above 0x7e (RFC 9112's
+/// obs-text: "Café", Latin-1), which servers do send; sinks escape what is not UTF-8.
+fn raw_reason(buf: &[u8]) -> &[u8] {
+    let line = &buf[..buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len())];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.get(13..).unwrap_or(b"")
 }
 
 /// RFC 9112 6.3, in its order: HEAD and 1xx/204/304 have no body, a successful CONNECT

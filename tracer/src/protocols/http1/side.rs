@@ -300,7 +300,7 @@ impl Side {
     fn request_head(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
         let (len, h) = match head::parse_request(rest) {
             Ok(Parsed::Complete { len, head }) => (len, head),
-            Ok(Parsed::Partial) => return self.partial_head(rest.len(), cx),
+            Ok(Parsed::Partial) => return self.partial_head(rest, pos, cx),
             Err(_) => return Some(self.head_error(1, cx)),
         };
         let (ts, _) = self.marks.at(pos);
@@ -318,7 +318,7 @@ impl Side {
     fn response_head(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
         let (len, h) = match head::parse_response(rest) {
             Ok(Parsed::Complete { len, head }) => (len, head),
-            Ok(Parsed::Partial) => return self.partial_head(rest.len(), cx),
+            Ok(Parsed::Partial) => return self.partial_head(rest, pos, cx),
             Err(_) => return Some(self.head_error(1, cx)),
         };
         let (ts, _) = self.marks.at(pos);
@@ -382,14 +382,34 @@ impl Side {
         }
     }
 
-    fn partial_head(&mut self, have: usize, cx: &mut Cx<'_>) -> Option<usize> {
-        if have < cx.limits.max_buffer {
+    fn partial_head(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
+        if rest.len() < cx.limits.max_buffer {
             return None;
         }
-        cx.stats.dropped += have as u64;
-        let n = self.head_error(have, cx);
-        cx.stats.unparsed -= have as u64;
-        Some(n)
+        self.head_too_large(rest, pos, cx);
+        Some(rest.len())
+    }
+
+    /// The unfinished head `bytes` (from stream position `pos`) outgrew the connection's
+    /// buffer bound: dropped. What came of it, its start line and complete field lines, is
+    /// reported, incomplete (`gap`), the bytes after them counted lost in it, so that its
+    /// answer pairs with it and the connection is still followed; the rest of the head
+    /// is passed over looking for the next message start. A start line longer than the
+    /// bound is reported by no record (its answer is an orphan), but the connection is
+    /// still HTTP: the bytes began with a request's or response's first token.
+    fn head_too_large(&mut self, bytes: &[u8], pos: u64, cx: &mut Cx<'_>) {
+        cx.stats.dropped += bytes.len() as u64;
+        if !self.resync && head::starts_message(self.request, bytes) {
+            cx.stats.parsed_any = true;
+        }
+        let kept = if self.resync { None } else { self.salvage(bytes, pos, cx) };
+        match kept {
+            Some(kept) => self.framing_lost((bytes.len() - kept) as u64, true, cx),
+            None => {
+                self.head_error(bytes.len(), cx);
+                cx.stats.unparsed -= bytes.len() as u64;
+            }
+        }
     }
 
     /// A head that cannot be HTTP: report it once, then look for the next message start.
@@ -653,7 +673,10 @@ impl Side {
                 }
                 _ => {
                     if self.state == State::Head && self.cur.is_none() && !self.resync {
-                        self.salvage_head(cx);
+                        let held = std::mem::take(&mut self.held);
+                        if self.salvage(&held, self.held_pos, cx).is_none() {
+                            self.held = held;
+                        }
                     }
                     self.framing_lost(n, lost, cx);
                     n = 0;
@@ -679,19 +702,21 @@ impl Side {
         }
     }
 
-    /// A gap cuts the head in `held` short (a head larger than what a syscall or a packet
-    /// captured): what arrived of it, the start line and the complete field lines, becomes
-    /// the message, incomplete, so that the exchange is reported and its response pairs
-    /// with its own request rather than being dropped or pairing with the next.
-    fn salvage_head(&mut self, cx: &mut Cx<'_>) {
-        let Some(end) = self.held.iter().rposition(|&b| b == b'\n') else { return };
+    /// A head cut short (by a gap, when larger than what a syscall or a packet captured,
+    /// or by the buffer bound): what arrived of it, `bytes` from stream position `pos`, the
+    /// start line and the complete field lines, becomes the message, incomplete, so that
+    /// the exchange is reported and its response pairs with its own request rather than
+    /// being dropped or pairing with the next. Returns how many of `bytes` the message
+    /// holds (its complete lines), or None when they hold no message.
+    fn salvage(&mut self, bytes: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
+        let end = bytes.iter().rposition(|&b| b == b'\n')?;
         let mut cut = Vec::with_capacity(end + 3);
-        cut.extend_from_slice(&self.held[..=end]);
+        cut.extend_from_slice(&bytes[..=end]);
         cut.extend_from_slice(b"\r\n");
-        let (pos, len) = (self.held_pos, self.held.len());
+        let len = bytes.len();
         let (ts, _) = self.marks.at(pos);
         let building = if self.request {
-            let Ok(Parsed::Complete { head: h, .. }) = head::parse_request(&cut) else { return };
+            let Ok(Parsed::Complete { head: h, .. }) = head::parse_request(&cut) else { return None };
             let slot = cx.pairing.push_request(ts, h.method, cx.limits.max_buffer);
             let msg = self.new_message(h.start, h.headers, pos, len, cx);
             if let Some(started) = cx.started.as_mut() {
@@ -699,9 +724,9 @@ impl Side {
             }
             Building { msg, slot: Some(slot), note: None, hole: false }
         } else {
-            let Ok(Parsed::Complete { head: h, .. }) = head::parse_response(&cut) else { return };
+            let Ok(Parsed::Complete { head: h, .. }) = head::parse_response(&cut) else { return None };
             if h.is_interim() {
-                return;
+                return None;
             }
             let slot = match cx.pairing.decide(ts, true) {
                 Decision::Pair(seq) => Some(seq),
@@ -710,7 +735,7 @@ impl Side {
             Building { msg: self.new_message(h.start, h.headers, pos, len, cx), slot, note: None, hole: false }
         };
         self.cur = Some(building);
-        self.held.clear();
+        Some(end + 1)
     }
 
     /// `n` bytes the framing needed are missing: lost (`lost`), or counted but not
@@ -802,8 +827,14 @@ impl Side {
             } else if let Some(len) = self.declare_gap(cx) {
                 cx.stats.dropped = cx.stats.dropped.saturating_add(len);
             } else if !self.held.is_empty() {
-                cx.stats.dropped += self.held.len() as u64;
-                self.framing_lost(0, true, cx);
+                let held = std::mem::take(&mut self.held);
+                if self.state == State::Head && self.cur.is_none() {
+                    self.head_too_large(&held, self.held_pos, cx);
+                } else {
+                    cx.stats.dropped += held.len() as u64;
+                    self.held = held;
+                    self.framing_lost(0, true, cx);
+                }
             } else {
                 return;
             }

@@ -451,3 +451,44 @@ fn empty_lines_between_messages_are_not_their_start() {
     let firsts: Vec<(u64, u64)> = out.iter().map(|x| (x.request.first_ts_ns, x.response.as_ref().map_or(0, |r| r.first_ts_ns))).collect();
     assert_eq!(firsts, [(1010, 1020), (1030, 1040), (1050, 1060), (1070, 1080)]);
 }
+
+/// A reason phrase with bytes above 0x7e (obs-text: UTF-8 or Latin-1) is kept as it came;
+/// httparse gives "" for it.
+#[test]
+fn reason_phrase_with_obs_text_is_kept() {
+    for reason in [&b"Caf\xc3\xa9"[..], b"OK \xc3\xa9t\xc3\xa9", b"\xff\xfe", b"Not Found", b""] {
+        let mut h = Harness::new();
+        h.req(&get("/r"));
+        let sp = if reason.is_empty() { &b""[..] } else { b" " };
+        h.resp(&cat(&[b"HTTP/1.1 200", sp, reason, b"\r\nContent-Length: 1\r\n\r\nx"]));
+        let out = h.drain();
+        assert_eq!(out.iter().map(sum).collect::<Vec<_>>(), vec![ok("GET", "/r", b"", 200, b"x")]);
+        let Some(StartLine::Response { reason: got, .. }) = out[0].response.as_ref().map(|r| &r.start) else {
+            panic!("no response");
+        };
+        assert_eq!(&got[..], reason, "{:?}", String::from_utf8_lossy(reason));
+    }
+}
+
+/// A request field folded over two lines (obs-fold, which httparse refuses in requests): the
+/// continuation is the value's, not a field of its own, so a folded secret stays with the
+/// name that masks it.
+#[test]
+fn folded_request_field_continues_its_value() {
+    let mut h = Harness::new();
+    h.req(b"GET /f HTTP/1.1\r\nHost: x\r\nCookie: a=1;\r\n b=SECRET\r\nAuthorization:\r\n\tBearer T\r\nX-Last: z\r\n\r\n");
+    h.resp(&ok_resp("y"));
+    let out = h.drain();
+    assert_eq!(out.iter().map(sum).collect::<Vec<_>>(), vec![unframed_ok("GET", "/f", b"y")]);
+    let fields: Vec<(&[u8], &[u8])> = out[0].request.headers.iter().collect();
+    let expect: [(&[u8], &[u8]); 4] =
+        [(b"Host", b"x"), (b"Cookie", b"a=1;   b=SECRET"), (b"Authorization", b"Bearer T"), (b"X-Last", b"z")];
+    assert_eq!(fields, expect);
+}
+
+/// A lenient (marked) request with its response.
+fn unframed_ok(method: &str, target: &str, resp_body: &[u8]) -> Sum {
+    let mut x = ok(method, target, b"", 200, resp_body);
+    x.note = Some(Note::ParseError);
+    x
+}

@@ -646,16 +646,60 @@ fn max_buffer_bounds_an_endless_head() {
         assert!(h.conn.dropped_bytes() > 0);
         let got = h.sums();
         let fine = ok("GET", "/fine", b"", 200, b"fine");
+        // The head given up (its target is `/aaa...`, its start line longer than the
+        // bound) is not reported; its answer is dropped, and the next request has its own.
+        // On a fresh connection too: the bytes given up began as a request, so the
+        // connection is still followed.
+        let mut expect = if answered_before { vec![ok("GET", "/first", b"", 200, b"one")] } else { vec![] };
+        expect.push(fine);
+        assert_eq!(got, expect, "{got:?}");
+        assert_eq!(h.conn.orphan_responses(), 1);
+    }
+}
+
+/// A head whose field outgrows the bound (a 2 MiB header sent in 4 KiB writes, answered
+/// 431): its start line and complete fields are reported, incomplete, `gap`, with its
+/// answer, the dropped bytes after its last complete line counted lost; the exchanges
+/// after it on the connection are reported whole. It was once all dropped, and the
+/// connection with it, as not HTTP.
+#[test]
+fn a_head_over_the_bound_is_reported_cut_and_the_connection_followed() {
+    for answered_before in [false, true] {
+        let mut h = Harness::new();
         if answered_before {
-            // The head given up (its target is `/aaa...`) is not reported; its answer is
-            // dropped, and the next request has its own.
-            assert_eq!(got, vec![ok("GET", "/first", b"", 200, b"one"), fine], "{got:?}");
-            assert_eq!(h.conn.orphan_responses(), 1);
-        } else {
-            // A connection whose first bytes never parse may be declared not HTTP; what is
-            // reported is right, and nothing is made of the head given up.
-            assert!(got.iter().all(|s| *s == fine), "{got:?}");
+            h.req(&get("/first"));
+            h.resp(&ok_resp("one"));
         }
+        let head = [&b"GET /big HTTP/1.1\r\nHost: x\r\nX-Big: "[..], &[b'A'; 2 << 20], b"\r\n\r\n"].concat();
+        for part in head.chunks(4096) {
+            h.req(part);
+            assert!(h.conn.buffered_bytes() <= Limits::default().max_buffer);
+        }
+        h.resp(b"HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 3\r\n\r\nbig");
+        for i in 0..3 {
+            h.req(&get(&format!("/after{i}")));
+            h.resp(&ok_resp("ok"));
+        }
+        h.close();
+        let out = h.drain();
+        let mut got = out.iter().map(sum).collect::<Vec<_>>();
+        let big = got.remove(answered_before as usize);
+        assert_eq!((big.method.as_str(), big.target.as_str(), big.status), ("GET", "/big", Some(431)), "{big:?}");
+        assert_eq!((big.complete, big.note), (false, Some(Note::Gap)));
+        let x = &out[answered_before as usize];
+        assert_eq!(x.request.headers.iter().collect::<Vec<_>>(), vec![(&b"Host"[..], &b"x"[..])]);
+        // Dropped when the head passed the bound: a 4 KiB write past 1 MiB, less the
+        // start line and the Host line.
+        let kept = b"GET /big HTTP/1.1\r\nHost: x\r\n".len() as u64;
+        let dropped = h.conn.dropped_bytes();
+        assert!(dropped > Limits::default().max_buffer as u64, "{dropped}");
+        assert_eq!(x.lost_bytes(), dropped - kept);
+        let mut expect: Vec<Sum> = (0..3).map(|i| ok("GET", &format!("/after{i}"), b"", 200, b"ok")).collect();
+        if answered_before {
+            expect.insert(0, ok("GET", "/first", b"", 200, b"one"));
+        }
+        assert_eq!(got, expect);
+        assert_eq!(h.conn.orphan_responses(), 0);
     }
 }
 
