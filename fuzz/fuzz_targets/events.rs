@@ -14,7 +14,8 @@ use tracer_fuzz::check_json_line;
 
 fuzz_target!(|input: &[u8]| {
     let cfg = Config {
-        limits: Limits { max_body: 64, max_buffer: 4096, ..Limits::default() },
+        // A total bound a few connections pass, so that shedding is fuzzed too.
+        limits: Limits { max_body: 64, max_buffer: 4096, max_total_buffer: 12 << 10, ..Limits::default() },
         announce_requests: true,
         max_conns: 8,
         idle_timeout_ns: 5_000_000_000,

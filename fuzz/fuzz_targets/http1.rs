@@ -11,6 +11,8 @@ const LIMITS: Limits = Limits {
     max_buffer: 4096,
     response_timeout_ns: 1_000_000_000,
     reorder_timeout_ns: 100_000_000,
+    // A table's bound: not one connection's.
+    max_total_buffer: 1 << 20,
 };
 
 fuzz_target!(|input: &[u8]| {

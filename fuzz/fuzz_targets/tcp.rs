@@ -16,7 +16,8 @@ use tracer_fuzz::check_packet_record;
 
 fuzz_target!(|input: &[u8]| {
     let cfg = FlowConfig {
-        limits: Limits { max_body: 64, max_buffer: 4096, ..Limits::default() },
+        // A total bound a few connections pass, so that shedding is fuzzed too.
+        limits: Limits { max_body: 64, max_buffer: 4096, max_total_buffer: 12 << 10, ..Limits::default() },
         max_flows: 4,
         idle_timeout_ns: 5_000_000_000,
         announce_requests: true,

@@ -68,6 +68,10 @@ pub struct Cli {
     /// Unparsed bytes buffered per connection direction at most.
     #[arg(long, default_value_t = 1 << 20, value_name = "BYTES")]
     pub max_conn_buffer: usize,
+    /// Bytes all connections together may buffer; beyond this, those holding most drop
+    /// what they hold (counted in dropped_bytes, the messages cut marked).
+    #[arg(long, default_value_t = 128 << 20, value_name = "BYTES")]
+    pub max_total_buffer: usize,
     /// Also mask the value of this header (repeatable, any case). Authorization,
     /// Proxy-Authorization, Cookie, Set-Cookie and X-Api-Key are always masked.
     #[arg(long = "redact", value_name = "NAME")]

@@ -4,7 +4,7 @@ use std::{collections::HashMap, net::SocketAddr};
 
 use crate::{
     events::{self, ConnKey, ConnMeta, Event, StreamEnds},
-    protocols::{http1::Http1Conn, Direction, Exchange, Limits, LossWatch, Role},
+    protocols::{http1::Http1Conn, Budget, Direction, Exchange, Limits, LossWatch, Role},
     redact::Redactor,
 };
 
@@ -180,6 +180,8 @@ pub struct Pipeline {
     /// per-CPU perf buffers a close can be read before data another CPU wrote earlier.
     defer_closes: bool,
     closing: Vec<(ConnKey, u64, Option<StreamEnds>)>,
+    /// What the connections hold together (`Limits::max_total_buffer`).
+    budget: Budget,
     pub stats: Stats,
 }
 
@@ -193,6 +195,7 @@ impl Pipeline {
             redactor: Redactor::default(),
             defer_closes: false,
             closing: Vec::new(),
+            budget: Budget::default(),
             stats: Stats::default(),
         }
     }
@@ -237,10 +240,17 @@ impl Pipeline {
                     // In order: the stream's front, from after any loss report it follows.
                     conn.losses.seen(dir, ts_ns);
                     if !p.is_done() {
+                        let before = p.held_bytes();
                         p.on_data(dir, pos, len, data, ts_ns, Process { pid: meta.pid, tid: meta.tid, comm: meta.comm });
+                        if self.budget.changed(before, p.held_bytes(), self.cfg.limits.max_total_buffer) {
+                            let max = self.cfg.limits.max_total_buffer;
+                            self.budget.shed(max, self.conns.values_mut().filter_map(|c| c.parser.as_mut()));
+                        }
                     }
                 }
-                emit(conn, &mut self.drained, &mut self.stats, &self.redactor, &self.filter, sink);
+                if let Some(conn) = self.conns.get_mut(&meta.key) {
+                    emit(conn, &mut self.drained, &mut self.stats, &self.redactor, &self.filter, sink);
+                }
             }
             Event::Close { meta, ts_ns, ends } if self.defer_closes => self.closing.push((meta.key, ts_ns, ends)),
             Event::Close { meta, ts_ns, ends } => self.close(meta.key, ts_ns, ends, sink),
@@ -283,6 +293,7 @@ impl Pipeline {
     /// Ends a connection: closed if its socket closed, abandoned otherwise (exit, eviction).
     fn end_conn(&mut self, mut conn: Box<Conn>, now_ns: u64, sink: &mut impl FnMut(Record)) {
         if let Some(p) = conn.parser.as_mut() {
+            self.budget.release(p.held_bytes());
             match conn.closing {
                 Some(ts) => p.on_close(ts.max(conn.last_ns)),
                 // Its end never came, and events were lost after its last ones: the
@@ -688,5 +699,58 @@ mod tests {
         let only_second = Filter { comms: vec![b"second".to_vec()], ..Filter::default() };
         let out: Vec<_> = handed_over(only_second).iter().map(who).collect();
         assert_eq!(out, [("/2".into(), 20, 21, "second".into())]);
+    }
+
+    /// Many peers each holding a long unfinished head: the connections together stay
+    /// within `max_total_buffer` (those holding most give theirs up), each head given up
+    /// is still reported, cut, with its answer, and the bytes dropped are counted.
+    #[test]
+    fn connections_together_stay_within_the_total_bound() {
+        let limits = Limits { max_total_buffer: 64 << 10, ..Limits::default() };
+        let cfg = Config { limits, announce_requests: false, max_conns: 1000, idle_timeout_ns: u64::MAX };
+        let mut p = Pipeline::new(cfg, Filter::default());
+        let mut out = Vec::new();
+        let event = |n: u64, dir: u8, pos: u64, ts: u64, bytes: &[u8]| {
+            let mut h = header_by(dir, pos, ts, bytes, (10, 11, b"curl"));
+            (h.sock, h.conn_id, h.lport) = (0xffff_0000 + 0x100 * n, 1 + n, 40000 + n as u16);
+            events::encode(&h, bytes)
+        };
+        let conns = 64;
+        let heads: Vec<Vec<u8>> =
+            (0..conns).map(|n| [format!("GET /c{n} HTTP/1.1\r\nHost: h\r\nX-Big: ").as_bytes(), &[b'A'; 8192]].concat()).collect();
+        for (n, head) in heads.iter().enumerate() {
+            p.on_raw(&event(n as u64, DIR_EGRESS, 0, 100 + n as u64, head), &mut |r| out.push(r));
+            let held: usize = p.conns.values().filter_map(|c| c.parser.as_ref()).map(Http1Conn::held_bytes).sum();
+            assert!(held <= 64 << 10, "{held} bytes held after {n} connections");
+        }
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        for (n, head) in heads.iter().enumerate() {
+            let ts = 1000 + 10 * n as u64;
+            p.on_raw(&event(n as u64, DIR_EGRESS, head.len() as u64, ts, b"\r\n\r\n"), &mut |r| out.push(r));
+            p.on_raw(&event(n as u64, DIR_INGRESS, 0, ts + 5, resp), &mut |r| out.push(r));
+        }
+        p.flush(1_000_000_000, &mut |r| out.push(r));
+        let target = |r: &Record| match &r.exchange.request.start {
+            crate::protocols::StartLine::Request { target, .. } => String::from_utf8_lossy(target).into_owned(),
+            _ => String::new(),
+        };
+        let mut targets: Vec<String> = out.iter().map(target).collect();
+        targets.sort();
+        let mut expect: Vec<String> = (0..conns).map(|n| format!("/c{n}")).collect();
+        expect.sort();
+        assert_eq!(targets, expect, "one record per connection");
+        let unanswered: Vec<&Record> = out.iter().filter(|r| r.exchange.response.as_ref().is_none_or(|m| m.body != b"ok")).collect();
+        assert!(unanswered.is_empty(), "{} of {} unanswered, the first: {:?}", unanswered.len(), out.len(), unanswered[0].exchange.request.start);
+        let cut: Vec<&Record> = out.iter().filter(|r| !r.exchange.complete()).collect();
+        assert!(!cut.is_empty(), "some heads were given up");
+        let mut dropped = 0;
+        for r in &cut {
+            assert_eq!(r.exchange.note, Some(crate::protocols::Note::Gap), "{:?}", r.exchange.request.start);
+            assert_eq!(r.exchange.request.headers.iter().collect::<Vec<_>>(), vec![(&b"Host"[..], &b"h"[..])]);
+            assert_eq!(r.exchange.lost_bytes(), 8192 + b"X-Big: ".len() as u64);
+            // Dropped whole: its complete lines reported, the rest lost.
+            dropped += heads[target(r)[2..].parse::<usize>().unwrap()].len() as u64;
+        }
+        assert_eq!(p.stats.dropped_bytes, dropped);
     }
 }

@@ -219,6 +219,7 @@ fn config(cli: &Cli) -> Config {
         limits: Limits {
             max_body: cli.max_body,
             max_buffer: cli.max_conn_buffer,
+            max_total_buffer: cli.max_total_buffer,
             response_timeout_ns: secs_to_ns(cli.response_timeout),
             ..Limits::default()
         },

@@ -5,7 +5,7 @@
 use std::{collections::HashMap, net::SocketAddr};
 
 use super::frame::TcpSegment;
-use crate::protocols::{http1::Http1Conn, Direction, Exchange, Limits, LossWatch, Process, Role};
+use crate::protocols::{http1::Http1Conn, Budget, Direction, Exchange, Limits, LossWatch, Process, Role};
 
 /// A finished exchange of a flow.
 #[derive(Debug, Clone)]
@@ -105,6 +105,8 @@ pub struct FlowTable {
     /// much per bucket, empty or not (10 MiB of 8,192 buckets with `Connection: close`).
     flows: HashMap<FlowKey, Box<Flow>>,
     drained: Vec<Exchange>,
+    /// What the flows hold together (`Limits::max_total_buffer`).
+    budget: Budget,
     pub stats: FlowStats,
 }
 
@@ -127,7 +129,7 @@ fn starts(payload: &[u8]) -> Start {
 
 impl FlowTable {
     pub fn new(cfg: FlowConfig) -> Self {
-        FlowTable { cfg, flows: HashMap::new(), drained: Vec::new(), stats: FlowStats::default() }
+        FlowTable { cfg, flows: HashMap::new(), drained: Vec::new(), budget: Budget::default(), stats: FlowStats::default() }
     }
 
     pub fn active(&self) -> usize {
@@ -177,6 +179,7 @@ impl FlowTable {
         }
         let Some(flow) = self.flows.get_mut(&k) else { return };
         flow.last_ns = ts_ns;
+        let mut over = false;
         let d = if seg.src == flow.client { 0 } else { 1 };
         if seg.syn {
             // The SYN takes one sequence number; data starts after it.
@@ -199,8 +202,10 @@ impl FlowTable {
                     flow.drops.seen(dir, ts_ns);
                 }
                 if seg.wire_len > 0 {
+                    let before = flow.http.held_bytes();
                     flow.http.on_data(dir, pos, seg.wire_len as u64, seg.payload, ts_ns, Process::default());
                     flow.seq[d].advance(end);
+                    over = self.budget.changed(before, flow.http.held_bytes(), self.cfg.limits.max_total_buffer);
                 }
                 if ends_known {
                     flow.http.on_end(dir, end, ts_ns);
@@ -216,7 +221,13 @@ impl FlowTable {
         if seg.rst || flow.fin[1] {
             flow.closing_since.get_or_insert(ts_ns);
         }
-        emit(flow, &mut self.drained, sink);
+        if over {
+            let max = self.cfg.limits.max_total_buffer;
+            self.budget.shed(max, self.flows.values_mut().map(|f| &mut f.http));
+        }
+        if let Some(flow) = self.flows.get_mut(&k) {
+            emit(flow, &mut self.drained, sink);
+        }
     }
 
     /// Client and server of a flow seen for the first time, or None to ignore the segment.
@@ -276,6 +287,7 @@ impl FlowTable {
     /// evicted, exit) and a message in progress is reported unfinished.
     fn close(&mut self, k: FlowKey, now_ns: u64, closed: bool, sink: &mut impl FnMut(FlowExchange)) {
         if let Some(mut flow) = self.flows.remove(&k) {
+            self.budget.release(flow.http.held_bytes());
             if closed {
                 flow.http.on_close(now_ns);
             } else if let Some(lost) = flow.drops.suspects(now_ns, self.cfg.limits.reorder_timeout_ns) {

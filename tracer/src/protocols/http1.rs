@@ -198,6 +198,30 @@ impl Http1Conn {
         self.req.buffered() + self.resp.buffered()
     }
 
+    /// Bytes held against the table's `Budget`: the stream buffers, and the messages
+    /// waiting for their pairing.
+    pub fn held_bytes(&self) -> usize {
+        self.buffered_bytes() + self.pairing.held()
+    }
+
+    /// Gives up everything held (the table is over its `Budget`), as when one direction
+    /// passes its own bound: stored and held bytes dropped (counted, and lost to the
+    /// messages they belonged to: a head is reported cut, a body `gap`), paused heads
+    /// decided now, requests waiting for an answer emitted without it (`unfinished`).
+    /// The connection is still followed, from the next message start.
+    pub fn shed(&mut self) {
+        if self.is_done() {
+            return;
+        }
+        let mut cx = Cx { pairing: &mut self.pairing, limits: &self.limits, stats: &mut self.stats, started: &mut self.started };
+        // First: a head cut below takes a slot of its own, to pair with its answer.
+        cx.pairing.give_up_all();
+        self.req.enforce(0, &mut cx);
+        cx.pairing.frontier = self.req.frontier();
+        self.resp.enforce(0, &mut cx);
+        self.after_step();
+    }
+
     pub fn dropped_bytes(&self) -> u64 {
         self.stats.dropped
     }

@@ -359,6 +359,9 @@ pub struct Limits {
     pub response_timeout_ns: u64,
     /// Out-of-order bytes wait this long for the missing bytes before a gap is declared.
     pub reorder_timeout_ns: u64,
+    /// Bytes all connections together may hold (stream buffers and heads waiting for their
+    /// answers); beyond this, the connections holding most give theirs up (`Budget`).
+    pub max_total_buffer: usize,
 }
 
 impl Default for Limits {
@@ -368,7 +371,56 @@ impl Default for Limits {
             max_buffer: 1 << 20,
             response_timeout_ns: 10_000_000_000,
             reorder_timeout_ns: 200_000_000,
+            max_total_buffer: 128 << 20,
         }
+    }
+}
+
+/// What the connections of a table hold together, against `Limits::max_total_buffer`: the
+/// per-connection bounds alone let many connections that each hold a long unfinished head
+/// (a peer that sends one and waits) take gigabytes. Kept up to date as data goes in
+/// (`changed`, around each connection's `on_data`) and connections go (`release`); when
+/// over, `shed` measures every connection and makes those holding most give up what they
+/// hold (`Http1Conn::shed`: the bytes dropped and counted, the messages cut marked), the
+/// largest first, until the table holds three quarters of the bound. Ticks and drains
+/// that free bytes are not followed: the total is then high until the next measure.
+#[derive(Debug, Default)]
+pub struct Budget {
+    held: usize,
+}
+
+impl Budget {
+    /// A connection went from holding `before` bytes to `after`; whether the bound `max`
+    /// may now be passed.
+    pub fn changed(&mut self, before: usize, after: usize, max: usize) -> bool {
+        self.held = self.held.saturating_add(after).saturating_sub(before);
+        self.held > max
+    }
+
+    /// A connection holding `n` bytes went.
+    pub fn release(&mut self, n: usize) {
+        self.held = self.held.saturating_sub(n);
+    }
+
+    /// Measures `conns` and sheds the largest until they hold at most 3/4 of `max`;
+    /// returns how many were shed.
+    pub fn shed<'a>(&mut self, max: usize, conns: impl Iterator<Item = &'a mut http1::Http1Conn>) -> usize {
+        let mut by_size: Vec<(usize, &mut http1::Http1Conn)> = conns.map(|c| (c.held_bytes(), c)).collect();
+        let mut total: usize = by_size.iter().map(|(n, _)| n).sum();
+        let mut shed = 0;
+        if total > max {
+            by_size.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+            for (n, conn) in by_size {
+                if total <= max / 4 * 3 {
+                    break;
+                }
+                conn.shed();
+                total = total - n + conn.held_bytes();
+                shed += 1;
+            }
+        }
+        self.held = total;
+        shed
     }
 }
 

@@ -215,6 +215,18 @@ impl Pairing {
         Some(s)
     }
 
+    /// Bytes of the messages held (heads and kept bodies).
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    /// Gives up every request still waiting (see `give_up_oldest`).
+    pub fn give_up_all(&mut self) {
+        while !self.slots.is_empty() {
+            self.give_up_oldest();
+        }
+    }
+
     fn give_up_oldest(&mut self) {
         if self.slots.front().is_some_and(|s| s.unconfirmed) {
             // Not confirmed in time: not trusted.

@@ -139,7 +139,7 @@ impl Side {
             self.stream.store(seg);
         }
         self.pump(cx);
-        self.enforce_bound(cx);
+        self.enforce(cx.limits.max_buffer, cx);
     }
 
     fn pump(&mut self, cx: &mut Cx<'_>) {
@@ -813,11 +813,12 @@ impl Side {
         Some(len)
     }
 
-    /// Keeps held plus stored bytes under `max_buffer`: decide a paused head, give up on
-    /// missing ranges early, or drop an oversized unfinished unit.
-    fn enforce_bound(&mut self, cx: &mut Cx<'_>) {
+    /// Keeps held plus stored bytes under `bound` (`max_buffer`, or 0 to shed them all):
+    /// decide a paused head, give up on missing ranges early, or drop an oversized
+    /// unfinished unit.
+    pub fn enforce(&mut self, bound: usize, cx: &mut Cx<'_>) {
         loop {
-            let over = self.buffered() > cx.limits.max_buffer
+            let over = self.buffered() > bound
                 || self.stream.stored_segments() > MAX_STORED_SEGMENTS;
             if !over || cx.stats.upgraded {
                 return;
