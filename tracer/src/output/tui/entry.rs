@@ -23,6 +23,14 @@ use crate::{
 /// Body bytes kept per message for the detail pane (the list holds many entries).
 pub const BODY_PREVIEW: usize = 1024;
 
+/// Head bytes (target, field names and values) kept per message for the detail pane, and
+/// per interim head: a head may be as long as `--max-conn-buffer`, and the list holds
+/// `--max-rows` rows; what is left out is counted and said in the pane (`--json` has it).
+pub const HEAD_PREVIEW: usize = 8 << 10;
+const INTERIM_PREVIEW: usize = 1024;
+/// Bytes of Host and of the target kept in a row's text (the table, the filter).
+pub const ROW_FIELD: usize = 1024;
+
 /// A recycled buffer this many times larger than what it holds now is given back: one
 /// row with a huge head does not pin that much memory in its slot for good.
 const SHRINK_FACTOR: usize = 4;
@@ -45,6 +53,8 @@ struct MessageAt {
     complete: bool,
     lost_bytes: u64,
     last_ts_ns: u64,
+    /// Head bytes not kept (see `HEAD_PREVIEW`).
+    head_omitted: u64,
 }
 
 /// A byte range of `Entry::detail`.
@@ -72,6 +82,8 @@ pub struct MessageView<'a> {
     pub body_truncated: bool,
     pub complete: bool,
     pub lost_bytes: u64,
+    /// Head bytes the row did not keep (see `HEAD_PREVIEW`).
+    pub head_omitted: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +166,7 @@ impl Entry {
             StartLine::Response { .. } => (&b"?"[..], &b""[..]),
         };
         let comm = r.process.as_ref().map_or(&b"-"[..], |p| comm_str(&p.comm));
+        let (host, target) = (&host[..host.len().min(ROW_FIELD)], &target[..target.len().min(ROW_FIELD)]);
         self.set_text(method, comm, host, target);
         self.seq = seq;
         (self.matched, self.hidden) = (false, false);
@@ -196,11 +209,11 @@ impl Entry {
         self.note = ex.note;
         let need = detail_len(req) + resp.map_or(0, detail_len) + ex.interim.iter().map(detail_len).sum::<usize>();
         recycle(&mut self.detail, need);
-        self.request = keep(&mut self.detail, req);
-        self.response = resp.map(|m| keep(&mut self.detail, m));
+        self.request = keep(&mut self.detail, req, HEAD_PREVIEW);
+        self.response = resp.map(|m| keep(&mut self.detail, m, HEAD_PREVIEW));
         self.interim.clear();
         for m in &ex.interim {
-            self.interim.push((keep(&mut self.detail, m), m.ttfb_us(req)));
+            self.interim.push((keep(&mut self.detail, m, INTERIM_PREVIEW), m.ttfb_us(req)));
         }
     }
 
@@ -228,6 +241,7 @@ impl Entry {
             body_truncated: at.body_truncated,
             complete: at.complete,
             lost_bytes: at.lost_bytes,
+            head_omitted: at.head_omitted,
         }
     }
 
@@ -321,22 +335,41 @@ fn detail_len(m: &Message) -> usize {
         StartLine::Request { method, target, .. } => method.len() + target.len(),
         StartLine::Response { reason, .. } => reason.len(),
     };
-    start + m.headers.byte_len() + 8 * m.headers.len() + m.body.len().min(BODY_PREVIEW)
+    (start + m.headers.byte_len() + 8 * m.headers.len()).min(HEAD_PREVIEW + 64) + m.body.len().min(BODY_PREVIEW)
 }
 
 /// Appends what the detail pane shows of `m` to `buf`; says where it went.
-fn keep(buf: &mut Vec<u8>, m: &Message) -> MessageAt {
+/// At most `room` bytes of its head: the target, then the fields in order, the one that
+/// does not fit cut short, those after it left out.
+fn keep(buf: &mut Vec<u8>, m: &Message, mut room: usize) -> MessageAt {
+    let mut omitted = 0u64;
+    let mut take = |b: &'_ [u8]| -> usize {
+        let n = b.len().min(room);
+        room -= n;
+        omitted += (b.len() - n) as u64;
+        n
+    };
     let mut put = |bytes: &[u8]| {
         let at = buf.len() as u32;
         buf.extend_from_slice(bytes);
         Span { at, len: bytes.len() as u32 }
     };
     let (start, version, status) = match &m.start {
-        StartLine::Request { method, target, version } => ([put(method.as_bytes()), put(target)], *version, None),
-        StartLine::Response { version, status, reason } => ([put(reason), Span::default()], *version, Some(*status)),
+        StartLine::Request { method, target, version } => {
+            let target = &target[..take(target)];
+            ([put(method.as_bytes()), put(target)], *version, None)
+        }
+        StartLine::Response { version, status, reason } => {
+            let reason = &reason[..take(reason)];
+            ([put(reason), Span::default()], *version, Some(*status))
+        }
     };
     let headers_at = buf.len() as u32;
     for (n, v) in m.headers.iter() {
+        let (n, v) = (&n[..take(n)], &v[..take(v)]);
+        if n.is_empty() && v.is_empty() {
+            continue;
+        }
         buf.extend_from_slice(&(n.len() as u32).to_le_bytes());
         buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
         buf.extend_from_slice(n);
@@ -357,6 +390,7 @@ fn keep(buf: &mut Vec<u8>, m: &Message) -> MessageAt {
         complete: m.complete,
         lost_bytes: m.lost_bytes,
         last_ts_ns: m.last_ts_ns,
+        head_omitted: omitted,
     }
 }
 
@@ -461,5 +495,39 @@ mod tests {
         let mut e = entry(0, "GET", "/x", Some(200), Some(5), "curl");
         e.set_comm(b"nginx");
         assert_eq!((e.comm(), e.host(), e.url()), ("nginx", "127.0.0.1:8080", "127.0.0.1:8080/x"));
+    }
+
+    /// A head as long as the connection's bound keeps at most HEAD_PREVIEW bytes in its
+    /// row, and the pane says how much it left out; the row's text keeps ROW_FIELD bytes
+    /// of the target.
+    #[test]
+    fn a_huge_head_keeps_a_bounded_preview() {
+        use crate::output::tui::testutil::{message, record, row};
+        let big = "v".repeat(300 << 10);
+        let target = format!("/{}", "t".repeat(100 << 10));
+        let mut r = record(0, "GET", &target, Some(200), Some(5), "curl");
+        let fields: Vec<(&str, &str)> = vec![("Host", "h"), ("X-A", &big), ("X-B", "b")];
+        let start = r.exchange.request.start.clone();
+        r.exchange.request = message(start, &fields, b"", 1, 1);
+        let e = row(0, r);
+        assert_eq!(e.target().len(), ROW_FIELD);
+        let req = e.request();
+        let kept: usize = req.headers().map(|(n, v)| n.len() + v.len()).sum();
+        assert_eq!(kept, 0, "the target took the room");
+        let whole = target.len() + 4 + 1 + 3 + big.len() + 3 + 1;
+        assert_eq!(req.head_omitted as usize, whole - HEAD_PREVIEW);
+        assert!(e.detail.capacity() < 4 * HEAD_PREVIEW, "{}", e.detail.capacity());
+        // A head that fits is kept whole.
+        let small = row(1, record(1, "GET", "/x", Some(200), Some(5), "curl"));
+        assert_eq!((small.request().head_omitted, small.request().headers().count()), (0, 3));
+        // The field that does not fit is cut, those after it left out.
+        let mut r = record(2, "GET", "/y", Some(200), Some(5), "curl");
+        let start = r.exchange.request.start.clone();
+        r.exchange.request = message(start, &[("Host", "h"), ("X-A", &big), ("X-B", "b")], b"", 1, 1);
+        let e = row(2, r);
+        let names: Vec<String> = e.request().headers().map(|(n, _)| n).collect();
+        assert_eq!(names, ["Host", "X-A"]);
+        let kept: usize = e.request().headers().map(|(n, v)| n.len() + v.len()).sum();
+        assert_eq!(kept + 2, HEAD_PREVIEW);
     }
 }

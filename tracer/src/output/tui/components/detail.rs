@@ -121,6 +121,10 @@ fn head(out: &mut Vec<Line<'static>>, m: &MessageView, first: Style) {
     for (n, v) in m.headers() {
         out.push(Line::from(vec![Span::styled(format!("{n}:"), Style::new().fg(Color::Cyan)), Span::raw(format!(" {v}"))]));
     }
+    if m.head_omitted > 0 {
+        let about = format!("… {} more of the head not kept here (--json has it)", fmt_size(m.head_omitted));
+        out.push(Line::styled(about, Style::new().fg(Color::DarkGray)));
+    }
 }
 
 /// Text when the bytes look like text (UTF-8, few controls), else a hex dump.
