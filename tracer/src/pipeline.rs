@@ -164,7 +164,9 @@ struct Conn {
     losses: LossWatch,
 }
 
-/// How long a closed connection waits for reads of bytes that arrived before its close.
+/// How long a closed connection waits for reads of bytes that arrived before its close;
+/// one whose requests still wait for their answers waits the response timeout (a client
+/// that reads the answer late: the server's FIN closed its socket before it read).
 const CLOSE_GRACE_NS: u64 = 500_000_000;
 
 pub struct Pipeline {
@@ -317,7 +319,9 @@ impl Pipeline {
                 p.on_tick(now_ns);
             }
             let last = conn.closing.map_or(conn.last_ns, |c| c.max(conn.last_ns));
-            if conn.closing.is_some() && now_ns.saturating_sub(last) > CLOSE_GRACE_NS {
+            let waiting = conn.parser.as_ref().is_some_and(Http1Conn::awaiting_response);
+            let grace = if waiting { CLOSE_GRACE_NS.max(self.cfg.limits.response_timeout_ns) } else { CLOSE_GRACE_NS };
+            if conn.closing.is_some() && now_ns.saturating_sub(last) > grace {
                 closed_keys.push(*key);
             } else if now_ns.saturating_sub(conn.last_ns) > idle {
                 idle_keys.push(*key);

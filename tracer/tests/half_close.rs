@@ -13,6 +13,18 @@ use common::*;
 
 #[test]
 fn response_read_after_the_close_still_pairs() {
+    read_after_the_close(Duration::from_millis(300));
+}
+
+/// Seconds later (within the response timeout): the connection waits while its request
+/// waits for the answer. It once ended half a second after the close, the answer counted
+/// as an orphan and the request reported `closed`, without it.
+#[test]
+fn response_read_seconds_after_the_close_still_pairs() {
+    read_after_the_close(Duration::from_secs(2));
+}
+
+fn read_after_the_close(delay: Duration) {
     let server = HttpServer::start_default();
     let trace = Trace::on_port(server.port(), &[]);
     let since = trace.started_at;
@@ -22,7 +34,7 @@ fn response_read_after_the_close_still_pairs() {
         .unwrap();
     s.shutdown(Shutdown::Write).unwrap();
     // The server answers, sees our FIN and closes: our socket is closed before we read.
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(delay);
     let mut got = Vec::new();
     s.read_to_end(&mut got).unwrap();
     drop(s);

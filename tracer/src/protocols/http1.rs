@@ -247,6 +247,11 @@ impl Http1Conn {
                 && self.buffered_bytes() == 0)
     }
 
+    /// Requests wait for their answers.
+    pub fn awaiting_response(&self) -> bool {
+        !self.is_done() && self.pairing.awaiting_answers()
+    }
+
     pub fn is_done(&self) -> bool {
         self.closed || self.not_http || self.stats.upgraded
     }
