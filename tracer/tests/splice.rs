@@ -175,3 +175,47 @@ fn body_moved_by_splice_at_the_end_of_the_connection_is_a_gap() {
     assert_eq!(u64_at(rec, "/request/body_size"), BODY as u64, "{rec}");
     assert_eq!(str_at(rec, "/response/body"), "got /last", "{rec}");
 }
+
+/// A whole response, head included, spliced from a pipe into the socket: counted in the
+/// kernel but not captured. The server's record says its answer was not captured
+/// (`truncated`, nothing lost) rather than that bytes were lost (`gap`); the client, which
+/// read it, has it whole.
+#[test]
+fn response_spliced_into_the_socket_is_truncated_not_a_gap() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let reply = b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nspliced";
+    let server = thread::spawn(move || {
+        let (s, _) = listener.accept().expect("accept");
+        read_head_exactly(&s);
+        let mut p = [0i32; 2];
+        // SAFETY: a valid two-int array for pipe(); then our own fds and buffer.
+        unsafe {
+            assert_eq!(libc::pipe(p.as_mut_ptr()), 0, "pipe");
+            assert_eq!(libc::write(p[1], reply.as_ptr().cast(), reply.len()), reply.len() as isize, "pipe write");
+            let n = libc::splice(p[0], std::ptr::null_mut(), s.as_raw_fd(), std::ptr::null_mut(), reply.len(), 0);
+            assert_eq!(n, reply.len() as isize, "splice: {}", std::io::Error::last_os_error());
+            libc::close(p[0]);
+            libc::close(p[1]);
+        }
+        let mut rest = Vec::new();
+        let _ = (&s).read_to_end(&mut rest);
+    });
+    let trace = Trace::on_port(port, &[]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    c.write_all(b"GET /spliced-reply HTTP/1.1\r\nHost: h\r\n\r\n").expect("request");
+    read_reply(&mut c, "spliced");
+    drop(c);
+    server.join().expect("server");
+    let stopped = trace.stop_full();
+    assert!(summary_counter(&stopped.stderr, "uncaptured_bytes") >= reply.len() as u64, "{:?}", stopped.stderr);
+    let records = stopped.records;
+    let client = only_one(&records, "client");
+    assert!(bool_at(client, "/complete"), "{client}");
+    assert_eq!(str_at(client, "/response/body"), "spliced", "{client}");
+    let rec = only_one(&records, "server");
+    assert_eq!(str_at(rec, "/request/target"), "/spliced-reply", "{rec}");
+    assert!(rec["response"].is_null(), "an answer made up from uncaptured bytes: {rec}");
+    assert_eq!(str_at(rec, "/note"), "truncated", "{rec}");
+    assert_eq!(u64_at(rec, "/lost_bytes"), 0, "{rec}");
+}

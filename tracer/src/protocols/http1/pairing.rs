@@ -479,6 +479,14 @@ impl Pairing {
         }
     }
 
+    /// What a request missing its answer since the response gap began is noted: `gap`, or
+    /// `truncated` when every byte of the gap was counted, not lost (a head sent by
+    /// sendfile, splice or io_uring, beyond the capture); None without a gap.
+    fn gap_note(&self) -> Option<Note> {
+        self.resp_gap?;
+        Some(if self.resp_hidden_ts.is_some() { Note::Truncated } else { Note::Gap })
+    }
+
     /// A response head failed to parse at a message boundary: it was the answer to the
     /// first unanswered request, if the response stream was intact.
     pub fn response_parse_error(&mut self, ts: u64) {
@@ -524,6 +532,8 @@ impl Pairing {
         if self.slots.range(..start).any(|s| !s.emitted) {
             return;
         }
+        // With response bytes lost since, its response may have been among them.
+        let note = self.gap_note().unwrap_or(Note::ResponseTimeout);
         for i in start..self.slots.len() {
             let s = &mut self.slots[i];
             if s.emitted {
@@ -536,8 +546,6 @@ impl Pairing {
             let req = s.req.take();
             s.emitted = true;
             self.held -= req.as_ref().map_or(0, Message::held_bytes);
-            // With response bytes lost since, its response may have been among them.
-            let note = if self.resp_gap.is_some() { Note::Gap } else { Note::ResponseTimeout };
             if let Some(request) = req {
                 self.ready.push(s.exchange(request, None, Some(note)));
             }
@@ -551,7 +559,10 @@ impl Pairing {
         self.confirm();
         // Response bytes were lost after the last answer seen: the missing answers may be
         // among them (sent, then lost with the ring full), not cut off by the close.
-        let note = if note == Note::Closed && self.resp_gap.is_some() { Note::Gap } else { note };
+        let note = match self.gap_note() {
+            Some(gap) if note == Note::Closed => gap,
+            _ => note,
+        };
         for s in self.slots.iter_mut() {
             if matches!(s.resp, Resp::Awaiting | Resp::Started) {
                 s.resp = Resp::Missing;

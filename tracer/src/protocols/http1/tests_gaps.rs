@@ -1030,12 +1030,13 @@ fn a_blind_body_with_no_byte_for_the_response_timeout_ends() {
     assert_eq!(out.len(), 1, "{out:?}");
     assert_eq!((sum(&out[0]).target.as_str(), out[0].note), ("/c", Some(Note::Truncated)));
     assert_eq!(out[0].response.as_ref().map(|r| r.last_ts_ns), Some(last), "ends at its last byte");
-    // The request after it is no longer held up: it times out, as a `gap` since what the
-    // hidden bytes held is unknown (its answer cannot be among them, but which requests
-    // came after them is not tracked).
+    // The request after it is no longer held up: it times out, as `truncated` since what
+    // the hidden bytes held is unknown (its answer cannot be among them, but which
+    // requests came after them is not tracked), and they were counted, not lost.
     h.conn.on_tick(h.ts + 2 * Limits::default().response_timeout_ns + 1);
     let out = h.drain();
-    assert_eq!(out.iter().map(|x| (sum(x).target, x.note)).collect::<Vec<_>>(), vec![("/never".to_string(), Some(Note::Gap))]);
+    let got = out.iter().map(|x| (sum(x).target, x.note)).collect::<Vec<_>>();
+    assert_eq!(got, vec![("/never".to_string(), Some(Note::Truncated))]);
 }
 
 #[test]
@@ -1117,4 +1118,23 @@ fn a_blind_body_ends_before_a_start_line_cut_by_the_syscall() {
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!((got[0].target.as_str(), got[0].note), ("/c", Some(Note::Truncated)));
     assert_eq!(got[1], ok("GET", "/after", b"", 200, b"after"));
+}
+
+/// A response whose head went by uncaptured (sent from a pipe with splice, or by io_uring:
+/// counted, not copied): its request is reported without it, `truncated`, not `gap`, since
+/// no byte was lost; no answer is made up.
+#[test]
+fn a_response_counted_but_not_captured_is_truncated_not_a_gap() {
+    for end in ["close", "timeout"] {
+        let mut h = Harness::new();
+        h.req(&get("/spliced"));
+        h.resp_partial(ok_resp("x").len() as u64, b"");
+        match end {
+            "close" => h.close(),
+            _ => h.conn.on_tick(h.ts + Limits::default().response_timeout_ns + 1),
+        }
+        let out = h.drain();
+        let got = out.iter().map(|x| (sum(x).target, x.response.is_some(), x.note, x.lost_bytes())).collect::<Vec<_>>();
+        assert_eq!(got, vec![("/spliced".to_string(), false, Some(Note::Truncated), 0)], "{end}");
+    }
 }
