@@ -65,7 +65,11 @@ pub fn on_payload<C: EbpfContext>(ctx: &C, args: &SyscallArgs, dir: u8, ret: u64
         }
     }
     if conn.proto == PROTO_UNKNOWN {
-        conn.proto = if args.kind != ARG_SENDFILE && first_bytes(args, ret, true) != FirstBytes::Other {
+        // First bytes that cannot be read (sendfile, a recv(MSG_TRUNC), io_uring): the
+        // connection is followed, its bytes counted, not copied; userspace says whether
+        // what it can read later is HTTP. Ignored for good, the connection would be
+        // invisible with nothing counted (a request replayed from a file, then others).
+        conn.proto = if args.kind == ARG_SENDFILE || first_bytes(args, ret, true) != FirstBytes::Other {
             PROTO_HTTP
         } else {
             PROTO_IGNORED
@@ -315,25 +319,48 @@ const FIRST_IOVS: u64 = 4;
 
 /// Whether the first bytes start a response ("HTTP") or may start a request: a method
 /// token (any: PURGE, PROPFIND and MKCOL as much as GET), whose first four bytes are
-/// upper-case letters or '-', or a shorter one ended by a space. Userspace parses what
-/// this lets through and stops following a stream that turns out not to be HTTP. With
-/// `prefix_ok`, fewer than four bytes may match a prefix (requests written a byte at a
-/// time).
+/// upper-case letters or '-', or a shorter one ended by a space. Up to four CR or LF
+/// before it are passed over (RFC 9112 section 2.2: empty lines before a request line,
+/// which servers ignore). Userspace parses what this lets through and stops following a
+/// stream that turns out not to be HTTP. With `prefix_ok`, fewer than four bytes may
+/// match a prefix (requests written a byte at a time), and bytes that are all CR or LF
+/// may be followed by a start line.
 #[inline(always)]
 fn first_bytes(args: &SyscallArgs, avail: u64, prefix_ok: bool) -> FirstBytes {
     let Some((ptr, len)) = first_buf(args) else {
         return FirstBytes::Other;
     };
     let n = if len < avail { len } else { avail };
-    if n == 0 || (n < 4 && !prefix_ok) {
+    if n == 0 {
         return FirstBytes::Other;
     }
-    // SAFETY: user pointer read through the checking helper.
-    let Ok(word) = (unsafe { bpf_probe_read_user(ptr as *const [u8; 4]) }).map(u32::from_le_bytes)
-    else {
-        // Fewer than 4 readable bytes: read one at a time is not worth it; be permissive.
-        return FirstBytes::Other;
+    // Eight bytes, or four where eight are not readable (a buffer that ends a mapping).
+    // SAFETY: user pointer reads through the checking helper.
+    let head = match unsafe { bpf_probe_read_user(ptr as *const [u8; 8]) } {
+        Ok(b) => u64::from_le_bytes(b),
+        Err(_) => match unsafe { bpf_probe_read_user(ptr as *const [u8; 4]) } {
+            Ok(b) => u64::from(u32::from_le_bytes(b)),
+            // Fewer than 4 readable bytes: read one at a time is not worth it.
+            Err(_) => return FirstBytes::Other,
+        },
     };
+    // Without a branch per byte: branches here multiplied the paths the verifier walks
+    // through the checks below past its limit. 1 when the byte is zero, else 0.
+    let zero = |b: u64| (b.wrapping_sub(1) >> 63) & 1;
+    let blank = |i: u32| {
+        let b = (head >> (8 * i)) & 0xff;
+        zero(b ^ u64::from(b'\r')) | zero(b ^ u64::from(b'\n'))
+    };
+    let (b0, b1, b2, b3) = (blank(0), blank(1), blank(2), blank(3));
+    let skip = (b0 + (b0 & b1) + (b0 & b1 & b2) + (b0 & b1 & b2 & b3)) as u32;
+    if n <= skip as u64 {
+        return if prefix_ok { FirstBytes::Request } else { FirstBytes::Other };
+    }
+    let n = n - skip as u64;
+    if n < 4 && !prefix_ok {
+        return FirstBytes::Other;
+    }
+    let word = (head >> (8 * skip)) as u32;
     if word == u32::from_le_bytes(*b"HTTP") && n >= 4 {
         return FirstBytes::Response;
     }
