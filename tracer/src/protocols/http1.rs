@@ -198,6 +198,22 @@ impl Http1Conn {
         self.req.buffered() + self.resp.buffered()
     }
 
+    /// The stream positions reached, in `Direction` order (egress, ingress).
+    pub fn positions(&self) -> [u64; 2] {
+        let (req, resp) = (self.req.position(), self.resp.position());
+        if self.role.request_direction() == Direction::Egress { [req, resp] } else { [resp, req] }
+    }
+
+    /// A connection forgotten (idle, evicted) and picked up again by a new parser: the
+    /// bytes before `positions` (`Direction` order) went to the old one, which reported
+    /// them; they are not missing here.
+    pub fn start_at(&mut self, positions: [u64; 2]) {
+        let [egress, ingress] = positions;
+        let (req, resp) = if self.role.request_direction() == Direction::Egress { (egress, ingress) } else { (ingress, egress) };
+        self.req.start_at(req);
+        self.resp.start_at(resp);
+    }
+
     /// Bytes held against the table's `Budget`: the stream buffers, and the messages
     /// waiting for their pairing.
     pub fn held_bytes(&self) -> usize {

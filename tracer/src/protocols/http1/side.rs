@@ -108,6 +108,19 @@ impl Side {
         }
     }
 
+    /// The stream position of the next byte expected.
+    pub fn position(&self) -> u64 {
+        self.stream.next_pos()
+    }
+
+    /// A side that has seen nothing starts at `pos`: the bytes before it went to an
+    /// earlier parser of the same connection (one forgotten, then picked up again).
+    pub fn start_at(&mut self, pos: u64) {
+        if self.stream.next_pos() == 0 && !self.stream.has_stored() && self.held.is_empty() {
+            self.stream.advance_to(pos);
+        }
+    }
+
     pub fn buffered(&self) -> usize {
         self.held.len() + self.stream.stored_bytes()
     }
