@@ -235,13 +235,16 @@ impl Pipeline {
                 if self.conns.len() >= self.cfg.max_conns && !self.conns.contains_key(&meta.key) {
                     self.make_room(sink);
                 }
-                let (cfg, filter) = (&self.cfg, &self.filter);
-                let resumed = if self.conns.contains_key(&meta.key) { None } else { self.forgotten.remove(&meta.key) };
-                let conn = self.conns.entry(meta.key).or_insert_with(|| new_conn(cfg, filter, meta, ts_ns));
-                if let (Some(at), Some(p)) = (resumed, conn.parser.as_mut()) {
-                    p.start_at(at);
-                }
+                let (cfg, filter, forgotten) = (&self.cfg, &self.filter, &mut self.forgotten);
+                let conn = self.conns.entry(meta.key).or_insert_with(|| {
+                    let mut conn = new_conn(cfg, filter, meta, ts_ns);
+                    if let (Some(at), Some(p)) = (forgotten.remove(&meta.key), conn.parser.as_mut()) {
+                        p.start_at(at);
+                    }
+                    conn
+                });
                 conn.last_ns = ts_ns;
+                let mut over_budget = false;
                 if unordered {
                     // Not passed on: the stream has a hole there, as if it was lost (the
                     // parser resynchronises after it), rather than bytes out of place.
@@ -252,14 +255,14 @@ impl Pipeline {
                     if !p.is_done() {
                         let before = p.held_bytes();
                         p.on_data(dir, pos, len, data, ts_ns, Process { pid: meta.pid, tid: meta.tid, comm: meta.comm });
-                        if self.budget.changed(before, p.held_bytes(), self.cfg.limits.max_total_buffer) {
-                            let max = self.cfg.limits.max_total_buffer;
-                            self.budget.shed(max, self.conns.values_mut().filter_map(|c| c.parser.as_mut()));
-                        }
+                        over_budget = self.budget.changed(before, p.held_bytes(), self.cfg.limits.max_total_buffer);
                     }
                 }
-                if let Some(conn) = self.conns.get_mut(&meta.key) {
-                    emit(conn, &mut self.drained, &mut self.stats, &self.redactor, &self.filter, sink);
+                emit(conn, &mut self.drained, &mut self.stats, &self.redactor, &self.filter, sink);
+                if over_budget {
+                    // What the connections shed is emitted at the next tick.
+                    let max = self.cfg.limits.max_total_buffer;
+                    self.budget.shed(max, self.conns.values_mut().filter_map(|c| c.parser.as_mut()));
                 }
             }
             Event::Close { meta, ts_ns, ends } if self.defer_closes => self.closing.push((meta.key, ts_ns, ends)),

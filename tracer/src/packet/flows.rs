@@ -221,12 +221,11 @@ impl FlowTable {
         if seg.rst || flow.fin[1] {
             flow.closing_since.get_or_insert(ts_ns);
         }
+        emit(flow, &mut self.drained, sink);
         if over {
+            // What the flows shed is emitted at the next tick.
             let max = self.cfg.limits.max_total_buffer;
             self.budget.shed(max, self.flows.values_mut().map(|f| &mut f.http));
-        }
-        if let Some(flow) = self.flows.get_mut(&k) {
-            emit(flow, &mut self.drained, sink);
         }
     }
 
