@@ -162,6 +162,8 @@ struct Conn {
     closing: Option<u64>,
     /// Events the kernel could not deliver since this connection's last ones.
     losses: LossWatch,
+    /// Bytes its parser held after its last event, as counted in the table's budget.
+    held: usize,
 }
 
 /// How long a closed connection waits for reads of bytes that arrived before its close;
@@ -238,7 +240,8 @@ impl Pipeline {
                 let (cfg, filter, forgotten) = (&self.cfg, &self.filter, &mut self.forgotten);
                 let conn = self.conns.entry(meta.key).or_insert_with(|| {
                     let mut conn = new_conn(cfg, filter, meta, ts_ns);
-                    if let (Some(at), Some(p)) = (forgotten.remove(&meta.key), conn.parser.as_mut()) {
+                    let at = if forgotten.is_empty() { None } else { forgotten.remove(&meta.key) };
+                    if let (Some(at), Some(p)) = (at, conn.parser.as_mut()) {
                         p.start_at(at);
                     }
                     conn
@@ -253,16 +256,17 @@ impl Pipeline {
                     // In order: the stream's front, from after any loss report it follows.
                     conn.losses.seen(dir, ts_ns);
                     if !p.is_done() {
-                        let before = p.held_bytes();
                         p.on_data(dir, pos, len, data, ts_ns, Process { pid: meta.pid, tid: meta.tid, comm: meta.comm });
-                        over_budget = self.budget.changed(before, p.held_bytes(), self.cfg.limits.max_total_buffer);
+                        let held = p.held_bytes();
+                        over_budget = self.budget.changed(std::mem::replace(&mut conn.held, held), held, self.cfg.limits.max_total_buffer);
                     }
                 }
                 emit(conn, &mut self.drained, &mut self.stats, &self.redactor, &self.filter, sink);
                 if over_budget {
                     // What the connections shed is emitted at the next tick.
                     let max = self.cfg.limits.max_total_buffer;
-                    self.budget.shed(max, self.conns.values_mut().filter_map(|c| c.parser.as_mut()));
+                    let conns = self.conns.values_mut().filter_map(|c| c.parser.as_mut().map(|p| (p, &mut c.held)));
+                    self.budget.shed(max, conns);
                 }
             }
             Event::Close { meta, ts_ns, ends } if self.defer_closes => self.closing.push((meta.key, ts_ns, ends)),
@@ -308,8 +312,8 @@ impl Pipeline {
 
     /// Ends a connection: closed if its socket closed, abandoned otherwise (exit, eviction).
     fn end_conn(&mut self, mut conn: Box<Conn>, now_ns: u64, sink: &mut impl FnMut(Record)) {
+        self.budget.release(conn.held);
         if let Some(p) = conn.parser.as_mut() {
-            self.budget.release(p.held_bytes());
             match conn.closing {
                 Some(ts) => p.on_close(ts.max(conn.last_ns)),
                 // Its end never came, and events were lost after its last ones: the
@@ -451,7 +455,7 @@ fn new_conn(cfg: &Config, filter: &Filter, meta: ConnMeta, ts_ns: u64) -> Box<Co
         }
         p
     });
-    Box::new(Conn { meta, role, parser, last_ns: ts_ns, lost_counted: 0, closing: None, losses: LossWatch::default() })
+    Box::new(Conn { meta, role, parser, last_ns: ts_ns, lost_counted: 0, closing: None, losses: LossWatch::default(), held: 0 })
 }
 
 fn emit(

@@ -89,6 +89,8 @@ struct Flow {
     /// Packets the kernel dropped from the capture socket since this flow's last ones:
     /// if its end is never seen, the missing rest may be among them.
     drops: LossWatch,
+    /// Bytes its parser held after its last segment, as counted in the table's budget.
+    held: usize,
 }
 
 /// Flows keyed by their two endpoints in a fixed order.
@@ -174,6 +176,7 @@ impl FlowTable {
                 last_ns: ts_ns,
                 lost_counted: 0,
                 drops: LossWatch::default(),
+                held: 0,
             });
             self.flows.insert(k, flow);
         }
@@ -202,10 +205,10 @@ impl FlowTable {
                     flow.drops.seen(dir, ts_ns);
                 }
                 if seg.wire_len > 0 {
-                    let before = flow.http.held_bytes();
                     flow.http.on_data(dir, pos, seg.wire_len as u64, seg.payload, ts_ns, Process::default());
                     flow.seq[d].advance(end);
-                    over = self.budget.changed(before, flow.http.held_bytes(), self.cfg.limits.max_total_buffer);
+                    let held = flow.http.held_bytes();
+                    over = self.budget.changed(std::mem::replace(&mut flow.held, held), held, self.cfg.limits.max_total_buffer);
                 }
                 if ends_known {
                     flow.http.on_end(dir, end, ts_ns);
@@ -225,7 +228,7 @@ impl FlowTable {
         if over {
             // What the flows shed is emitted at the next tick.
             let max = self.cfg.limits.max_total_buffer;
-            self.budget.shed(max, self.flows.values_mut().map(|f| &mut f.http));
+            self.budget.shed(max, self.flows.values_mut().map(|f| (&mut f.http, &mut f.held)));
         }
     }
 
@@ -286,7 +289,7 @@ impl FlowTable {
     /// evicted, exit) and a message in progress is reported unfinished.
     fn close(&mut self, k: FlowKey, now_ns: u64, closed: bool, sink: &mut impl FnMut(FlowExchange)) {
         if let Some(mut flow) = self.flows.remove(&k) {
-            self.budget.release(flow.http.held_bytes());
+            self.budget.release(flow.held);
             if closed {
                 flow.http.on_close(now_ns);
             } else if let Some(lost) = flow.drops.suspects(now_ns, self.cfg.limits.reorder_timeout_ns) {

@@ -379,11 +379,11 @@ impl Default for Limits {
 /// What the connections of a table hold together, against `Limits::max_total_buffer`: the
 /// per-connection bounds alone let many connections that each hold a long unfinished head
 /// (a peer that sends one and waits) take gigabytes. Kept up to date as data goes in
-/// (`changed`, around each connection's `on_data`) and connections go (`release`); when
-/// over, `shed` measures every connection and makes those holding most give up what they
-/// hold (`Http1Conn::shed`: the bytes dropped and counted, the messages cut marked), the
-/// largest first, until the table holds three quarters of the bound. Ticks and drains
-/// that free bytes are not followed: the total is then high until the next measure.
+/// (`changed`, after each connection's `on_data`, from what it held after its last one)
+/// and connections go (`release`); when over, `shed` measures every connection and makes
+/// those holding most give up what they hold (`Http1Conn::shed`: the bytes dropped and
+/// counted, the messages cut marked), the largest first, until the table holds three
+/// quarters of the bound. Ticks that free bytes are seen at the connection's next data.
 #[derive(Debug, Default)]
 pub struct Budget {
     held: usize,
@@ -402,20 +402,26 @@ impl Budget {
         self.held = self.held.saturating_sub(n);
     }
 
-    /// Measures `conns` and sheds the largest until they hold at most 3/4 of `max`;
-    /// returns how many were shed.
-    pub fn shed<'a>(&mut self, max: usize, conns: impl Iterator<Item = &'a mut http1::Http1Conn>) -> usize {
-        let mut by_size: Vec<(usize, &mut http1::Http1Conn)> = conns.map(|c| (c.held_bytes(), c)).collect();
-        let mut total: usize = by_size.iter().map(|(n, _)| n).sum();
+    /// Measures `conns` (each with the count of what it held that the table keeps, set
+    /// here to what it holds now) and sheds the largest until they hold at most 3/4 of
+    /// `max`; returns how many were shed.
+    pub fn shed<'a>(&mut self, max: usize, conns: impl Iterator<Item = (&'a mut http1::Http1Conn, &'a mut usize)>) -> usize {
+        let mut by_size: Vec<(&mut http1::Http1Conn, &mut usize)> = conns.collect();
+        for (conn, held) in by_size.iter_mut() {
+            **held = conn.held_bytes();
+        }
+        let mut total: usize = by_size.iter().map(|(_, n)| **n).sum();
         let mut shed = 0;
         if total > max {
-            by_size.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
-            for (n, conn) in by_size {
+            by_size.sort_unstable_by_key(|(_, n)| std::cmp::Reverse(**n));
+            for (conn, held) in by_size {
                 if total <= max / 4 * 3 {
                     break;
                 }
                 conn.shed();
-                total = total - n + conn.held_bytes();
+                total -= *held;
+                *held = conn.held_bytes();
+                total += *held;
                 shed += 1;
             }
         }

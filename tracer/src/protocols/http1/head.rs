@@ -281,7 +281,10 @@ fn parse_response_with<'b>(buf: &'b [u8], unfold: bool, slots: &mut Slots<'b>) -
         start: StartLine::Response {
             version,
             status,
-            reason: known_reason(raw_reason(buf)),
+            reason: known_reason(match resp.reason {
+                Some(r) if !r.is_empty() => r.as_bytes(),
+                _ => raw_reason(buf),
+            }),
         },
         headers,
         status,
@@ -294,7 +297,7 @@ fn parse_response_with<'b>(buf: &'b [u8], unfold: bool, slots: &mut Slots<'b>) -
 /// three digits, SP, reason): httparse gives "" for one with bytes above 0x7e (RFC 9112's
 /// obs-text: "Café", Latin-1), which servers do send; sinks escape what is not UTF-8.
 fn raw_reason(buf: &[u8]) -> &[u8] {
-    let line = &buf[..buf.iter().position(|&b| b == b'\n').unwrap_or(buf.len())];
+    let line = &buf[..memchr::memchr(b'\n', buf).unwrap_or(buf.len())];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     line.get(13..).unwrap_or(b"")
 }

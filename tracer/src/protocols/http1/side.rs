@@ -829,7 +829,14 @@ impl Side {
     /// Keeps held plus stored bytes under `bound` (`max_buffer`, or 0 to shed them all):
     /// decide a paused head, give up on missing ranges early, or drop an oversized
     /// unfinished unit.
+    #[inline]
     pub fn enforce(&mut self, bound: usize, cx: &mut Cx<'_>) {
+        if self.buffered() > bound || self.stream.stored_segments() > MAX_STORED_SEGMENTS {
+            self.shrink_to(bound, cx);
+        }
+    }
+
+    fn shrink_to(&mut self, bound: usize, cx: &mut Cx<'_>) {
         loop {
             let over = self.buffered() > bound
                 || self.stream.stored_segments() > MAX_STORED_SEGMENTS;
