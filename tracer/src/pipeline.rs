@@ -166,8 +166,29 @@ struct Conn {
     held: usize,
 }
 
+impl Conn {
+    /// A client whose socket closed may still read answers that came before the close;
+    /// a server's cannot send any more.
+    fn reads_after_close(&self) -> bool {
+        self.closing.is_some() && self.role == Role::Client
+    }
+
+    /// Periodic work; a client reading after its close has its requests not timed out
+    /// meanwhile (the close, when it ends, says what became of them).
+    fn tick(&mut self, now_ns: u64) {
+        let reading = self.reads_after_close();
+        if let Some(p) = self.parser.as_mut() {
+            if reading {
+                p.on_tick_closed(now_ns);
+            } else {
+                p.on_tick(now_ns);
+            }
+        }
+    }
+}
+
 /// How long a closed connection waits for reads of bytes that arrived before its close;
-/// one whose requests still wait for their answers waits the response timeout (a client
+/// a client's whose requests still wait for their answers waits the response timeout (one
 /// that reads the answer late: the server's FIN closed its socket before it read).
 const CLOSE_GRACE_NS: u64 = 500_000_000;
 
@@ -333,11 +354,9 @@ impl Pipeline {
         let mut idle_keys = Vec::new();
         let mut closed_keys = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
-            if let Some(p) = conn.parser.as_mut() {
-                p.on_tick(now_ns);
-            }
+            conn.tick(now_ns);
+            let waiting = conn.reads_after_close() && conn.parser.as_ref().is_some_and(Http1Conn::awaiting_response);
             let last = conn.closing.map_or(conn.last_ns, |c| c.max(conn.last_ns));
-            let waiting = conn.parser.as_ref().is_some_and(Http1Conn::awaiting_response);
             let grace = if waiting { CLOSE_GRACE_NS.max(self.cfg.limits.response_timeout_ns) } else { CLOSE_GRACE_NS };
             if conn.closing.is_some() && now_ns.saturating_sub(last) > grace {
                 closed_keys.push(*key);
@@ -364,9 +383,7 @@ impl Pipeline {
         let keys: Vec<ConnKey> = self.conns.keys().copied().collect();
         for key in keys {
             if let Some(mut conn) = self.conns.remove(&key) {
-                if let Some(p) = conn.parser.as_mut() {
-                    p.on_tick(now_ns);
-                }
+                conn.tick(now_ns);
                 self.end_conn(conn, now_ns, sink);
             }
         }
@@ -502,7 +519,7 @@ pub fn comm_str(comm: &[u8; 16]) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
-    use tracer_common::{EventHeader, EventKind, AF_INET, DIR_EGRESS, DIR_INGRESS, ROLE_CLIENT};
+    use tracer_common::{EventHeader, EventKind, AF_INET, DIR_EGRESS, DIR_INGRESS, ROLE_CLIENT, ROLE_SERVER};
 
     use crate::protocols::StartLine;
 
@@ -729,57 +746,86 @@ mod tests {
         assert_eq!(out, [("/2".into(), 20, 21, "second".into())]);
     }
 
-    /// Many peers each holding a long unfinished head: the connections together stay
-    /// within `max_total_buffer` (those holding most give theirs up), each head given up
-    /// is still reported, cut, with its answer, and the bytes dropped are counted.
+    /// Many peers each holding a long unfinished head, of one long line or of many short
+    /// complete ones (which a cut head keeps): the connections together stay within
+    /// `max_total_buffer` (those holding most give theirs up, and each shed frees what it
+    /// held), each head given up is still reported, cut, and its dropped bytes counted;
+    /// the connections holding little (a request waiting for its answer) are left alone.
     #[test]
     fn connections_together_stay_within_the_total_bound() {
-        let limits = Limits { max_total_buffer: 64 << 10, ..Limits::default() };
-        let cfg = Config { limits, announce_requests: false, max_conns: 1000, idle_timeout_ns: u64::MAX };
-        let mut p = Pipeline::new(cfg, Filter::default());
-        let mut out = Vec::new();
-        let event = |n: u64, dir: u8, pos: u64, ts: u64, bytes: &[u8]| {
-            let mut h = header_by(dir, pos, ts, bytes, (10, 11, b"curl"));
-            (h.sock, h.conn_id, h.lport) = (0xffff_0000 + 0x100 * n, 1 + n, 40000 + n as u16);
-            events::encode(&h, bytes)
-        };
-        let conns = 64;
-        let heads: Vec<Vec<u8>> =
-            (0..conns).map(|n| [format!("GET /c{n} HTTP/1.1\r\nHost: h\r\nX-Big: ").as_bytes(), &[b'A'; 8192]].concat()).collect();
-        for (n, head) in heads.iter().enumerate() {
-            p.on_raw(&event(n as u64, DIR_EGRESS, 0, 100 + n as u64, head), &mut |r| out.push(r));
-            let held: usize = p.conns.values().filter_map(|c| c.parser.as_ref()).map(Http1Conn::held_bytes).sum();
-            assert!(held <= 64 << 10, "{held} bytes held after {n} connections");
+        for short_lines in [false, true] {
+            let limits = Limits { max_total_buffer: 64 << 10, ..Limits::default() };
+            let cfg = Config { limits, announce_requests: false, max_conns: 1000, idle_timeout_ns: u64::MAX };
+            let mut p = Pipeline::new(cfg, Filter::default());
+            let mut out = Vec::new();
+            let event = |n: u64, dir: u8, pos: u64, ts: u64, bytes: &[u8]| {
+                let mut h = header_by(dir, pos, ts, bytes, (10, 11, b"curl"));
+                (h.sock, h.conn_id, h.lport) = (0xffff_0000 + 0x100 * n, 1 + n, 40000 + n as u16);
+                events::encode(&h, bytes)
+            };
+            let (hostile, innocent) = (64, 4);
+            let pad: Vec<u8> = if short_lines {
+                (0..700).flat_map(|i| format!("X-Pad-{i}: v\r\n").into_bytes()).collect()
+            } else {
+                [&b"X-Big: "[..], &[b'A'; 8192]].concat()
+            };
+            let heads: Vec<Vec<u8>> = (0..hostile).map(|n| [format!("GET /c{n} HTTP/1.1\r\nHost: h\r\n").as_bytes(), &pad].concat()).collect();
+            let small = |n: usize| format!("GET /ok{n} HTTP/1.1\r\nHost: h\r\n\r\n").into_bytes();
+            for n in 0..innocent {
+                p.on_raw(&event((hostile + n) as u64, DIR_EGRESS, 0, 50 + n as u64, &small(n)), &mut |r| out.push(r));
+            }
+            for (n, head) in heads.iter().enumerate() {
+                p.on_raw(&event(n as u64, DIR_EGRESS, 0, 100 + n as u64, head), &mut |r| out.push(r));
+                let held: usize = p.conns.values().filter_map(|c| c.parser.as_ref()).map(Http1Conn::held_bytes).sum();
+                assert!(held <= 64 << 10, "{held} bytes held after {n} connections");
+            }
+            let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+            for (n, head) in heads.iter().enumerate() {
+                let ts = 1000 + 10 * n as u64;
+                p.on_raw(&event(n as u64, DIR_EGRESS, head.len() as u64, ts, b"\r\n\r\n"), &mut |r| out.push(r));
+                p.on_raw(&event(n as u64, DIR_INGRESS, 0, ts + 5, resp), &mut |r| out.push(r));
+            }
+            for n in 0..innocent {
+                p.on_raw(&event((hostile + n) as u64, DIR_INGRESS, 0, 5000 + n as u64, resp), &mut |r| out.push(r));
+            }
+            p.flush(1_000_000_000, &mut |r| out.push(r));
+            let target = |r: &Record| match &r.exchange.request.start {
+                crate::protocols::StartLine::Request { target, .. } => String::from_utf8_lossy(target).into_owned(),
+                _ => String::new(),
+            };
+            let mut targets: Vec<String> = out.iter().map(target).collect();
+            targets.sort();
+            let mut expect: Vec<String> = (0..hostile).map(|n| format!("/c{n}")).chain((0..innocent).map(|n| format!("/ok{n}"))).collect();
+            expect.sort();
+            assert_eq!(targets, expect, "one record per connection");
+            let (cut, whole): (Vec<&Record>, Vec<&Record>) = out.iter().partition(|r| !r.exchange.complete());
+            assert!(!cut.is_empty(), "some heads were given up");
+            for r in &whole {
+                assert_eq!(r.exchange.response.as_ref().map(|m| &m.body[..]), Some(&b"ok"[..]), "{:?}", r.exchange.request.start);
+            }
+            assert!(innocent <= whole.iter().filter(|r| target(r).starts_with("/ok")).count(), "an innocent connection was shed");
+            let mut dropped = 0;
+            for r in &cut {
+                let start = &r.exchange.request.start;
+                assert!(target(r).starts_with("/c"), "{start:?}");
+                assert!(r.exchange.response.is_none(), "{start:?}: a shed request's answer is not waited for");
+                if r.exchange.note == Some(crate::protocols::Note::Unfinished) {
+                    // Shed whole, waiting for its answer: nothing of it dropped.
+                    assert_eq!((r.exchange.lost_bytes(), r.exchange.request.complete), (0, true), "{start:?}");
+                    continue;
+                }
+                assert_eq!(r.exchange.note, Some(crate::protocols::Note::Gap), "{start:?}");
+                let fields = r.exchange.request.headers.len();
+                assert!(fields >= 1 && r.exchange.request.headers.get(b"host") == Some(&b"h"[..]), "{start:?}");
+                if !short_lines {
+                    assert_eq!(fields, 1);
+                    assert_eq!(r.exchange.lost_bytes(), pad.len() as u64);
+                }
+                // Dropped whole: its complete lines reported, the rest lost.
+                dropped += heads[target(r)[2..].parse::<usize>().unwrap()].len() as u64;
+            }
+            assert_eq!(p.stats.dropped_bytes, dropped, "short lines: {short_lines}");
         }
-        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-        for (n, head) in heads.iter().enumerate() {
-            let ts = 1000 + 10 * n as u64;
-            p.on_raw(&event(n as u64, DIR_EGRESS, head.len() as u64, ts, b"\r\n\r\n"), &mut |r| out.push(r));
-            p.on_raw(&event(n as u64, DIR_INGRESS, 0, ts + 5, resp), &mut |r| out.push(r));
-        }
-        p.flush(1_000_000_000, &mut |r| out.push(r));
-        let target = |r: &Record| match &r.exchange.request.start {
-            crate::protocols::StartLine::Request { target, .. } => String::from_utf8_lossy(target).into_owned(),
-            _ => String::new(),
-        };
-        let mut targets: Vec<String> = out.iter().map(target).collect();
-        targets.sort();
-        let mut expect: Vec<String> = (0..conns).map(|n| format!("/c{n}")).collect();
-        expect.sort();
-        assert_eq!(targets, expect, "one record per connection");
-        let unanswered: Vec<&Record> = out.iter().filter(|r| r.exchange.response.as_ref().is_none_or(|m| m.body != b"ok")).collect();
-        assert!(unanswered.is_empty(), "{} of {} unanswered, the first: {:?}", unanswered.len(), out.len(), unanswered[0].exchange.request.start);
-        let cut: Vec<&Record> = out.iter().filter(|r| !r.exchange.complete()).collect();
-        assert!(!cut.is_empty(), "some heads were given up");
-        let mut dropped = 0;
-        for r in &cut {
-            assert_eq!(r.exchange.note, Some(crate::protocols::Note::Gap), "{:?}", r.exchange.request.start);
-            assert_eq!(r.exchange.request.headers.iter().collect::<Vec<_>>(), vec![(&b"Host"[..], &b"h"[..])]);
-            assert_eq!(r.exchange.lost_bytes(), 8192 + b"X-Big: ".len() as u64);
-            // Dropped whole: its complete lines reported, the rest lost.
-            dropped += heads[target(r)[2..].parse::<usize>().unwrap()].len() as u64;
-        }
-        assert_eq!(p.stats.dropped_bytes, dropped);
     }
 
     /// A connection forgotten while open (idle, or evicted from a full table) and picked
@@ -805,5 +851,46 @@ mod tests {
         assert_eq!(out.len(), 2, "{out:?}");
         assert!(out.iter().all(|r| r.exchange.complete()), "{out:?}");
         assert_eq!(p.stats.lost_bytes, 0);
+    }
+
+    /// A client's socket closed (the server's FIN) before it read the answer: the
+    /// connection waits up to the response timeout for that read, and its request is not
+    /// timed out meanwhile; one never answered is `closed` when the wait ends. A server's
+    /// socket, which can send nothing more, ends after the short grace.
+    #[test]
+    fn a_closed_client_waits_for_its_reads_and_a_server_does_not() {
+        let req = b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
+        let resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        let timeout = Limits::default().response_timeout_ns;
+        // Read 2 s after the close.
+        let mut p = Pipeline::new(cfg(false), Filter::default());
+        let mut out = Vec::new();
+        p.on_raw(&data(DIR_EGRESS, 0, 100, req), &mut |r| out.push(r));
+        p.on_raw(&close_event(150), &mut |r| out.push(r));
+        p.tick(150 + 2_000_000_000, &mut |r| out.push(r));
+        assert!(out.is_empty(), "{out:?}");
+        p.on_raw(&data(DIR_INGRESS, 0, 150 + 2_000_000_001, resp), &mut |r| out.push(r));
+        assert_eq!(out.len(), 1);
+        assert!(out[0].exchange.complete(), "{:?}", out[0].exchange);
+        // Never read: `closed` once the wait ends, not `response_timeout`.
+        let mut p = Pipeline::new(cfg(false), Filter::default());
+        let mut out = Vec::new();
+        p.on_raw(&data(DIR_EGRESS, 0, 100, req), &mut |r| out.push(r));
+        p.on_raw(&close_event(150), &mut |r| out.push(r));
+        for t in [timeout / 2, timeout, timeout + 100, timeout + 200] {
+            p.tick(t, &mut |r| out.push(r));
+        }
+        assert_eq!(p.active_conns(), 0);
+        assert_eq!(out.iter().map(|r| r.exchange.note).collect::<Vec<_>>(), [Some(crate::protocols::Note::Closed)]);
+        // A server: ended after the grace.
+        let mut p = Pipeline::new(cfg(false), Filter::default());
+        let mut out = Vec::new();
+        let mut hdr = header_by(DIR_INGRESS, 0, 100, req, (10, 11, b"nginx"));
+        hdr.role = ROLE_SERVER;
+        p.on_raw(&events::encode(&hdr, req), &mut |r| out.push(r));
+        p.on_raw(&close_event(150), &mut |r| out.push(r));
+        p.tick(150 + CLOSE_GRACE_NS + 1, &mut |r| out.push(r));
+        assert_eq!(p.active_conns(), 0, "a server's closed connection waited");
+        assert_eq!(out.iter().map(|r| r.exchange.note).collect::<Vec<_>>(), [Some(crate::protocols::Note::Closed)]);
     }
 }

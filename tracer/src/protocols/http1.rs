@@ -176,6 +176,17 @@ impl Http1Conn {
     }
 
     pub fn on_tick(&mut self, now_ns: u64) {
+        self.tick(now_ns, true);
+    }
+
+    /// A tick of a connection whose socket closed while its requests wait for answers that
+    /// its process may still read: they are not timed out (the close, when the connection
+    /// ends, says what became of them).
+    pub fn on_tick_closed(&mut self, now_ns: u64) {
+        self.tick(now_ns, false);
+    }
+
+    fn tick(&mut self, now_ns: u64, timeouts: bool) {
         if self.is_done() {
             return;
         }
@@ -184,7 +195,7 @@ impl Http1Conn {
         cx.pairing.frontier = self.req.frontier();
         self.resp.resume(false, &mut cx);
         self.resp.tick(now_ns, &mut cx);
-        if self.resp.at_boundary() && !cx.stats.upgraded {
+        if timeouts && self.resp.at_boundary() && !cx.stats.upgraded {
             cx.pairing.timeouts(now_ns, cx.limits.response_timeout_ns);
         }
         self.after_step();
@@ -223,18 +234,21 @@ impl Http1Conn {
     /// Gives up everything held (the table is over its `Budget`), as when one direction
     /// passes its own bound: stored and held bytes dropped (counted, and lost to the
     /// messages they belonged to: a head is reported cut, a body `gap`), paused heads
-    /// decided now, requests waiting for an answer emitted without it (`unfinished`).
+    /// decided now, requests waiting for an answer of which nothing came yet emitted
+    /// without it (`unfinished`); a request or response still being read keeps its slot.
     /// The connection is still followed, from the next message start.
     pub fn shed(&mut self) {
         if self.is_done() {
             return;
         }
         let mut cx = Cx { pairing: &mut self.pairing, limits: &self.limits, stats: &mut self.stats, started: &mut self.started };
-        // First: a head cut below takes a slot of its own, to pair with its answer.
-        cx.pairing.give_up_all();
         self.req.enforce(0, &mut cx);
         cx.pairing.frontier = self.req.frontier();
+        // A response head held (paused) is decided now, and pairs with its request.
         self.resp.enforce(0, &mut cx);
+        // Last, so that a shed frees what it held: a head cut above keeps its complete
+        // lines, which may be most of it, and is reported now, without its answer.
+        cx.pairing.give_up_waiting();
         self.after_step();
     }
 

@@ -190,7 +190,8 @@ fn parse_request_lenient(buf: &[u8]) -> Option<Result<Parsed<RequestHead>, HeadE
 /// The field lines of a head read leniently: each split at its first ':' (a line without
 /// one is a name with an empty value); a line that starts with a space or tab continues the
 /// value before it (obs-fold, RFC 9112 section 5.2), which is kept whole, its line breaks
-/// turned into spaces as in a response, so that a folded secret is masked with its field.
+/// turned into spaces as in a response, so that a folded secret is masked with its field;
+/// unless it reads as a field line itself (`field_shaped`).
 fn lenient_fields(lines: &[u8]) -> Headers {
     // (name, value) as offsets into `lines`.
     let mut spans: Vec<[usize; 4]> = Vec::new();
@@ -209,7 +210,7 @@ fn lenient_fields(lines: &[u8]) -> Headers {
             continue;
         }
         match spans.last_mut() {
-            Some(last) if matches!(line[0], b' ' | b'\t') && !line.trim_ascii().is_empty() => {
+            Some(last) if matches!(line[0], b' ' | b'\t') && !line.trim_ascii().is_empty() && !field_shaped(line.trim_ascii_start()) => {
                 let [_, e] = trimmed(start);
                 // A field whose value was empty so far starts its value here.
                 if last[2] == last[3] {
@@ -234,6 +235,13 @@ fn lenient_fields(lines: &[u8]) -> Headers {
     }
     fields.unfold_values();
     fields
+}
+
+/// A line that reads as a field line (a token, then ':'): though indented, taken as one,
+/// not as the value before it continued, so that an indented secret field is masked.
+fn field_shaped(line: &[u8]) -> bool {
+    let tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    line.iter().position(|&b| b == b':').is_some_and(|c| c > 0 && line[..c].iter().all(tchar))
 }
 
 /// RFC 9112 6.3 for requests: chunked wins over Content-Length, and without either there

@@ -24,6 +24,17 @@ enum Resp {
     Taken,
 }
 
+/// What a gap in a stream was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Hidden {
+    /// Bytes lost, at a time not known.
+    Lost,
+    /// Bytes that syscalls (packets) up to the last seen moved, not parsed (framing broken).
+    Unframed,
+    /// Bytes that syscalls (packets) up to the last seen moved, counted but not captured.
+    Uncaptured,
+}
+
 #[derive(Debug)]
 struct Slot {
     first_ts: u64,
@@ -107,6 +118,9 @@ pub(super) struct Pairing {
     /// of it, when every one did (bytes counted but not captured, or passed over looking
     /// for the next message); None when some were lost, at a time not known.
     resp_hidden_ts: Option<u64>,
+    /// While `resp_gap` lasts: every byte of it was counted but not captured (none lost,
+    /// none merely unparsed).
+    resp_gap_uncaptured: bool,
     pipelined: bool,
     /// Responses still owed to requests given up unanswered: while the response stream is
     /// intact, the next this many answer them (they are older than every request held),
@@ -220,9 +234,10 @@ impl Pairing {
         self.held
     }
 
-    /// Gives up every request still waiting (see `give_up_oldest`).
-    pub fn give_up_all(&mut self) {
-        while !self.slots.is_empty() {
+    /// Gives up the requests at the front that wait for an answer of which nothing came
+    /// yet (see `give_up_oldest`), up to one still being read or answered.
+    pub fn give_up_waiting(&mut self) {
+        while self.slots.front().is_some_and(|s| (s.req.is_some() || s.emitted) && matches!(s.resp, Resp::Awaiting)) {
             self.give_up_oldest();
         }
     }
@@ -465,8 +480,10 @@ impl Pairing {
     /// Responses may have been lost after the last response byte at `ts`: in bytes that
     /// the syscall (the packet) at `ts` moved without their being captured (`moved_by`),
     /// or lost at a time not known.
-    pub fn response_gap(&mut self, ts: u64, moved_by: bool) {
-        let hidden = moved_by.then_some(ts);
+    pub fn response_gap(&mut self, ts: u64, why: Hidden) {
+        let uncaptured = why == Hidden::Uncaptured;
+        self.resp_gap_uncaptured = uncaptured && (self.resp_gap.is_none() || self.resp_gap_uncaptured);
+        let hidden = (why != Hidden::Lost).then_some(ts);
         self.resp_hidden_ts = match self.resp_gap {
             None => hidden,
             Some(_) => self.resp_hidden_ts.zip(hidden).map(|(a, b)| a.max(b)),
@@ -484,7 +501,7 @@ impl Pairing {
     /// sendfile, splice or io_uring, beyond the capture); None without a gap.
     fn gap_note(&self) -> Option<Note> {
         self.resp_gap?;
-        Some(if self.resp_hidden_ts.is_some() { Note::Truncated } else { Note::Gap })
+        Some(if self.resp_gap_uncaptured { Note::Truncated } else { Note::Gap })
     }
 
     /// A response head failed to parse at a message boundary: it was the answer to the
@@ -494,7 +511,7 @@ impl Pairing {
         if self.resp_gap.is_none() && start < self.slots.len() {
             self.miss(start, Note::ParseError);
         }
-        self.response_gap(ts, true);
+        self.response_gap(ts, Hidden::Unframed);
     }
 
     /// Response bytes of the syscall (the packet) at `ts` were passed over looking for the

@@ -11,7 +11,7 @@ use memchr::memmem;
 
 use super::head::{self, Candidate, Framing, MethodKind, Parsed};
 use super::marks::Marks;
-use super::pairing::{Decision, Frontier, Pairing};
+use super::pairing::{Decision, Frontier, Hidden, Pairing};
 use crate::protocols::{Limits, Message, Note};
 use crate::reassembly::{Segment, StreamBuf, MAX_STORED_SEGMENTS};
 
@@ -612,7 +612,7 @@ impl Side {
         self.blind_crlf = false;
         let may_have_hidden_one = if self.request { unseen } else { cx.pairing.awaiting_answers() };
         if may_have_hidden_one {
-            self.mark_gap(true, cx);
+            self.mark_gap(Hidden::Uncaptured, cx);
         }
     }
 
@@ -621,7 +621,7 @@ impl Side {
     fn framing_error(&mut self, cx: &mut Cx<'_>) -> usize {
         self.spoil(Note::ParseError);
         self.finish(cx);
-        self.lose_sync(true, cx);
+        self.lose_sync(Hidden::Unframed, cx);
         0
     }
 
@@ -633,20 +633,18 @@ impl Side {
         }
     }
 
-    /// `moved_by`: see `mark_gap`.
-    fn lose_sync(&mut self, moved_by: bool, cx: &mut Cx<'_>) {
+    fn lose_sync(&mut self, why: Hidden, cx: &mut Cx<'_>) {
         self.state = State::Head;
         self.resync = true;
-        self.mark_gap(moved_by, cx);
+        self.mark_gap(why, cx);
     }
 
-    /// Messages may be hidden after the last byte seen; `moved_by`: in bytes that syscalls
-    /// up to it moved (not captured, or not framed), not lost at a time not known.
-    fn mark_gap(&mut self, moved_by: bool, cx: &mut Cx<'_>) {
+    /// Messages may be hidden after the last byte seen, in bytes `why` says what became of.
+    fn mark_gap(&mut self, why: Hidden, cx: &mut Cx<'_>) {
         if self.request {
             cx.pairing.request_gap(self.last_ts);
         } else {
-            cx.pairing.response_gap(self.last_ts, moved_by);
+            cx.pairing.response_gap(self.last_ts, why);
         }
     }
 
@@ -766,7 +764,7 @@ impl Side {
             cx.stats.unparsed += self.held.len() as u64;
             self.held.clear();
         }
-        self.lose_sync(!lost, cx);
+        self.lose_sync(if lost { Hidden::Lost } else { Hidden::Uncaptured }, cx);
     }
 
     fn finish(&mut self, cx: &mut Cx<'_>) {

@@ -486,6 +486,19 @@ fn folded_request_field_continues_its_value() {
     assert_eq!(fields, expect);
 }
 
+/// An indented line that reads as a field line of its own is one (not the value before it
+/// continued): an indented secret field is still masked by its name.
+#[test]
+fn indented_field_line_is_its_own_field() {
+    let mut h = Harness::new();
+    h.req(b"GET /i HTTP/1.1\r\nHost: x\r\n Authorization: Bearer T\r\n\r\n");
+    h.resp(&ok_resp("y"));
+    let out = h.drain();
+    let fields: Vec<(&[u8], &[u8])> = out[0].request.headers.iter().collect();
+    let expect: [(&[u8], &[u8]); 2] = [(b"Host", b"x"), (b"Authorization", b"Bearer T")];
+    assert_eq!(fields, expect);
+}
+
 /// A lenient (marked) request with its response.
 fn unframed_ok(method: &str, target: &str, resp_body: &[u8]) -> Sum {
     let mut x = ok(method, target, b"", 200, resp_body);

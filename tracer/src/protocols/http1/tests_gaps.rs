@@ -1138,3 +1138,17 @@ fn a_response_counted_but_not_captured_is_truncated_not_a_gap() {
         assert_eq!(got, vec![("/spliced".to_string(), false, Some(Note::Truncated), 0)], "{end}");
     }
 }
+
+/// Response bytes that could not be framed (a broken chunk-size line) were captured, not
+/// hidden: the request left unanswered after them is a `gap`, not `truncated`.
+#[test]
+fn a_request_unanswered_after_a_framing_error_is_a_gap() {
+    let mut h = Harness::new();
+    h.req(&get("/bad"));
+    h.resp(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+    h.req(&get("/after"));
+    h.close();
+    let out = h.drain();
+    let notes: Vec<(String, Option<Note>)> = out.iter().map(|x| (sum(x).target, x.note)).collect();
+    assert_eq!(notes, vec![("/bad".to_string(), Some(Note::ParseError)), ("/after".to_string(), Some(Note::Gap))]);
+}
