@@ -478,8 +478,8 @@ impl Pairing {
     }
 
     /// Responses may have been lost after the last response byte at `ts`: in bytes that
-    /// the syscall (the packet) at `ts` moved without their being captured (`moved_by`),
-    /// or lost at a time not known.
+    /// the syscall (the packet) at `ts` moved without their being captured or framed, or
+    /// lost at a time not known (`why`).
     pub fn response_gap(&mut self, ts: u64, why: Hidden) {
         let uncaptured = why == Hidden::Uncaptured;
         self.resp_gap_uncaptured = uncaptured && (self.resp_gap.is_none() || self.resp_gap_uncaptured);
