@@ -42,6 +42,22 @@ fn read_ok(c: &mut TcpStream) {
     assert_eq!(got, want);
 }
 
+/// A server for `n` requests, l7trace on its port, and a client connected to it.
+fn session(n: usize) -> (thread::JoinHandle<()>, Trace, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let srv = server(listener, n);
+    let trace = Trace::on_port(port, &[]);
+    let c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    (srv, trace, c)
+}
+
+/// Writes `request` and reads its answer.
+fn ask(c: &mut TcpStream, request: &[u8]) {
+    c.write_all(request).expect("request");
+    read_ok(c);
+}
+
 fn targets(records: &[serde_json::Value], role: &str) -> Vec<String> {
     by_role(records, role).iter().map(|r| str_at(r, "/request/target").to_owned()).collect()
 }
@@ -51,16 +67,10 @@ fn targets(records: &[serde_json::Value], role: &str) -> Vec<String> {
 /// ignored whole, with nothing counted.
 #[test]
 fn empty_lines_before_the_first_request_line() {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().unwrap().port();
-    let srv = server(listener, 2);
-    let trace = Trace::on_port(port, &[]);
+    let (srv, trace, mut c) = session(2);
     let since = trace.started_at;
-    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    c.write_all(b"\r\nGET /a HTTP/1.1\r\nHost: h\r\n\r\n").expect("first");
-    read_ok(&mut c);
-    c.write_all(b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n").expect("second");
-    read_ok(&mut c);
+    ask(&mut c, b"\r\nGET /a HTTP/1.1\r\nHost: h\r\n\r\n");
+    ask(&mut c, b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n");
     drop(c);
     srv.join().expect("server");
     let records = trace.stop();
@@ -82,19 +92,14 @@ fn a_first_request_sent_with_sendfile() {
     let path = dir.join("request");
     let first = b"GET /from-file HTTP/1.1\r\nHost: h\r\n\r\n";
     std::fs::write(&path, first).expect("request file");
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().unwrap().port();
-    let srv = server(listener, 2);
-    let trace = Trace::on_port(port, &[]);
+    let (srv, trace, mut c) = session(2);
     let since = trace.started_at;
-    let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let file = std::fs::File::open(&path).expect("open");
     // SAFETY: valid fds; a null offset reads from the file's position.
     let sent = unsafe { libc::sendfile(c.as_raw_fd(), file.as_raw_fd(), std::ptr::null_mut(), first.len()) };
     assert_eq!(sent, first.len() as isize, "sendfile: {}", std::io::Error::last_os_error());
     read_ok(&mut c);
-    c.write_all(b"GET /written HTTP/1.1\r\nHost: h\r\n\r\n").expect("second");
-    read_ok(&mut c);
+    ask(&mut c, b"GET /written HTTP/1.1\r\nHost: h\r\n\r\n");
     drop(c);
     srv.join().expect("server");
     let stopped = trace.stop_full();

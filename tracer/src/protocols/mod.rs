@@ -404,14 +404,13 @@ impl Budget {
 
     /// Measures `conns` (each with the count of what it held that the table keeps, set
     /// here to what it holds now) and sheds the largest until they hold at most 3/4 of
-    /// `max`; returns how many were shed.
-    pub fn shed<'a>(&mut self, max: usize, conns: impl Iterator<Item = (&'a mut http1::Http1Conn, &'a mut usize)>) -> usize {
+    /// `max`.
+    pub fn shed<'a>(&mut self, max: usize, conns: impl Iterator<Item = (&'a mut http1::Http1Conn, &'a mut usize)>) {
         let mut by_size: Vec<(&mut http1::Http1Conn, &mut usize)> = conns.collect();
         for (conn, held) in by_size.iter_mut() {
             **held = conn.held_bytes();
         }
         let mut total: usize = by_size.iter().map(|(_, n)| **n).sum();
-        let mut shed = 0;
         if total > max {
             by_size.sort_unstable_by_key(|(_, n)| std::cmp::Reverse(**n));
             for (conn, held) in by_size {
@@ -422,11 +421,9 @@ impl Budget {
                 total -= *held;
                 *held = conn.held_bytes();
                 total += *held;
-                shed += 1;
             }
         }
         self.held = total;
-        shed
     }
 }
 
