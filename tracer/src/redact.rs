@@ -76,10 +76,17 @@ impl Redactor {
     }
 
     fn apply_message(&self, m: &mut Message) {
+        self.apply_fields(&mut m.headers);
+        if !m.trailers.is_empty() {
+            self.apply_fields(&mut m.trailers);
+        }
+    }
+
+    fn apply_fields(&self, fields: &mut Headers) {
         let mut from = 0;
-        while let Some((i, lower)) = self.next_named(&m.headers, from) {
-            let mask = masked(lower, m.headers.field(i).1);
-            m.headers.set_value(i, &mask);
+        while let Some((i, lower)) = self.next_named(fields, from) {
+            let mask = masked(lower, fields.field(i).1);
+            fields.set_value(i, &mask);
             from = i + 1;
         }
     }
@@ -144,6 +151,7 @@ mod tests {
         Message {
             start: StartLine::Request { method: "GET".into(), target: b"/".to_vec(), version: 1 },
             headers: headers.iter().map(|(n, v)| (n.as_bytes(), *v)).collect(),
+            trailers: Default::default(),
             body_size: 0,
             body: Vec::new(),
             body_truncated: false,
@@ -185,6 +193,18 @@ mod tests {
         ex.interim.push(msg(&[("Link", b"</a.css>"), ("Set-Cookie", b"early=1")]));
         Redactor::default().apply(&mut ex);
         assert_eq!(values(&ex.interim[0]), ["</a.css>", "<redacted>"]);
+    }
+
+    #[test]
+    fn trailer_fields_are_masked_as_headers_are() {
+        let mut ex = exchange(&[("Host", b"a")], &[]);
+        ex.request.trailers.push(b"X-Api-Key", b"k-123");
+        ex.request.trailers.push(b"Digest", b"sha-256=abc");
+        ex.response.as_mut().unwrap().trailers.push(b"Set-Cookie", b"late=1");
+        Redactor::default().apply(&mut ex);
+        let trailers = |m: &Message| m.trailers.iter().map(|(_, v)| String::from_utf8_lossy(v).into_owned()).collect::<Vec<_>>();
+        assert_eq!(trailers(&ex.request), ["<redacted>", "sha-256=abc"]);
+        assert_eq!(trailers(ex.response.as_ref().unwrap()), ["<redacted>"]);
     }
 
     #[test]

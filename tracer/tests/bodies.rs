@@ -101,6 +101,48 @@ fn chunked_response_with_trailers_is_decoded() {
             !bool_at(rec, "/response/body_truncated"),
             "body_truncated in {rec}"
         );
+        assert_eq!(
+            rec.pointer("/response/trailers"),
+            Some(&serde_json::json!([["X-Checksum", "abc123"]])),
+            "trailers in {rec}"
+        );
+        assert!(rec.pointer("/request/trailers").is_none(), "no request trailers in {rec}");
+        assert!(recs[1].pointer("/response/trailers").is_none(), "no trailers after in {}", recs[1]);
+        assert_after(recs[1]);
+    }
+}
+
+/// A chunked request's trailer fields are reported with it, a secret one masked as in the
+/// headers, and the request after it on the connection still parses.
+#[test]
+fn chunked_request_trailers_are_reported_and_masked() {
+    let server = HttpServer::start("127.0.0.1:0", handler);
+    let trace = Trace::on_port(server.port(), &[]);
+    let since = trace.started_at;
+    let mut client = RawClient::connect(server.addr);
+    let host = client.peer_addr().to_string();
+    let upload = format!(
+        "POST /upload HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\nTrailer: Digest, X-Api-Key\r\n\r\n\
+         5\r\nhello\r\n6\r\n world\r\n0\r\nDigest: sha-256=abc\r\nX-Api-Key: s3cret-key\r\n\r\n"
+    );
+    client.send(upload.as_bytes());
+    assert_eq!(client.read_response(false).body_text(), "got 11 bytes for /upload");
+    client.exchange("GET", "/after");
+    drop(client);
+    let records = trace.stop();
+    assert_eq!(server.served().len(), 2);
+    for role in ["client", "server"] {
+        let recs = by_role(&records, role);
+        assert_eq!(recs.len(), 2, "{role} records:\n{}", dump(&records));
+        let rec = recs[0];
+        assert_complete_exchange(rec, since);
+        assert_eq!(str_at(rec, "/request/body"), "hello world", "decoded body in {rec}");
+        assert_eq!(
+            rec.pointer("/request/trailers"),
+            Some(&serde_json::json!([["Digest", "sha-256=abc"], ["X-Api-Key", "<redacted>"]])),
+            "trailers in {rec}"
+        );
+        assert!(!rec.to_string().contains("s3cret-key"), "secret trailer shown in {rec}");
         assert_after(recs[1]);
     }
 }

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use super::{fraction, to_the_second, Clock, Flow, Sink};
 use crate::{
     pipeline::{comm_str, Record},
-    protocols::{Message, Role, StartLine},
+    protocols::{Headers, Message, Role, StartLine},
 };
 
 // The line is written by hand rather than through serde: one record is a few hundred
@@ -139,6 +139,10 @@ fn message(out: &mut Vec<u8>, m: &Message) {
     if base64 {
         out.extend_from_slice(b",\"body_encoding\":\"base64\"");
     }
+    if !m.trailers.is_empty() {
+        out.extend_from_slice(b",\"trailers\":");
+        fields(out, &m.trailers);
+    }
     out.push(b'}');
 }
 
@@ -163,8 +167,14 @@ fn head(out: &mut Vec<u8>, m: &Message) {
             bytes(out, reason);
         }
     }
-    out.extend_from_slice(b",\"headers\":[");
-    for (i, (n, v)) in m.headers.iter().enumerate() {
+    out.extend_from_slice(b",\"headers\":");
+    fields(out, &m.headers);
+}
+
+/// `[[name, value], ...]`
+fn fields(out: &mut Vec<u8>, f: &Headers) {
+    out.push(b'[');
+    for (i, (n, v)) in f.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -674,6 +684,7 @@ mod tests {
         Message {
             start,
             headers: headers.iter().map(|(n, v)| (n.as_bytes(), *v)).collect(),
+            trailers: Default::default(),
             body_size: body.len() as u64 + 10,
             body: body.to_vec(),
             body_truncated: true,
@@ -694,11 +705,13 @@ mod tests {
             &[("Host", b"x"), ("X-Bin", b"\x00\xfe")],
             b"",
         );
-        let resp = message(
+        let mut resp = message(
             StartLine::Response { version: 1, status: 200, reason: b"OK"[..].into() },
             &[("Content-Length", b"14")],
             b"\xff\x00binary",
         );
+        resp.trailers.push(b"Grpc-Status", b"0");
+        resp.trailers.push(b"X-Esc", b"\x1b[2J");
         let mut comm = [0u8; 16];
         comm[..4].copy_from_slice(b"curl");
         let mut r = Record {
@@ -740,6 +753,8 @@ mod tests {
         assert_eq!(v["response"]["body_size"], 18);
         assert_eq!(v["response"]["body_truncated"], true);
         assert!(v["response"].get("method").is_none());
+        assert_eq!(v["response"]["trailers"], serde_json::json!([["Grpc-Status", "0"], ["X-Esc", "\u{1b}[2J"]]));
+        assert!(v["request"].get("trailers").is_none(), "only when there were trailer fields: {v}");
         assert!(v.get("interim").is_none(), "only when there were interim heads: {v}");
 
         r.role = None;

@@ -257,6 +257,9 @@ impl<N: AsRef<[u8]>, V: AsRef<[u8]>> FromIterator<(N, V)> for Headers {
 pub struct Message {
     pub start: StartLine,
     pub headers: Headers,
+    /// The trailer fields of a chunked body (RFC 9112 section 7.1.2), as they came; empty
+    /// when there were none.
+    pub trailers: Headers,
     /// Decoded body size (chunk framing removed), captured or not.
     pub body_size: u64,
     /// The first `max_body` bytes of the decoded body that were captured.
@@ -291,7 +294,7 @@ impl Message {
             StartLine::Request { method, target, .. } => method.len() + target.len(),
             StartLine::Response { reason, .. } => reason.len(),
         };
-        start + self.headers.byte_len() + 16 * self.headers.len() + self.body.len()
+        start + [&self.headers, &self.trailers].iter().map(|h| h.byte_len() + 16 * h.len()).sum::<usize>() + self.body.len()
     }
 }
 

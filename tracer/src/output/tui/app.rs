@@ -709,6 +709,7 @@ mod tests {
         let msg = |start| Message {
             start,
             headers: Default::default(),
+            trailers: Default::default(),
             body_size: 0,
             body: vec![],
             body_truncated: false,

@@ -17,7 +17,7 @@ use super::sanitize::{sanitize, sanitize_into};
 use crate::{
     output::Clock,
     pipeline::{comm_str, Record},
-    protocols::{Message, Note, Role, StartLine},
+    protocols::{Headers, Message, Note, Role, StartLine},
 };
 
 /// Body bytes kept per message for the detail pane (the list holds many entries).
@@ -47,6 +47,8 @@ struct MessageAt {
     status: Option<u16>,
     /// Fields as (name length, value length, name, value), lengths u32 little-endian.
     headers: Span,
+    /// The trailer fields, the same way.
+    trailers: Span,
     body: Span,
     body_size: u64,
     body_truncated: bool,
@@ -335,7 +337,8 @@ fn detail_len(m: &Message) -> usize {
         StartLine::Request { method, target, .. } => method.len() + target.len(),
         StartLine::Response { reason, .. } => reason.len(),
     };
-    (start + m.headers.byte_len() + 8 * m.headers.len()).min(HEAD_PREVIEW + 64) + m.body.len().min(BODY_PREVIEW)
+    let fields = |f: &Headers| f.byte_len() + 8 * f.len();
+    (start + fields(&m.headers) + fields(&m.trailers)).min(HEAD_PREVIEW + 64) + m.body.len().min(BODY_PREVIEW)
 }
 
 /// Appends what the detail pane shows of `m` to `buf`; says where it went.
@@ -364,18 +367,22 @@ fn keep(buf: &mut Vec<u8>, m: &Message, mut room: usize) -> MessageAt {
             ([put(reason), Span::default()], *version, Some(*status))
         }
     };
-    let headers_at = buf.len() as u32;
-    for (n, v) in m.headers.iter() {
-        let (n, v) = (&n[..take(n)], &v[..take(v)]);
-        if n.is_empty() && v.is_empty() {
-            continue;
+    let mut fields = |f: &Headers| {
+        let at = buf.len() as u32;
+        for (n, v) in f.iter() {
+            let (n, v) = (&n[..take(n)], &v[..take(v)]);
+            if n.is_empty() && v.is_empty() {
+                continue;
+            }
+            buf.extend_from_slice(&(n.len() as u32).to_le_bytes());
+            buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            buf.extend_from_slice(n);
+            buf.extend_from_slice(v);
         }
-        buf.extend_from_slice(&(n.len() as u32).to_le_bytes());
-        buf.extend_from_slice(&(v.len() as u32).to_le_bytes());
-        buf.extend_from_slice(n);
-        buf.extend_from_slice(v);
-    }
-    let headers = Span { at: headers_at, len: buf.len() as u32 - headers_at };
+        Span { at, len: buf.len() as u32 - at }
+    };
+    let headers = fields(&m.headers);
+    let trailers = fields(&m.trailers);
     let preview = &m.body[..m.body.len().min(BODY_PREVIEW)];
     let body = Span { at: buf.len() as u32, len: preview.len() as u32 };
     buf.extend_from_slice(preview);
@@ -384,6 +391,7 @@ fn keep(buf: &mut Vec<u8>, m: &Message, mut room: usize) -> MessageAt {
         version,
         status,
         headers,
+        trailers,
         body,
         body_size: m.body_size,
         body_truncated: m.body_truncated || m.body.len() > BODY_PREVIEW,
@@ -412,7 +420,16 @@ impl MessageView<'_> {
 
     /// The header fields, sanitised.
     pub fn headers(&self) -> impl Iterator<Item = (String, String)> + '_ {
-        let mut rest = self.at.headers.of(self.detail);
+        self.fields(self.at.headers)
+    }
+
+    /// The trailer fields, sanitised.
+    pub fn trailers(&self) -> impl Iterator<Item = (String, String)> + '_ {
+        self.fields(self.at.trailers)
+    }
+
+    fn fields(&self, span: Span) -> impl Iterator<Item = (String, String)> + '_ {
+        let mut rest = span.of(self.detail);
         std::iter::from_fn(move || {
             let len = |b: &[u8]| b.try_into().map(u32::from_le_bytes).ok().map(|n| n as usize);
             let (n, v) = (len(rest.get(..4)?)?, len(rest.get(4..8)?)?);
@@ -495,6 +512,24 @@ mod tests {
         let mut e = entry(0, "GET", "/x", Some(200), Some(5), "curl");
         e.set_comm(b"nginx");
         assert_eq!((e.comm(), e.host(), e.url()), ("nginx", "127.0.0.1:8080", "127.0.0.1:8080/x"));
+    }
+
+    /// Trailer fields are kept after the headers, sanitised when shown, within the same
+    /// room as the head.
+    #[test]
+    fn trailers_are_kept_for_the_pane() {
+        use crate::output::tui::testutil::{record, row};
+        let mut r = record(0, "GET", "/t", Some(200), Some(5), "curl");
+        let resp = r.exchange.response.as_mut().unwrap();
+        resp.trailers.push(b"Grpc-Status", b"0");
+        resp.trailers.push(b"X-Esc", b"\x1b[2Jx");
+        let e = row(0, r);
+        let resp = e.response().unwrap();
+        let trailers: Vec<(String, String)> = resp.trailers().collect();
+        assert_eq!(trailers[0], ("Grpc-Status".into(), "0".into()));
+        assert_eq!(trailers[1].1, "\\x1b[2Jx");
+        assert_eq!(resp.headers().count(), 2, "headers unchanged");
+        assert_eq!(e.request().trailers().count(), 0);
     }
 
     /// A head as long as the connection's bound keeps at most HEAD_PREVIEW bytes in its

@@ -25,6 +25,7 @@ pub fn message(start: StartLine, headers: &[(&str, &str)], body: &[u8], first_ts
     Message {
         start,
         headers: fields,
+        trailers: Default::default(),
         body_size: body.len() as u64,
         body: body.to_vec(),
         body_truncated: false,

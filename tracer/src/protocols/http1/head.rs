@@ -237,6 +237,12 @@ fn lenient_fields(lines: &[u8]) -> Headers {
     fields
 }
 
+/// The fields of a trailer section (its blank line included or not), read as the field
+/// lines of a lenient head: a malformed trailer is still shown as it came.
+pub(super) fn trailer_fields(section: &[u8]) -> Headers {
+    lenient_fields(section)
+}
+
 /// A line that reads as a field line (a token, then ':'): though indented, taken as one,
 /// not as the value before it continued, so that an indented secret field is masked.
 fn field_shaped(line: &[u8]) -> bool {

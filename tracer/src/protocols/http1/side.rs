@@ -384,6 +384,7 @@ impl Side {
         Message {
             start,
             headers,
+            trailers: Default::default(),
             body_size: 0,
             body: Vec::new(),
             body_truncated: false,
@@ -522,14 +523,19 @@ impl Side {
         Some(n)
     }
 
-    /// Trailer fields are consumed, not reported.
+    /// The trailer section: its fields are kept with the message.
     fn step_trailer(&mut self, rest: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
         let n = match rest {
             [b'\r', b'\n', ..] => 2,
             [b'\n', ..] => 1,
             [b'\r'] => return None,
             _ => match head::find_blank_line(rest) {
-                Some(n) => n,
+                Some(n) => {
+                    if let Some(b) = self.cur.as_mut() {
+                        b.msg.trailers = head::trailer_fields(&rest[..n]);
+                    }
+                    n
+                }
                 None if rest.len() < cx.limits.max_buffer => return None,
                 None => return Some(self.framing_error(cx)),
             },

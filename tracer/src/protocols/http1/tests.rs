@@ -96,6 +96,8 @@ pub(super) struct Sum {
     pub note: Option<Note>,
     /// Statuses of the interim (1xx) heads kept with the exchange.
     pub interim: Vec<u16>,
+    /// Trailer fields of the request and of the response.
+    pub trailers: [Vec<(String, String)>; 2],
 }
 
 pub(super) fn sum(x: &Exchange) -> Sum {
@@ -124,6 +126,11 @@ pub(super) fn sum(x: &Exchange) -> Sum {
             })
             .collect(),
         note: x.note,
+        trailers: [Some(&x.request), x.response.as_ref()].map(|m| {
+            m.map_or(Vec::new(), |m| {
+                m.trailers.iter().map(|(n, v)| (String::from_utf8_lossy(n).into(), String::from_utf8_lossy(v).into())).collect()
+            })
+        }),
     }
 }
 
@@ -138,7 +145,14 @@ pub(super) fn ok(method: &str, target: &str, req_body: &[u8], status: u16, resp_
         complete: true,
         note: None,
         interim: Vec::new(),
+        trailers: Default::default(),
     }
+}
+
+/// `x` with these trailer fields in the request (0) or the response (1).
+fn with_trailers(mut x: Sum, side: usize, fields: &[(&str, &str)]) -> Sum {
+    x.trailers[side] = fields.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect();
+    x
 }
 
 /// `x` with interim heads of these statuses.
@@ -205,7 +219,30 @@ fn fixtures() -> Vec<Fixture> {
             name: "chunked with extensions and trailers",
             req: get("/chunked"),
             resp: chunked.to_vec(),
-            expect: vec![ok("GET", "/chunked", b"", 200, b"hello world")],
+            expect: vec![with_trailers(ok("GET", "/chunked", b"", 200, b"hello world"), 1, &[("X-Trailer", "t"), ("X-Other", "u")])],
+        },
+        Fixture {
+            name: "chunked request with trailers, folded and malformed ones kept as they came, then the next",
+            req: cat(&[
+                b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n4\r\ndata\r\n0\r\n\
+Digest: sha-256=abc\r\nX-Folded: a\r\n b\r\nno colon here\r\n\r\n",
+                &get("/next"),
+            ]),
+            resp: cat(&[&ok_resp("ok"), &ok_resp("n")]),
+            expect: vec![
+                with_trailers(
+                    ok("POST", "/up", b"data", 200, b"ok"),
+                    0,
+                    &[("Digest", "sha-256=abc"), ("X-Folded", "a   b"), ("no colon here", "")],
+                ),
+                ok("GET", "/next", b"", 200, b"n"),
+            ],
+        },
+        Fixture {
+            name: "chunked without trailer fields has none",
+            req: get("/c"),
+            resp: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n".to_vec(),
+            expect: vec![ok("GET", "/c", b"", 200, b"hi")],
         },
         Fixture {
             name: "head response has no body",

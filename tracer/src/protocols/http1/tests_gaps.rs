@@ -23,6 +23,7 @@ fn alone(target: &str, note: Note) -> Sum {
         complete: false,
         note: Some(note),
         interim: Vec::new(),
+        trailers: Default::default(),
     }
 }
 

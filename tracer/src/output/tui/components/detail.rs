@@ -113,14 +113,21 @@ fn message(out: &mut Vec<Line<'static>>, m: &MessageView, first: Style) {
     }
     out.push(Line::styled(about, Style::new().fg(Color::DarkGray)));
     out.extend(body_preview(m.body).into_iter().map(Line::from));
+    let mut trailers = m.trailers().peekable();
+    if trailers.peek().is_some() {
+        out.push(Line::styled("trailers", Style::new().fg(Color::DarkGray)));
+        out.extend(trailers.map(field_line));
+    }
+}
+
+fn field_line((n, v): (String, String)) -> Line<'static> {
+    Line::from(vec![Span::styled(format!("{n}:"), Style::new().fg(Color::Cyan)), Span::raw(format!(" {v}"))])
 }
 
 /// Start line and header fields.
 fn head(out: &mut Vec<Line<'static>>, m: &MessageView, first: Style) {
     out.push(Line::styled(m.start_line(), first));
-    for (n, v) in m.headers() {
-        out.push(Line::from(vec![Span::styled(format!("{n}:"), Style::new().fg(Color::Cyan)), Span::raw(format!(" {v}"))]));
-    }
+    out.extend(m.headers().map(field_line));
     if m.head_omitted > 0 {
         let about = format!("… {} more of the head not kept here (--json has it)", fmt_size(m.head_omitted));
         out.push(Line::styled(about, Style::new().fg(Color::DarkGray)));
