@@ -154,6 +154,25 @@ fn interim_heads_are_shown_before_the_response_escaped() {
 }
 
 #[test]
+fn trailers_are_shown_after_the_body_escaped() {
+    let mut app = App::new(100, Clock::new());
+    let mut r = record(0, "GET", "/t", Some(200), Some(5), "curl");
+    if let Some(resp) = r.exchange.response.as_mut() {
+        resp.trailers.push(b"Grpc-Status", b"0");
+        resp.trailers.push(b"X-Esc", b"a\x1b[2Jb");
+    }
+    app.push_entry(row(0, r));
+    app.update(Action::ToggleDetail);
+    let s = screen(&mut app, 120, 40);
+    let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} not in\n{s}"));
+    assert!(at("── response ──") < at("hello from /t"), "{s}");
+    assert!(at("hello from /t") < at("trailers"), "{s}");
+    assert!(at("trailers") < at("Grpc-Status: 0"), "{s}");
+    assert!(at("Grpc-Status: 0") < at("X-Esc: a\\x1b[2Jb"), "{s}");
+    assert!(!s.chars().any(|c| c.is_control() && c != '\n'), "{s}");
+}
+
+#[test]
 fn many_rows_draw_only_the_window() {
     let mut app = App::new(10_000, Clock::new());
     for i in 0..50_000u64 {
