@@ -37,6 +37,9 @@ enum FirstBytes {
     Request,
     Response,
     Other,
+    /// No byte could be looked at: the first FIRST_IOVS iovecs are empty (the bytes are
+    /// in a later one), or the buffer is unreadable.
+    Unseen,
 }
 
 #[inline(always)]
@@ -65,10 +68,11 @@ pub fn on_payload<C: EbpfContext>(ctx: &C, args: &SyscallArgs, dir: u8, ret: u64
         }
     }
     if conn.proto == PROTO_UNKNOWN {
-        // First bytes that cannot be read (sendfile, a recv(MSG_TRUNC), io_uring): the
-        // connection is followed, its bytes counted, not copied; userspace says whether
-        // what it can read later is HTTP. Ignored for good, the connection would be
-        // invisible with nothing counted (a request replayed from a file, then others).
+        // First bytes that cannot be read (sendfile, a recv(MSG_TRUNC), io_uring, a
+        // writev whose first iovecs are empty): the connection is followed, its bytes
+        // counted and copied where they can be; userspace says whether they are HTTP.
+        // Ignored for good, the connection would be invisible with nothing counted (a
+        // request replayed from a file, then others).
         conn.proto = if args.kind == ARG_SENDFILE || first_bytes(args, ret, true) != FirstBytes::Other {
             PROTO_HTTP
         } else {
@@ -286,7 +290,7 @@ fn adopt(args: &SyscallArgs, dir: u8, ret: u64, sk: u64, tgid: u32) -> Option<*m
     }
     // Only the `ret` bytes that moved: beyond them the buffer holds older data.
     let role = match (first_bytes(args, ret, false), dir == DIR_EGRESS) {
-        (FirstBytes::Other, _) => return None,
+        (FirstBytes::Other | FirstBytes::Unseen, _) => return None,
         (FirstBytes::Request, true) | (FirstBytes::Response, false) => ROLE_CLIENT,
         _ => ROLE_SERVER,
     };
@@ -328,7 +332,7 @@ const FIRST_IOVS: u64 = 4;
 #[inline(always)]
 fn first_bytes(args: &SyscallArgs, avail: u64, prefix_ok: bool) -> FirstBytes {
     let Some((ptr, len)) = first_buf(args) else {
-        return FirstBytes::Other;
+        return FirstBytes::Unseen;
     };
     let n = if len < avail { len } else { avail };
     if n == 0 {
@@ -341,7 +345,7 @@ fn first_bytes(args: &SyscallArgs, avail: u64, prefix_ok: bool) -> FirstBytes {
         Err(_) => match unsafe { bpf_probe_read_user(ptr as *const [u8; 4]) } {
             Ok(b) => u64::from(u32::from_le_bytes(b)),
             // Fewer than 4 readable bytes: read one at a time is not worth it.
-            Err(_) => return FirstBytes::Other,
+            Err(_) => return FirstBytes::Unseen,
         },
     };
     // Without a branch per byte: branches here multiplied the paths the verifier walks

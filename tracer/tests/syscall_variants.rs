@@ -1,5 +1,5 @@
 //! Ways of moving bytes that the kernel side must read right: a connection whose first
-//! request uses a method beyond the common ones, a writev whose first iovec is empty, a
+//! request uses a method beyond the common ones, a writev whose first iovecs are empty, a
 //! head spread over many iovecs (as varnish writes its heads), an iovec array that ends a
 //! mapping (the kernel side reads iovecs ahead), and a recv(MSG_TRUNC) that
 //! drops bytes without copying them.
@@ -71,6 +71,19 @@ fn writev_with_an_empty_first_iovec() {
         let iov = iovecs(&[b"", req]);
         // SAFETY: two iovecs over live buffers, on the client's open socket.
         unsafe { libc::writev(fd, iov.as_ptr(), 2) }
+    });
+}
+
+#[test]
+fn a_connections_first_writev_with_many_empty_iovecs_is_followed() {
+    // The kernel side looks for the first bytes in the first four iovecs only: with more
+    // empty ones before them it cannot tell, and must follow the connection, not ignore it.
+    writev_request("/empties", "after-nine", &["client", "server"], |fd, req| {
+        let mut parts: Vec<&[u8]> = vec![b""; 9];
+        parts.push(req);
+        let iov = iovecs(&parts);
+        // SAFETY: ten iovecs over live buffers, on the client's open socket.
+        unsafe { libc::writev(fd, iov.as_ptr(), iov.len() as i32) }
     });
 }
 
