@@ -4,7 +4,7 @@ use std::{collections::HashMap, net::SocketAddr};
 
 use crate::{
     events::{self, ConnKey, ConnMeta, Event, StreamEnds},
-    protocols::{http1::Http1Conn, Budget, Direction, Exchange, Limits, LossWatch, Role},
+    protocols::{client_by_ports, ephemeral_ports, http1::Http1Conn, Budget, Direction, Exchange, Limits, LossWatch, Role},
     redact::Redactor,
 };
 
@@ -458,7 +458,13 @@ impl Pipeline {
 }
 
 fn new_conn(cfg: &Config, filter: &Filter, meta: ConnMeta, ts_ns: u64) -> Box<Conn> {
-    let role = meta.role.unwrap_or(Role::Client);
+    // The kernel side saw a picked-up connection's role in its first bytes only, which
+    // may have been inside a body: its ports, where they tell, say it surely.
+    let by_ports = || {
+        let client = client_by_ports(meta.local.port(), meta.remote.port(), ephemeral_ports())?;
+        Some(if client { Role::Client } else { Role::Server })
+    };
+    let role = if meta.preexisting { by_ports().or(meta.role) } else { meta.role }.unwrap_or(Role::Client);
     tracing::debug!(
         pid = meta.pid, fd = meta.fd, ?role, local = %meta.local, remote = %meta.remote,
         comm = %String::from_utf8_lossy(comm_str(&meta.comm)), preexisting = meta.preexisting,
@@ -469,6 +475,9 @@ fn new_conn(cfg: &Config, filter: &Filter, meta: ConnMeta, ts_ns: u64) -> Box<Co
         let mut p = Http1Conn::new(role, cfg.limits);
         if cfg.announce_requests {
             p.announce_requests();
+        }
+        if meta.preexisting {
+            p.picked_up();
         }
         p
     });

@@ -146,3 +146,120 @@ fn tracing_started_under_load_sees_both_sides_from_the_same_moment() {
     let orphans = summary_counter(&stopped.stderr, "orphan_responses");
     assert!(orphans <= 2 * CLIENTS as u64, "orphan_responses={orphans}");
 }
+
+/// A listener on a port below the ephemeral range (the client's port is in it), as a
+/// service's is: then the ports say which end of a picked-up connection is the client.
+fn listen_below_ephemeral() -> std::net::TcpListener {
+    let start = 24_000 + (std::process::id() % 4000) as u16;
+    (0..2000)
+        .find_map(|i| std::net::TcpListener::bind(("127.0.0.1", start + i)).ok())
+        .expect("a free port below the ephemeral range")
+}
+
+/// Tracing that starts in the middle of a long download whose body is made of request
+/// heads (a log of requests, say): the connection is picked up inside the body, whose
+/// bytes look like requests from both ends (written by the server, read by the client).
+/// No record may be made of them, and the exchanges after the body on the same connection
+/// are reported, from both ends, the right way round.
+#[test]
+fn picked_up_inside_a_body_of_request_heads_reports_only_what_follows() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+    const PIECE: &[u8] = b"GET /fake HTTP/1.1\r\nHost: f\r\nContent-Length: 0\r\n\r\n";
+    const PIECES: usize = 2000;
+    let listener = listen_below_ephemeral();
+    let port = listener.local_addr().unwrap().port();
+    let attached = Arc::new(AtomicBool::new(false));
+    let server = {
+        let attached = Arc::clone(&attached);
+        std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut w = conn;
+            let read_head = |r: &mut BufReader<std::net::TcpStream>| {
+                let mut first = String::new();
+                r.read_line(&mut first).unwrap();
+                loop {
+                    let mut line = String::new();
+                    r.read_line(&mut line).unwrap();
+                    if line == "\r\n" || line.is_empty() {
+                        return first.split(' ').nth(1).unwrap_or_default().to_owned();
+                    }
+                }
+            };
+            assert_eq!(read_head(&mut reader), "/download");
+            write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", PIECE.len() * PIECES).unwrap();
+            // One piece at a time until tracing has started and 100 more went by while
+            // traced; the rest at once.
+            let mut sent = 0;
+            let mut after = 0;
+            while sent < PIECES && after < 100 {
+                w.write_all(PIECE).unwrap();
+                sent += 1;
+                if attached.load(Ordering::SeqCst) {
+                    after += 1;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert_eq!(after, 100, "the body ended before tracing started");
+            w.write_all(&PIECE.repeat(PIECES - sent)).unwrap();
+            for _ in 0..2 {
+                let target = read_head(&mut reader);
+                let body = format!("hello from {target}");
+                write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len()).unwrap();
+            }
+        })
+    };
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client.write_all(b"GET /download HTTP/1.1\r\nHost: d\r\n\r\n").unwrap();
+    let reader = {
+        let conn = client.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(conn);
+            let mut head = Vec::new();
+            while !head.ends_with(b"\r\n\r\n") {
+                let mut b = [0u8; 1];
+                r.read_exact(&mut b).unwrap();
+                head.push(b[0]);
+            }
+            let mut body = vec![0u8; PIECE.len() * PIECES];
+            r.read_exact(&mut body).unwrap();
+            r
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let trace = Trace::on_port(port, &[]);
+    let since = trace.started_at;
+    attached.store(true, Ordering::SeqCst);
+    let mut r = reader.join().unwrap();
+    for target in ["/real0", "/real1"] {
+        write!(client, "GET {target} HTTP/1.1\r\nHost: d\r\n\r\n").unwrap();
+        let want = format!("hello from {target}");
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            r.read_exact(&mut b).unwrap();
+            head.push(b[0]);
+        }
+        let mut body = vec![0u8; want.len()];
+        r.read_exact(&mut body).unwrap();
+        assert_eq!(body, want.as_bytes());
+    }
+    server.join().unwrap();
+    let src = client.local_addr().unwrap().to_string();
+    drop(client);
+    let records = trace.stop();
+    for role in ["client", "server"] {
+        let recs = by_role(&records, role);
+        let targets: Vec<&str> = recs.iter().map(|r| str_at(r, "/request/target")).collect();
+        assert_eq!(targets, ["/real0", "/real1"], "{role} records:\n{}", dump(&records));
+        for rec in recs {
+            assert_complete_exchange(rec, since);
+            assert_eq!(str_at(rec, "/src"), src, "{rec}");
+            assert_eq!(str_at(rec, "/dst"), format!("127.0.0.1:{port}"), "{rec}");
+        }
+    }
+    assert_eq!(records.len(), 4, "records:\n{}", dump(&records));
+}

@@ -69,6 +69,9 @@ pub struct Http1Conn {
     stats: Stats,
     closed: bool,
     not_http: bool,
+    /// Open before tracing started: followed from its first message start seen, which may
+    /// have been body bytes (see `after_step`).
+    picked_up: bool,
     last_ts: u64,
     /// Request heads announced as soon as they parse (the live view shows them before their
     /// response); None when nobody asked.
@@ -86,9 +89,15 @@ impl Http1Conn {
             stats: Stats::default(),
             closed: false,
             not_http: false,
+            picked_up: false,
             last_ts: 0,
             started: None,
         }
+    }
+
+    /// The connection was open before tracing started (see `after_step`).
+    pub fn picked_up(&mut self) {
+        self.picked_up = true;
     }
 
     /// Announce each request head as soon as it parses (see `drain_started`).
@@ -295,7 +304,11 @@ impl Http1Conn {
             self.req.clear();
             self.resp.clear();
         }
-        if !self.stats.parsed_any && self.stats.unparsed >= NOT_HTTP_AFTER {
+        // Picked up inside a long body (a download, an upload), a connection parses as
+        // nothing in that one direction until the body ends: no sign that it is not HTTP.
+        // A protocol that is not goes both ways.
+        let one_way = self.picked_up && !(self.stats.unparsed_sides[0] && self.stats.unparsed_sides[1]);
+        if !self.stats.parsed_any && self.stats.unparsed >= NOT_HTTP_AFTER && !one_way {
             self.not_http = true;
             self.req.clear();
             self.resp.clear();

@@ -23,6 +23,34 @@ pub enum Role {
     Server,
 }
 
+/// The range the kernel picks the local ports of outgoing connections from
+/// (`net.ipv4.ip_local_port_range`, its default where that cannot be read), read once.
+pub fn ephemeral_ports() -> (u16, u16) {
+    static RANGE: std::sync::OnceLock<(u16, u16)> = std::sync::OnceLock::new();
+    *RANGE.get_or_init(|| {
+        let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+        let mut n = text.split_whitespace().map(str::parse::<u16>);
+        match (n.next(), n.next()) {
+            (Some(Ok(lo)), Some(Ok(hi))) if lo <= hi => (lo, hi),
+            _ => (32768, 60999),
+        }
+    })
+}
+
+/// Which end of a connection seen only mid-way is its client, from the ports alone: the
+/// one whose port is in the ephemeral `range` while the other's is not (Some(true): the
+/// end with port `a`). None when both or neither are: the first bytes seen decide then.
+/// A connection picked up inside a body whose bytes look like a request (a download of a
+/// log of requests) would otherwise be taken the wrong way round.
+pub fn client_by_ports(a: u16, b: u16, range: (u16, u16)) -> Option<bool> {
+    let ephemeral = |p: u16| (range.0..=range.1).contains(&p);
+    match (ephemeral(a), ephemeral(b)) {
+        (true, false) => Some(true),
+        (false, true) => Some(false),
+        _ => None,
+    }
+}
+
 /// Direction of bytes relative to the traced process (not to the client/server pair).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
@@ -432,7 +460,17 @@ impl Budget {
 
 #[cfg(test)]
 mod tests {
-    use super::Headers;
+    use super::{client_by_ports, Headers};
+
+    #[test]
+    fn the_client_is_the_end_with_the_only_ephemeral_port() {
+        let range = (32768, 60999);
+        assert_eq!(client_by_ports(47994, 8080, range), Some(true));
+        assert_eq!(client_by_ports(80, 32768, range), Some(false));
+        assert_eq!(client_by_ports(60999, 61000, range), Some(true));
+        assert_eq!(client_by_ports(40000, 50000, range), None, "both ephemeral");
+        assert_eq!(client_by_ports(8080, 443, range), None, "neither");
+    }
 
     fn pairs(h: &Headers) -> Vec<(String, String)> {
         h.iter()

@@ -28,8 +28,19 @@ pub(super) struct Stats {
     pub dropped: u64,
     pub lost: u64,
     pub unparsed: u64,
+    /// Bytes were passed over unparsed in the request (0) and response (1) direction.
+    pub unparsed_sides: [bool; 2],
     pub parsed_any: bool,
     pub upgraded: bool,
+}
+
+impl Stats {
+    fn add_unparsed(&mut self, request: bool, n: u64) {
+        self.unparsed += n;
+        if n > 0 {
+            self.unparsed_sides[usize::from(!request)] = true;
+        }
+    }
 }
 
 pub(super) struct Cx<'a> {
@@ -303,7 +314,7 @@ impl Side {
     }
 
     fn unparsed(&mut self, n: usize, cx: &mut Cx<'_>) -> usize {
-        cx.stats.unparsed += n as u64;
+        cx.stats.add_unparsed(self.request, n as u64);
         if !self.request {
             cx.pairing.response_passed_over(self.last_ts);
         }
@@ -767,7 +778,7 @@ impl Side {
         }
         self.finish(cx);
         if !self.held.is_empty() {
-            cx.stats.unparsed += self.held.len() as u64;
+            cx.stats.add_unparsed(self.request, self.held.len() as u64);
             self.held.clear();
         }
         self.lose_sync(if lost { Hidden::Lost } else { Hidden::Uncaptured }, cx);
@@ -856,9 +867,21 @@ impl Side {
                 if self.state == State::Head && self.cur.is_none() {
                     self.head_too_large(&held, self.held_pos, cx);
                 } else {
+                    // A unit inside a message (a trailer section, a chunk-size line) over
+                    // the bound: the message ends at its last byte here, the rest of it
+                    // lost, but for the trailer fields complete in it, which are kept.
                     cx.stats.dropped += held.len() as u64;
+                    let mut kept = 0;
+                    if self.state == State::Trailer {
+                        if let (Some(end), Some(b)) = (held.iter().rposition(|&b| b == b'\n'), self.cur.as_mut()) {
+                            b.msg.trailers = head::trailer_fields(&held[..=end]);
+                            kept = end + 1;
+                        }
+                    }
+                    self.touch(self.held_pos + held.len() as u64 - 1);
+                    let lost = (held.len() - kept) as u64;
                     self.held = held;
-                    self.framing_lost(0, true, cx);
+                    self.framing_lost(lost, true, cx);
                 }
             } else {
                 return;
@@ -892,7 +915,7 @@ impl Side {
             self.spoil(note);
         }
         self.finish(cx);
-        cx.stats.unparsed += self.held.len() as u64;
+        cx.stats.add_unparsed(self.request, self.held.len() as u64);
         self.held.clear();
         self.state = State::Head;
     }

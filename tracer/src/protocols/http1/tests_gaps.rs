@@ -585,6 +585,39 @@ fn garbage(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Picked up inside a long download: the body's bytes parse as nothing, in the response
+/// direction only, for longer than a stream that is not HTTP is given; the connection is
+/// still followed, and the exchanges after the body are reported. Not picked up, or with
+/// bytes that parse as nothing both ways, it is given up as before.
+#[test]
+fn a_connection_picked_up_inside_a_long_body_is_followed_to_its_next_exchanges() {
+    let body: Vec<u8> = b"DATA 000014 LOREM IPSUM ".iter().copied().cycle().take(64 * 1024).collect();
+    let run = |picked_up: bool, both_ways: bool| {
+        let mut h = Harness::new();
+        if picked_up {
+            h.conn.picked_up();
+        }
+        for chunk in body.chunks(1000) {
+            h.resp(chunk);
+            if both_ways {
+                h.req(&chunk[..10]);
+            }
+        }
+        let done = h.conn.is_done();
+        h.req(&get("/real"));
+        h.resp(&ok_resp("real"));
+        h.close();
+        (done, h.drain().iter().map(sum).collect::<Vec<_>>())
+    };
+    let (done, out) = run(true, false);
+    assert!(!done);
+    assert_eq!(out, [ok("GET", "/real", b"", 200, b"real")]);
+    let (done, out) = run(false, false);
+    assert!(done && out.is_empty(), "{out:?}");
+    let (done, out) = run(true, true);
+    assert!(done && out.is_empty(), "{out:?}");
+}
+
 #[test]
 fn non_http_streams_give_nothing_and_stop() {
     let mut h = Harness::new();
@@ -621,6 +654,32 @@ fn max_buffer_bounds_out_of_order_bytes() {
         assert!(c.buffered_bytes() <= 4096, "buffered {}", c.buffered_bytes());
     }
     assert!(c.dropped_bytes() > 0);
+}
+
+/// A trailer section over the buffer bound: the response keeps its body and the trailer
+/// fields complete before the cut, counts the bytes dropped after them as lost, and ends
+/// at the last of them, not at its first byte; the next exchange is whole.
+#[test]
+fn a_trailer_section_over_the_bound_is_lost_in_its_message() {
+    let limits = Limits { max_buffer: 4096, ..Limits::default() };
+    let mut h = Harness::with_limits(limits);
+    h.req(&get("/t"));
+    h.resp(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-A: 1\r\nX-Big: ");
+    for _ in 0..10 {
+        h.resp(&[b'v'; 1000]);
+    }
+    h.resp(b"\r\n\r\n");
+    h.req(&get("/b"));
+    h.resp(&ok_resp("b"));
+    h.close();
+    let out = h.drain();
+    assert_eq!(out.iter().map(|x| sum(x).target).collect::<Vec<_>>(), ["/t", "/b"], "{out:?}");
+    let r = out[0].response.as_ref().unwrap();
+    assert_eq!((r.complete, out[0].note, &r.body[..]), (false, Some(Note::Gap), &b"hello"[..]));
+    assert_eq!(r.trailers.iter().collect::<Vec<_>>(), [(&b"X-A"[..], &b"1"[..])]);
+    assert!(r.lost_bytes >= 4096 - 8, "lost {}", r.lost_bytes);
+    assert!(r.last_ts_ns > r.first_ts_ns + 20, "ends at the cut, not at its first byte: {r:?}");
+    assert_eq!(sum(&out[1]), ok("GET", "/b", b"", 200, b"b"));
 }
 
 #[test]
