@@ -1,7 +1,6 @@
 //! The event loop: kernel buffers -> pipeline -> sink, ticks, signals, summary.
 use std::{
     io::{self, IsTerminal as _},
-    os::fd::FromRawFd,
     sync::atomic::{AtomicBool, Ordering},
 };
 
@@ -32,10 +31,54 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
 
+/// INT, TERM and HUP (a closed terminal or ssh session) stop tracing the same way: what
+/// is in progress is emitted, then the summary. Without SA_RESTART, so that a write to an
+/// output whose reader stopped reading is interrupted, not resumed (see `Stdout`).
 fn install_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe { libc::signal(sig, on_signal as *const () as libc::sighandler_t) };
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the
+        // sigaction struct is fully initialised (zeroed, then the handler set).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+/// How long a write may wait for the output's reader once tracing is stopping.
+const STOPPING_WRITE_WAIT_MS: i32 = 1000;
+
+/// fd 1 for the JSON stream. A write that blocks on a reader that stopped reading (a pipe
+/// to a stalled program) is interrupted by a stop signal; once stopping, a write waits at
+/// most `STOPPING_WRITE_WAIT_MS` for room, so that l7trace still ends on its signal.
+struct Stdout;
+
+impl io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            if STOP.load(Ordering::Relaxed) {
+                let mut p = libc::pollfd { fd: 1, events: libc::POLLOUT, revents: 0 };
+                // SAFETY: one valid pollfd.
+                if unsafe { libc::poll(&mut p, 1, STOPPING_WRITE_WAIT_MS) } == 0 {
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "the output's reader stopped reading"));
+                }
+            }
+            // SAFETY: fd 1 is open for the whole run; `buf` is valid for its length.
+            let n = unsafe { libc::write(1, buf.as_ptr().cast(), buf.len()) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -131,6 +174,7 @@ pub fn run(cli: &Cli, pids: PidWatch) -> anyhow::Result<()> {
     let Outcome { counters, fault, unshown } =
         event_loop(&mut tracer, &mut pipeline, packet.as_mut(), sink.as_mut(), pids)?;
     let wants_summary = sink.wants_summary();
+    let failure = sink.failure();
     // The live view gives the terminal back when dropped: before the summary is printed.
     drop(sink);
     for note in unshown {
@@ -142,7 +186,7 @@ pub fn run(cli: &Cli, pids: PidWatch) -> anyhow::Result<()> {
     // Detaching waits for tracepoint grace periods (about a second on this kernel); the
     // summary is out before that.
     drop(tracer);
-    match fault {
+    match fault.or(failure) {
         // After the summary: what was captured is out, then why capture stopped.
         Some(why) => Err(anyhow::anyhow!(why)),
         None => Ok(()),
@@ -209,9 +253,7 @@ fn sink(cli: &Cli) -> anyhow::Result<Box<dyn Sink>> {
         return Ok(Box::new(tui));
     }
     // Stdout unbuffered by line: the sink writes each read's records at once (`flush`).
-    // SAFETY: fd 1 is open for the whole run and nothing else writes to it.
-    let stdout = unsafe { std::fs::File::from_raw_fd(1) };
-    Ok(Box::new(JsonSink::new(stdout, Clock::new()).watch(1)))
+    Ok(Box::new(JsonSink::new(Stdout, Clock::new()).watch(1)))
 }
 
 fn config(cli: &Cli) -> Config {

@@ -1,6 +1,7 @@
 //! Lifecycle: SIGINT and SIGTERM end l7trace cleanly with its summary; after SIGKILL none
-//! of its BPF programs or links stays in the kernel; a closed stdout ends it quietly; two
-//! instances at once both see the same exchange.
+//! of its BPF programs or links stays in the kernel; a closed stdout ends it quietly, a
+//! full one with an error, a stalled reader does not keep it from ending on its signal;
+//! two instances at once both see the same exchange.
 
 mod common;
 
@@ -200,4 +201,111 @@ fn two_instances_see_the_same_exchange() {
     let (sa, sb) = (a.stop_full(), b.stop_full());
     assert_summary_and_exchange(&sa, "/both");
     assert_summary_and_exchange(&sb, "/both");
+}
+
+/// Starts `l7trace --json --port PORT` with `stdout`, stderr piped; returns once it traces.
+fn start_with_stdout(port: u16, stdout: Stdio) -> (std::process::Child, BufReader<std::process::ChildStderr>) {
+    let bin = std::env::var("L7_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_l7trace").into());
+    let mut child = Command::new(bin)
+        .args(["--json", "--port", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(err.read_line(&mut line).unwrap() > 0, "l7trace ended before tracing");
+        if line.starts_with("l7trace: tracing") {
+            return (child, err);
+        }
+    }
+}
+
+/// Waits up to `limit` for `child` to exit; kills it and fails if it does not.
+fn exits_within(child: &mut std::process::Child, limit: Duration, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("l7trace did not exit within {limit:?} {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// stdout is a pipe whose reader never reads (a stalled `ssh host 'cat > f'`, a stopped
+/// pager): once the pipe is full l7trace blocks in its write, and SIGTERM must still end
+/// it: the summary, then an error that the output could not be written, exit status 1.
+#[test]
+fn a_stop_signal_ends_it_while_its_reader_stalls() {
+    let server = HttpServer::start_default();
+    let (mut child, mut err) = start_with_stdout(server.port(), Stdio::piped());
+    let _stalled = child.stdout.take().unwrap(); // held open, never read
+    let wchan = format!("/proc/{}/wchan", child.id());
+    let mut client = RawClient::connect(server.addr);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut n = 0;
+    while !std::fs::read_to_string(&wchan).unwrap_or_default().contains("pipe_write") {
+        assert!(Instant::now() < deadline, "l7trace never blocked on its full stdout ({n} requests)");
+        for _ in 0..100 {
+            client.exchange("GET", &format!("/fill/{n}"));
+            n += 1;
+        }
+    }
+    // SAFETY: kill has no memory preconditions; our child, not yet reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let status = exits_within(&mut child, Duration::from_secs(15), "of SIGTERM with its reader stalled");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(1), "stderr: {rest}");
+    let summary = rest.find("l7trace: summary: exchanges=").unwrap_or_else(|| panic!("no summary: {rest}"));
+    let error = rest
+        .find("l7trace: error: writing the JSON stream: the output's reader stopped reading")
+        .unwrap_or_else(|| panic!("no error line: {rest}"));
+    assert!(summary < error, "the error is said after the summary: {rest}");
+}
+
+/// stdout on a full disk (`/dev/full`): not a reader gone, which ends output quietly, but
+/// a failure: said after the summary, exit status 1.
+#[test]
+fn a_full_output_is_an_error_said_after_the_summary() {
+    let server = HttpServer::start_default();
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let (mut child, mut err) = start_with_stdout(server.port(), Stdio::from(full));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        curl(&[&format!("http://{}/full", server.authority())]);
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("l7trace still runs with its output failing");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    assert_eq!(status.code(), Some(1), "stderr: {rest}");
+    assert!(rest.contains("l7trace: summary: exchanges="), "no summary: {rest}");
+    assert!(
+        rest.contains("l7trace: error: writing the JSON stream: No space left on device"),
+        "no error line: {rest}"
+    );
+}
+
+/// SIGHUP (the terminal or ssh session that ran it went away) stops it as SIGTERM does.
+#[test]
+fn sighup_exits_cleanly_with_summary() {
+    let server = HttpServer::start_default();
+    let trace = Trace::on_port(server.port(), &[]);
+    curl(&[&format!("http://{}/sighup", server.authority())]);
+    let stopped = trace.stop_with(libc::SIGHUP);
+    assert_summary_and_exchange(&stopped, "/sighup");
 }

@@ -570,6 +570,8 @@ pub struct JsonSink<W: Write> {
     clock: Clock,
     stamps: Stamps,
     closed: bool,
+    /// The error that ended output, when it was not the reader going away (EPIPE).
+    failed: Option<io::Error>,
     /// Polled for the reader going away (`| head -1`) even while nothing is written.
     watch_fd: Option<i32>,
 }
@@ -582,6 +584,7 @@ impl<W: Write> JsonSink<W> {
             clock,
             stamps: Stamps::default(),
             closed: false,
+            failed: None,
             watch_fd: None,
         }
     }
@@ -618,16 +621,19 @@ impl<W: Write> Sink for JsonSink<W> {
         if r.in_flight {
             return Flow::Continue;
         }
-        if self.write(&r).is_err() {
-            // The reader went away (`| head -1`): finish quietly.
-            self.closed = true;
+        if let Err(e) = self.write(&r) {
+            self.close(e);
             return Flow::Quit;
         }
         Flow::Continue
     }
 
     fn wants_summary(&self) -> bool {
-        !self.closed
+        !self.closed || self.failed.is_some()
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failed.as_ref().map(|e| format!("writing the JSON stream: {e}"))
     }
 
     fn tick(&mut self, _now_ns: u64, _counters: &super::Counters) -> Flow {
@@ -642,10 +648,23 @@ impl<W: Write> Sink for JsonSink<W> {
     }
 
     fn flush(&mut self) -> Flow {
-        if !self.closed && (self.send().is_err() || self.out.flush().is_err()) {
-            self.closed = true;
+        if !self.closed {
+            if let Err(e) = self.send().and_then(|()| self.out.flush()) {
+                self.close(e);
+            }
         }
         if self.closed { Flow::Quit } else { Flow::Continue }
+    }
+}
+
+impl<W: Write> JsonSink<W> {
+    /// Output ended with `e`: quietly when the reader went away (`| head -1`), else kept
+    /// to be said (a full disk; a reader stalled when tracing stopped).
+    fn close(&mut self, e: io::Error) {
+        self.closed = true;
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            self.failed = Some(e);
+        }
     }
 }
 

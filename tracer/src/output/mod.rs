@@ -58,6 +58,11 @@ pub trait Sink {
     fn wants_summary(&self) -> bool {
         true
     }
+    /// Why the output failed, when it did other than by its reader going away (a full
+    /// disk): said after the summary, and l7trace exits with an error.
+    fn failure(&self) -> Option<String> {
+        None
+    }
     /// A line for the user about the capture itself (its interface down, a `--pid`
     /// process gone): on stderr at once. A sink that holds the terminal shows it itself
     /// and returns false; the caller prints it when the terminal is given back.
