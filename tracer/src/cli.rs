@@ -76,8 +76,9 @@ pub struct Cli {
     /// Proxy-Authorization, Cookie, Set-Cookie and X-Api-Key are always masked.
     #[arg(long = "redact", value_name = "NAME")]
     pub redact: Vec<String>,
-    /// Show secret header values as sent (no masking at all).
-    #[arg(long)]
+    /// Show secret header values as sent (no masking at all). Refused with --redact: a
+    /// header named to be masked is never shown.
+    #[arg(long, conflicts_with = "redact")]
     pub no_redact: bool,
 }
 
