@@ -15,22 +15,34 @@ const TRACEFS_EVENTS: &str = "/sys/kernel/tracing/events";
 /// `iface`: `--iface` also opens a packet socket.
 pub fn missing(iface: bool) -> Option<String> {
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        return None;
-    }
-    let eff = effective_caps().unwrap_or(0);
+    let root = unsafe { libc::geteuid() } == 0;
+    // Root is judged by its capabilities too: a container, or a bounding set, may have
+    // dropped them (then the kernel refuses a map with a bare EPERM).
+    let eff = match effective_caps() {
+        Some(eff) => eff,
+        None if root => return None,
+        None => 0,
+    };
     let tracefs_denied =
         std::fs::metadata(TRACEFS_EVENTS).is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
     let need = needed(eff, tracefs_denied, iface);
     if need.is_empty() {
         return None;
     }
-    Some(format!(
-        "l7trace: error: tracing needs root, or CAP_BPF + CAP_PERFMON, with CAP_DAC_READ_SEARCH \
-         where tracefs is root's alone{}; missing: {} (try: sudo l7trace)",
-        if iface { ", and CAP_NET_RAW for --iface" } else { "" },
-        need.join(", ")
-    ))
+    let iface_too = if iface { ", and CAP_NET_RAW for --iface" } else { "" };
+    Some(if root {
+        format!(
+            "l7trace: error: this root process lacks capabilities tracing needs (CAP_BPF + CAP_PERFMON, or \
+             CAP_SYS_ADMIN{iface_too}); missing: {} (dropped by a container or a capability bounding set)",
+            need.join(", ")
+        )
+    } else {
+        format!(
+            "l7trace: error: tracing needs root, or CAP_BPF + CAP_PERFMON, with CAP_DAC_READ_SEARCH \
+             where tracefs is root's alone{iface_too}; missing: {} (try: sudo l7trace)",
+            need.join(", ")
+        )
+    })
 }
 
 /// The capabilities missing from `eff` (a CapEff mask): `tracefs_denied` when this user

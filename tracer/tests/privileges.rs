@@ -89,6 +89,33 @@ fn capabilities_short_of_tracefs_or_the_packet_socket_are_named() {
     refused_with_caps("bpf,+perfmon,+dac_read_search", &["--iface", "lo"], "CAP_NET_RAW", &["CAP_BPF", "CAP_PERFMON", "CAP_DAC"]);
 }
 
+/// Root whose capabilities were dropped (a container, a bounding set) is told which are
+/// missing, in one line, before anything is loaded: not a bare EPERM from a map.
+#[test]
+fn root_without_the_capabilities_is_told_which() {
+    for (drop, args, missing) in [
+        ("-bpf,-perfmon,-sys_admin", &[][..], &["CAP_BPF", "CAP_PERFMON"][..]),
+        ("-net_raw", &["--iface", "lo"][..], &["CAP_NET_RAW"][..]),
+    ] {
+        let out = Command::new("setpriv")
+            .args(["--inh-caps=-all", "--ambient-caps=-all", &format!("--bounding-set={drop}")])
+            .arg(env!("CARGO_BIN_EXE_l7trace"))
+            .arg("--json")
+            .args(args)
+            .output()
+            .expect("run setpriv");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{drop}: {stderr}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+        assert!(stderr.starts_with("l7trace: error: this root process lacks capabilities"), "{stderr:?}");
+        let said = stderr.split("missing: ").nth(1).unwrap_or_else(|| panic!("no `missing:` in {stderr:?}"));
+        for cap in missing {
+            assert!(said.contains(cap), "{cap} not named: {stderr:?}");
+        }
+    }
+}
+
 /// The capabilities the error names are enough: user nobody with CAP_BPF, CAP_PERFMON and
 /// CAP_DAC_READ_SEARCH traces both sides of a curl request.
 #[test]
