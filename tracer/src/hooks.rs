@@ -63,6 +63,8 @@ pub enum HookError {
     MissingProgram(String),
     #[error("program {name}: {}", describe(source))]
     Program { name: String, source: ProgramError },
+    #[error("stopped by a signal while loading")]
+    Stopped,
 }
 
 /// A verifier refusal with the verifier's whole log, so it can be read on stderr.
@@ -223,6 +225,9 @@ impl Hooks {
 /// Loads and attaches the programs of `hooks`; the others stay unloaded.
 pub fn attach(ebpf: &mut Ebpf, hooks: Hooks) -> Result<(), HookError> {
     for hook in hooks.plan() {
+        if crate::run::stop_requested() {
+            return Err(HookError::Stopped);
+        }
         match hook {
             Hook::Tracepoint { category, name } => tracepoint(ebpf, category, &name)?,
             Hook::RawTracepoint { name } => raw_tracepoint(ebpf, name)?,

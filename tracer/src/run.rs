@@ -27,6 +27,37 @@ use crate::{
 
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// A stop signal came (SIGINT, SIGTERM, SIGHUP; or one waits, blocked while the programs
+/// load: see `run`), or the sink asked to quit.
+pub fn stop_requested() -> bool {
+    if STOP.load(Ordering::Relaxed) {
+        return true;
+    }
+    // SAFETY: sigset_t is plain data, filled by the call.
+    unsafe {
+        let mut pending: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut pending) == 0 && STOP_SIGNALS.iter().any(|&s| libc::sigismember(&pending, s) == 1)
+    }
+}
+
+const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
+/// Blocks (or unblocks) the stop signals for this thread. Blocked while the programs load:
+/// a signal that interrupts the verifier makes the load fail with EAGAIN, which aya
+/// retries with ever larger verifier logs, a second or more each; blocked, it waits, and
+/// loading stops before the next program instead (`hooks::attach`).
+fn block_stop_signals(block: bool) {
+    // SAFETY: sigset_t is plain data, set up by sigemptyset before use.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in STOP_SIGNALS {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(if block { libc::SIG_BLOCK } else { libc::SIG_UNBLOCK }, &set, std::ptr::null_mut());
+    }
+}
+
 extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::Relaxed);
 }
@@ -35,7 +66,7 @@ extern "C" fn on_signal(_: libc::c_int) {
 /// is in progress is emitted, then the summary. Without SA_RESTART, so that a write to an
 /// output whose reader stopped reading is interrupted, not resumed (see `Stdout`).
 fn install_signals() {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+    for sig in STOP_SIGNALS {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the
         // sigaction struct is fully initialised (zeroed, then the handler set).
         unsafe {
@@ -128,7 +159,8 @@ impl CloseSweep {
 /// `pids`: the `--pid` processes, checked and watched since before anything was loaded.
 pub fn run(cli: &Cli, pids: PidWatch) -> anyhow::Result<()> {
     install_signals();
-    let mut tracer = loader::load(&loader::Options {
+    block_stop_signals(true);
+    let loaded = loader::load(&loader::Options {
         buffer: cli.buffer,
         max_capture: cli.max_capture,
         pids: cli.pids.clone(),
@@ -137,7 +169,16 @@ pub fn run(cli: &Cli, pids: PidWatch) -> anyhow::Result<()> {
         iface: cli.iface.clone(),
         snaplen: cli.snaplen,
     })
-    .context("setting up the kernel side")?;
+    ;
+    // A stop signal while the programs load (seconds, each verified) ends the loading
+    // before the next program (see `hooks::attach`): nothing was traced.
+    let stopped = stop_requested();
+    block_stop_signals(false);
+    if stopped {
+        eprintln!("l7trace: stopped before tracing started");
+        return Ok(());
+    }
+    let mut tracer = loaded.context("setting up the kernel side")?;
     if cli.hooks == HooksArg::Auto {
         eprintln!("l7trace: --hooks auto chose {} on this kernel", tracer.hooks);
     }

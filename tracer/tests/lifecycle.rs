@@ -309,3 +309,39 @@ fn sighup_exits_cleanly_with_summary() {
     let stopped = trace.stop_with(libc::SIGHUP);
     assert_summary_and_exchange(&stopped, "/sighup");
 }
+
+/// SIGINT while the programs load (about a second, each verified): loading stops before
+/// the next program and l7trace ends, saying it stopped before tracing started, exit 0.
+/// Before, it loaded on (the signal also made the verifier's run fail, which was retried
+/// at length) and only then stopped.
+#[test]
+fn a_stop_signal_while_loading_ends_it_before_tracing() {
+    let bin = std::env::var("L7_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_l7trace").into());
+    let mut child = Command::new(bin)
+        .args(["--json", "--port", "9"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first program in the kernel: loading is under way, the rest still to come.
+    let fds = format!("/proc/{}/fd", child.id());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let loaded_one = || {
+        std::fs::read_dir(&fds).into_iter().flatten().flatten().any(|e| {
+            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().contains("bpf-prog"))
+        })
+    };
+    while !loaded_one() {
+        assert!(Instant::now() < deadline, "no program loaded");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: kill has no memory preconditions; our child, not yet reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let status = exits_within(&mut child, Duration::from_secs(30), "of SIGINT while loading");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("l7trace: stopped before tracing started"), "{stderr}");
+    assert!(!stderr.contains("l7trace: tracing"), "traced after the signal: {stderr}");
+}
