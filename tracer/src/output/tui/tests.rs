@@ -153,6 +153,14 @@ fn interim_heads_are_shown_before_the_response_escaped() {
     assert!(!s.chars().any(|c| c.is_control() && c != '\n'), "{s}");
 }
 
+/// An 80-column terminal shows the host and target, the other columns narrower.
+#[test]
+fn an_80_column_screen_shows_the_url() {
+    let s = screen(&mut app(), 80, 10);
+    assert!(s.contains("127.0.0.1:8080/index.html"), "{s}");
+    assert!(s.contains("HOST+TARGET"), "{s}");
+}
+
 #[test]
 fn trailers_are_shown_after_the_body_escaped() {
     let mut app = App::new(100, Clock::new());

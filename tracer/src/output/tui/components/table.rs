@@ -42,19 +42,46 @@ pub fn body_rows(area: Rect) -> usize {
     area.height.saturating_sub(1) as usize
 }
 
+/// The URL column's least width before other columns give up room to it.
+const MIN_URL: u16 = 24;
+/// On a narrower screen (80 columns), what the other columns give up, in this order, each
+/// until the URL has `MIN_URL`: COMM to 8, TIME to the second, then REQ and PID hidden.
+const SHRINK: [(usize, u16); 4] = [(2, 8), (0, 8), (8, 0), (1, 0)];
+
+/// The column widths for a table `width` wide (0: hidden).
+fn widths(width: u16) -> [Option<u16>; COLUMNS] {
+    let mut w = WIDTHS;
+    for (col, to) in SHRINK {
+        if width >= fixed(&w) + MIN_URL {
+            break;
+        }
+        w[col] = Some(to);
+    }
+    w
+}
+
+/// Width of the fixed columns shown and the spaces between all shown.
+fn fixed(w: &[Option<u16>; COLUMNS]) -> u16 {
+    let shown = w.iter().filter(|w| **w != Some(0)).count() as u16;
+    w.iter().flatten().sum::<u16>() + SPACING * (shown - 1)
+}
+
 /// Where each column starts (from the left of the table) and how wide it is.
 fn columns(width: u16) -> [(u16, u16); COLUMNS] {
-    let fixed: u16 = WIDTHS.iter().flatten().sum::<u16>() + SPACING * (COLUMNS as u16 - 1);
+    let ws = widths(width);
+    let fixed = fixed(&ws);
     let mut out = [(0, 0); COLUMNS];
     if width > fixed {
         let mut x = 0;
-        for (col, w) in out.iter_mut().zip(WIDTHS) {
+        for (col, w) in out.iter_mut().zip(ws) {
             let w = w.unwrap_or(width - fixed);
             *col = (x, w);
-            x += w + SPACING;
+            if w > 0 {
+                x += w + SPACING;
+            }
         }
     } else {
-        let constraints = WIDTHS.map(|w| w.map_or(Constraint::Fill(1), Constraint::Length));
+        let constraints = ws.map(|w| w.map_or(Constraint::Fill(1), Constraint::Length));
         let rects = Layout::horizontal(constraints).spacing(SPACING).split(Rect::new(0, 0, width, 1));
         for (col, r) in out.iter_mut().zip(rects.iter()) {
             *col = (r.x, r.width);
@@ -147,11 +174,30 @@ mod tests {
 
     #[test]
     fn columns_match_the_layout_solver() {
-        for width in [20, 80, 89, 90, 120, 160, 400] {
+        for width in [103, 120, 160, 400] {
             let constraints = WIDTHS.map(|w| w.map_or(Constraint::Fill(1), Constraint::Length));
             let rects = Layout::horizontal(constraints).spacing(SPACING).split(Rect::new(0, 0, width, 1));
             let solved: Vec<(u16, u16)> = rects.iter().map(|r| (r.x, r.width)).collect();
             assert_eq!(columns(width).to_vec(), solved, "width {width}");
         }
+    }
+
+    /// At 80 columns (and down to 77) the URL keeps `MIN_URL`: the other columns give up
+    /// room, none overlaps another or the edge.
+    #[test]
+    fn a_narrow_screen_keeps_room_for_the_url() {
+        for width in [77, 80, 89, 90, 102] {
+            let cols = columns(width);
+            assert!(cols[5].1 >= MIN_URL, "width {width}: {cols:?}");
+            let shown: Vec<(u16, u16)> = cols.iter().copied().filter(|c| c.1 > 0).collect();
+            for pair in shown.windows(2) {
+                assert!(pair[0].0 + pair[0].1 < pair[1].0, "width {width}: {cols:?}");
+            }
+            let last = shown.last().unwrap();
+            assert!(last.0 + last.1 <= width, "width {width}: {cols:?}");
+        }
+        let at80 = columns(80);
+        assert_eq!((at80[2].1, at80[0].1), (8, 8), "COMM and TIME give up room first: {at80:?}");
+        assert_eq!(columns(103)[2].1, 15);
     }
 }
