@@ -5,6 +5,8 @@
 /// Most payload bytes one event carries. The kernel copies at most this much per syscall;
 /// the rest is counted (`len - cap`).
 pub const MAX_CAPTURE: usize = 16384;
+/// Ports `--port` may select (the kernel side's port filter map holds this many).
+pub const MAX_FILTER_PORTS: usize = 1024;
 /// iovecs walked per readv/writev/recvmsg/sendmsg: every one a syscall may have (the
 /// kernel's UIO_MAXIOV). Without `bpf_loop` (before 5.17), only the first.
 pub const LOOP_IOV: u32 = 1024;

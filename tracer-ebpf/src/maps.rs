@@ -53,7 +53,7 @@ pub static CONNS: LruHashMap<u64, ConnInfo> = LruHashMap::with_max_entries(65536
 pub static FILTER_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(1024, 0);
 
 #[map(name = "FILTER_PORTS")]
-pub static FILTER_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(1024, 0);
+pub static FILTER_PORTS: HashMap<u16, u8> = HashMap::with_max_entries(tracer_common::MAX_FILTER_PORTS as u32, 0);
 
 /// One event under construction per CPU. A plain array indexed by CPU id, because a
 /// per-CPU array value may not exceed 32 KiB and this one does.

@@ -19,6 +19,10 @@ fn main() -> ExitCode {
         eprintln!("l7trace: error: --iface: {e}");
         return ExitCode::from(1);
     }
+    if let Some(why) = usage_error(&cli) {
+        eprintln!("l7trace: error: {why}");
+        return ExitCode::from(1);
+    }
     if let Some(why) = privileges::missing(cli.iface.is_some()) {
         eprintln!("{why}");
         return ExitCode::from(1);
@@ -46,4 +50,16 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Options that cannot work, said before anything needs privileges or is loaded.
+fn usage_error(cli: &Cli) -> Option<String> {
+    if cli.tui && !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Some("--tui: stdout is not a terminal (--json writes the stream to a file or a pipe)".into());
+    }
+    let ports: std::collections::BTreeSet<u16> = cli.ports.iter().copied().collect();
+    if ports.len() > tracer_common::MAX_FILTER_PORTS {
+        return Some(format!("--port: at most {} ports can be selected ({} given)", tracer_common::MAX_FILTER_PORTS, ports.len()));
+    }
+    None
 }

@@ -77,6 +77,10 @@ pub fn check(pids: &[u32]) -> Result<PidWatch, PidError> {
         if left.iter().any(|(p, _)| *p == pid) {
             continue;
         }
+        // Not a process's id (pidfd_open would call it a thread).
+        if pid == 0 {
+            return Err(PidError::NoProcess(0));
+        }
         let fd = match pidfd(pid) {
             Ok(fd) if exited(&fd) => return Err(PidError::Exited(pid)),
             Ok(fd) => Some(fd),
