@@ -16,7 +16,7 @@ pub struct Cli {
     /// NDJSON stream on stdout, one exchange per line.
     #[arg(long, conflicts_with = "tui")]
     pub json: bool,
-    /// Live terminal view, even when stdout is not a terminal (the default when it is).
+    /// Live terminal view (the default when stdout is a terminal; refused when it is not).
     #[arg(long)]
     pub tui: bool,
     /// Exchanges the live view keeps (the most recent).

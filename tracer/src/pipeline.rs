@@ -4,7 +4,7 @@ use std::{collections::HashMap, net::SocketAddr};
 
 use crate::{
     events::{self, ConnKey, ConnMeta, Event, StreamEnds},
-    protocols::{client_by_ports, ephemeral_ports, http1::Http1Conn, Budget, Direction, Exchange, Limits, LossWatch, Role},
+    protocols::{client_by_ports, listening_ports, http1::Http1Conn, Budget, Direction, Exchange, Limits, LossWatch, Role},
     redact::Redactor,
 };
 
@@ -459,9 +459,9 @@ impl Pipeline {
 
 fn new_conn(cfg: &Config, filter: &Filter, meta: ConnMeta, ts_ns: u64) -> Box<Conn> {
     // The kernel side saw a picked-up connection's role in its first bytes only, which
-    // may have been inside a body: its ports, where they tell, say it surely.
+    // may have been inside a body: a listener on one end's port says it better.
     let by_ports = || {
-        let client = client_by_ports(meta.local.port(), meta.remote.port(), ephemeral_ports())?;
+        let client = client_by_ports(meta.local.port(), meta.remote.port(), listening_ports())?;
         Some(if client { Role::Client } else { Role::Server })
     };
     let role = if meta.preexisting { by_ports().or(meta.role) } else { meta.role }.unwrap_or(Role::Client);

@@ -1,6 +1,6 @@
 //! The event loop: kernel buffers -> pipeline -> sink, ticks, signals, summary.
 use std::{
-    io::{self, IsTerminal as _},
+    io::{self, IsTerminal as _, Write as _},
     sync::atomic::{AtomicBool, Ordering},
 };
 
@@ -68,8 +68,14 @@ extern "C" fn on_signal(_: libc::c_int) {
 fn install_signals() {
     for sig in STOP_SIGNALS {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the
-        // sigaction struct is fully initialised (zeroed, then the handler set).
+        // sigaction structs are plain data, zeroed, then filled.
         unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &mut old);
+            // `nohup l7trace ... &` keeps tracing when the session ends.
+            if sig == libc::SIGHUP && old.sa_sigaction == libc::SIG_IGN {
+                continue;
+            }
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = on_signal as *const () as libc::sighandler_t;
             libc::sigemptyset(&mut sa.sa_mask);
@@ -79,37 +85,74 @@ fn install_signals() {
 }
 
 /// How long a write may wait for the output's reader once tracing is stopping.
-const STOPPING_WRITE_WAIT_MS: i32 = 1000;
+const STOPPING_WRITE_WAIT_MS: u64 = 1000;
 
 /// fd 1 for the JSON stream. A write that blocks on a reader that stopped reading (a pipe
-/// to a stalled program) is interrupted by a stop signal; once stopping, a write waits at
-/// most `STOPPING_WRITE_WAIT_MS` for room, so that l7trace still ends on its signal.
+/// to a stalled program) is interrupted by a stop signal; once stopping, each write waits
+/// at most `STOPPING_WRITE_WAIT_MS` for room and moves at most PIPE_BUF bytes (what room
+/// for one write guarantees not to block), so that l7trace still ends on its signal. A
+/// stdout left non-blocking by whoever opened it is waited on the same way. Closed when
+/// dropped: the reader sees the end of the stream at once, not after detaching.
 struct Stdout;
+
+impl Stdout {
+    /// Waits for room in fd 1 (up to `limit_ms`, or for ever when None); false when none came.
+    fn wait_room(limit_ms: Option<u64>) -> bool {
+        let deadline = limit_ms.map(|ms| std::time::Instant::now() + std::time::Duration::from_millis(ms));
+        loop {
+            let left = deadline.map_or(-1, |d| d.saturating_duration_since(std::time::Instant::now()).as_millis() as i32);
+            let mut p = libc::pollfd { fd: 1, events: libc::POLLOUT, revents: 0 };
+            // SAFETY: one valid pollfd.
+            let r = unsafe { libc::poll(&mut p, 1, left) };
+            if r > 0 {
+                // Room, or an error the write will report.
+                return true;
+            }
+            let Some(deadline) = deadline else {
+                // EINTR with no limit: the caller looks whether it is stopping now.
+                return true;
+            };
+            if r == 0 || std::time::Instant::now() >= deadline {
+                return false;
+            }
+            // EINTR (another signal): wait on to the same deadline.
+        }
+    }
+}
 
 impl io::Write for Stdout {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         loop {
-            if STOP.load(Ordering::Relaxed) {
-                let mut p = libc::pollfd { fd: 1, events: libc::POLLOUT, revents: 0 };
-                // SAFETY: one valid pollfd.
-                if unsafe { libc::poll(&mut p, 1, STOPPING_WRITE_WAIT_MS) } == 0 {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, "the output's reader stopped reading"));
-                }
+            let stopping = STOP.load(Ordering::Relaxed);
+            if stopping && !Stdout::wait_room(Some(STOPPING_WRITE_WAIT_MS)) {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "the output's reader stopped reading"));
             }
-            // SAFETY: fd 1 is open for the whole run; `buf` is valid for its length.
-            let n = unsafe { libc::write(1, buf.as_ptr().cast(), buf.len()) };
+            let len = if stopping { buf.len().min(libc::PIPE_BUF) } else { buf.len() };
+            // SAFETY: fd 1 is open until Drop; `buf` is valid for `len` bytes.
+            let n = unsafe { libc::write(1, buf.as_ptr().cast(), len) };
             if n >= 0 {
                 return Ok(n as usize);
             }
             let e = io::Error::last_os_error();
-            if e.kind() != io::ErrorKind::Interrupted {
-                return Err(e);
+            match e.kind() {
+                io::ErrorKind::Interrupted => {}
+                io::ErrorKind::WouldBlock => {
+                    Stdout::wait_room(None);
+                }
+                _ => return Err(e),
             }
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl Drop for Stdout {
+    fn drop(&mut self) {
+        // SAFETY: fd 1 is ours to close; nothing writes to it after the sink.
+        unsafe { libc::close(1) };
     }
 }
 
@@ -218,11 +261,13 @@ pub fn run(cli: &Cli, pids: PidWatch) -> anyhow::Result<()> {
     let failure = sink.failure();
     // The live view gives the terminal back when dropped: before the summary is printed.
     drop(sink);
+    // Not eprintln!, which panics when stderr is gone (the terminal hung up: SIGHUP).
+    let mut stderr = io::stderr();
     for note in unshown {
-        eprintln!("{note}");
+        let _ = writeln!(stderr, "{note}");
     }
     if wants_summary {
-        eprintln!("{}", counters.summary());
+        let _ = writeln!(stderr, "{}", counters.summary());
     }
     // Detaching waits for tracepoint grace periods (about a second on this kernel); the
     // summary is out before that.

@@ -216,7 +216,9 @@ fn start_with_stdout(port: u16, stdout: Stdio) -> (std::process::Child, BufReade
     let mut err = BufReader::new(child.stderr.take().unwrap());
     loop {
         let mut line = String::new();
-        assert!(err.read_line(&mut line).unwrap() > 0, "l7trace ended before tracing");
+        if err.read_line(&mut line).unwrap() == 0 {
+            panic!("l7trace ended before tracing: {}", child.wait().unwrap());
+        }
         if line.starts_with("l7trace: tracing") {
             return (child, err);
         }
@@ -258,8 +260,13 @@ fn a_stop_signal_ends_it_while_its_reader_stalls() {
             n += 1;
         }
     }
-    // SAFETY: kill has no memory preconditions; our child, not yet reaped.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    // A second signal while it waits for room must not make it wait for good (a user
+    // pressing Ctrl-C again).
+    for _ in 0..2 {
+        // SAFETY: kill has no memory preconditions; our child, not yet reaped.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        std::thread::sleep(Duration::from_millis(300));
+    }
     let status = exits_within(&mut child, Duration::from_secs(15), "of SIGTERM with its reader stalled");
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
@@ -293,11 +300,11 @@ fn a_full_output_is_an_error_said_after_the_summary() {
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
     assert_eq!(status.code(), Some(1), "stderr: {rest}");
-    assert!(rest.contains("l7trace: summary: exchanges="), "no summary: {rest}");
-    assert!(
-        rest.contains("l7trace: error: writing the JSON stream: No space left on device"),
-        "no error line: {rest}"
-    );
+    let summary = rest.find("l7trace: summary: exchanges=").unwrap_or_else(|| panic!("no summary: {rest}"));
+    let error = rest
+        .find("l7trace: error: writing the JSON stream: No space left on device")
+        .unwrap_or_else(|| panic!("no error line: {rest}"));
+    assert!(summary < error, "the error is said after the summary: {rest}");
 }
 
 /// SIGHUP (the terminal or ssh session that ran it went away) stops it as SIGTERM does.
@@ -344,4 +351,17 @@ fn a_stop_signal_while_loading_ends_it_before_tracing() {
     assert!(status.success(), "{status}: {stderr}");
     assert!(stderr.contains("l7trace: stopped before tracing started"), "{stderr}");
     assert!(!stderr.contains("l7trace: tracing"), "traced after the signal: {stderr}");
+}
+
+/// Under `nohup` (SIGHUP ignored when it starts), a hang-up does not stop it.
+#[test]
+fn sighup_ignored_at_start_stays_ignored() {
+    let server = HttpServer::start_default();
+    let trace = Trace::start_wrapped(&["nohup"], &["--port", &server.port().to_string()]);
+    // SAFETY: kill has no memory preconditions; the traced child is alive.
+    unsafe { libc::kill(trace.pid() as libc::pid_t, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(300));
+    curl(&[&format!("http://{}/after-hup", server.authority())]);
+    let stopped = trace.stop_with(libc::SIGTERM);
+    assert_summary_and_exchange(&stopped, "/after-hup");
 }

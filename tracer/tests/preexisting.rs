@@ -147,20 +147,12 @@ fn tracing_started_under_load_sees_both_sides_from_the_same_moment() {
     assert!(orphans <= 2 * CLIENTS as u64, "orphan_responses={orphans}");
 }
 
-/// A listener on a port below the ephemeral range (the client's port is in it), as a
-/// service's is: then the ports say which end of a picked-up connection is the client.
-fn listen_below_ephemeral() -> std::net::TcpListener {
-    let start = 24_000 + (std::process::id() % 4000) as u16;
-    (0..2000)
-        .find_map(|i| std::net::TcpListener::bind(("127.0.0.1", start + i)).ok())
-        .expect("a free port below the ephemeral range")
-}
-
 /// Tracing that starts in the middle of a long download whose body is made of request
 /// heads (a log of requests, say): the connection is picked up inside the body, whose
 /// bytes look like requests from both ends (written by the server, read by the client).
 /// No record may be made of them, and the exchanges after the body on the same connection
-/// are reported, from both ends, the right way round.
+/// are reported, from both ends, the right way round (the listener on the server's port
+/// says which end is which).
 #[test]
 fn picked_up_inside_a_body_of_request_heads_reports_only_what_follows() {
     use std::io::{BufRead, BufReader, Read, Write};
@@ -169,7 +161,7 @@ fn picked_up_inside_a_body_of_request_heads_reports_only_what_follows() {
     use std::time::Duration;
     const PIECE: &[u8] = b"GET /fake HTTP/1.1\r\nHost: f\r\nContent-Length: 0\r\n\r\n";
     const PIECES: usize = 2000;
-    let listener = listen_below_ephemeral();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let attached = Arc::new(AtomicBool::new(false));
     let server = {

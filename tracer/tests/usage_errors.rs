@@ -33,10 +33,10 @@ fn more_ports_than_the_filter_holds_are_refused_before_loading() {
         args.extend(["--port", p.as_str()]);
     }
     assert_one_error_line(&args, "--port: at most 1024 ports can be selected (1025 given)");
-    // The same port given twice counts once: 1024 distinct pass this check (and meet the
-    // next one).
-    let (_, stderr, _) = refused(&[&args[1..2049], &["--port", "1", "--tui"]].concat());
-    assert!(stderr.contains("--tui: stdout is not a terminal"), "{stderr:?}");
+    // The same port given twice counts once: 1024 distinct pass this check, and meet the
+    // check after it (a pid that is no process's).
+    let (_, stderr, _) = refused(&[&args[..2049], &["--port", "1", "--pid", "0"]].concat());
+    assert!(stderr.contains("--pid 0: no process has this pid"), "{stderr:?}");
 }
 
 #[test]

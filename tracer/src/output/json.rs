@@ -662,7 +662,7 @@ impl<W: Write> JsonSink<W> {
     /// to be said (a full disk; a reader stalled when tracing stopped).
     fn close(&mut self, e: io::Error) {
         self.closed = true;
-        if e.kind() != io::ErrorKind::BrokenPipe {
+        if !matches!(e.kind(), io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset) {
             self.failed = Some(e);
         }
     }

@@ -5,7 +5,7 @@
 use std::{collections::HashMap, net::SocketAddr};
 
 use super::frame::TcpSegment;
-use crate::protocols::{client_by_ports, ephemeral_ports, http1::Http1Conn, Budget, Direction, Exchange, Limits, LossWatch, Process, Role};
+use crate::protocols::{client_by_ports, listening_ports, http1::Http1Conn, Budget, Direction, Exchange, Limits, LossWatch, Process, Role};
 
 /// A finished exchange of a flow.
 #[derive(Debug, Clone)]
@@ -243,15 +243,15 @@ impl FlowTable {
         if seg.syn {
             return Some(if seg.ack { (seg.dst, seg.src) } else { (seg.src, seg.dst) });
         }
-        // Open before we started: followed from a message start, in either direction; the
-        // ports say which end is the client where they tell (see `client_by_ports`).
+        // Open before we started: followed from a message start, in either direction; a
+        // listener here on one end's port says which end is the server (`client_by_ports`).
         let start = match starts(seg.payload) {
             Start::Request => Some((seg.src, seg.dst)),
             Start::Response => Some((seg.dst, seg.src)),
             // Mid-message: wait for a message start.
             Start::Neither => None,
         }?;
-        Some(match client_by_ports(seg.src.port(), seg.dst.port(), ephemeral_ports()) {
+        Some(match client_by_ports(seg.src.port(), seg.dst.port(), listening_ports()) {
             Some(true) => (seg.src, seg.dst),
             Some(false) => (seg.dst, seg.src),
             None => start,

@@ -23,30 +23,43 @@ pub enum Role {
     Server,
 }
 
-/// The range the kernel picks the local ports of outgoing connections from
-/// (`net.ipv4.ip_local_port_range`, its default where that cannot be read), read once.
-pub fn ephemeral_ports() -> (u16, u16) {
-    static RANGE: std::sync::OnceLock<(u16, u16)> = std::sync::OnceLock::new();
-    *RANGE.get_or_init(|| {
-        let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-        let mut n = text.split_whitespace().map(str::parse::<u16>);
-        match (n.next(), n.next()) {
-            (Some(Ok(lo)), Some(Ok(hi))) if lo <= hi => (lo, hi),
-            _ => (32768, 60999),
+/// The TCP ports this host listens on (LISTEN sockets of /proc/net/tcp and tcp6, in
+/// l7trace's network namespace), read once, when the first connection open before tracing
+/// started is met: its listener was there before too.
+pub fn listening_ports() -> &'static std::collections::HashSet<u16> {
+    static PORTS: std::sync::OnceLock<std::collections::HashSet<u16>> = std::sync::OnceLock::new();
+    PORTS.get_or_init(|| {
+        let mut ports = std::collections::HashSet::new();
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            parse_listening(&std::fs::read_to_string(table).unwrap_or_default(), &mut ports);
         }
+        ports
     })
 }
 
-/// Which end of a connection seen only mid-way is its client, from the ports alone: the
-/// one whose port is in the ephemeral `range` while the other's is not (Some(true): the
-/// end with port `a`). None when both or neither are: the first bytes seen decide then.
-/// A connection picked up inside a body whose bytes look like a request (a download of a
-/// log of requests) would otherwise be taken the wrong way round.
-pub fn client_by_ports(a: u16, b: u16, range: (u16, u16)) -> Option<bool> {
-    let ephemeral = |p: u16| (range.0..=range.1).contains(&p);
-    match (ephemeral(a), ephemeral(b)) {
-        (true, false) => Some(true),
-        (false, true) => Some(false),
+/// The local ports of the LISTEN (0A) sockets of a /proc/net/tcp table.
+fn parse_listening(table: &str, out: &mut std::collections::HashSet<u16>) {
+    for line in table.lines().skip(1) {
+        let mut f = line.split_whitespace();
+        let (Some(local), Some(_remote), Some(state)) = (f.nth(1), f.next(), f.next()) else { continue };
+        if state != "0A" {
+            continue;
+        }
+        if let Some(port) = local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) {
+            out.insert(port);
+        }
+    }
+}
+
+/// Which end of a connection seen only mid-way is its client, from the ports alone: when
+/// one end's port is one this host is `listening` on and the other's is not, that end is
+/// the server (Some(true): the end with port `a` is the client). None otherwise: the first
+/// bytes seen decide then. A connection picked up inside a body whose bytes look like a
+/// request (a download of a log of requests) would otherwise be taken the wrong way round.
+pub fn client_by_ports(a: u16, b: u16, listening: &std::collections::HashSet<u16>) -> Option<bool> {
+    match (listening.contains(&a), listening.contains(&b)) {
+        (false, true) => Some(true),
+        (true, false) => Some(false),
         _ => None,
     }
 }
@@ -460,16 +473,21 @@ impl Budget {
 
 #[cfg(test)]
 mod tests {
-    use super::{client_by_ports, Headers};
+    use super::{client_by_ports, parse_listening, Headers};
 
     #[test]
-    fn the_client_is_the_end_with_the_only_ephemeral_port() {
-        let range = (32768, 60999);
-        assert_eq!(client_by_ports(47994, 8080, range), Some(true));
-        assert_eq!(client_by_ports(80, 32768, range), Some(false));
-        assert_eq!(client_by_ports(60999, 61000, range), Some(true));
-        assert_eq!(client_by_ports(40000, 50000, range), None, "both ephemeral");
-        assert_eq!(client_by_ports(8080, 443, range), None, "neither");
+    fn the_client_is_the_end_whose_port_nobody_listens_on() {
+        let mut listening = std::collections::HashSet::new();
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0
+   1: 0100007F:B9BA 0100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0000000000000000 20 4 30 10 -1
+   2: 00000000000000000000000000000000:0050 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1 0000000000000000 100 0 0 10 0";
+        parse_listening(table, &mut listening);
+        assert_eq!(listening, [8080, 80].into_iter().collect(), "LISTEN only, v4 and v6");
+        assert_eq!(client_by_ports(47546, 8080, &listening), Some(true));
+        assert_eq!(client_by_ports(80, 62000, &listening), Some(false));
+        assert_eq!(client_by_ports(80, 8080, &listening), None, "both listened on");
+        assert_eq!(client_by_ports(40000, 50000, &listening), None, "neither");
     }
 
     fn pairs(h: &Headers) -> Vec<(String, String)> {
