@@ -204,6 +204,8 @@ fn two_instances_see_the_same_exchange() {
 }
 
 /// Starts `l7trace --json --port PORT` with `stdout`, stderr piped; returns once it traces.
+// The child is returned, and its callers wait for it (`exits_within`).
+#[allow(clippy::zombie_processes)]
 fn start_with_stdout(port: u16, stdout: Stdio) -> (std::process::Child, BufReader<std::process::ChildStderr>) {
     let bin = std::env::var("L7_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_l7trace").into());
     let mut child = Command::new(bin)
