@@ -44,12 +44,7 @@ fn read_ok(c: &mut TcpStream) {
 
 /// A server for `n` requests, l7trace on its port, and a client connected to it.
 fn session(n: usize) -> (thread::JoinHandle<()>, Trace, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().unwrap().port();
-    let srv = server(listener, n);
-    let trace = Trace::on_port(port, &[]);
-    let c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    (srv, trace, c)
+    serve_traced(|listener| server(listener, n))
 }
 
 /// Writes `request` and reads its answer.

@@ -3,7 +3,7 @@
 mod common;
 
 use std::io::Read;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use common::*;
@@ -11,15 +11,14 @@ use serde_json::Value;
 
 /// Runs `l7trace --json ARGS` to its end (killed after a minute); status, stdout, stderr.
 fn run_to_exit(args: &[&str]) -> (ExitStatus, String, String) {
-    let bin = std::env::var("L7_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_l7trace").into());
-    let mut child = Command::new(&bin)
+    let mut child = l7trace()
         .arg("--json")
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|e| panic!("start {bin} {args:?}: {e}"));
+        .unwrap_or_else(|e| panic!("start {} {args:?}: {e}", common::trace::bin()));
     let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
     let out_reader = std::thread::spawn(move || {
         let mut s = String::new();

@@ -207,8 +207,7 @@ fn two_instances_see_the_same_exchange() {
 // The child is returned, and its callers wait for it (`exits_within`).
 #[allow(clippy::zombie_processes)]
 fn start_with_stdout(port: u16, stdout: Stdio) -> (std::process::Child, BufReader<std::process::ChildStderr>) {
-    let bin = std::env::var("L7_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_l7trace").into());
-    let mut child = Command::new(bin)
+    let mut child = l7trace()
         .args(["--json", "--port", &port.to_string()])
         .stdin(Stdio::null())
         .stdout(stdout)
@@ -249,7 +248,7 @@ fn exits_within(child: &mut std::process::Child, limit: Duration, what: &str) ->
 #[test]
 fn a_stop_signal_ends_it_while_its_reader_stalls() {
     let server = HttpServer::start_default();
-    let (mut child, mut err) = start_with_stdout(server.port(), Stdio::piped());
+    let (mut child, err) = start_with_stdout(server.port(), Stdio::piped());
     let _stalled = child.stdout.take().unwrap(); // held open, never read
     let wchan = format!("/proc/{}/wchan", child.id());
     let mut client = RawClient::connect(server.addr);
@@ -270,13 +269,16 @@ fn a_stop_signal_ends_it_while_its_reader_stalls() {
         std::thread::sleep(Duration::from_millis(300));
     }
     let status = exits_within(&mut child, Duration::from_secs(15), "of SIGTERM with its reader stalled");
+    assert_error_after_summary(status, err, "writing the JSON stream: the output's reader stopped reading");
+}
+
+/// Exit status 1, and on the rest of stderr the summary, then `l7trace: error: ERROR`.
+fn assert_error_after_summary(status: std::process::ExitStatus, mut err: impl std::io::Read, error: &str) {
     let mut rest = String::new();
-    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
+    err.read_to_string(&mut rest).unwrap();
     assert_eq!(status.code(), Some(1), "stderr: {rest}");
     let summary = rest.find("l7trace: summary: exchanges=").unwrap_or_else(|| panic!("no summary: {rest}"));
-    let error = rest
-        .find("l7trace: error: writing the JSON stream: the output's reader stopped reading")
-        .unwrap_or_else(|| panic!("no error line: {rest}"));
+    let error = rest.find(&format!("l7trace: error: {error}")).unwrap_or_else(|| panic!("no error line: {rest}"));
     assert!(summary < error, "the error is said after the summary: {rest}");
 }
 
@@ -286,7 +288,7 @@ fn a_stop_signal_ends_it_while_its_reader_stalls() {
 fn a_full_output_is_an_error_said_after_the_summary() {
     let server = HttpServer::start_default();
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
-    let (mut child, mut err) = start_with_stdout(server.port(), Stdio::from(full));
+    let (mut child, err) = start_with_stdout(server.port(), Stdio::from(full));
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         curl(&[&format!("http://{}/full", server.authority())]);
@@ -299,14 +301,7 @@ fn a_full_output_is_an_error_said_after_the_summary() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let mut rest = String::new();
-    std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
-    assert_eq!(status.code(), Some(1), "stderr: {rest}");
-    let summary = rest.find("l7trace: summary: exchanges=").unwrap_or_else(|| panic!("no summary: {rest}"));
-    let error = rest
-        .find("l7trace: error: writing the JSON stream: No space left on device")
-        .unwrap_or_else(|| panic!("no error line: {rest}"));
-    assert!(summary < error, "the error is said after the summary: {rest}");
+    assert_error_after_summary(status, err, "writing the JSON stream: No space left on device");
 }
 
 /// SIGHUP (the terminal or ssh session that ran it went away) stops it as SIGTERM does.
@@ -325,8 +320,7 @@ fn sighup_exits_cleanly_with_summary() {
 /// at length) and only then stopped.
 #[test]
 fn a_stop_signal_while_loading_ends_it_before_tracing() {
-    let bin = std::env::var("L7_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_l7trace").into());
-    let mut child = Command::new(bin)
+    let mut child = l7trace()
         .args(["--json", "--port", "9"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())

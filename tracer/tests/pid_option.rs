@@ -10,10 +10,6 @@ use std::time::{Duration, Instant};
 use common::server::default_reply;
 use common::*;
 
-fn l7trace() -> Command {
-    Command::new(std::env::var("L7_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_l7trace").into()))
-}
-
 /// `l7trace --json --pid PID`: exits 1 at once with one error line containing `says`.
 fn refused(pid: u32, says: &str) {
     let mut child = l7trace()

@@ -54,28 +54,34 @@ fn a_wrong_iface_is_named_before_privileges() {
     assert!(stderr.contains("CAP_NET_RAW") && stderr.contains("CAP_BPF"), "{stderr:?}");
 }
 
-/// `l7trace ARGS` as user nobody holding `caps` (setpriv's names: `bpf,+perfmon`), which
-/// must fail at once with one error line naming `missing` and nothing of `held`.
-fn refused_with_caps(caps: &str, args: &[&str], missing: &str, held: &[&str]) {
+/// `setpriv SETPRIV... l7trace --json ARGS`, which must fail at once with one error line
+/// starting `l7trace: error: SAYS` and naming what is missing: returns what it names.
+fn refused_line(setpriv: &[String], args: &[&str], says: &str) -> String {
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(format!("--inh-caps=+{caps}"))
-        .arg(format!("--ambient-caps=+{caps}"))
+        .args(setpriv)
         .arg(env!("CARGO_BIN_EXE_l7trace"))
         .arg("--json")
         .args(args)
         .output()
         .expect("run setpriv");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{caps} {args:?}: {stderr}");
+    assert_eq!(out.status.code(), Some(1), "{setpriv:?} {args:?}: {stderr}");
     assert!(out.stdout.is_empty(), "stdout: {:?}", String::from_utf8_lossy(&out.stdout));
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one stderr line expected: {stderr:?}");
-    assert!(lines[0].starts_with("l7trace: error:"), "{stderr:?}");
-    let said = lines[0].split("missing: ").nth(1).unwrap_or_else(|| panic!("no `missing:` in {stderr:?}"));
-    assert!(said.contains(missing), "{missing} not named as missing: {stderr:?}");
+    assert!(lines[0].starts_with(&format!("l7trace: error: {says}")), "{stderr:?}");
+    lines[0].split("missing: ").nth(1).unwrap_or_else(|| panic!("no `missing:` in {stderr:?}")).to_owned()
+}
+
+/// `l7trace ARGS` as user nobody holding `caps` (setpriv's names: `bpf,+perfmon`), which
+/// must fail at once with one error line naming `missing` and nothing of `held`.
+fn refused_with_caps(caps: &str, args: &[&str], missing: &str, held: &[&str]) {
+    let setpriv = ["--reuid=65534", "--regid=65534", "--clear-groups"].map(String::from);
+    let caps_held = [format!("--inh-caps=+{caps}"), format!("--ambient-caps=+{caps}")];
+    let said = refused_line(&[&setpriv[..], &caps_held[..]].concat(), args, "");
+    assert!(said.contains(missing), "{missing} not named as missing: {said:?}");
     for cap in held {
-        assert!(!said.contains(cap), "{cap} is held, named missing: {stderr:?}");
+        assert!(!said.contains(cap), "{cap} is held, named missing: {said:?}");
     }
 }
 
@@ -97,21 +103,10 @@ fn root_without_the_capabilities_is_told_which() {
         ("-bpf,-perfmon,-sys_admin", &[][..], &["CAP_BPF", "CAP_PERFMON"][..]),
         ("-net_raw", &["--iface", "lo"][..], &["CAP_NET_RAW"][..]),
     ] {
-        let out = Command::new("setpriv")
-            .args(["--inh-caps=-all", "--ambient-caps=-all", &format!("--bounding-set={drop}")])
-            .arg(env!("CARGO_BIN_EXE_l7trace"))
-            .arg("--json")
-            .args(args)
-            .output()
-            .expect("run setpriv");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{drop}: {stderr}");
-        assert!(out.stdout.is_empty());
-        assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
-        assert!(stderr.starts_with("l7trace: error: this root process lacks capabilities"), "{stderr:?}");
-        let said = stderr.split("missing: ").nth(1).unwrap_or_else(|| panic!("no `missing:` in {stderr:?}"));
+        let setpriv = ["--inh-caps=-all".into(), "--ambient-caps=-all".into(), format!("--bounding-set={drop}")];
+        let said = refused_line(&setpriv, args, "this root process lacks capabilities");
         for cap in missing {
-            assert!(said.contains(cap), "{cap} not named: {stderr:?}");
+            assert!(said.contains(cap), "{cap} not named: {said:?}");
         }
     }
 }

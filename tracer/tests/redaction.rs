@@ -90,8 +90,7 @@ fn secrets_are_masked_on_the_interface_path() {
 /// to be masked would otherwise be shown as sent.
 #[test]
 fn no_redact_with_redact_is_refused() {
-    let bin = std::env::var("L7_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_l7trace").into());
-    let out = std::process::Command::new(bin).args(["--json", "--no-redact", "--redact", "X-Secret"]).output().unwrap();
+    let out = l7trace().args(["--json", "--no-redact", "--redact", "X-Secret"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
     assert!(stderr.contains("'--no-redact' cannot be used with '--redact <NAME>'"), "stderr: {stderr}");

@@ -88,12 +88,7 @@ fn splice_out(s: &TcpStream, len: usize) {
 
 /// A splice server for `n` requests, l7trace on its port, and a client connected to it.
 fn splice_session(n: usize) -> (thread::JoinHandle<Vec<String>>, Trace, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().unwrap().port();
-    let server = splice_server(listener, n);
-    let trace = Trace::on_port(port, &[]);
-    let c = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    (server, trace, c)
+    serve_traced(|listener| splice_server(listener, n))
 }
 
 /// A POST of BODY bytes to `target`.

@@ -1,12 +1,15 @@
 //! Options that cannot work are refused at once, in one line, before anything is loaded:
 //! `--tui` without a terminal, more ports than the kernel side's filter holds, `--pid 0`.
 
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Stdio;
+
+use common::l7trace;
 
 /// Runs l7trace with `args` (stdout not a terminal) and returns its exit code and stderr.
 fn refused(args: &[&str]) -> (Option<i32>, String, Vec<u8>) {
-    let bin = std::env::var("L7_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_l7trace").into());
-    let out = Command::new(bin).args(args).stdin(Stdio::null()).output().unwrap();
+    let out = l7trace().args(args).stdin(Stdio::null()).output().unwrap();
     (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned(), out.stdout)
 }
 

@@ -17,7 +17,7 @@ pub use client::*;
 pub use nginx::Nginx;
 pub use procfs::*;
 pub use server::{HttpServer, Reply, Request};
-pub use trace::Trace;
+pub use trace::{l7trace, serve_traced, Trace};
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -57,7 +57,7 @@ impl Trace {
     pub fn start_wrapped(wrapper: &[&str], args: &[&str]) -> Trace {
         let mut all = vec!["--json".to_owned()];
         all.extend(args.iter().map(|a| a.to_string()));
-        let bin = std::env::var("L7_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_l7trace").into());
+        let bin = bin();
         let mut cmd = match wrapper.split_first() {
             Some((program, rest)) => {
                 let mut c = Command::new(program);
@@ -304,4 +304,25 @@ impl Drop for Trace {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The l7trace under test: `L7_TEST_BIN`, or the one built with the tests.
+pub fn bin() -> String {
+    std::env::var("L7_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_l7trace").into())
+}
+
+/// A command running the l7trace under test (`bin`).
+pub fn l7trace() -> Command {
+    Command::new(bin())
+}
+
+/// A server `serve` runs on a fresh loopback listener, l7trace on its port, and a client
+/// connected to it.
+pub fn serve_traced<T>(serve: impl FnOnce(std::net::TcpListener) -> T) -> (T, Trace, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    let server = serve(listener);
+    let trace = Trace::on_port(port, &[]);
+    let client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    (server, trace, client)
 }

@@ -114,19 +114,28 @@ fn hostile_traffic_is_shown_escaped() {
     assert!(!s.chars().any(|c| c.is_control() && c != '\n'), "{s}");
 }
 
+/// The screen (120x40) with the detail pane open on `r`, the only row.
+fn detail_screen(r: crate::pipeline::Record) -> String {
+    let mut app = App::new(100, Clock::new());
+    app.push_entry(row(0, r));
+    app.update(Action::ToggleDetail);
+    screen(&mut app, 120, 40)
+}
+
+/// Where `needle` is in the screen `s`; fails when it is not there.
+fn at(s: &str, needle: &str) -> usize {
+    s.find(needle).unwrap_or_else(|| panic!("{needle} not in\n{s}"))
+}
+
 #[test]
 fn hostile_headers_are_escaped_in_the_detail_pane() {
     // The detail pane sanitises when it draws: start lines and header fields as they came.
-    let mut app = App::new(100, Clock::new());
     let mut r = record(0, "GET", "/x", Some(200), Some(5), "curl");
     r.exchange.request.headers.push(b"X-Title\x1b]0;pwned\x07", b"a\x1b[2Jb\x00c\xff");
     if let Some(resp) = r.exchange.response.as_mut() {
         resp.start = crate::protocols::StartLine::Response { version: 1, status: 200, reason: b"OK\x1b[31m\x9b"[..].into() };
     }
-    let e = row(0, r);
-    app.push_entry(e);
-    app.update(Action::ToggleDetail);
-    let s = screen(&mut app, 120, 40);
+    let s = detail_screen(r);
     assert!(s.contains("X-Title\\x1b]0;pwned\\x07:"), "{s}");
     assert!(s.contains("a\\x1b[2Jb\\x00c"), "{s}");
     assert!(s.contains("OK\\x1b[31m"), "{s}");
@@ -135,17 +144,14 @@ fn hostile_headers_are_escaped_in_the_detail_pane() {
 
 #[test]
 fn interim_heads_are_shown_before_the_response_escaped() {
-    let mut app = App::new(100, Clock::new());
     let mut r = record(0, "POST", "/up", Some(201), Some(8000), "curl");
     let ts = r.exchange.request.first_ts_ns;
     r.exchange.interim = vec![
         message(StartLine::Response { version: 1, status: 103, reason: b"Early Hints"[..].into() }, &[("Link", "</a.css>\u{1b}[2J")], b"", ts + 1_500_000, ts + 1_500_000),
         message(StartLine::Response { version: 1, status: 100, reason: b"Continue"[..].into() }, &[], b"", ts + 2_000_000, ts + 2_000_000),
     ];
-    app.push_entry(row(0, r));
-    app.update(Action::ToggleDetail);
-    let s = screen(&mut app, 120, 40);
-    let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} not in\n{s}"));
+    let s = detail_screen(r);
+    let at = |needle: &str| at(&s, needle);
     assert!(at("── response ──") < at("interim, first byte after 1.5ms"), "{s}");
     assert!(at("HTTP/1.1 103 Early Hints") < at("Link: </a.css>\\x1b[2J"), "{s}");
     assert!(at("Link: </a.css>") < at("interim, first byte after 2.0ms"), "{s}");
@@ -163,16 +169,13 @@ fn an_80_column_screen_shows_the_url() {
 
 #[test]
 fn trailers_are_shown_after_the_body_escaped() {
-    let mut app = App::new(100, Clock::new());
     let mut r = record(0, "GET", "/t", Some(200), Some(5), "curl");
     if let Some(resp) = r.exchange.response.as_mut() {
         resp.trailers.push(b"Grpc-Status", b"0");
         resp.trailers.push(b"X-Esc", b"a\x1b[2Jb");
     }
-    app.push_entry(row(0, r));
-    app.update(Action::ToggleDetail);
-    let s = screen(&mut app, 120, 40);
-    let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle} not in\n{s}"));
+    let s = detail_screen(r);
+    let at = |needle: &str| at(&s, needle);
     assert!(at("── response ──") < at("hello from /t"), "{s}");
     assert!(at("hello from /t") < at("trailers"), "{s}");
     assert!(at("trailers") < at("Grpc-Status: 0"), "{s}");
