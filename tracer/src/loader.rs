@@ -4,7 +4,7 @@ use std::{os::fd::AsRawFd, path::Path};
 
 use aya::{
     maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerfEventArray},
-    programs::SocketFilter,
+    programs::{SocketFilter, TestRun, TestRunOptions},
     Ebpf, EbpfLoader,
 };
 use thiserror::Error;
@@ -80,7 +80,7 @@ impl Source {
 
 pub struct Tracer {
     /// Holds the programs and links; dropping it detaches everything.
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
     pub source: Source,
     pub counters: PerCpuArray<MapData, u64>,
     /// The kernel's connection table, looked at for connections whose Close never came.
@@ -110,6 +110,19 @@ fn open_packet_socket(ebpf: &mut Ebpf, iface: &str) -> Result<PacketSocket, Load
     prog.attach(&sock).map_err(|source| LoadError::Program { name: NAME.into(), source })?;
     sock.bind()?;
     Ok(sock)
+}
+
+/// The program that stops the probes copying a connection (`Tracer::mute`): run by
+/// userspace, never attached.
+const MUTE: &str = "l7_mute";
+
+fn load_mute(ebpf: &mut Ebpf) -> Result<(), LoadError> {
+    let prog: &mut SocketFilter = ebpf
+        .program_mut(MUTE)
+        .ok_or_else(|| LoadError::MissingProgram(MUTE.into()))?
+        .try_into()
+        .map_err(|source| LoadError::Program { name: MUTE.into(), source })?;
+    prog.load().map_err(|source| LoadError::Program { name: MUTE.into(), source })
 }
 
 const RINGBUF_BYTES: u32 = 8 << 20;
@@ -228,6 +241,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
 
     fill_filters(&mut ebpf, opts)?;
     hooks::attach(&mut ebpf, chosen)?;
+    load_mute(&mut ebpf)?;
     let packet = match &opts.iface {
         Some(iface) => Some(open_packet_socket(&mut ebpf, iface)?),
         None => None,
@@ -258,7 +272,7 @@ pub fn load(opts: &Options) -> Result<Tracer, LoadError> {
     };
     arm(&mut ebpf)?;
     let seq_checks = settings.seq != SocketOffsets::default();
-    Ok(Tracer { _ebpf: ebpf, source, counters, conns, buffer, hooks: chosen, packet, seq_checks, filter_pids })
+    Ok(Tracer { ebpf, source, counters, conns, buffer, hooks: chosen, packet, seq_checks, filter_pids })
 }
 
 /// Where the kernel side finds a TCP socket's `copied_seq`, `rcv_nxt`, `write_seq` and
@@ -349,6 +363,29 @@ impl Tracer {
     /// process given its pid is not the one asked for).
     pub fn forget_pid(&mut self, pid: u32) {
         let _ = self.filter_pids.remove(&pid);
+    }
+
+    /// Stops the probes copying the connection `key` (userspace is done with it: upgraded
+    /// to another protocol, or not HTTP); its Close still comes. False when its socket's
+    /// entry is gone or is a later connection's, or the program could not run (then its
+    /// bytes keep coming, and are dropped in userspace as before).
+    pub fn mute(&self, key: ConnKey) -> bool {
+        let Some(Ok(prog)) = self.ebpf.program(MUTE).map(<&SocketFilter>::try_from) else {
+            return false;
+        };
+        // An Ethernet header (the kernel takes it off before the program runs), then the
+        // key: the program reads the frame's last 16 bytes.
+        let mut frame = [0u8; 14 + 16];
+        frame[12..14].copy_from_slice(&0x88b5u16.to_be_bytes());
+        frame[14..22].copy_from_slice(&key.sock.to_ne_bytes());
+        frame[22..30].copy_from_slice(&key.conn_id.to_ne_bytes());
+        match prog.test_run(TestRunOptions { data_in: Some(&frame), repeat: 1, ..TestRunOptions::new() }) {
+            Ok(r) => r.return_value == 1,
+            Err(e) => {
+                tracing::debug!("{MUTE}: {e}");
+                false
+            }
+        }
     }
 
     /// Kernel-side counters summed over CPUs, indexed by `tracer_common::counters`.

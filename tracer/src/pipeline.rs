@@ -210,8 +210,14 @@ pub struct Pipeline {
     /// Where the parsers of connections forgotten while still open (idle, evicted) had got
     /// to, so that one picked up again starts there, not missing what they reported.
     forgotten: HashMap<ConnKey, [u64; 2], BuildConnHasher>,
+    /// Connections that left HTTP since the caller last took them (`done_with`): the
+    /// kernel side can stop copying their bytes. At most MAX_DONE_WITH wait; more are
+    /// not kept (their bytes then keep coming, and are dropped here).
+    done_with: Vec<ConnKey>,
     pub stats: Stats,
 }
+
+const MAX_DONE_WITH: usize = 4096;
 
 impl Pipeline {
     pub fn new(cfg: Config, filter: Filter) -> Self {
@@ -225,8 +231,15 @@ impl Pipeline {
             closing: Vec::new(),
             budget: Budget::default(),
             forgotten: HashMap::default(),
+            done_with: Vec::new(),
             stats: Stats::default(),
         }
+    }
+
+    /// The connections that left HTTP (upgraded, or not HTTP) since the last call, each
+    /// once: nothing more of theirs will be parsed.
+    pub fn done_with(&mut self) -> std::vec::Drain<'_, ConnKey> {
+        self.done_with.drain(..)
     }
 
     /// Replaces the default redaction (`--redact`, `--no-redact`).
@@ -278,6 +291,9 @@ impl Pipeline {
                     conn.losses.seen(dir, ts_ns);
                     if !p.is_done() {
                         p.on_data(dir, pos, len, data, ts_ns, Process { pid: meta.pid, tid: meta.tid, comm: meta.comm });
+                        if p.left_http() && self.done_with.len() < MAX_DONE_WITH {
+                            self.done_with.push(meta.key);
+                        }
                         let held = p.held_bytes();
                         over_budget = self.budget.changed(std::mem::replace(&mut conn.held, held), held, self.cfg.limits.max_total_buffer);
                     }
@@ -613,6 +629,22 @@ mod tests {
         p.flush(10_000_000_000, &mut |r| out.push(r));
         assert!(out.is_empty(), "{out:?}");
         assert_eq!(p.stats.orphan_responses, 1);
+    }
+
+    #[test]
+    fn a_connection_that_left_http_is_given_up_once() {
+        let mut p = Pipeline::new(cfg(false), Filter::default());
+        let mut out = Vec::new();
+        p.on_raw(&data(DIR_EGRESS, 0, 100, b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n"), &mut |r| out.push(r));
+        assert_eq!(p.done_with().count(), 0, "still HTTP after the request");
+        let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+        p.on_raw(&data(DIR_INGRESS, 0, 200, answer), &mut |r| out.push(r));
+        let key = ConnKey { sock: 0xffff_0000, conn_id: 1 };
+        assert_eq!(p.done_with().collect::<Vec<_>>(), [key]);
+        // Frames that were already on their way: dropped, the connection not given again.
+        p.on_raw(&data(DIR_INGRESS, answer.len() as u64, 300, b"\x82\x02hi"), &mut |r| out.push(r));
+        assert_eq!(p.done_with().count(), 0);
+        assert_eq!(out.len(), 1, "{out:?}");
     }
 
     fn close_event(ts: u64) -> Vec<u8> {

@@ -433,6 +433,10 @@ fn event_loop(
                 _ => {
                     backlog = drain_round(&mut tracer.source, stopping, &mut |raw| pipeline.on_raw(raw, &mut emit), &mut perf_lost, &mut scratch);
                     pipeline.end_round(&mut emit);
+                    // The kernel side stops copying what nothing here will parse any more.
+                    for key in pipeline.done_with() {
+                        tracer.mute(key);
+                    }
                     if stopping {
                         note_losses(pipeline, &tracer.kernel_counters(), perf_lost, &mut kernel_lost);
                         pipeline.flush(now, &mut emit);

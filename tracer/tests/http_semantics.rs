@@ -217,6 +217,66 @@ fn connect_tunnel_bytes_are_not_parsed() {
     });
 }
 
+/// Once a connection leaves HTTP (a 101, a CONNECT answered 2xx), the kernel side stops
+/// copying it: the frames that follow, 2,000 writes and as many reads or more, reach
+/// l7trace as no event, where each call was one before. The frames start once both
+/// records of the upgrade are out (l7trace has parsed the answer by then), and still
+/// leave no record.
+fn left_http_is_not_copied(req: &str, resp: &str) {
+    const FRAMES: usize = 2000;
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr: SocketAddr = listener.local_addr().expect("addr");
+    let trace = Trace::on_port(addr.port(), &[]);
+    let (go, wait_go) = std::sync::mpsc::channel::<()>();
+    let (req_len, resp_bytes) = (req.len(), resp.as_bytes().to_vec());
+    let server = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        conn.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        read_n(&mut conn, req_len);
+        conn.write_all(&resp_bytes).expect("answer");
+        wait_go.recv().expect("go");
+        let frame = [b'\x82'; 1024];
+        for _ in 0..FRAMES {
+            conn.write_all(&frame).expect("frame");
+        }
+    });
+    let mut client = TcpStream::connect(addr).expect("connect");
+    client.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    client.write_all(req.as_bytes()).expect("request");
+    read_n(&mut client, resp.len());
+    let seen = trace.wait_for_records(Duration::from_secs(10), |r| r.len() >= 2);
+    assert_eq!(seen.len(), 2, "both records of the upgrade expected before the frames:\n{}", dump(&seen));
+    go.send(()).expect("go");
+    let mut rest = Vec::new();
+    client.read_to_end(&mut rest).expect("frames");
+    assert_eq!(rest.len(), FRAMES * 1024, "the frames, whole");
+    server.join().expect("server thread");
+    drop(client);
+    let stopped = trace.stop_full();
+    assert_eq!(stopped.records.len(), 2, "no record after the upgrade:\n{}", dump(&stopped.records));
+    each_role(&stopped.records, 0, |rec| assert_eq!(rec["note"], "upgrade", "note in {rec}"));
+    // The request and answer, each seen by both ends, and the two closes; a few more
+    // when a read took the answer in two.
+    let events = summary_counter(&stopped.stderr, "events");
+    assert!(events <= 20, "{events} events for a connection whose {FRAMES} frames should not be copied; stderr:\n{}", stopped.stderr.join("\n"));
+}
+
+#[test]
+fn websocket_frames_after_the_upgrade_are_not_copied() {
+    left_http_is_not_copied(
+        "GET /chat HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+    );
+}
+
+#[test]
+fn tunnel_bytes_after_connect_are_not_copied() {
+    left_http_is_not_copied(
+        "CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test:443\r\n\r\n",
+        "HTTP/1.1 200 Connection Established\r\n\r\n",
+    );
+}
+
 #[test]
 fn connect_refused_keeps_parsing() {
     let req = "CONNECT origin.test:443 HTTP/1.1\r\nHost: origin.test:443\r\n\r\n";

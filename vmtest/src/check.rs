@@ -84,7 +84,9 @@ fn check_one(rec: &Record, want: &Expect, sc: Scenario, pid: u32, port: u16) -> 
     } else {
         expect(resp.body == want.response_body, format!("response body {:?}", String::from_utf8_lossy(&resp.body)));
     }
-    if !unseen {
+    if want.upgrade {
+        expect(ex.note == Some(Note::Upgrade), format!("note {:?}, want upgrade", ex.note));
+    } else if !unseen {
         expect(ex.complete(), format!("incomplete (lost {} bytes, note {:?})", ex.lost_bytes(), ex.note));
         expect(ex.note.is_none(), format!("note {:?}", ex.note));
     }

@@ -19,6 +19,7 @@ pub enum Scenario {
     Splice,
     SpliceEnd,
     Iovecs,
+    Upgrade,
 }
 
 pub const ALL: &[Scenario] = &[
@@ -32,6 +33,7 @@ pub const ALL: &[Scenario] = &[
     Scenario::Splice,
     Scenario::SpliceEnd,
     Scenario::Iovecs,
+    Scenario::Upgrade,
 ];
 
 /// One exchange as both sides must report it.
@@ -47,7 +49,15 @@ pub struct Expect {
     /// The server moves the request body out of its socket with splice(2): its record
     /// must report those bytes as a gap (lost, not seen), the client's all of them.
     pub server_body_unseen: bool,
+    /// The answer is a 101: the record says `upgrade`.
+    pub upgrade: bool,
 }
+
+/// Frames of 1 KiB the Upgrade scenario sends after its 101, each in one write. The
+/// kernel side must not copy them: the scenario's events stay under UPGRADE_MAX_EVENTS.
+pub const UPGRADE_FRAMES: usize = 500;
+pub const UPGRADE_MAX_EVENTS: u64 = 50;
+const UPGRADE_ANSWER: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
 
 const SENDFILE_BODY: &[u8] = &[b'x'; 3000];
 /// Under the default --max-body, so the client's record holds all of it.
@@ -66,6 +76,7 @@ impl Scenario {
             Scenario::Splice => "splice",
             Scenario::SpliceEnd => "splice-end",
             Scenario::Iovecs => "iovecs",
+            Scenario::Upgrade => "upgrade",
         }
     }
 
@@ -86,6 +97,7 @@ impl Scenario {
             response_body: body,
             sendfile: false,
             server_body_unseen: false,
+            upgrade: false,
         };
         match self {
             Scenario::Get | Scenario::Ipv6 => vec![get("/hello", 200, b"hello")],
@@ -97,11 +109,13 @@ impl Scenario {
                 response_body: b"name=l7trace",
                 sendfile: false,
                 server_body_unseen: false,
+                upgrade: false,
             }],
             Scenario::KeepAlive => vec![get("/k/1", 200, b"k1"), get("/k/2", 200, b"k2"), get("/k/3", 200, b"k3")],
             Scenario::Pipelining => vec![get("/p/1", 200, b"p1"), get("/p/2", 404, b"p2")],
             Scenario::Chunked => vec![get("/chunked", 200, b"hello world")],
             Scenario::Iovecs => vec![get("/iov", 200, b"iovecs!")],
+            Scenario::Upgrade => vec![Expect { upgrade: true, ..get("/ws", 101, b"") }],
             Scenario::Sendfile => vec![Expect { sendfile: true, ..get("/file", 200, SENDFILE_BODY) }],
             Scenario::Splice => vec![
                 Expect {
@@ -200,6 +214,16 @@ fn serve(sc: Scenario, mut p: Peer) -> io::Result<()> {
             parts.extend([b"Content-Length: 7\r\n".as_slice(), b"\r\n", b"iov", b"ecs", b"!"]);
             p.send_iovecs(&parts)?;
         }
+        Scenario::Upgrade => {
+            p.message()?;
+            p.send(UPGRADE_ANSWER)?;
+            // Time for l7trace to read the answer and give the connection up (it polls
+            // every 20 ms).
+            thread::sleep(std::time::Duration::from_secs(1));
+            for _ in 0..UPGRADE_FRAMES {
+                p.send(&[0x82; 1024])?;
+            }
+        }
         Scenario::Splice | Scenario::SpliceEnd => {
             p.head_exactly()?;
             splice_out(&p.stream, SPLICED_BODY.len())?;
@@ -259,6 +283,11 @@ fn request(sc: Scenario, mut p: Peer) -> io::Result<()> {
             parts.extend([b"Host: vmtest\r\n".as_slice(), b"\r\n"]);
             p.send_iovecs(&parts)?;
             p.message()?;
+        }
+        Scenario::Upgrade => {
+            p.send(b"GET /ws HTTP/1.1\r\nHost: vmtest\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")?;
+            p.message()?;
+            p.take(UPGRADE_FRAMES * 1024)?;
         }
         Scenario::Splice | Scenario::SpliceEnd => {
             let head = format!("POST /upload HTTP/1.1\r\nHost: vmtest\r\nContent-Length: {}\r\n\r\n", SPLICED_BODY.len());

@@ -222,6 +222,9 @@ impl Run {
         let pipeline = &mut self.pipeline;
         tracer::run::drain(&mut tracer.source, &mut |raw| pipeline.on_raw(raw, &mut |r| records.push(r)), &mut self.perf_lost, &mut self.scratch);
         pipeline.end_round(&mut |r| records.push(r));
+        for key in pipeline.done_with() {
+            tracer.mute(key);
+        }
         pipeline.tick(tracer::output::monotonic_ns(), &mut |r| records.push(r));
     }
 
@@ -230,6 +233,7 @@ impl Run {
         let mut child = spawn(sc, port).map_err(|e| vec![format!("spawn: {e}")])?;
         let pid = child.id();
         let want = 2 * sc.expected().len();
+        let events0 = self.pipeline.stats.events;
         let deadline = Instant::now() + Duration::from_secs(15);
         let mut exited_at = None;
         loop {
@@ -255,7 +259,11 @@ impl Run {
             return Err(vec!["child did not finish in 15 s".into()]);
         }
         let mine = check::of_port(&self.records, port);
-        let problems = check::check(sc, &mine, pid, port);
+        let mut problems = check::check(sc, &mine, pid, port);
+        let events = self.pipeline.stats.events - events0;
+        if sc == Scenario::Upgrade && events > http::UPGRADE_MAX_EVENTS {
+            problems.push(format!("{events} events: the frames after the upgrade were copied"));
+        }
         if problems.is_empty() {
             return Ok(());
         }

@@ -4,6 +4,7 @@
 pub mod conns;
 pub mod data;
 pub mod kprobes;
+pub mod mute;
 pub mod sock;
 pub mod sockfilter;
 

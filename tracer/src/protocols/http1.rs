@@ -291,6 +291,12 @@ impl Http1Conn {
         !self.is_done() && self.pairing.awaiting_answers()
     }
 
+    /// Nothing more of the connection will be parsed, whatever comes, though it is open:
+    /// it became another protocol (an upgrade, a tunnel) or was found not to be HTTP.
+    pub fn left_http(&self) -> bool {
+        self.not_http || self.stats.upgraded
+    }
+
     pub fn is_done(&self) -> bool {
         self.closed || self.not_http || self.stats.upgraded
     }
