@@ -782,6 +782,29 @@ fn request_head_larger_than_the_capture() {
     each_role(&records, 1, assert_after);
 }
 
+/// A request line longer than the capture (a 20 KiB query string in one write), read in
+/// one read: neither end captures the line's end. Both report the request, its target as
+/// far as it was captured, the version unknown (null), `truncated`, with its own answer;
+/// the connection stays followed and the next exchange pairs right. Before, the request
+/// was dropped with its answer and the connection taken for not HTTP.
+#[test]
+fn request_line_longer_than_the_capture() {
+    let target = format!("/search?q={}", "q".repeat(20 * 1024));
+    let req = format!("GET {target} HTTP/1.1\r\nHost: test\r\n\r\n");
+    let records = converse(&with_after(vec![c(req), s(ok("found"))]), &[], 2);
+    each_role(&records, 0, |rec| {
+        assert_eq!(str_at(rec, "/request/method"), "GET", "{rec}");
+        assert_eq!(str_at(rec, "/request/target"), &target[..16384 - 4], "the target as captured");
+        assert!(rec["request"]["version"].is_null(), "{rec}");
+        assert_eq!(u64_at(rec, "/response/status"), 200, "{rec}");
+        assert_eq!(str_at(rec, "/response/body"), "found", "{rec}");
+        assert_eq!(rec["complete"], false, "{rec}");
+        assert_eq!(rec["note"], "truncated", "{rec}");
+        assert_eq!(rec["lost_bytes"], 0, "{rec}");
+    });
+    each_role(&records, 1, assert_after);
+}
+
 /// curl uploading 1 MiB with `Transfer-Encoding: chunked`: the body is decoded to its
 /// size at both ends. curl sends each chunk (size line, data, CRLF) in one send larger
 /// than --max-capture: the chunk's CRLF is counted, not captured, and the next size line

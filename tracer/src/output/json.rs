@@ -7,17 +7,19 @@ use base64::Engine as _;
 use super::{fraction, to_the_second, Clock, Flow, Sink};
 use crate::{
     pipeline::{comm_str, Record},
-    protocols::{Headers, Message, Role, StartLine},
+    protocols::{Headers, Message, Role, StartLine, VERSION_UNKNOWN},
 };
 
 // The line is written by hand rather than through serde: one record is a few hundred
 // bytes of fixed shape plus bodies, and serde_json's per-byte string escaping and the
 // formatting machinery were most of the cost of `--json` (see `benches/pipeline.rs`).
 
+/// The version as a JSON value: null when the start line was cut before it.
 fn version(v: u8) -> &'static str {
     match v {
-        0 => "HTTP/1.0",
-        _ => "HTTP/1.1",
+        0 => "\"HTTP/1.0\"",
+        VERSION_UNKNOWN => "null",
+        _ => "\"HTTP/1.1\"",
     }
 }
 
@@ -154,14 +156,13 @@ fn head(out: &mut Vec<u8>, m: &Message) {
             bytes(out, method.as_bytes());
             out.extend_from_slice(b",\"target\":");
             bytes(out, target);
-            out.extend_from_slice(b",\"version\":\"");
+            out.extend_from_slice(b",\"version\":");
             out.extend_from_slice(version(*v).as_bytes());
-            out.push(b'"');
         }
         StartLine::Response { version: v, status, reason } => {
-            out.extend_from_slice(b"\"version\":\"");
+            out.extend_from_slice(b"\"version\":");
             out.extend_from_slice(version(*v).as_bytes());
-            out.extend_from_slice(b"\",\"status\":");
+            out.extend_from_slice(b",\"status\":");
             num(out, u64::from(*status));
             out.extend_from_slice(b",\"reason\":");
             bytes(out, reason);
@@ -785,6 +786,14 @@ mod tests {
         }
         assert!(v.get("note").is_none());
         assert_eq!(v["complete"], false);
+        assert_eq!(v["request"]["version"], "HTTP/1.0");
+
+        // A start line cut by the capture before its version: null, not a guess.
+        if let StartLine::Request { version, .. } = &mut r.exchange.request.start {
+            *version = VERSION_UNKNOWN;
+        }
+        let v: serde_json::Value = serde_json::from_str(&to_line(&r, &clock)).unwrap();
+        assert!(v["request"]["version"].is_null(), "{v}");
     }
 
     #[test]

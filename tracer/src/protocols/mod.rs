@@ -115,7 +115,11 @@ impl Role {
     }
 }
 
-/// The first line of a message.
+/// A start line's version when it never came: the line was cut short by the capture.
+pub const VERSION_UNKNOWN: u8 = u8::MAX;
+
+/// The first line of a message. `version`: 1 for HTTP/1.1, 0 for HTTP/1.0, or
+/// `VERSION_UNKNOWN`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartLine {
     /// The registered methods and the common reasons are borrowed (`known_method`,

@@ -17,7 +17,7 @@ use super::sanitize::{sanitize, sanitize_into};
 use crate::{
     output::Clock,
     pipeline::{comm_str, Record},
-    protocols::{Headers, Message, Note, Role, StartLine},
+    protocols::{Headers, Message, Note, Role, StartLine, VERSION_UNKNOWN},
 };
 
 /// Body bytes kept per message for the detail pane (the list holds many entries).
@@ -448,10 +448,10 @@ fn status(m: &Message) -> Option<u16> {
 }
 
 fn version(v: u8) -> &'static str {
-    if v == 0 {
-        "HTTP/1.0"
-    } else {
-        "HTTP/1.1"
+    match v {
+        0 => "HTTP/1.0",
+        VERSION_UNKNOWN => "HTTP/?",
+        _ => "HTTP/1.1",
     }
 }
 

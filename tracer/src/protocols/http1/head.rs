@@ -5,7 +5,7 @@ use std::mem::MaybeUninit;
 
 use httparse::{Header, ParserConfig, Status};
 
-use crate::protocols::{known_method, known_reason, StartLine};
+use crate::protocols::{known_method, known_reason, StartLine, VERSION_UNKNOWN};
 
 /// Header slots on the stack, enough for nearly every head.
 pub(super) const MAX_HEADERS: usize = 128;
@@ -415,6 +415,44 @@ const REQUEST_TOKENS: [&[u8]; 9] = [
 ];
 const RESPONSE_TOKENS: [&[u8]; 1] = [b"HTTP/1."];
 
+/// A start line whose end was not captured (a request target longer than what its syscall
+/// copied): what can be said of it from what came. A request: its method (one of the
+/// start tokens) and its target so far, the version unknown unless the line got as far
+/// as a whole one; a response: its version and status once those came, and the reason
+/// so far. None when `buf` holds no such beginning (or holds a line end: that is a head).
+pub(super) fn cut_start_line(request: bool, buf: &[u8]) -> Option<(StartLine, MethodKind)> {
+    if buf.contains(&b'\n') || !starts_message(request, buf) {
+        return None;
+    }
+    let line = buf.strip_suffix(b"\r").unwrap_or(buf);
+    let version = |v: &[u8]| match v {
+        b"HTTP/1.1" => Some(1),
+        b"HTTP/1.0" => Some(0),
+        _ => None,
+    };
+    if request {
+        let mut parts = line.splitn(3, |&b| b == b' ');
+        let (method, target, rest) = (parts.next()?, parts.next()?, parts.next());
+        if target.is_empty() || target.iter().any(|&b| matches!(b, b'\r' | 0)) {
+            return None;
+        }
+        let method = std::str::from_utf8(method).ok()?;
+        let version = rest.and_then(version).unwrap_or(VERSION_UNKNOWN);
+        let start = StartLine::Request { method: known_method(method), target: target.to_vec(), version };
+        Some((start, MethodKind::of(method)))
+    } else {
+        let (v, status, rest) = (version(line.get(..8)?)?, line.get(8..12)?, line.get(12..).unwrap_or_default());
+        let digits = status.strip_prefix(b" ").filter(|d| d.iter().all(u8::is_ascii_digit))?;
+        let status = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        let reason = match rest {
+            [] => rest,
+            [b' ', reason @ ..] => reason,
+            _ => return None,
+        };
+        Some((StartLine::Response { version: v, status, reason: known_reason(reason) }, MethodKind::Other))
+    }
+}
+
 fn start_tokens(request: bool) -> &'static [&'static [u8]] {
     if request { &REQUEST_TOKENS } else { &RESPONSE_TOKENS }
 }
@@ -470,6 +508,32 @@ pub(super) fn find_blank_line(buf: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_lines_cut_by_the_capture_say_what_came() {
+        let req = |b: &[u8]| match cut_start_line(true, b) {
+            Some((StartLine::Request { method, target, version }, _)) => Some((method.into_owned(), String::from_utf8(target).unwrap(), version)),
+            _ => None,
+        };
+        assert_eq!(req(b"GET /search?q=aaaa"), Some(("GET".into(), "/search?q=aaaa".into(), VERSION_UNKNOWN)));
+        assert_eq!(req(b"POST /up HTTP/1."), Some(("POST".into(), "/up".into(), VERSION_UNKNOWN)));
+        assert_eq!(req(b"GET /x HTTP/1.0\r"), Some(("GET".into(), "/x".into(), 0)));
+        assert_eq!(req(b"HEAD /x HTTP/1.1"), Some(("HEAD".into(), "/x".into(), 1)));
+        assert!(matches!(cut_start_line(true, b"HEAD /x"), Some((_, MethodKind::Head))));
+        // Not even a target, a line that ended (a head), or no start token.
+        for b in [&b"GET "[..], b"GET /x HTTP/1.1\r\nHost", b"get /x", b"\x16\x03\x01 GET", b"GET /a\rb"] {
+            assert_eq!(req(b), None, "{:?}", String::from_utf8_lossy(b));
+        }
+        let resp = |b: &[u8]| match cut_start_line(false, b) {
+            Some((StartLine::Response { version, status, reason }, _)) => Some((version, status, reason.into_owned())),
+            _ => None,
+        };
+        assert_eq!(resp(b"HTTP/1.1 503 Service Unavail"), Some((1, 503, b"Service Unavail".to_vec())));
+        assert_eq!(resp(b"HTTP/1.0 200"), Some((0, 200, Vec::new())));
+        for b in [&b"HTTP/1.1 20"[..], b"HTTP/1.1 2x0 OK", b"HTTP/1.1 2000", b"HTTP/2 200 OK", b"HTTP/1.1 200 OK\r\n"] {
+            assert_eq!(resp(b), None, "{:?}", String::from_utf8_lossy(b));
+        }
+    }
 
     #[test]
     fn framing_rules() {

@@ -702,7 +702,11 @@ impl Side {
                 _ => {
                     if self.state == State::Head && self.cur.is_none() && !self.resync {
                         let held = std::mem::take(&mut self.held);
-                        if self.salvage(&held, self.held_pos, cx).is_none() {
+                        let pos = self.held_pos;
+                        // A start line cut by the capture is reported as far as it came;
+                        // one cut by a loss is not (what the gap held is unknown).
+                        let kept = self.salvage(&held, pos, cx).or_else(|| if lost { None } else { self.salvage_start_line(&held, pos, cx) });
+                        if kept.is_none() {
                             self.held = held;
                         }
                     }
@@ -764,6 +768,32 @@ impl Side {
         };
         self.cur = Some(building);
         Some(end + 1)
+    }
+
+    /// A head whose start line itself was cut short by the capture (a target longer than
+    /// what its syscall copied): reported as far as it came (`head::cut_start_line`), with
+    /// no field, so that the exchange is not lost with its answer, and the connection,
+    /// which began with a start token, is known to be HTTP. Returns how many of `bytes`
+    /// the message holds (all of them), or None when they hold no such beginning.
+    fn salvage_start_line(&mut self, bytes: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
+        let (start, method) = head::cut_start_line(self.request, bytes)?;
+        let (ts, _) = self.marks.at(pos);
+        let slot = if self.request {
+            Some(cx.pairing.push_request(ts, method, cx.limits.max_buffer))
+        } else {
+            match cx.pairing.decide(ts, true) {
+                Decision::Pair(seq) => Some(seq),
+                _ => None,
+            }
+        };
+        let msg = self.new_message(start, head::Headers::default(), pos, bytes.len(), cx);
+        if self.request {
+            if let Some(started) = cx.started.as_mut() {
+                started.push(msg.clone());
+            }
+        }
+        self.cur = Some(Building { msg, slot, note: None, hole: false });
+        Some(bytes.len())
     }
 
     /// `n` bytes the framing needed are missing: lost (`lost`), or counted but not

@@ -1213,3 +1213,51 @@ fn a_request_unanswered_after_a_framing_error_is_a_gap() {
     let notes: Vec<(String, Option<Note>)> = out.iter().map(|x| (sum(x).target, x.note)).collect();
     assert_eq!(notes, vec![("/bad".to_string(), Some(Note::ParseError)), ("/after".to_string(), Some(Note::Gap))]);
 }
+
+#[test]
+fn a_request_line_cut_short_by_the_capture_is_reported_with_its_target_so_far() {
+    // A target longer than a syscall's capture (a long query string in one write): the
+    // start line never ends in what was captured. The request is still reported, its
+    // target the bytes that came, incomplete, with its own response; the next is intact.
+    let long = format!("GET /search?q={} HTTP/1.1\r\nHost: example.test\r\n\r\n", "a".repeat(20_000));
+    let mut h = Harness::new();
+    h.req_partial(long.len() as u64, &long.as_bytes()[..16_384]);
+    h.resp(&ok_resp("found"));
+    h.req(&get("/next"));
+    h.resp(&ok_resp("two"));
+    h.close();
+    let got = h.drain();
+    assert_eq!(got.len(), 2, "{got:?}");
+    let s = sum(&got[0]);
+    assert_eq!(s.method, "GET");
+    assert_eq!(s.target, format!("/search?q={}", "a".repeat(16_384 - 14)), "the target as far as it was captured");
+    assert_eq!((s.status, s.complete, s.note), (Some(200), false, Some(Note::Truncated)));
+    assert_eq!(got[0].request.lost_bytes, 0, "counted, not lost");
+    assert!(got[0].request.headers.is_empty(), "no field is made up");
+    assert!(matches!(got[0].request.start, crate::protocols::StartLine::Request { version: crate::protocols::VERSION_UNKNOWN, .. }));
+    assert_eq!(sum(&got[1]), ok("GET", "/next", b"", 200, b"two"));
+    // Cut by a loss instead, the line is not reported: what the gap held is unknown.
+    let mut h = Harness::new();
+    h.req(&long.as_bytes()[..16_384]);
+    h.lose_req(long.len() - 16_384);
+    h.resp(&ok_resp("found"));
+    h.req(&get("/next"));
+    h.resp(&ok_resp("two"));
+    h.tick_after_reorder();
+    h.close();
+    let got = h.sums();
+    assert!(got.iter().all(|s| s.target != "/search"), "{got:?}");
+    assert_eq!(got.last(), Some(&ok("GET", "/next", b"", 200, b"two")), "{got:?}");
+    // A response whose status line was cut: its status, with its own request.
+    let mut h = Harness::new();
+    h.req(&get("/1"));
+    let long = format!("HTTP/1.1 200 {}\r\nContent-Length: 0\r\n\r\n", "R".repeat(20_000));
+    h.resp_partial(long.len() as u64, &long.as_bytes()[..16_384]);
+    h.req(&get("/2"));
+    h.resp(&ok_resp("two"));
+    h.close();
+    let got = h.sums();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!((got[0].target.as_str(), got[0].status, got[0].complete, got[0].note), ("/1", Some(200), false, Some(Note::Truncated)));
+    assert_eq!(got[1], ok("GET", "/2", b"", 200, b"two"));
+}
