@@ -47,10 +47,10 @@ pub struct Cli {
     /// other hosts', containers' and VMs' traffic through the interface.
     #[arg(long, value_name = "IFACE")]
     pub iface: Option<String>,
-    /// With --iface: payload bytes kept per packet; the rest is counted.
-    #[arg(long, default_value_t = 65535, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(1..))]
+    /// With --iface: payload bytes kept per packet (at least 16); the rest is counted.
+    #[arg(long, default_value_t = 65535, value_name = "BYTES")]
     pub snaplen: u32,
-    /// Payload bytes copied per syscall (at most 16384); the rest is counted.
+    /// Payload bytes copied per syscall (16 to 16384); the rest is counted.
     #[arg(long, default_value_t = 16384, value_name = "BYTES")]
     pub max_capture: u32,
     /// Body bytes kept per message in the record.

@@ -61,5 +61,31 @@ fn usage_error(cli: &Cli) -> Option<String> {
     if ports.len() > tracer_common::MAX_FILTER_PORTS {
         return Some(format!("--port: at most {} ports can be selected ({} given)", tracer_common::MAX_FILTER_PORTS, ports.len()));
     }
-    None
+    if ports.contains(&0) {
+        return Some("--port 0: no connection has port 0".into());
+    }
+    // Fewer bytes than the shortest start line ("GET / HTTP/1.1", "HTTP/1.1 200 OK") would
+    // make no record at all; more than the kernel side's bound would be cut silently.
+    let max = tracer_common::MAX_CAPTURE as u32;
+    if !(MIN_CAPTURE..=max).contains(&cli.max_capture) {
+        return Some(format!("--max-capture {}: between {MIN_CAPTURE} and {max} bytes", cli.max_capture));
+    }
+    if cli.snaplen < MIN_CAPTURE {
+        return Some(format!("--snaplen {}: at least {MIN_CAPTURE} bytes", cli.snaplen));
+    }
+    for (name, secs) in [("--response-timeout", cli.response_timeout), ("--idle-timeout", cli.idle_timeout)] {
+        if !(secs.is_finite() && secs > 0.0) {
+            return Some(format!("{name} {secs}: a number of seconds above 0"));
+        }
+    }
+    let bounds = [
+        ("--max-conns", cli.max_conns),
+        ("--max-rows", cli.max_rows),
+        ("--max-conn-buffer", cli.max_conn_buffer),
+        ("--max-total-buffer", cli.max_total_buffer),
+    ];
+    bounds.iter().find(|(_, n)| *n == 0).map(|(name, _)| format!("{name} 0: at least 1"))
 }
+
+/// The least `--max-capture` and `--snaplen`: the shortest start lines whole.
+const MIN_CAPTURE: u32 = 16;
