@@ -12,7 +12,7 @@ use memchr::memmem;
 use super::head::{self, Candidate, Framing, MethodKind, Parsed};
 use super::marks::Marks;
 use super::pairing::{Decision, Frontier, Hidden, Pairing};
-use crate::protocols::{Limits, Message, Note};
+use crate::protocols::{Limits, Message, Note, StartLine};
 use crate::reassembly::{Segment, StreamBuf, MAX_STORED_SEGMENTS};
 
 /// Longest chunk-size line (with extensions) accepted before calling it garbage.
@@ -383,7 +383,7 @@ impl Side {
 
     fn new_message(
         &mut self,
-        start: crate::protocols::StartLine,
+        start: StartLine,
         headers: head::Headers,
         pos: u64,
         len: usize,
@@ -745,28 +745,16 @@ impl Side {
         let mut cut = Vec::with_capacity(end + 3);
         cut.extend_from_slice(&bytes[..=end]);
         cut.extend_from_slice(b"\r\n");
-        let len = bytes.len();
-        let (ts, _) = self.marks.at(pos);
-        let building = if self.request {
+        if self.request {
             let Ok(Parsed::Complete { head: h, .. }) = head::parse_request(&cut) else { return None };
-            let slot = cx.pairing.push_request(ts, h.method, cx.limits.max_buffer);
-            let msg = self.new_message(h.start, h.headers, pos, len, cx);
-            if let Some(started) = cx.started.as_mut() {
-                started.push(msg.clone());
-            }
-            Building { msg, slot: Some(slot), note: None, hole: false }
+            self.begin_salvaged(h.start, h.headers, h.method, pos, bytes.len(), cx);
         } else {
             let Ok(Parsed::Complete { head: h, .. }) = head::parse_response(&cut) else { return None };
             if h.is_interim() {
                 return None;
             }
-            let slot = match cx.pairing.decide(ts, true) {
-                Decision::Pair(seq) => Some(seq),
-                _ => None,
-            };
-            Building { msg: self.new_message(h.start, h.headers, pos, len, cx), slot, note: None, hole: false }
-        };
-        self.cur = Some(building);
+            self.begin_salvaged(h.start, h.headers, MethodKind::Other, pos, bytes.len(), cx);
+        }
         Some(end + 1)
     }
 
@@ -777,6 +765,14 @@ impl Side {
     /// the message holds (all of them), or None when they hold no such beginning.
     fn salvage_start_line(&mut self, bytes: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
         let (start, method) = head::cut_start_line(self.request, bytes)?;
+        self.begin_salvaged(start, head::Headers::default(), method, pos, bytes.len(), cx);
+        Some(bytes.len())
+    }
+
+    /// Makes what was salvaged of a head (`len` bytes from stream position `pos`) the
+    /// message being built: a request takes its slot in the pairing (and is announced), a
+    /// response pairs now if it can.
+    fn begin_salvaged(&mut self, start: StartLine, headers: head::Headers, method: MethodKind, pos: u64, len: usize, cx: &mut Cx<'_>) {
         let (ts, _) = self.marks.at(pos);
         let slot = if self.request {
             Some(cx.pairing.push_request(ts, method, cx.limits.max_buffer))
@@ -786,14 +782,13 @@ impl Side {
                 _ => None,
             }
         };
-        let msg = self.new_message(start, head::Headers::default(), pos, bytes.len(), cx);
+        let msg = self.new_message(start, headers, pos, len, cx);
         if self.request {
             if let Some(started) = cx.started.as_mut() {
                 started.push(msg.clone());
             }
         }
         self.cur = Some(Building { msg, slot, note: None, hole: false });
-        Some(bytes.len())
     }
 
     /// `n` bytes the framing needed are missing: lost (`lost`), or counted but not
