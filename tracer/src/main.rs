@@ -74,7 +74,7 @@ fn usage_error(cli: &Cli) -> Option<String> {
         return Some(format!("--snaplen {}: at least {MIN_CAPTURE} bytes", cli.snaplen));
     }
     for (name, secs) in [("--response-timeout", cli.response_timeout), ("--idle-timeout", cli.idle_timeout)] {
-        if !(secs.is_finite() && secs > 0.0) {
+        if !secs.is_finite() || tracer::cli::secs_to_ns(secs) == 0 {
             return Some(format!("{name} {secs}: a number of seconds above 0"));
         }
     }

@@ -164,6 +164,8 @@ struct Conn {
     losses: LossWatch,
     /// Bytes its parser held after its last event, as counted in the table's budget.
     held: usize,
+    /// It left HTTP, and the kernel side was asked to stop copying it (`done_with`).
+    given_up: bool,
 }
 
 impl Conn {
@@ -211,13 +213,21 @@ pub struct Pipeline {
     /// to, so that one picked up again starts there, not missing what they reported.
     forgotten: HashMap<ConnKey, [u64; 2], BuildConnHasher>,
     /// Connections that left HTTP since the caller last took them (`done_with`): the
-    /// kernel side can stop copying their bytes. At most MAX_DONE_WITH wait; more are
-    /// not kept (their bytes then keep coming, and are dropped here).
+    /// kernel side can stop copying their bytes. At most MAX_DONE_WITH wait (`give_up`).
     done_with: Vec<ConnKey>,
     pub stats: Stats,
 }
 
 const MAX_DONE_WITH: usize = 4096;
+
+/// Queues `conn` for the kernel side to stop copying once it left HTTP (an upgrade, or not
+/// HTTP), once. With the queue full it is queued at a later tick.
+fn give_up(key: ConnKey, conn: &mut Conn, done_with: &mut Vec<ConnKey>) {
+    if !conn.given_up && conn.parser.as_ref().is_some_and(Http1Conn::left_http) && done_with.len() < MAX_DONE_WITH {
+        conn.given_up = true;
+        done_with.push(key);
+    }
+}
 
 impl Pipeline {
     pub fn new(cfg: Config, filter: Filter) -> Self {
@@ -291,13 +301,11 @@ impl Pipeline {
                     conn.losses.seen(dir, ts_ns);
                     if !p.is_done() {
                         p.on_data(dir, pos, len, data, ts_ns, Process { pid: meta.pid, tid: meta.tid, comm: meta.comm });
-                        if p.left_http() && self.done_with.len() < MAX_DONE_WITH {
-                            self.done_with.push(meta.key);
-                        }
                         let held = p.held_bytes();
                         over_budget = self.budget.changed(std::mem::replace(&mut conn.held, held), held, self.cfg.limits.max_total_buffer);
                     }
                 }
+                give_up(meta.key, conn, &mut self.done_with);
                 emit(conn, &mut self.drained, &mut self.stats, &self.redactor, &self.filter, sink);
                 if over_budget {
                     // What the connections shed is emitted at the next tick.
@@ -371,10 +379,17 @@ impl Pipeline {
         let mut closed_keys = Vec::new();
         for (key, conn) in self.conns.iter_mut() {
             conn.tick(now_ns);
+            // A tick may end HTTP too (a paused 101 decided, a gap's bytes passed over).
+            give_up(*key, conn, &mut self.done_with);
             let waiting = conn.reads_after_close() && conn.parser.as_ref().is_some_and(Http1Conn::awaiting_response);
             let last = conn.closing.map_or(conn.last_ns, |c| c.max(conn.last_ns));
             let grace = if waiting { CLOSE_GRACE_NS.max(self.cfg.limits.response_timeout_ns) } else { CLOSE_GRACE_NS };
             if conn.closing.is_some() && now_ns.saturating_sub(last) > grace {
+                closed_keys.push(*key);
+            } else if conn.given_up && now_ns.saturating_sub(conn.last_ns) > CLOSE_GRACE_NS {
+                // Given up, and what was in the buffer before has been read: nothing more
+                // will come for it but its Close, which finds it gone and is passed over.
+                // Not an eviction: it is not followed any more.
                 closed_keys.push(*key);
             } else if now_ns.saturating_sub(conn.last_ns) > idle {
                 idle_keys.push(*key);
@@ -497,7 +512,7 @@ fn new_conn(cfg: &Config, filter: &Filter, meta: ConnMeta, ts_ns: u64) -> Box<Co
         }
         p
     });
-    Box::new(Conn { meta, role, parser, last_ns: ts_ns, lost_counted: 0, closing: None, losses: LossWatch::default(), held: 0 })
+    Box::new(Conn { meta, role, parser, last_ns: ts_ns, lost_counted: 0, closing: None, losses: LossWatch::default(), held: 0, given_up: false })
 }
 
 fn emit(
@@ -645,6 +660,27 @@ mod tests {
         p.on_raw(&data(DIR_INGRESS, answer.len() as u64, 300, b"\x82\x02hi"), &mut |r| out.push(r));
         assert_eq!(p.done_with().count(), 0);
         assert_eq!(out.len(), 1, "{out:?}");
+        // Quiet since (the kernel copies nothing more): forgotten after the grace, not as
+        // an eviction; its Close then finds nothing.
+        p.tick(300 + CLOSE_GRACE_NS, &mut |r| out.push(r));
+        assert_eq!(p.active_conns(), 1, "within the grace");
+        p.tick(301 + CLOSE_GRACE_NS, &mut |r| out.push(r));
+        assert_eq!((p.active_conns(), p.stats.evicted_conns), (0, 0));
+        p.on_raw(&close_event(400 + CLOSE_GRACE_NS), &mut |r| out.push(r));
+        assert_eq!((p.active_conns(), out.len(), p.done_with().count()), (0, 1, 0));
+    }
+
+    #[test]
+    fn a_connection_that_leaves_http_at_a_tick_is_given_up_then() {
+        // A 101 whose request never came (lost): it waits for it, and the tick that gives
+        // up waiting decides it, and with it that the connection left HTTP.
+        let mut p = Pipeline::new(cfg(false), Filter::default());
+        let mut out = Vec::new();
+        let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+        p.on_raw(&data(DIR_INGRESS, 0, 200, answer), &mut |r| out.push(r));
+        assert_eq!(p.done_with().count(), 0, "waiting for its request");
+        p.tick(200 + Limits::default().reorder_timeout_ns + 1, &mut |r| out.push(r));
+        assert_eq!(p.done_with().collect::<Vec<_>>(), [ConnKey { sock: 0xffff_0000, conn_id: 1 }]);
     }
 
     fn close_event(ts: u64) -> Vec<u8> {

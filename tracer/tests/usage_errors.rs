@@ -66,7 +66,7 @@ fn capture_sizes_out_of_range_are_refused() {
 
 #[test]
 fn timeouts_are_seconds_above_zero() {
-    for (name, v) in [("--response-timeout", "0"), ("--response-timeout", "NaN"), ("--idle-timeout", "inf"), ("--idle-timeout", "-1")] {
+    for (name, v) in [("--response-timeout", "0"), ("--response-timeout", "NaN"), ("--idle-timeout", "inf"), ("--idle-timeout", "-1"), ("--response-timeout", "1e-12")] {
         let arg = format!("{name}={v}");
         let (code, stderr, _) = refused(&["--json", &arg]);
         assert_eq!(code, Some(1), "{arg}: {stderr}");

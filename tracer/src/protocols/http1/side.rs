@@ -762,9 +762,15 @@ impl Side {
     /// what its syscall copied): reported as far as it came (`head::cut_start_line`), with
     /// no field, so that the exchange is not lost with its answer, and the connection,
     /// which began with a start token, is known to be HTTP. Returns how many of `bytes`
-    /// the message holds (all of them), or None when they hold no such beginning.
+    /// the message holds (all of them), or None when they hold no such beginning, or an
+    /// interim one.
     fn salvage_start_line(&mut self, bytes: &[u8], pos: u64, cx: &mut Cx<'_>) -> Option<usize> {
         let (start, method) = head::cut_start_line(self.request, bytes)?;
+        // An interim answer (100 Continue, a 101 whose switch could not be seen) is not
+        // the response: taken as one, it would take the final one's place.
+        if matches!(start, StartLine::Response { status: 100..=199, .. }) {
+            return None;
+        }
         self.begin_salvaged(start, head::Headers::default(), method, pos, bytes.len(), cx);
         Some(bytes.len())
     }

@@ -1260,4 +1260,16 @@ fn a_request_line_cut_short_by_the_capture_is_reported_with_its_target_so_far() 
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!((got[0].target.as_str(), got[0].status, got[0].complete, got[0].note), ("/1", Some(200), false, Some(Note::Truncated)));
     assert_eq!(got[1], ok("GET", "/2", b"", 200, b"two"));
+    // An interim answer cut so (a 100 Continue under a capture of 16 bytes) is not taken
+    // for the response: the final one, whole, is.
+    let mut h = Harness::new();
+    h.req(b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+    let cont = b"HTTP/1.1 100 Continue\r\n\r\n";
+    h.resp_partial(cont.len() as u64, &cont[..16]);
+    h.req(b"ok");
+    h.resp(&ok_resp("done"));
+    h.close();
+    let got = h.sums();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0].target.as_str(), got[0].status, got[0].resp_body.as_slice()), ("/up", Some(200), &b"done"[..]));
 }
