@@ -164,7 +164,8 @@ struct Conn {
     losses: LossWatch,
     /// Bytes its parser held after its last event, as counted in the table's budget.
     held: usize,
-    /// It left HTTP, and the kernel side was asked to stop copying it (`done_with`).
+    /// Nothing more of it will be parsed, and the kernel side was asked to stop copying it
+    /// (`done_with`).
     given_up: bool,
 }
 
@@ -212,18 +213,20 @@ pub struct Pipeline {
     /// Where the parsers of connections forgotten while still open (idle, evicted) had got
     /// to, so that one picked up again starts there, not missing what they reported.
     forgotten: HashMap<ConnKey, [u64; 2], BuildConnHasher>,
-    /// Connections that left HTTP since the caller last took them (`done_with`): the
-    /// kernel side can stop copying their bytes. At most MAX_DONE_WITH wait (`give_up`).
+    /// Connections nothing more of which will be parsed (`give_up`) since the caller last
+    /// took them (`done_with`): the kernel side can stop copying their bytes. At most
+    /// MAX_DONE_WITH wait.
     done_with: Vec<ConnKey>,
     pub stats: Stats,
 }
 
 const MAX_DONE_WITH: usize = 4096;
 
-/// Queues `conn` for the kernel side to stop copying once it left HTTP (an upgrade, or not
-/// HTTP), once. With the queue full it is queued at a later tick.
+/// Queues `conn` for the kernel side to stop copying, once, when nothing of it will be
+/// parsed: it left HTTP (an upgrade, or not HTTP), or it has no parser (`--role` selects
+/// the other side). With the queue full it is queued at a later tick.
 fn give_up(key: ConnKey, conn: &mut Conn, done_with: &mut Vec<ConnKey>) {
-    if !conn.given_up && conn.parser.as_ref().is_some_and(Http1Conn::left_http) && done_with.len() < MAX_DONE_WITH {
+    if !conn.given_up && conn.parser.as_ref().is_none_or(Http1Conn::left_http) && done_with.len() < MAX_DONE_WITH {
         conn.given_up = true;
         done_with.push(key);
     }
@@ -246,8 +249,8 @@ impl Pipeline {
         }
     }
 
-    /// The connections that left HTTP (upgraded, or not HTTP) since the last call, each
-    /// once: nothing more of theirs will be parsed.
+    /// The connections that left HTTP (upgraded, or not HTTP), or that `--role` leaves
+    /// out, since the last call, each once: nothing more of theirs will be parsed.
     pub fn done_with(&mut self) -> std::vec::Drain<'_, ConnKey> {
         self.done_with.drain(..)
     }

@@ -700,6 +700,32 @@ fn comm_and_role_filters_select_by_the_serving_process() {
     }
 }
 
+/// `--role server`: the client's end of a connection is left out, and once l7trace has
+/// seen it the kernel side stops copying it: 200 keep-alive exchanges, after the first,
+/// reach l7trace as the server's two events each, not four (before: 800 events).
+#[test]
+fn role_filter_stops_the_other_sides_copies_in_the_kernel() {
+    const N: usize = 200;
+    let server = HttpServer::start_default();
+    let port = server.port();
+    let trace = Trace::on_port(port, &["--role", "server"]);
+    let mut c = RawClient::connect(local(port));
+    get(&mut c, "/first");
+    // Its record out: the client's end has been seen, and given up.
+    let seen = trace.wait_for_records(Duration::from_secs(10), |r| !r.is_empty());
+    assert_eq!(seen.len(), 1, "the first server record: {}", dump(&seen));
+    for i in 1..N {
+        get(&mut c, &format!("/k{i}"));
+    }
+    drop(c);
+    let stopped = trace.stop_full();
+    assert_eq!(stopped.records.len(), N, "one server record each: {}", dump(&stopped.records));
+    assert!(stopped.records.iter().all(|r| r["role"] == "server"));
+    let events = summary_counter(&stopped.stderr, "events");
+    // The server's read and write per exchange, two closes, the client's first calls.
+    assert!(events <= 2 * N as u64 + 12, "{events} events: the client's end was still copied; stderr:\n{}", stopped.stderr.join("\n"));
+}
+
 // ---------------------------------------------------------------------------------------
 // Addresses.
 
