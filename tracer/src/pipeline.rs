@@ -649,18 +649,20 @@ mod tests {
         assert_eq!(p.stats.orphan_responses, 1);
     }
 
+    /// The answer that ends HTTP on a connection, and the key of the tests' connection.
+    const UPGRADED: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
+    const KEY: ConnKey = ConnKey { sock: 0xffff_0000, conn_id: 1 };
+
     #[test]
     fn a_connection_that_left_http_is_given_up_once() {
         let mut p = Pipeline::new(cfg(false), Filter::default());
         let mut out = Vec::new();
         p.on_raw(&data(DIR_EGRESS, 0, 100, b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n"), &mut |r| out.push(r));
         assert_eq!(p.done_with().count(), 0, "still HTTP after the request");
-        let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
-        p.on_raw(&data(DIR_INGRESS, 0, 200, answer), &mut |r| out.push(r));
-        let key = ConnKey { sock: 0xffff_0000, conn_id: 1 };
-        assert_eq!(p.done_with().collect::<Vec<_>>(), [key]);
+        p.on_raw(&data(DIR_INGRESS, 0, 200, UPGRADED), &mut |r| out.push(r));
+        assert_eq!(p.done_with().collect::<Vec<_>>(), [KEY]);
         // Frames that were already on their way: dropped, the connection not given again.
-        p.on_raw(&data(DIR_INGRESS, answer.len() as u64, 300, b"\x82\x02hi"), &mut |r| out.push(r));
+        p.on_raw(&data(DIR_INGRESS, UPGRADED.len() as u64, 300, b"\x82\x02hi"), &mut |r| out.push(r));
         assert_eq!(p.done_with().count(), 0);
         assert_eq!(out.len(), 1, "{out:?}");
         // Quiet since (the kernel copies nothing more): forgotten after the grace, not as
@@ -679,11 +681,10 @@ mod tests {
         // up waiting decides it, and with it that the connection left HTTP.
         let mut p = Pipeline::new(cfg(false), Filter::default());
         let mut out = Vec::new();
-        let answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n";
-        p.on_raw(&data(DIR_INGRESS, 0, 200, answer), &mut |r| out.push(r));
+        p.on_raw(&data(DIR_INGRESS, 0, 200, UPGRADED), &mut |r| out.push(r));
         assert_eq!(p.done_with().count(), 0, "waiting for its request");
         p.tick(200 + Limits::default().reorder_timeout_ns + 1, &mut |r| out.push(r));
-        assert_eq!(p.done_with().collect::<Vec<_>>(), [ConnKey { sock: 0xffff_0000, conn_id: 1 }]);
+        assert_eq!(p.done_with().collect::<Vec<_>>(), [KEY]);
     }
 
     fn close_event(ts: u64) -> Vec<u8> {

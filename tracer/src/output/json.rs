@@ -7,7 +7,7 @@ use base64::Engine as _;
 use super::{fraction, to_the_second, Clock, Flow, Sink};
 use crate::{
     pipeline::{comm_str, Record},
-    protocols::{Headers, Message, Role, StartLine, VERSION_UNKNOWN},
+    protocols::{version_name, Headers, Message, Role, StartLine},
 };
 
 // The line is written by hand rather than through serde: one record is a few hundred
@@ -15,11 +15,14 @@ use crate::{
 // formatting machinery were most of the cost of `--json` (see `benches/pipeline.rs`).
 
 /// The version as a JSON value: null when the start line was cut before it.
-fn version(v: u8) -> &'static str {
-    match v {
-        0 => "\"HTTP/1.0\"",
-        VERSION_UNKNOWN => "null",
-        _ => "\"HTTP/1.1\"",
+fn version(out: &mut Vec<u8>, v: u8) {
+    match version_name(v) {
+        Some(name) => {
+            out.push(b'"');
+            out.extend_from_slice(name.as_bytes());
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
     }
 }
 
@@ -157,11 +160,11 @@ fn head(out: &mut Vec<u8>, m: &Message) {
             out.extend_from_slice(b",\"target\":");
             bytes(out, target);
             out.extend_from_slice(b",\"version\":");
-            out.extend_from_slice(version(*v).as_bytes());
+            version(out, *v);
         }
         StartLine::Response { version: v, status, reason } => {
             out.extend_from_slice(b"\"version\":");
-            out.extend_from_slice(version(*v).as_bytes());
+            version(out, *v);
             out.extend_from_slice(b",\"status\":");
             num(out, u64::from(*status));
             out.extend_from_slice(b",\"reason\":");
@@ -790,7 +793,7 @@ mod tests {
 
         // A start line cut by the capture before its version: null, not a guess.
         if let StartLine::Request { version, .. } = &mut r.exchange.request.start {
-            *version = VERSION_UNKNOWN;
+            *version = crate::protocols::VERSION_UNKNOWN;
         }
         let v: serde_json::Value = serde_json::from_str(&to_line(&r, &clock)).unwrap();
         assert!(v["request"]["version"].is_null(), "{v}");

@@ -298,7 +298,7 @@ impl Http1Conn {
     }
 
     pub fn is_done(&self) -> bool {
-        self.closed || self.not_http || self.stats.upgraded
+        self.closed || self.left_http()
     }
 
     pub fn last_ts_ns(&self) -> u64 {

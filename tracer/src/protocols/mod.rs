@@ -118,6 +118,24 @@ impl Role {
 /// A start line's version when it never came: the line was cut short by the capture.
 pub const VERSION_UNKNOWN: u8 = u8::MAX;
 
+/// The version `v` (see `StartLine`) as written: None when it never came.
+pub fn version_name(v: u8) -> Option<&'static str> {
+    match v {
+        0 => Some("HTTP/1.0"),
+        VERSION_UNKNOWN => None,
+        _ => Some("HTTP/1.1"),
+    }
+}
+
+/// The version a start line names (`StartLine`'s number): None for any other bytes.
+pub fn version_of(v: &[u8]) -> Option<u8> {
+    match v {
+        b"HTTP/1.1" => Some(1),
+        b"HTTP/1.0" => Some(0),
+        _ => None,
+    }
+}
+
 /// The first line of a message. `version`: 1 for HTTP/1.1, 0 for HTTP/1.0, or
 /// `VERSION_UNKNOWN`.
 #[derive(Debug, Clone, PartialEq, Eq)]

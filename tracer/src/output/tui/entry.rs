@@ -17,7 +17,7 @@ use super::sanitize::{sanitize, sanitize_into};
 use crate::{
     output::Clock,
     pipeline::{comm_str, Record},
-    protocols::{Headers, Message, Note, Role, StartLine, VERSION_UNKNOWN},
+    protocols::{version_name, Headers, Message, Note, Role, StartLine},
 };
 
 /// Body bytes kept per message for the detail pane (the list holds many entries).
@@ -448,11 +448,7 @@ fn status(m: &Message) -> Option<u16> {
 }
 
 fn version(v: u8) -> &'static str {
-    match v {
-        0 => "HTTP/1.0",
-        VERSION_UNKNOWN => "HTTP/?",
-        _ => "HTTP/1.1",
-    }
+    version_name(v).unwrap_or("HTTP/?")
 }
 
 /// `412µs`, `12.3ms`, `1.25s`.

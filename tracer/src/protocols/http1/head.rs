@@ -5,7 +5,7 @@ use std::mem::MaybeUninit;
 
 use httparse::{Header, ParserConfig, Status};
 
-use crate::protocols::{known_method, known_reason, StartLine, VERSION_UNKNOWN};
+use crate::protocols::{known_method, known_reason, version_of, StartLine, VERSION_UNKNOWN};
 
 /// Header slots on the stack, enough for nearly every head.
 pub(super) const MAX_HEADERS: usize = 128;
@@ -163,11 +163,7 @@ fn parse_request_lenient(buf: &[u8]) -> Option<Result<Parsed<RequestHead>, HeadE
             && version.is_none_or(|v| b"HTTP/1.1".starts_with(v) || b"HTTP/1.0".starts_with(v));
         return so_far.then_some(Ok(Parsed::Partial));
     };
-    let version = match version? {
-        b"HTTP/1.1" => 1,
-        b"HTTP/1.0" => 0,
-        _ => return None,
-    };
+    let version = version_of(version?)?;
     let target = target.filter(|t| target_ok(t))?;
     let Some(len) = find_blank_line(&buf[line_end..]).map(|n| line_end + n) else {
         return Some(Ok(Parsed::Partial));
@@ -425,11 +421,6 @@ pub(super) fn cut_start_line(request: bool, buf: &[u8]) -> Option<(StartLine, Me
         return None;
     }
     let line = buf.strip_suffix(b"\r").unwrap_or(buf);
-    let version = |v: &[u8]| match v {
-        b"HTTP/1.1" => Some(1),
-        b"HTTP/1.0" => Some(0),
-        _ => None,
-    };
     if request {
         let mut parts = line.splitn(3, |&b| b == b' ');
         let (method, target, rest) = (parts.next()?, parts.next()?, parts.next());
@@ -437,11 +428,11 @@ pub(super) fn cut_start_line(request: bool, buf: &[u8]) -> Option<(StartLine, Me
             return None;
         }
         let method = std::str::from_utf8(method).ok()?;
-        let version = rest.and_then(version).unwrap_or(VERSION_UNKNOWN);
+        let version = rest.and_then(version_of).unwrap_or(VERSION_UNKNOWN);
         let start = StartLine::Request { method: known_method(method), target: target.to_vec(), version };
         Some((start, MethodKind::of(method)))
     } else {
-        let (v, status, rest) = (version(line.get(..8)?)?, line.get(8..12)?, line.get(12..).unwrap_or_default());
+        let (v, status, rest) = (version_of(line.get(..8)?)?, line.get(8..12)?, line.get(12..).unwrap_or_default());
         let digits = status.strip_prefix(b" ").filter(|d| d.iter().all(u8::is_ascii_digit))?;
         let status = std::str::from_utf8(digits).ok()?.parse().ok()?;
         let reason = match rest {

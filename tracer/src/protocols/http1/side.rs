@@ -705,7 +705,10 @@ impl Side {
                         let pos = self.held_pos;
                         // A start line cut by the capture is reported as far as it came;
                         // one cut by a loss is not (what the gap held is unknown).
-                        let kept = self.salvage(&held, pos, cx).or_else(|| if lost { None } else { self.salvage_start_line(&held, pos, cx) });
+                        let mut kept = self.salvage(&held, pos, cx);
+                        if kept.is_none() && !lost {
+                            kept = self.salvage_start_line(&held, pos, cx);
+                        }
                         if kept.is_none() {
                             self.held = held;
                         }

@@ -362,6 +362,18 @@ fn uncaptured_head_bytes_are_a_gap() {
     assert_eq!(got[1], ok("GET", "/2", b"", 200, b"two"));
 }
 
+/// `GET /1` answered by `resp`, of which the first 16 KiB were captured, then `GET /2`
+/// answered `two` whole: what came out.
+fn after_a_cut_response(resp: &str) -> Vec<crate::protocols::Exchange> {
+    let mut h = Harness::new();
+    h.req(&get("/1"));
+    h.resp_partial(resp.len() as u64, &resp.as_bytes()[..16_384]);
+    h.req(&get("/2"));
+    h.resp(&ok_resp("two"));
+    h.close();
+    h.drain()
+}
+
 #[test]
 fn heads_cut_short_by_uncaptured_bytes_are_reported_incomplete() {
     // A head larger than a syscall's capture: its start line and complete fields are
@@ -395,14 +407,7 @@ fn heads_cut_short_by_uncaptured_bytes_are_reported_incomplete() {
         assert_eq!(sum(&got[1]), ok("GET", "/next", b"", 200, b"two"));
     }
     // A response head cut short: its status is reported, incomplete, with its request.
-    let mut h = Harness::new();
-    h.req(&get("/1"));
-    let big = format!("HTTP/1.1 503 Busy\r\nRetry-After: 5\r\nX-Big: {}\r\n\r\n", "b".repeat(20_000));
-    h.resp_partial(big.len() as u64, &big.as_bytes()[..16_384]);
-    h.req(&get("/2"));
-    h.resp(&ok_resp("two"));
-    h.close();
-    let got = h.drain();
+    let got = after_a_cut_response(&format!("HTTP/1.1 503 Busy\r\nRetry-After: 5\r\nX-Big: {}\r\n\r\n", "b".repeat(20_000)));
     assert_eq!(got.len(), 2, "{got:?}");
     let resp = got[0].response.as_ref().expect("the cut response");
     assert_eq!(sum(&got[0]).status, Some(503));
@@ -1249,14 +1254,7 @@ fn a_request_line_cut_short_by_the_capture_is_reported_with_its_target_so_far() 
     assert!(got.iter().all(|s| s.target != "/search"), "{got:?}");
     assert_eq!(got.last(), Some(&ok("GET", "/next", b"", 200, b"two")), "{got:?}");
     // A response whose status line was cut: its status, with its own request.
-    let mut h = Harness::new();
-    h.req(&get("/1"));
-    let long = format!("HTTP/1.1 200 {}\r\nContent-Length: 0\r\n\r\n", "R".repeat(20_000));
-    h.resp_partial(long.len() as u64, &long.as_bytes()[..16_384]);
-    h.req(&get("/2"));
-    h.resp(&ok_resp("two"));
-    h.close();
-    let got = h.sums();
+    let got: Vec<Sum> = after_a_cut_response(&format!("HTTP/1.1 200 {}\r\nContent-Length: 0\r\n\r\n", "R".repeat(20_000))).iter().map(sum).collect();
     assert_eq!(got.len(), 2, "{got:?}");
     assert_eq!((got[0].target.as_str(), got[0].status, got[0].complete, got[0].note), ("/1", Some(200), false, Some(Note::Truncated)));
     assert_eq!(got[1], ok("GET", "/2", b"", 200, b"two"));
