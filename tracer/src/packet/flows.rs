@@ -2,7 +2,10 @@
 //! ordering, retransmissions, overlaps and gaps are then the stream buffers' job, as on
 //! the syscall path. Client and server come from the SYN, or, for a connection already
 //! open at start, from the first payload that starts a request or a response.
-use std::{collections::HashMap, net::SocketAddr};
+use std::{
+    collections::{HashMap, VecDeque},
+    net::SocketAddr,
+};
 
 use super::frame::TcpSegment;
 use crate::protocols::{client_by_ports, listening_ports, http1::Http1Conn, Budget, Direction, Exchange, Limits, LossWatch, Process, Role};
@@ -82,6 +85,8 @@ struct Flow {
     seq: [SeqState; 2],
     http: Http1Conn,
     fin: [bool; 2],
+    /// Where each direction's stream ended (its FIN's position), once seen.
+    ends: [Option<u64>; 2],
     closing_since: Option<u64>,
     last_ns: u64,
     /// Lost bytes already reported through this flow's exchanges.
@@ -106,6 +111,13 @@ pub struct FlowTable {
     /// moment (thousands of short connections within the reorder window), would hold that
     /// much per bucket, empty or not (10 MiB of 8,192 buckets with `Connection: close`).
     flows: HashMap<FlowKey, Box<Flow>>,
+    /// Flows ended before the reorder window passed, because every byte of both
+    /// directions up to their FINs was in (`complete`): when each ended. A segment of one
+    /// within the window is a late copy of what was had (a retransmission), not a new
+    /// connection picked up mid-way; a new SYN on the ports starts one.
+    ended: HashMap<FlowKey, u64>,
+    /// `ended` in the order they ended, to expire them.
+    ended_order: VecDeque<(u64, FlowKey)>,
     drained: Vec<Exchange>,
     /// What the flows hold together (`Limits::max_total_buffer`).
     budget: Budget,
@@ -131,7 +143,15 @@ fn starts(payload: &[u8]) -> Start {
 
 impl FlowTable {
     pub fn new(cfg: FlowConfig) -> Self {
-        FlowTable { cfg, flows: HashMap::new(), drained: Vec::new(), budget: Budget::default(), stats: FlowStats::default() }
+        FlowTable {
+            cfg,
+            flows: HashMap::new(),
+            ended: HashMap::new(),
+            ended_order: VecDeque::new(),
+            drained: Vec::new(),
+            budget: Budget::default(),
+            stats: FlowStats::default(),
+        }
     }
 
     pub fn active(&self) -> usize {
@@ -159,6 +179,12 @@ impl FlowTable {
             }
         }
         if !self.flows.contains_key(&k) {
+            if self.ended.contains_key(&k) {
+                if !(seg.syn && !seg.ack) {
+                    return;
+                }
+                self.ended.remove(&k);
+            }
             let Some((client, server)) = self.roles_of_new(seg) else { return };
             self.make_room(ts_ns, sink);
             self.stats.flows += 1;
@@ -175,6 +201,7 @@ impl FlowTable {
                 seq: [SeqState::default(); 2],
                 http,
                 fin: [false; 2],
+                ends: [None; 2],
                 closing_since: None,
                 last_ns: ts_ns,
                 lost_counted: 0,
@@ -215,6 +242,9 @@ impl FlowTable {
                 }
                 if ends_known {
                     flow.http.on_end(dir, end, ts_ns);
+                    if seg.fin {
+                        flow.ends[d] = Some(end);
+                    }
                 }
             }
         }
@@ -228,6 +258,11 @@ impl FlowTable {
             flow.closing_since.get_or_insert(ts_ns);
         }
         emit(flow, &mut self.drained, sink);
+        if complete(flow) {
+            self.close(k, ts_ns, true, sink);
+            self.remember_ended(k, ts_ns);
+            return;
+        }
         if over {
             // What the flows shed is emitted at the next tick.
             let max = self.cfg.limits.max_total_buffer;
@@ -268,8 +303,35 @@ impl FlowTable {
         }
     }
 
+    /// Remembers a flow ended early for the reorder window (see `ended`), the oldest
+    /// forgotten first beyond `max_flows` of them.
+    fn remember_ended(&mut self, k: FlowKey, ts_ns: u64) {
+        if self.ended_order.len() >= self.cfg.max_flows {
+            self.forget_ended(u64::MAX);
+        }
+        self.ended.insert(k, ts_ns);
+        self.ended_order.push_back((ts_ns, k));
+    }
+
+    /// Forgets the oldest early-ended flow if it ended at or before `until`; false when
+    /// there was none.
+    fn forget_ended(&mut self, until: u64) -> bool {
+        match self.ended_order.front() {
+            Some(&(t, k)) if t <= until => {
+                self.ended_order.pop_front();
+                // A later end of the same ports (a new connection that also ended) stays.
+                if self.ended.get(&k) == Some(&t) {
+                    self.ended.remove(&k);
+                }
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn tick(&mut self, now_ns: u64, sink: &mut impl FnMut(FlowExchange)) {
         let window = self.cfg.limits.reorder_timeout_ns;
+        while self.forget_ended(now_ns.saturating_sub(window)) {}
         let idle = self.cfg.idle_timeout_ns;
         let mut done = Vec::new();
         for (k, flow) in self.flows.iter_mut() {
@@ -327,6 +389,14 @@ impl FlowTable {
             self.close(k, now_ns, false, sink);
         }
     }
+}
+
+/// Both directions ended with a FIN and every byte before each FIN is in: no segment can
+/// still be overtaken, so the flow need not wait the reorder window.
+fn complete(flow: &Flow) -> bool {
+    let [Some(up), Some(down)] = flow.ends else { return false };
+    // Direction order of the parser (client role): egress = client -> server.
+    flow.http.positions() == [up, down] && flow.http.buffered_bytes() == 0
 }
 
 fn emit(flow: &mut Flow, drained: &mut Vec<Exchange>, sink: &mut impl FnMut(FlowExchange)) {

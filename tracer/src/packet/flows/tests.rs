@@ -387,3 +387,72 @@ fn drops_reported_just_before_the_end_are_not_taken_for_a_lost_tail() {
     assert_eq!(w.out[0].exchange.note, Some(Note::Unfinished), "{:?}", w.out);
     assert_eq!(w.out[0].exchange.lost_bytes(), 0);
 }
+
+/// REQ answered by RESP_10 (close-delimited), then both FINs: every byte is in.
+fn close_delimited_complete(w: &mut Wire, c_isn: u32, s_isn: u32) {
+    w.open_with_request(c_isn, s_isn);
+    w.send(false, s_isn + 1, PSH_ACK, RESP_10);
+    w.send(false, s_isn + 1 + RESP_10.len() as u32, FIN_ACK, b"");
+    w.send(true, c_isn + 1 + REQ.len() as u32, FIN_ACK, b"");
+}
+
+#[test]
+fn both_fins_with_every_byte_in_end_the_flow_at_once() {
+    let mut w = Wire::new();
+    close_delimited_complete(&mut w, 100, 5000);
+    // No tick: nothing can be overtaken, the exchange is out and the flow gone.
+    let out = std::mem::take(&mut w.out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].exchange.complete(), "{out:?}");
+    assert_eq!(body(&out[0]), b"0123456789");
+    assert_eq!(w.table.active(), 0);
+    // Late copies within the reorder window (a retransmitted answer, a FIN, a reset) are
+    // the ended connection's, not one picked up mid-way: nothing more, nothing counted.
+    w.send(false, 5001, PSH_ACK, RESP_10);
+    w.send(true, 101, PSH_ACK, REQ);
+    w.send(false, 5001 + RESP_10.len() as u32, FIN_ACK, b"");
+    w.send(true, 102 + REQ.len() as u32, RST, b"");
+    assert_eq!(w.table.active(), 0);
+    assert!(w.finish().is_empty());
+    assert_eq!(w.table.stats.orphan_responses, 0);
+    assert_eq!(w.table.stats.flows, 1);
+}
+
+#[test]
+fn both_fins_with_a_byte_missing_wait_for_it() {
+    let mut w = Wire::new();
+    w.open_with_request(100, 5000);
+    w.send(false, 5001 + 5, PSH_ACK, &RESP_10[5..]);
+    w.send(false, 5001 + RESP_10.len() as u32, FIN_ACK, b"");
+    w.send(true, 101 + REQ.len() as u32, FIN_ACK, b"");
+    assert!(w.out.is_empty(), "{:?}", w.out);
+    assert_eq!(w.table.active(), 1);
+    // The overtaken segment arrives within the window: the flow is whole, and ends.
+    w.send(false, 5001, PSH_ACK, &RESP_10[..5]);
+    let out = std::mem::take(&mut w.out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].exchange.complete(), "{out:?}");
+    assert_eq!(body(&out[0]), b"0123456789");
+    assert_eq!(w.table.active(), 0);
+}
+
+#[test]
+fn ended_flows_are_remembered_for_the_window_only_and_at_most_max_flows() {
+    let mut w = Wire::new();
+    // Twice the table's bound (16) of connections, each from its own port.
+    for i in 0..32u16 {
+        w.c.set_port(41_000 + i);
+        close_delimited_complete(&mut w, 100, 5000);
+    }
+    assert_eq!(w.out.len(), 32);
+    assert_eq!(w.table.ended.len(), 16);
+    assert_eq!(w.table.ended_order.len(), 16);
+    // The oldest were forgotten: a copy of the first connection's request is again taken
+    // for one picked up mid-way (as it is once the window has passed).
+    w.c.set_port(41_000);
+    w.send(true, 101, PSH_ACK, REQ);
+    assert_eq!(w.table.active(), 1);
+    let out = &mut w.out;
+    w.table.tick(w.ts + Limits::default().reorder_timeout_ns + 1, &mut |x| out.push(x));
+    assert!(w.table.ended.is_empty() && w.table.ended_order.is_empty());
+}
