@@ -378,9 +378,8 @@ fn event_loop(
     sink: &mut dyn Sink,
     mut pids: PidWatch,
 ) -> anyhow::Result<Outcome> {
-    // The packet socket is not waited on: it would wake the loop for every frame. It is
-    // read every PACKET_POLL_MS instead (its 16 MiB buffer holds far more than that), and
-    // at once again while reads come back full.
+    // The packet socket is not waited on. Its ring is read every PACKET_POLL_MS (its 16
+    // MiB hold far more than that), and at once again while reads come back full.
     let fds = tracer.source.fds();
     let epoll = Epoll::new(&fds).context("epoll")?;
     let wait_ms = if tracer.packet.is_some() { PACKET_POLL_MS } else { TICK_MS };

@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-/// Four times the capture socket's 16 MiB buffer: most of it must be dropped while
+/// Four times the capture socket's 16 MiB ring: most of it must be dropped while
 /// l7trace is stopped.
 const BIG: usize = 64 << 20;
 

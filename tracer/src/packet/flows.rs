@@ -180,10 +180,13 @@ impl FlowTable {
         }
         if !self.flows.contains_key(&k) {
             if self.ended.contains_key(&k) {
-                if !(seg.syn && !seg.ack) {
+                // Only a client's SYN starts a new connection there; anything else is a
+                // late copy of the ended one's.
+                if seg.syn && !seg.ack {
+                    self.ended.remove(&k);
+                } else {
                     return;
                 }
-                self.ended.remove(&k);
             }
             let Some((client, server)) = self.roles_of_new(seg) else { return };
             self.make_room(ts_ns, sink);

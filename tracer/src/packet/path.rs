@@ -6,7 +6,7 @@ use super::{
     attribution::{Attribution, Owner},
     flows::{FlowConfig, FlowExchange, FlowTable},
     frame::parse_ethernet,
-    socket::{PacketSocket, RecvBatch, BATCH_FRAMES},
+    socket::PacketSocket,
 };
 use crate::{
     events::{self, Event},
@@ -20,7 +20,8 @@ pub struct PacketPath {
     filter: Filter,
     /// Masks secrets before any sink sees a record, as on the syscall path.
     redactor: Redactor,
-    batch: RecvBatch,
+    /// The ring block to read next.
+    cursor: usize,
     clock: crate::output::Clock,
     ready: Vec<FlowExchange>,
     pub kernel_drops: u64,
@@ -38,8 +39,8 @@ pub struct PacketPath {
     last_read_error: Option<String>,
 }
 
-/// Frames read per poll before the loop looks at its other duties.
-const BATCH: usize = 4096;
+/// Ring blocks read per poll before the loop looks at its other duties.
+const BATCH_BLOCKS: usize = 4;
 
 impl PacketPath {
     pub fn new(cfg: FlowConfig, filter: Filter) -> Self {
@@ -48,7 +49,7 @@ impl PacketPath {
             owners: Attribution::default(),
             filter,
             redactor: Redactor::default(),
-            batch: RecvBatch::default(),
+            cursor: 0,
             clock: crate::output::Clock::new(),
             ready: Vec::new(),
             kernel_drops: 0,
@@ -112,32 +113,33 @@ impl PacketPath {
         // for each read, so a step of the wall clock (NTP) does not shift every later
         // frame against the monotonic timeouts.
         self.clock = crate::output::Clock::new();
-        for _ in 0..BATCH / BATCH_FRAMES {
-            let n = match sock.recv_batch(&mut self.batch) {
-                Ok(n) => n,
-                Err(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
-                    self.link_down = true;
-                    return false;
+        match sock.take_error() {
+            None => {}
+            Some(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
+                self.link_down = true;
+                return false;
+            }
+            Some(e) => {
+                // Said when it changes, not at every poll.
+                let said = format!("l7trace: warning: --iface {}: reading the capture socket: {e}", sock.name);
+                if self.last_read_error.as_ref() != Some(&said) {
+                    self.last_read_error = Some(said.clone());
+                    self.read_errors.push(said);
                 }
-                Err(e) => {
-                    // Said when it changes, not at every poll.
-                    let said = format!("l7trace: warning: --iface {}: reading the capture socket: {e}", sock.name);
-                    if self.last_read_error.as_ref() != Some(&said) {
-                        self.last_read_error = Some(said.clone());
-                        self.read_errors.push(said);
-                    }
-                    return false;
-                }
+            }
+        }
+        for _ in 0..BATCH_BLOCKS {
+            let Some(mut block) = sock.next_block(&mut self.cursor) else {
+                return false;
             };
-            self.events += n as u64;
-            for i in 0..n {
-                let (frame, got) = self.batch.frame(i);
+            while let Some((frame, got)) = block.next_frame() {
+                self.events += 1;
                 // On loopback each packet shows up twice; keep the incoming copy (the
                 // filter drops the outgoing one already; this is the safety net).
                 if got.outgoing && sock.loopback {
                     continue;
                 }
-                // The frame's arrival, not the read's: a batch holds frames from a span of time.
+                // The frame's arrival, not the read's: a block holds frames from a span of time.
                 let ts = got.ts_real_ns.map_or(now_ns, |t| self.clock.monotonic(t));
                 let Ok(seg) = parse_ethernet(frame, got.frame_len) else {
                     self.frame_errors += 1;
@@ -145,9 +147,6 @@ impl PacketPath {
                 };
                 let ready = &mut self.ready;
                 self.flows.on_segment(&seg, ts, &mut |x| ready.push(x));
-            }
-            if n < BATCH_FRAMES {
-                return false;
             }
         }
         true

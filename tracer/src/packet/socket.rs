@@ -4,6 +4,7 @@ use std::{
     ffi::CString,
     io,
     os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+    sync::atomic::{AtomicU32, Ordering},
 };
 
 use thiserror::Error;
@@ -38,63 +39,164 @@ pub struct PacketSocket {
     ifindex: i32,
     /// The loopback device shows each packet twice (outgoing, then incoming).
     pub loopback: bool,
+    ring: Ring,
 }
 
 /// What the kernel said about a received frame: whether it is outgoing, when, and how
 /// long it was.
 pub struct Received {
     pub outgoing: bool,
-    /// When the kernel saw the frame (CLOCK_REALTIME ns, SO_TIMESTAMPNS).
+    /// When the kernel saw the frame (CLOCK_REALTIME ns).
     pub ts_real_ns: Option<u64>,
-    /// The frame's length before the filter cut it to the snap length (PACKET_AUXDATA),
-    /// or what was read when the kernel did not say.
+    /// The frame's length before the filter cut it to the snap length: a BIG TCP
+    /// super-packet's IP header says 0, and only this length gives its payload's.
     pub frame_len: usize,
 }
 
-/// Frames read per recvmmsg(2).
-pub const BATCH_FRAMES: usize = 32;
-/// Bytes kept of one frame: loopback's MTU (65536) plus its link header.
-const FRAME_MAX: usize = (1 << 16) + 64;
+/// The receive ring (TPACKET_V3): RING_BLOCKS blocks of RING_BLOCK bytes, mapped into
+/// l7trace. The kernel writes each frame the filter keeps into the current block, and hands
+/// the block over when it is full or RING_TIMEOUT_MS after its first frame: no syscall, no
+/// socket buffer and no copy per frame on l7trace's side.
+const RING_BLOCK: usize = 1 << 20;
+const RING_BLOCKS: usize = 16;
+const RING_TIMEOUT_MS: u32 = 5;
+/// `tpacket3_hdr`'s size (48) rounded to TPACKET_ALIGNMENT (16): its `sockaddr_ll` follows.
+const TPACKET3_HDRLEN: usize = 48;
+const TP_STATUS_KERNEL: u32 = 0;
+const TP_STATUS_USER: u32 = 1;
+const TPACKET_V3: libc::c_int = 2;
 
-/// Buffers for `recv_batch`: one call reads up to `BATCH_FRAMES` frames (2 MiB).
-pub struct RecvBatch {
-    bufs: Vec<Box<[u8]>>,
-    names: Vec<libc::sockaddr_ll>,
-    iovs: Vec<libc::iovec>,
-    /// Room for the timestamp (32 bytes) and the auxdata (40 bytes) control messages.
-    controls: Vec<[u64; 12]>,
-    hdrs: Vec<libc::mmsghdr>,
+/// `struct tpacket_req3`.
+#[repr(C)]
+struct TpacketReq3 {
+    block_size: u32,
+    block_nr: u32,
+    frame_size: u32,
+    frame_nr: u32,
+    retire_blk_tov: u32,
+    sizeof_priv: u32,
+    feature_req_word: u32,
 }
 
-impl Default for RecvBatch {
-    fn default() -> Self {
-        fn zeroed<T>() -> T {
-            // SAFETY: only used for sockaddr_ll, iovec and mmsghdr, for which all-zero
-            // bytes are a valid value.
-            unsafe { std::mem::zeroed() }
+struct Ring {
+    base: *mut u8,
+}
+
+impl Ring {
+    /// Asks for the ring (TPACKET_V3) on the socket, and maps it.
+    fn map(fd: &OwnedFd) -> Result<Ring, PacketError> {
+        let version = TPACKET_V3;
+        let req = TpacketReq3 {
+            block_size: RING_BLOCK as u32,
+            block_nr: RING_BLOCKS as u32,
+            // Frames are packed in a block whatever their length; this only has to
+            // divide the block.
+            frame_size: 2048,
+            frame_nr: (RING_BLOCK / 2048 * RING_BLOCKS) as u32,
+            retire_blk_tov: RING_TIMEOUT_MS,
+            sizeof_priv: 0,
+            feature_req_word: 0,
+        };
+        // SAFETY: valid option pointers and lengths.
+        unsafe {
+            if libc::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_VERSION, &version as *const _ as *const libc::c_void, 4) < 0 {
+                return Err(sys("setsockopt(PACKET_VERSION, TPACKET_V3)"));
+            }
+            let size = std::mem::size_of::<TpacketReq3>() as libc::socklen_t;
+            if libc::setsockopt(fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_RX_RING, &req as *const _ as *const libc::c_void, size) < 0 {
+                return Err(sys("setsockopt(PACKET_RX_RING)"));
+            }
         }
-        RecvBatch {
-            bufs: (0..BATCH_FRAMES).map(|_| vec![0u8; FRAME_MAX].into_boxed_slice()).collect(),
-            names: (0..BATCH_FRAMES).map(|_| zeroed()).collect(),
-            iovs: (0..BATCH_FRAMES).map(|_| zeroed()).collect(),
-            controls: vec![[0u64; 12]; BATCH_FRAMES],
-            hdrs: (0..BATCH_FRAMES).map(|_| zeroed()).collect(),
+        // SAFETY: maps the ring the kernel just made for this socket, shared.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                RING_BLOCK * RING_BLOCKS,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(sys("mmap(PACKET_RX_RING)"));
         }
+        Ok(Ring { base: base as *mut u8 })
     }
 }
 
-impl RecvBatch {
-    /// Frame `i` of the last `recv_batch`: its bytes and what the kernel said about it.
-    pub fn frame(&self, i: usize) -> (&[u8], Received) {
-        let h = &self.hdrs[i];
-        let len = (h.msg_len as usize).min(FRAME_MAX);
-        let (ts_real_ns, frame_len) = control(&h.msg_hdr);
-        let got = Received {
-            outgoing: self.names[i].sll_pkttype == PACKET_OUTGOING,
-            ts_real_ns,
-            frame_len: frame_len.map_or(len, |l| l as usize),
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `Ring::map`, unmapped once.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, RING_BLOCK * RING_BLOCKS) };
+    }
+}
+
+/// A block the kernel handed over (see `PacketSocket::next_block`): its frames, in order.
+/// Dropping it gives it back to the kernel.
+pub struct Block<'a> {
+    /// The block's first byte; RING_BLOCK bytes, the first BLOCK_HDR of them its header.
+    base: *const u8,
+    status: &'a AtomicU32,
+    /// Frames not read yet, and where the next one starts.
+    left: u32,
+    off: usize,
+}
+
+/// `tpacket_block_desc` with its `tpacket_hdr_v1`: no frame starts before its end.
+const BLOCK_HDR: usize = 48;
+
+impl Block<'_> {
+    /// The next frame: its bytes and what the kernel said about it; None past the last,
+    /// or at a frame that would not lie inside the block. The bytes are the block's: they
+    /// are borrowed until the next call.
+    pub fn next_frame(&mut self) -> Option<(&[u8], Received)> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let at = self.off;
+        if at < BLOCK_HDR || at + TPACKET3_HDRLEN + 12 > RING_BLOCK {
+            self.left = 0;
+            return None;
+        }
+        // SAFETY: inside the block (checked above), which the kernel does not write while
+        // it is handed over; unaligned reads of plain integers.
+        let (next, sec, nsec, snaplen, len, mac, pkttype) = unsafe {
+            let u32_at = |o: usize| std::ptr::read_unaligned(self.base.add(at + o) as *const u32);
+            // tpacket3_hdr: next_offset @0, sec @4, nsec @8, snaplen @12, len @16, mac @24;
+            // its sockaddr_ll follows, whose pkttype is @10.
+            (
+                u32_at(0),
+                u32_at(4),
+                u32_at(8),
+                u32_at(12) as usize,
+                u32_at(16),
+                std::ptr::read_unaligned(self.base.add(at + 24) as *const u16) as usize,
+                *self.base.add(at + TPACKET3_HDRLEN + 10),
+            )
         };
-        (&self.bufs[i][..len], got)
+        let start = at + mac;
+        if mac < TPACKET3_HDRLEN || start + snaplen > RING_BLOCK {
+            self.left = 0;
+            return None;
+        }
+        self.off = if next == 0 { RING_BLOCK } else { at + next as usize };
+        // SAFETY: as above; the slice ends before the next call (the borrow of `self`).
+        let frame = unsafe { std::slice::from_raw_parts(self.base.add(start), snaplen) };
+        let got = Received {
+            outgoing: pkttype == PACKET_OUTGOING,
+            ts_real_ns: Some(sec as u64 * 1_000_000_000 + nsec as u64),
+            frame_len: len as usize,
+        };
+        Some((frame, got))
+    }
+}
+
+impl Drop for Block<'_> {
+    fn drop(&mut self) {
+        // Everything read from the block happens before the kernel may write it again.
+        self.status.store(TP_STATUS_KERNEL, Ordering::Release);
     }
 }
 
@@ -127,20 +229,8 @@ impl PacketSocket {
         // SAFETY: we own the new fd.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let loopback = std::fs::read_to_string(format!("/sys/class/net/{iface}/type")).is_ok_and(|t| t.trim() == "772");
-        let s = PacketSocket { fd, name: iface.to_owned(), ifindex, loopback };
-        // Room for bursts: 16 MiB (FORCE works as root, above rmem_max).
-        let size: libc::c_int = 16 << 20;
-        // Each frame's own arrival time: frames read in one batch must not share the read's.
-        // Each frame's length before the snap length cut it: a BIG TCP super-packet's IP
-        // header says 0, and only this length gives its payload's.
-        let on: libc::c_int = 1;
-        // SAFETY: valid option pointers and lengths.
-        unsafe {
-            libc::setsockopt(s.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size as *const _ as *const libc::c_void, 4);
-            libc::setsockopt(s.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &on as *const _ as *const libc::c_void, 4);
-            libc::setsockopt(s.fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_AUXDATA, &on as *const _ as *const libc::c_void, 4);
-        }
-        Ok(s)
+        let ring = Ring::map(&fd)?;
+        Ok(PacketSocket { fd, name: iface.to_owned(), ifindex, loopback, ring })
     }
 
     pub fn bind(&self) -> Result<(), PacketError> {
@@ -159,32 +249,42 @@ impl PacketSocket {
         Ok(())
     }
 
-    /// As many frames as wait, up to the batch's size, in one recvmmsg(2); returns how many
-    /// (0 when nothing is waiting). Read them with `RecvBatch::frame`.
-    pub fn recv_batch(&self, batch: &mut RecvBatch) -> io::Result<usize> {
-        let n = batch.bufs.len();
-        for i in 0..n {
-            batch.iovs[i] = libc::iovec { iov_base: batch.bufs[i].as_mut_ptr() as *mut libc::c_void, iov_len: FRAME_MAX };
-            // SAFETY: an all-zero msghdr is valid; the pointers set below point into the
-            // batch, which outlives the call.
-            let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-            msg.msg_name = &mut batch.names[i] as *mut _ as *mut libc::c_void;
-            msg.msg_namelen = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-            msg.msg_iov = &mut batch.iovs[i];
-            msg.msg_iovlen = 1;
-            msg.msg_control = batch.controls[i].as_mut_ptr() as *mut libc::c_void;
-            msg.msg_controllen = std::mem::size_of::<[u64; 12]>();
-            batch.hdrs[i] = libc::mmsghdr { msg_hdr: msg, msg_len: 0 };
+    /// The next block of frames the kernel handed over, from block `*cursor` on (which
+    /// then moves past it); None when the kernel still holds it. Blocks come in order.
+    pub fn next_block(&self, cursor: &mut usize) -> Option<Block<'_>> {
+        let i = *cursor % RING_BLOCKS;
+        // SAFETY: block `i` lies inside the mapping, which lives as long as `self`.
+        let base = unsafe { self.ring.base.add(i * RING_BLOCK) } as *const u8;
+        // tpacket_block_desc: version @0, offset_to_priv @4, then tpacket_hdr_v1:
+        // block_status @8, num_pkts @12, offset_to_first_pkt @16 (aligned: a page start).
+        // SAFETY: an aligned u32 of the shared mapping, only ever accessed atomically here.
+        let status = unsafe { &*(base.add(8) as *const AtomicU32) };
+        if status.load(Ordering::Acquire) & TP_STATUS_USER == 0 {
+            return None;
         }
-        // SAFETY: `n` valid mmsghdrs whose buffers live in `batch`; no timeout.
-        let got = unsafe {
-            libc::recvmmsg(self.fd.as_raw_fd(), batch.hdrs.as_mut_ptr(), n as u32, libc::MSG_DONTWAIT, std::ptr::null_mut())
+        // SAFETY: the kernel wrote the block's header before handing it over (the
+        // acquire above), and does not write the block again until `Block` gives it back.
+        let (left, off) = unsafe { (*(base.add(12) as *const u32), *(base.add(16) as *const u32) as usize) };
+        *cursor = (i + 1) % RING_BLOCKS;
+        Some(Block { base, status, left, off })
+    }
+
+    /// The error the socket holds, cleared (SO_ERROR): ENETDOWN when its interface went
+    /// down.
+    pub fn take_error(&self) -> Option<io::Error> {
+        let mut err: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: valid option buffer and length.
+        let r = unsafe {
+            libc::getsockopt(self.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut _ as *mut libc::c_void, &mut len)
         };
-        if got < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::WouldBlock { Ok(0) } else { Err(e) };
+        if r < 0 {
+            Some(io::Error::last_os_error())
+        } else if err != 0 {
+            Some(io::Error::from_raw_os_error(err))
+        } else {
+            None
         }
-        Ok(got as usize)
     }
 
     /// What became of the interface (asked after the socket reported it down): a socket
@@ -250,28 +350,43 @@ impl AsRawFd for PacketSocket {
     }
 }
 
-/// The SCM_TIMESTAMPNS and PACKET_AUXDATA control messages of a received frame: its
-/// timestamp and its length before the filter cut it.
-fn control(msg: &libc::msghdr) -> (Option<u64>, Option<u32>) {
-    let (mut ts_ns, mut frame_len) = (None, None);
-    // SAFETY: the CMSG macros walk the control buffer the kernel filled, within
-    // msg_controllen; the payloads are read unaligned.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(msg);
-        while !c.is_null() {
-            match ((*c).cmsg_level, (*c).cmsg_type) {
-                (libc::SOL_SOCKET, libc::SCM_TIMESTAMPNS) => {
-                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
-                    ts_ns = Some(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64);
-                }
-                (libc::SOL_PACKET, libc::PACKET_AUXDATA) => {
-                    let aux: libc::tpacket_auxdata = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::tpacket_auxdata);
-                    frame_len = Some(aux.tp_len);
-                }
-                _ => {}
-            }
-            c = libc::CMSG_NXTHDR(msg, c);
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes a tpacket3_hdr at `at` with its frame `bytes` at `at + mac`.
+    fn put_frame(block: &mut [u8], at: usize, next: u32, mac: u16, bytes: &[u8], pkttype: u8) {
+        let put = |b: &mut [u8], o: usize, v: &[u8]| b[at + o..at + o + v.len()].copy_from_slice(v);
+        put(block, 0, &next.to_ne_bytes());
+        put(block, 4, &7u32.to_ne_bytes());
+        put(block, 8, &5u32.to_ne_bytes());
+        put(block, 12, &(bytes.len() as u32).to_ne_bytes());
+        put(block, 16, &(bytes.len() as u32 + 100).to_ne_bytes());
+        put(block, 24, &mac.to_ne_bytes());
+        put(block, TPACKET3_HDRLEN + 10, &[pkttype]);
+        put(block, mac as usize, bytes);
     }
-    (ts_ns, frame_len)
+
+    #[test]
+    fn block_frames_are_read_in_order_and_one_outside_the_block_ends_it() {
+        let mut words = vec![0u64; RING_BLOCK / 8];
+        // SAFETY: the vector's own bytes, as many as it holds.
+        let block = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, RING_BLOCK) };
+        put_frame(block, 64, 128, 80, b"first", 0);
+        put_frame(block, 192, 256, 80, b"second", PACKET_OUTGOING);
+        // Its bytes would run past the block's end.
+        put_frame(block, 448, 0, 80, b"", 0);
+        block[448 + 12..448 + 16].copy_from_slice(&(RING_BLOCK as u32).to_ne_bytes());
+        let status = AtomicU32::new(TP_STATUS_USER);
+        let mut b = Block { base: block.as_ptr(), status: &status, left: 4, off: 64 };
+        let (f, got) = b.next_frame().unwrap();
+        assert_eq!(f, b"first");
+        assert_eq!((got.outgoing, got.ts_real_ns, got.frame_len), (false, Some(7_000_000_005), 105));
+        let (f, got) = b.next_frame().unwrap();
+        assert_eq!((f, got.outgoing), (&b"second"[..], true));
+        assert!(b.next_frame().is_none());
+        assert!(b.next_frame().is_none(), "nothing after a frame outside the block");
+        drop(b);
+        assert_eq!(status.load(Ordering::Relaxed), TP_STATUS_KERNEL, "the block is given back");
+    }
 }
