@@ -1,7 +1,8 @@
 //! Which local process owns a captured connection, from the syscall probes running in
 //! attribution-only mode (one payload-free event per connection).
-use std::{collections::HashMap, net::SocketAddr};
+use std::net::SocketAddr;
 
+use super::AddrMap;
 use crate::{events::ConnMeta, protocols::Role};
 
 #[derive(Debug, Clone, Copy)]
@@ -17,7 +18,7 @@ pub struct Owner {
 /// Keyed by (local, remote) as the owning process sees them.
 #[derive(Default)]
 pub struct Attribution {
-    owners: HashMap<(SocketAddr, SocketAddr), Owner>,
+    owners: AddrMap<(SocketAddr, SocketAddr), Owner>,
 }
 
 /// Closed connections are remembered this long, so exchanges that complete after the close

@@ -2,12 +2,9 @@
 //! ordering, retransmissions, overlaps and gaps are then the stream buffers' job, as on
 //! the syscall path. Client and server come from the SYN, or, for a connection already
 //! open at start, from the first payload that starts a request or a response.
-use std::{
-    collections::{HashMap, VecDeque},
-    net::SocketAddr,
-};
+use std::{collections::VecDeque, net::SocketAddr};
 
-use super::frame::TcpSegment;
+use super::{frame::TcpSegment, AddrMap};
 use crate::protocols::{client_by_ports, listening_ports, http1::Http1Conn, Budget, Direction, Exchange, Limits, LossWatch, Process, Role};
 
 /// A finished exchange of a flow.
@@ -110,12 +107,12 @@ pub struct FlowTable {
     /// Boxed: a flow's parser state is over 1 KiB, and the table, sized for its busiest
     /// moment (thousands of short connections within the reorder window), would hold that
     /// much per bucket, empty or not (10 MiB of 8,192 buckets with `Connection: close`).
-    flows: HashMap<FlowKey, Box<Flow>>,
+    flows: AddrMap<FlowKey, Box<Flow>>,
     /// Flows ended before the reorder window passed, because every byte of both
     /// directions up to their FINs was in (`complete`): when each ended. A segment of one
     /// within the window is a late copy of what was had (a retransmission), not a new
     /// connection picked up mid-way; a new SYN on the ports starts one.
-    ended: HashMap<FlowKey, u64>,
+    ended: AddrMap<FlowKey, u64>,
     /// `ended` in the order they ended, to expire them.
     ended_order: VecDeque<(u64, FlowKey)>,
     drained: Vec<Exchange>,
@@ -145,8 +142,8 @@ impl FlowTable {
     pub fn new(cfg: FlowConfig) -> Self {
         FlowTable {
             cfg,
-            flows: HashMap::new(),
-            ended: HashMap::new(),
+            flows: AddrMap::default(),
+            ended: AddrMap::default(),
             ended_order: VecDeque::new(),
             drained: Vec::new(),
             budget: Budget::default(),

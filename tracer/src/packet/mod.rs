@@ -5,3 +5,8 @@ pub mod flows;
 pub mod frame;
 pub mod path;
 pub mod socket;
+
+/// The packet path's tables are keyed by addresses and ports that any host on the wire
+/// chooses: hashed with a per-process random seed (foldhash, as hashbrown's own default),
+/// which keeps crafted collisions out at a fraction of SipHash's cost.
+pub type AddrMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
