@@ -335,7 +335,13 @@ impl App {
         self.forget_oldest();
         let seq = self.next_seq;
         match self.entries.reuse_oldest() {
-            Some(old) => old.refill(seq, r, &self.clock),
+            Some(old) => {
+                old.refill(seq, r, &self.clock);
+                // The next to be refilled.
+                if let Some(next) = self.entries.front() {
+                    next.prefetch();
+                }
+            }
             None => self.entries.push(Entry::new(seq, r, &self.clock)),
         }
         self.added();

