@@ -414,7 +414,7 @@ fn event_loop(
                 (Some(path), Some(sock)) => {
                     // Packets carry the exchanges; the syscall events read after them name
                     // the processes of the exchanges they finished.
-                    backlog = path.poll(sock, now);
+                    backlog = path.poll(sock);
                     notes.append(&mut path.read_errors);
                     if stopping {
                         path.flush(sock, now);

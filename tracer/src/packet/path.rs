@@ -105,20 +105,18 @@ impl PacketPath {
         }
     }
 
-    /// Reads what the socket holds (up to a batch); true when the batch was full (more
-    /// may wait). Finished exchanges wait in a queue for `emit_ready`: the syscall events
+    /// Reads the ring blocks the kernel handed over, up to BATCH_BLOCKS; true when that
+    /// many were read (more may wait). Finished exchanges wait in a queue for `emit_ready`: the syscall events
     /// that name their processes are read in between.
-    pub fn poll(&mut self, sock: &PacketSocket, now_ns: u64) -> bool {
+    pub fn poll(&mut self, sock: &PacketSocket) -> bool {
         // Frames carry wall-clock times; the offset to the monotonic clock is taken afresh
         // for each read, so a step of the wall clock (NTP) does not shift every later
         // frame against the monotonic timeouts.
         self.clock = crate::output::Clock::new();
+        // What the ring holds is read all the same: frames from before the link went down.
         match sock.take_error() {
             None => {}
-            Some(e) if e.raw_os_error() == Some(libc::ENETDOWN) => {
-                self.link_down = true;
-                return false;
-            }
+            Some(e) if e.raw_os_error() == Some(libc::ENETDOWN) => self.link_down = true,
             Some(e) => {
                 // Said when it changes, not at every poll.
                 let said = format!("l7trace: warning: --iface {}: reading the capture socket: {e}", sock.name);
@@ -140,7 +138,7 @@ impl PacketPath {
                     continue;
                 }
                 // The frame's arrival, not the read's: a block holds frames from a span of time.
-                let ts = got.ts_real_ns.map_or(now_ns, |t| self.clock.monotonic(t));
+                let ts = self.clock.monotonic(got.ts_real_ns);
                 let Ok(seg) = parse_ethernet(frame, got.frame_len) else {
                     self.frame_errors += 1;
                     continue;

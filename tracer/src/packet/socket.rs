@@ -47,7 +47,7 @@ pub struct PacketSocket {
 pub struct Received {
     pub outgoing: bool,
     /// When the kernel saw the frame (CLOCK_REALTIME ns).
-    pub ts_real_ns: Option<u64>,
+    pub ts_real_ns: u64,
     /// The frame's length before the filter cut it to the snap length: a BIG TCP
     /// super-packet's IP header says 0, and only this length gives its payload's.
     pub frame_len: usize,
@@ -186,7 +186,7 @@ impl Block<'_> {
         let frame = unsafe { std::slice::from_raw_parts(self.base.add(start), snaplen) };
         let got = Received {
             outgoing: pkttype == PACKET_OUTGOING,
-            ts_real_ns: Some(sec as u64 * 1_000_000_000 + nsec as u64),
+            ts_real_ns: sec as u64 * 1_000_000_000 + nsec as u64,
             frame_len: len as usize,
         };
         Some((frame, got))
@@ -381,7 +381,7 @@ mod tests {
         let mut b = Block { base: block.as_ptr(), status: &status, left: 4, off: 64 };
         let (f, got) = b.next_frame().unwrap();
         assert_eq!(f, b"first");
-        assert_eq!((got.outgoing, got.ts_real_ns, got.frame_len), (false, Some(7_000_000_005), 105));
+        assert_eq!((got.outgoing, got.ts_real_ns, got.frame_len), (false, 7_000_000_005, 105));
         let (f, got) = b.next_frame().unwrap();
         assert_eq!((f, got.outgoing), (&b"second"[..], true));
         assert!(b.next_frame().is_none());
