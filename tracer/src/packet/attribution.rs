@@ -22,10 +22,11 @@ pub struct Attribution {
 }
 
 /// Closed connections are remembered this long, so exchanges that complete after the close
-/// (the packet path waits out the 200 ms reorder window, and reads its socket up to 10 ms
-/// late) still find their process. Ten times that: every closed connection costs an entry
-/// for this long, and with `Connection: close` at 14k connections/s (two local ends each)
-/// the 30 s kept before held 260k entries, 55 MiB of table, for exchanges long emitted.
+/// (the packet path may wait out the 200 ms reorder window, and its ring hands frames over
+/// up to 15 ms late) still find their process. Ten times that: every closed connection
+/// costs an entry for this long, and with `Connection: close` at 14k connections/s (two
+/// local ends each) the 30 s kept before held 260k entries, 55 MiB of table, for exchanges
+/// long emitted.
 const KEEP_CLOSED_NS: u64 = 2_000_000_000;
 const MAX_OWNERS: usize = 1 << 18;
 
