@@ -272,19 +272,20 @@ impl PacketSocket {
     /// The error the socket holds, cleared (SO_ERROR): ENETDOWN when its interface went
     /// down.
     pub fn take_error(&self) -> Option<io::Error> {
-        let mut err: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: valid option buffer and length.
-        let r = unsafe {
-            libc::getsockopt(self.fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_ERROR, &mut err as *mut _ as *mut libc::c_void, &mut len)
-        };
-        if r < 0 {
-            Some(io::Error::last_os_error())
-        } else if err != 0 {
-            Some(io::Error::from_raw_os_error(err))
-        } else {
-            None
+        match self.option(libc::SOL_SOCKET, libc::SO_ERROR, 0 as libc::c_int) {
+            Ok(0) => None,
+            Ok(err) => Some(io::Error::from_raw_os_error(err)),
+            Err(e) => Some(e),
         }
+    }
+
+    /// A socket option's value (getsockopt), read into a `T` that starts as `init`.
+    fn option<T>(&self, level: libc::c_int, name: libc::c_int, init: T) -> io::Result<T> {
+        let mut value = init;
+        let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+        // SAFETY: a buffer of `len` bytes we own, for the kernel to fill.
+        let r = unsafe { libc::getsockopt(self.fd.as_raw_fd(), level, name, &mut value as *mut T as *mut libc::c_void, &mut len) };
+        if r < 0 { Err(io::Error::last_os_error()) } else { Ok(value) }
     }
 
     /// What became of the interface (asked after the socket reported it down): a socket
@@ -321,20 +322,10 @@ impl PacketSocket {
         }
     }
 
-    /// Packets the kernel dropped on this socket since the last call (PACKET_STATISTICS).
+    /// Packets the kernel dropped on this socket since the last call (PACKET_STATISTICS:
+    /// its first two counters, packets and drops, read and reset).
     pub fn drops(&self) -> u64 {
-        #[repr(C)]
-        struct TpacketStats {
-            packets: u32,
-            drops: u32,
-        }
-        let mut st = TpacketStats { packets: 0, drops: 0 };
-        let mut len = std::mem::size_of::<TpacketStats>() as libc::socklen_t;
-        // SAFETY: valid option buffer and length.
-        let r = unsafe {
-            libc::getsockopt(self.fd.as_raw_fd(), libc::SOL_PACKET, libc::PACKET_STATISTICS, &mut st as *mut _ as *mut libc::c_void, &mut len)
-        };
-        if r < 0 { 0 } else { st.drops as u64 }
+        self.option(libc::SOL_PACKET, libc::PACKET_STATISTICS, [0u32; 2]).map_or(0, |[_, drops]| drops as u64)
     }
 }
 
