@@ -9,7 +9,7 @@
 //! `cargo bench -p tracer --bench pipeline` runs criterion. With `L7TRACE_BENCH_FIXED=SECS`
 //! it instead runs each case for about SECS seconds and prints one `pipeline-fixed: {json}`
 //! line per case (what `cargo xtask bench` reads). `L7TRACE_BENCH_ONLY=NAME` runs one
-//! workload (`keepalive`, `close` or `open16k`).
+//! workload (`keepalive`, `close`, `open16k` or `binary`).
 use std::hint::black_box;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -38,7 +38,9 @@ fn request(i: usize) -> Vec<u8> {
         .into_bytes()
 }
 
-fn response() -> Vec<u8> {
+/// `binary`: a body that is not UTF-8 (compressed, an image), which the JSON line carries
+/// in base64; else lower-case letters, as the nginx of `cargo xtask bench` serves.
+fn response(binary: bool) -> Vec<u8> {
     let mut r = format!(
         "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 22 Nov 2026 10:15:02 GMT\r\n\
          Content-Type: application/octet-stream\r\nContent-Length: {BODY}\r\n\
@@ -46,7 +48,12 @@ fn response() -> Vec<u8> {
          ETag: \"6541f2a8-400\"\r\nAccept-Ranges: bytes\r\n\r\n"
     )
     .into_bytes();
-    r.extend((0..BODY).map(|i| b'a' + (i % 26) as u8));
+    if binary {
+        // 0xff is never part of UTF-8.
+        r.extend((0..BODY).map(|i| if i % 64 == 0 { 0xff } else { (i * 151 % 256) as u8 }));
+    } else {
+        r.extend((0..BODY).map(|i| b'a' + (i % 26) as u8));
+    }
     r
 }
 
@@ -124,8 +131,8 @@ fn addr(ip: Ipv4Addr) -> [u8; 16] {
 /// interleaved round-robin, `window` connections open at a time: each batch of `window`
 /// connections does its exchanges, then closes, and the next batch opens (wrk's `-c`
 /// connections; with `Connection: close` each is replaced as soon as it closes).
-fn workload(name: &'static str, conns: usize, per_conn: usize, window: usize) -> Workload {
-    let resp = response();
+fn workload(name: &'static str, conns: usize, per_conn: usize, window: usize, binary: bool) -> Workload {
+    let resp = response(binary);
     let mut records = Vec::new();
     let mut ts = 1_000_000_000u64;
     for first in (0..conns).step_by(window) {
@@ -154,12 +161,14 @@ fn workloads() -> Vec<Workload> {
 fn all_workloads() -> Vec<Workload> {
     vec![
         // Keep-alive: 256 connections, 64 exchanges each.
-        workload("keepalive", 256, 64, 256),
+        workload("keepalive", 256, 64, 256, false),
         // Connection: close: one exchange per connection, 64 open at a time (wrk -c64).
-        workload("close", 16_384, 1, 64),
+        workload("close", 16_384, 1, 64, false),
         // The worst case for memory: 16,384 connections open at once, one exchange each,
         // then every close.
-        workload("open16k", 16_384, 1, 16_384),
+        workload("open16k", 16_384, 1, 16_384, false),
+        // Keep-alive as above, the bodies not UTF-8: base64 in the JSON line.
+        workload("binary", 256, 64, 256, true),
     ]
 }
 

@@ -2,8 +2,6 @@
 use std::io::{self, Write};
 use std::mem::MaybeUninit;
 
-use base64::Engine as _;
-
 use super::{fraction, to_the_second, Clock, Flow, Sink};
 use crate::{
     pipeline::{comm_str, Record},
@@ -133,10 +131,7 @@ fn message(out: &mut Vec<u8>, m: &Message) {
     let base64 = !quoted(out, text, false);
     if base64 {
         out.push(b'"');
-        let at = out.len();
-        out.resize(at + m.body.len().div_ceil(3) * 4, 0);
-        let n = base64::engine::general_purpose::STANDARD.encode_slice(&m.body, &mut out[at..]).unwrap_or(0);
-        out.truncate(at + n);
+        super::base64::encode_into(out, &m.body);
         out.push(b'"');
     }
     out.extend_from_slice(b",\"body_truncated\":");

@@ -1,4 +1,5 @@
 //! Sinks for records.
+mod base64;
 pub mod json;
 pub mod tui;
 
