@@ -1,5 +1,6 @@
 //! Response framing: chunked with trailers, HEAD, 204 and 304 (no body whatever the
-//! headers say), each followed by a request on the same connection that must still parse.
+//! headers say), each followed by a request on the same connection that must still parse;
+//! and bodies that are not UTF-8, carried in base64.
 
 mod common;
 
@@ -21,8 +22,16 @@ fn handler(req: &Request) -> Reply {
         (_, "/304") => {
             Reply::raw("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nContent-Length: 1234\r\n\r\n")
         }
+        (_, "/binary") => {
+            Reply::with_status(200, "OK", &[("Content-Type", "application/octet-stream")], binary(3001, 7))
+        }
         _ => common::server::default_reply(req),
     }
+}
+
+/// `len` bytes that are not UTF-8 (0xff never is), every byte value among them.
+fn binary(len: usize, step: usize) -> Vec<u8> {
+    (0..len).map(|i| if i % 97 == 0 { 0xff } else { (i * step % 256) as u8 }).collect()
 }
 
 /// Runs `exchanges` (method, target) on one connection and checks their order; returns
@@ -215,5 +224,47 @@ fn no_content_and_not_modified_have_no_body() {
             recs[1]
         );
         assert_after(recs[2]);
+    }
+}
+
+/// A binary upload and a binary answer: each body is reported whole (under `--max-body`)
+/// in base64, byte for byte, on both roles. Their lengths leave a tail after the encoder's
+/// 12-byte steps (1,501 and 3,001 bytes: one and two bytes of padding).
+#[test]
+fn binary_bodies_are_base64_byte_for_byte() {
+    use base64::Engine as _;
+    let server = HttpServer::start("127.0.0.1:0", handler);
+    let trace = Trace::on_port(server.port(), &[]);
+    let since = trace.started_at;
+    let upload = binary(1501, 13);
+    let mut client = RawClient::connect(server.addr);
+    let mut req = format!(
+        "POST /binary HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+        server.authority(),
+        upload.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&upload);
+    client.send(&req);
+    let resp = client.read_response(false);
+    assert_eq!(resp.body, binary(3001, 7), "the server's answer");
+    drop(client);
+    let records = trace.stop();
+    assert_eq!(server.served()[0].request.body, upload, "the server read the upload");
+    let decode = |rec: &Value, at: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(str_at(rec, &format!("{at}/body")))
+            .unwrap_or_else(|e| panic!("{at}/body is not base64 ({e}) in {rec}"))
+    };
+    for role in ["client", "server"] {
+        let recs = by_role(&records, role);
+        assert_eq!(recs.len(), 1, "{role} records:\n{}", dump(&records));
+        let rec = recs[0];
+        assert_complete_exchange(rec, since);
+        for (at, body) in [("/request", &upload), ("/response", &binary(3001, 7))] {
+            assert_eq!(str_at(rec, &format!("{at}/body_encoding")), "base64", "{at} in {rec}");
+            assert_eq!(u64_at(rec, &format!("{at}/body_size")), body.len() as u64, "{at} in {rec}");
+            assert_eq!(&decode(rec, at), body, "{role} {at} body, byte for byte");
+        }
     }
 }
