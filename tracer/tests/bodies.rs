@@ -229,14 +229,14 @@ fn no_content_and_not_modified_have_no_body() {
 
 /// A binary upload and a binary answer: each body is reported whole (under `--max-body`)
 /// in base64, byte for byte, on both roles. Their lengths leave a tail after the encoder's
-/// 12-byte steps (1,501 and 3,001 bytes: one and two bytes of padding).
+/// 12-byte steps (1,502 and 3,001 bytes: one and two bytes of padding).
 #[test]
 fn binary_bodies_are_base64_byte_for_byte() {
     use base64::Engine as _;
     let server = HttpServer::start("127.0.0.1:0", handler);
     let trace = Trace::on_port(server.port(), &[]);
     let since = trace.started_at;
-    let upload = binary(1501, 13);
+    let upload = binary(1502, 13);
     let mut client = RawClient::connect(server.addr);
     let mut req = format!(
         "POST /binary HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
