@@ -236,7 +236,7 @@ fn binary_bodies_are_base64_byte_for_byte() {
     let server = HttpServer::start("127.0.0.1:0", handler);
     let trace = Trace::on_port(server.port(), &[]);
     let since = trace.started_at;
-    let upload = binary(1502, 13);
+    let (upload, answer) = (binary(1502, 13), binary(3001, 7));
     let mut client = RawClient::connect(server.addr);
     let mut req = format!(
         "POST /binary HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
@@ -247,7 +247,7 @@ fn binary_bodies_are_base64_byte_for_byte() {
     req.extend_from_slice(&upload);
     client.send(&req);
     let resp = client.read_response(false);
-    assert_eq!(resp.body, binary(3001, 7), "the server's answer");
+    assert_eq!(resp.body, answer, "the server's answer");
     drop(client);
     let records = trace.stop();
     assert_eq!(server.served()[0].request.body, upload, "the server read the upload");
@@ -261,7 +261,7 @@ fn binary_bodies_are_base64_byte_for_byte() {
         assert_eq!(recs.len(), 1, "{role} records:\n{}", dump(&records));
         let rec = recs[0];
         assert_complete_exchange(rec, since);
-        for (at, body) in [("/request", &upload), ("/response", &binary(3001, 7))] {
+        for (at, body) in [("/request", &upload), ("/response", &answer)] {
             assert_eq!(str_at(rec, &format!("{at}/body_encoding")), "base64", "{at} in {rec}");
             assert_eq!(u64_at(rec, &format!("{at}/body_size")), body.len() as u64, "{at} in {rec}");
             assert_eq!(&decode(rec, at), body, "{role} {at} body, byte for byte");

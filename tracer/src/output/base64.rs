@@ -13,14 +13,19 @@ pub fn encode_into(out: &mut Vec<u8>, src: &[u8]) {
     let start = out.len();
     out.resize(start + src.len().div_ceil(3) * 4, 0);
     let dst = &mut out[start..];
-    #[allow(unused_mut)]
-    let mut done = 0;
+    let done = vector_steps(src, dst);
+    three_at_a_time(&src[done..], &mut dst[done / 3 * 4..]);
+}
+
+/// The bytes of `src` encoded by vector steps where the CPU has them; 0 elsewhere.
+fn vector_steps(src: &[u8], dst: &mut [u8]) -> usize {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("ssse3") {
         // SAFETY: the CPU has SSSE3, just checked.
-        done = unsafe { twelve_at_a_time(src, dst) };
+        return unsafe { twelve_at_a_time(src, dst) };
     }
-    three_at_a_time(&src[done..], &mut dst[done / 3 * 4..]);
+    let _ = (src, dst);
+    0
 }
 
 /// Encodes `src` while 16 bytes of it can be loaded, twelve bytes at a time (a multiple of

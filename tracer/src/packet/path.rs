@@ -106,8 +106,8 @@ impl PacketPath {
     }
 
     /// Reads the ring blocks the kernel handed over, up to BATCH_BLOCKS; true when that
-    /// many were read (more may wait). Finished exchanges wait in a queue for `emit_ready`: the syscall events
-    /// that name their processes are read in between.
+    /// many were read (more may wait). Finished exchanges wait in a queue for
+    /// `emit_ready`: the syscall events that name their processes are read in between.
     pub fn poll(&mut self, sock: &PacketSocket) -> bool {
         // Frames carry wall-clock times; the offset to the monotonic clock is taken afresh
         // for each read, so a step of the wall clock (NTP) does not shift every later
